@@ -1,0 +1,33 @@
+// Elementwise MLP activations, in fp32:
+//   SiluMul:     out = silu(gate) · up        (SwiGLU MLP of bamba/granite)
+//   ReluSquared: out = max(x, 0)²             (relu² MLP of nemotron_h)
+#pragma once
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+
+namespace tessera {
+
+struct SiluMulParams {
+  int64_t rows = 0;
+  int64_t width = 0;
+  const float* gate = nullptr;  // (rows, width), row stride gate_stride
+  int64_t gate_stride = 0;      // 0 means width
+  const float* up = nullptr;    // (rows, width), row stride up_stride
+  int64_t up_stride = 0;        // 0 means width
+  float* out = nullptr;         // (rows, width) contiguous; may alias gate or up when contiguous
+};
+
+struct ReluSquaredParams {
+  int64_t count = 0;
+  const float* x = nullptr;  // (count)
+  float* out = nullptr;      // (count); may alias x
+};
+
+namespace cpu {
+absl::Status SiluMul(const SiluMulParams& p);
+absl::Status ReluSquared(const ReluSquaredParams& p);
+}  // namespace cpu
+
+}  // namespace tessera

@@ -1,0 +1,54 @@
+// Attention forward with GQA and a causal mask by global position, returning
+// the log-sum-exp of each row as well as the output, so that partial results
+// over disjoint key sets merge exactly (ring prefill, split-KV decode):
+//   lse = log(exp(lse_1) + exp(lse_2))
+//   o   = exp(lse_1 - lse) · o_1 + exp(lse_2 - lse) · o_2
+//
+// Query row i (global position q_position0 + i) sees key j (global position
+// kv_position0 + j) iff causal is false or kv_position0 + j <= q_position0 + i.
+// Query head h reads KV head h / (num_q_heads / num_kv_heads).
+// A row that sees no key gets out = 0 and lse = -inf (merges as "nothing").
+#pragma once
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+
+namespace tessera {
+
+struct AttentionParams {
+  int64_t q_len = 0;         // Lq
+  int64_t kv_len = 0;        // Lk (may be 0)
+  int64_t num_q_heads = 0;   // Hq
+  int64_t num_kv_heads = 0;  // Hkv, divides Hq
+  int64_t head_dim = 0;      // D
+  const float* q = nullptr;  // (Lq, Hq, D), token stride q_stride
+  int64_t q_stride = 0;      // 0 means Hq·D
+  const float* k = nullptr;  // (Lk, Hkv, D), token stride k_stride
+  int64_t k_stride = 0;      // 0 means Hkv·D
+  const float* v = nullptr;  // (Lk, Hkv, D), token stride v_stride
+  int64_t v_stride = 0;      // 0 means Hkv·D
+  int64_t q_position0 = 0;
+  int64_t kv_position0 = 0;
+  bool causal = true;
+  float scale = 0.0f;        // softmax scale, usually 1/sqrt(D)
+  float* out = nullptr;      // (Lq, Hq, D) contiguous
+  float* lse = nullptr;      // (Lq, Hq) natural log, or null
+};
+
+// Merges a partial result into an accumulator, in place, by the rule above.
+struct AttentionMergeParams {
+  int64_t rows = 0;      // Lq·Hq
+  int64_t head_dim = 0;  // D
+  float* out = nullptr;         // (rows, D) accumulator, in/out
+  float* lse = nullptr;         // (rows) accumulator, in/out
+  const float* part_out = nullptr;  // (rows, D)
+  const float* part_lse = nullptr;  // (rows)
+};
+
+namespace cpu {
+absl::Status Attention(const AttentionParams& p);
+absl::Status AttentionMerge(const AttentionMergeParams& p);
+}  // namespace cpu
+
+}  // namespace tessera

@@ -1,0 +1,33 @@
+// Causal depthwise conv1d + SiLU of the Mamba-2 mixer, with carried state.
+//
+// out[t, c] = silu(bias[c] + Σ_{k<K} weight[c, k] · xpad[t + k, c]) where xpad is
+// the K-1 rows of state_in (oldest first) followed by the L rows of x. The same
+// op serves prefill (L tokens), the one-token decode update (L = 1) and the
+// context-parallel conv halo (state_in = the left neighbour's last K-1 rows).
+// state_out receives the last K-1 rows of xpad: the state for what comes next.
+#pragma once
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+
+namespace tessera {
+
+struct CausalConv1dParams {
+  int64_t seq_len = 0;       // L (may be 0: then only the state moves)
+  int64_t channels = 0;      // C = d_inner + 2·G·N
+  int64_t kernel_width = 0;  // K >= 1
+  const float* x = nullptr;  // (L, C), row stride x_stride
+  int64_t x_stride = 0;      // 0 means channels
+  const float* weight = nullptr;    // (C, K): Hugging Face conv1d.weight [C, 1, K]
+  const float* bias = nullptr;      // (C) or null
+  const float* state_in = nullptr;  // (K-1, C) oldest row first, or null for zeros
+  float* out = nullptr;             // (L, C) contiguous, SiLU applied
+  float* state_out = nullptr;       // (K-1, C) or null; may alias state_in
+};
+
+namespace cpu {
+absl::Status CausalConv1d(const CausalConv1dParams& p);
+}  // namespace cpu
+
+}  // namespace tessera

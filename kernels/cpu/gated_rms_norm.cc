@@ -1,0 +1,65 @@
+// Gated RMSNorm of the Mamba-2 mixer, in the order transformers computes it:
+// g = y · silu(z), then weight · (g · rsqrt(mean_group(g²) + eps)). Each row's
+// g is formed in scratch before the row is written, so out may alias y.
+#include "kernels/gated_rms_norm.h"
+
+#include <cmath>
+#include <vector>
+
+#include "common/status_macros.h"
+#include "kernels/cpu/kernel_util.h"
+
+namespace tessera::cpu {
+namespace {
+
+absl::Status ValidateGatedRmsNorm(const GatedRmsNormParams& p) {
+  constexpr absl::string_view kOp = "GatedRmsNorm";
+  RETURN_IF_ERROR(CheckNonNegative(kOp, "rows", p.rows));
+  RETURN_IF_ERROR(CheckPositive(kOp, "width", p.width));
+  RETURN_IF_ERROR(CheckPositive(kOp, "group_size", p.group_size));
+  RETURN_IF_ERROR(CheckDivides(kOp, "group_size", p.group_size, "width", p.width));
+  RETURN_IF_ERROR(CheckRowStride(kOp, "y_stride", p.y_stride, p.width));
+  RETURN_IF_ERROR(CheckRowStride(kOp, "z_stride", p.z_stride, p.width));
+  if (!(p.eps >= 0.0f) || std::isinf(p.eps)) {
+    return ParamError(kOp, absl::StrCat("eps must be finite and >= 0. Given: ", p.eps));
+  }
+  if (p.rows == 0) return absl::OkStatus();
+  RETURN_IF_ERROR(CheckNotNull(kOp, "y", p.y));
+  RETURN_IF_ERROR(CheckNotNull(kOp, "z", p.z));
+  RETURN_IF_ERROR(CheckNotNull(kOp, "weight", p.weight));
+  RETURN_IF_ERROR(CheckNotNull(kOp, "out", p.out));
+  if (p.out == p.y && StrideOr(p.y_stride, p.width) != p.width) {
+    return ParamError(kOp, "out may alias y only when y_stride == width");
+  }
+  return absl::OkStatus();
+}
+
+// Normalizes one group of `size` gated values in place, then applies weight.
+void NormalizeGroup(float* gated, const float* weight, int64_t size, float eps) {
+  float sum_squares = 0.0f;
+  for (int64_t c = 0; c < size; ++c) sum_squares += gated[c] * gated[c];
+  const float inv_rms = 1.0f / std::sqrt(sum_squares / static_cast<float>(size) + eps);
+  for (int64_t c = 0; c < size; ++c) gated[c] = weight[c] * (gated[c] * inv_rms);
+}
+
+}  // namespace
+
+absl::Status GatedRmsNorm(const GatedRmsNormParams& p) {
+  RETURN_IF_ERROR(ValidateGatedRmsNorm(p));
+  const int64_t y_stride = StrideOr(p.y_stride, p.width);
+  const int64_t z_stride = StrideOr(p.z_stride, p.width);
+  std::vector<float> gated(p.width);  // (width) one row of y · silu(z)
+  for (int64_t r = 0; r < p.rows; ++r) {
+    const float* y = p.y + r * y_stride;  // (width)
+    const float* z = p.z + r * z_stride;  // (width)
+    for (int64_t c = 0; c < p.width; ++c) gated[c] = y[c] * Silu(z[c]);
+    for (int64_t g0 = 0; g0 < p.width; g0 += p.group_size) {
+      NormalizeGroup(gated.data() + g0, p.weight + g0, p.group_size, p.eps);
+    }
+    float* out = p.out + r * p.width;  // (width)
+    for (int64_t c = 0; c < p.width; ++c) out[c] = gated[c];
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tessera::cpu

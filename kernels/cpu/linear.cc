@@ -1,0 +1,62 @@
+// y = x · Wᵀ (+ bias) through one cblas_sgemm: W is (out, in) row-major as the
+// checkpoint stores it, which is exactly BLAS's "B transposed". The bias is laid
+// into y first so that a single GEMM with beta = 1 finishes the job.
+#include "kernels/linear.h"
+
+#include <cblas.h>
+
+#include "common/status_macros.h"
+#include "kernels/cpu/kernel_util.h"
+
+namespace tessera::cpu {
+namespace {
+
+absl::Status ValidateLinear(const LinearParams& p) {
+  constexpr absl::string_view kOp = "Linear";
+  RETURN_IF_ERROR(CheckNonNegative(kOp, "rows", p.rows));
+  RETURN_IF_ERROR(CheckPositive(kOp, "in_features", p.in_features));
+  RETURN_IF_ERROR(CheckPositive(kOp, "out_features", p.out_features));
+  RETURN_IF_ERROR(CheckRowStride(kOp, "x_stride", p.x_stride, p.in_features));
+  RETURN_IF_ERROR(CheckRowStride(kOp, "y_stride", p.y_stride, p.out_features));
+  RETURN_IF_ERROR(CheckFitsBlasInt(kOp, "rows", p.rows));
+  RETURN_IF_ERROR(CheckFitsBlasInt(kOp, "in_features", p.in_features));
+  RETURN_IF_ERROR(CheckFitsBlasInt(kOp, "out_features", p.out_features));
+  RETURN_IF_ERROR(CheckFitsBlasInt(kOp, "x_stride", p.x_stride));
+  RETURN_IF_ERROR(CheckFitsBlasInt(kOp, "y_stride", p.y_stride));
+  if (p.rows == 0) return absl::OkStatus();
+  RETURN_IF_ERROR(CheckNotNull(kOp, "x", p.x));
+  RETURN_IF_ERROR(CheckNotNull(kOp, "weight", p.weight));
+  RETURN_IF_ERROR(CheckNotNull(kOp, "y", p.y));
+  return absl::OkStatus();
+}
+
+// y = bias (or y += bias when accumulating), row by row.
+void LayBias(const LinearParams& p, int64_t y_stride) {
+  for (int64_t r = 0; r < p.rows; ++r) {
+    float* y = p.y + r * y_stride;  // (out_features)
+    for (int64_t n = 0; n < p.out_features; ++n) {
+      y[n] = p.accumulate ? y[n] + p.bias[n] : p.bias[n];
+    }
+  }
+}
+
+}  // namespace
+
+absl::Status Linear(const LinearParams& p) {
+  RETURN_IF_ERROR(ValidateLinear(p));
+  if (p.rows == 0) return absl::OkStatus();
+  const int64_t x_stride = StrideOr(p.x_stride, p.in_features);
+  const int64_t y_stride = StrideOr(p.y_stride, p.out_features);
+  float beta = p.accumulate ? 1.0f : 0.0f;
+  if (p.bias != nullptr) {
+    LayBias(p, y_stride);
+    beta = 1.0f;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(p.rows),
+              static_cast<int>(p.out_features), static_cast<int>(p.in_features), 1.0f, p.x,
+              static_cast<int>(x_stride), p.weight, static_cast<int>(p.in_features), beta, p.y,
+              static_cast<int>(y_stride));
+  return absl::OkStatus();
+}
+
+}  // namespace tessera::cpu

@@ -1,0 +1,47 @@
+// RMSNorm in fp32, in the order Hugging Face computes it:
+// weight · (x · rsqrt(mean(x²) + eps)). One row at a time, so out may alias x.
+#include "kernels/rms_norm.h"
+
+#include <cmath>
+
+#include "common/status_macros.h"
+#include "kernels/cpu/kernel_util.h"
+
+namespace tessera::cpu {
+namespace {
+
+absl::Status ValidateRmsNorm(const RmsNormParams& p) {
+  constexpr absl::string_view kOp = "RmsNorm";
+  RETURN_IF_ERROR(CheckNonNegative(kOp, "rows", p.rows));
+  RETURN_IF_ERROR(CheckPositive(kOp, "width", p.width));
+  RETURN_IF_ERROR(CheckRowStride(kOp, "x_stride", p.x_stride, p.width));
+  if (!(p.eps >= 0.0f) || std::isinf(p.eps)) {
+    return ParamError(kOp, absl::StrCat("eps must be finite and >= 0. Given: ", p.eps));
+  }
+  if (p.rows == 0) return absl::OkStatus();
+  RETURN_IF_ERROR(CheckNotNull(kOp, "x", p.x));
+  RETURN_IF_ERROR(CheckNotNull(kOp, "weight", p.weight));
+  RETURN_IF_ERROR(CheckNotNull(kOp, "out", p.out));
+  if (p.out == p.x && StrideOr(p.x_stride, p.width) != p.width) {
+    return ParamError(kOp, "out may alias x only when x_stride == width");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status RmsNorm(const RmsNormParams& p) {
+  RETURN_IF_ERROR(ValidateRmsNorm(p));
+  const int64_t x_stride = StrideOr(p.x_stride, p.width);
+  for (int64_t r = 0; r < p.rows; ++r) {
+    const float* x = p.x + r * x_stride;  // (width)
+    float* out = p.out + r * p.width;     // (width)
+    float sum_squares = 0.0f;
+    for (int64_t c = 0; c < p.width; ++c) sum_squares += x[c] * x[c];
+    const float inv_rms = 1.0f / std::sqrt(sum_squares / static_cast<float>(p.width) + p.eps);
+    for (int64_t c = 0; c < p.width; ++c) out[c] = p.weight[c] * (x[c] * inv_rms);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tessera::cpu

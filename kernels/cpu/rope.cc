@@ -1,0 +1,72 @@
+// Rotary embedding in the rotate-half layout. The phase is formed in fp32 the
+// way transformers forms it (fp32 inv_freq times fp32 position), so long
+// positions round exactly as the Hugging Face reference does.
+#include "kernels/rope.h"
+
+#include <cmath>
+#include <vector>
+
+#include "common/status_macros.h"
+#include "kernels/cpu/kernel_util.h"
+
+namespace tessera::cpu {
+namespace {
+
+absl::Status ValidateRope(const RopeParams& p) {
+  constexpr absl::string_view kOp = "Rope";
+  RETURN_IF_ERROR(CheckNonNegative(kOp, "num_tokens", p.num_tokens));
+  RETURN_IF_ERROR(CheckPositive(kOp, "num_heads", p.num_heads));
+  RETURN_IF_ERROR(CheckPositive(kOp, "head_dim", p.head_dim));
+  if (p.rotary_dim <= 0 || p.rotary_dim % 2 != 0 || p.rotary_dim > p.head_dim) {
+    return ParamError(kOp, absl::StrCat("rotary_dim must be even, > 0 and <= head_dim (",
+                                        p.head_dim, "). Given: ", p.rotary_dim));
+  }
+  if (!(p.theta > 0.0f) || std::isinf(p.theta)) {
+    return ParamError(kOp, absl::StrCat("theta must be finite and > 0. Given: ", p.theta));
+  }
+  RETURN_IF_ERROR(CheckNonNegative(kOp, "position0", p.position0));
+  RETURN_IF_ERROR(CheckRowStride(kOp, "x_stride", p.x_stride, p.num_heads * p.head_dim));
+  if (p.num_tokens == 0) return absl::OkStatus();
+  RETURN_IF_ERROR(CheckNotNull(kOp, "x", p.x));
+  return absl::OkStatus();
+}
+
+// inv_freq_i = 1 / theta^(2i / rotary_dim), in fp32 as transformers computes it.
+std::vector<float> InverseFrequencies(float theta, int64_t rotary_dim) {
+  std::vector<float> inv_freq(rotary_dim / 2);  // (rotary_dim / 2)
+  for (int64_t i = 0; i < rotary_dim / 2; ++i) {
+    const float exponent = static_cast<float>(2 * i) / static_cast<float>(rotary_dim);
+    inv_freq[i] = 1.0f / std::pow(theta, exponent);
+  }
+  return inv_freq;
+}
+
+}  // namespace
+
+absl::Status Rope(const RopeParams& p) {
+  RETURN_IF_ERROR(ValidateRope(p));
+  const int64_t x_stride = StrideOr(p.x_stride, p.num_heads * p.head_dim);
+  const int64_t half = p.rotary_dim / 2;
+  const std::vector<float> inv_freq = InverseFrequencies(p.theta, p.rotary_dim);
+  std::vector<float> cos_phi(half), sin_phi(half);  // (rotary_dim / 2) for one token
+  for (int64_t t = 0; t < p.num_tokens; ++t) {
+    const float position = static_cast<float>(p.position0 + t);
+    for (int64_t i = 0; i < half; ++i) {
+      const float phi = position * inv_freq[i];
+      cos_phi[i] = std::cos(phi);
+      sin_phi[i] = std::sin(phi);
+    }
+    for (int64_t h = 0; h < p.num_heads; ++h) {
+      float* x = p.x + t * x_stride + h * p.head_dim;  // (head_dim)
+      for (int64_t i = 0; i < half; ++i) {
+        const float first = x[i];
+        const float second = x[i + half];
+        x[i] = first * cos_phi[i] - second * sin_phi[i];
+        x[i + half] = second * cos_phi[i] + first * sin_phi[i];
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tessera::cpu

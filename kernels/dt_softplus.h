@@ -1,0 +1,26 @@
+// Mamba-2 step sizes: dt = clamp(softplus(dt_raw + dt_bias), dt_min, dt_max),
+// softplus(v) = log(1 + exp(v)) (v itself above 20, as torch does).
+#pragma once
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+
+namespace tessera {
+
+struct DtSoftplusParams {
+  int64_t rows = 0;       // tokens
+  int64_t num_heads = 0;  // H
+  const float* dt_raw = nullptr;   // (rows, H), row stride dt_stride
+  int64_t dt_stride = 0;           // 0 means num_heads
+  const float* dt_bias = nullptr;  // (H)
+  float dt_min = 0.0f;             // time_step_limit[0]
+  float dt_max = 0.0f;             // time_step_limit[1] (may be +inf)
+  float* out = nullptr;            // (rows, H) contiguous
+};
+
+namespace cpu {
+absl::Status DtSoftplus(const DtSoftplusParams& p);
+}  // namespace cpu
+
+}  // namespace tessera

@@ -1,0 +1,31 @@
+// Gated RMSNorm of the Mamba-2 mixer: g = y · silu(z), then RMSNorm of g over
+// groups of `group_size` consecutive channels, times weight.
+// group_size == width normalizes over the full d_inner (transformers' mamba2 and
+// bamba); group_size == d_inner / n_groups normalizes per group (nemotron_h,
+// mamba_ssm). The grouping is a per-family setting chosen by the model config.
+#pragma once
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+
+namespace tessera {
+
+struct GatedRmsNormParams {
+  int64_t rows = 0;
+  int64_t width = 0;        // d_inner
+  int64_t group_size = 0;   // divides width
+  float eps = 1e-5f;
+  const float* y = nullptr;     // (rows, width), row stride y_stride
+  int64_t y_stride = 0;         // 0 means width
+  const float* z = nullptr;     // (rows, width) gate, row stride z_stride
+  int64_t z_stride = 0;         // 0 means width
+  const float* weight = nullptr;  // (width)
+  float* out = nullptr;         // (rows, width) contiguous; may alias y when y_stride == width
+};
+
+namespace cpu {
+absl::Status GatedRmsNorm(const GatedRmsNormParams& p);
+}  // namespace cpu
+
+}  // namespace tessera

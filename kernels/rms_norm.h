@@ -1,0 +1,25 @@
+// RMSNorm over the last dimension: out = x / sqrt(mean(x²) + eps) · weight,
+// computed in fp32. Used for every pre-norm and the final norm.
+#pragma once
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+
+namespace tessera {
+
+struct RmsNormParams {
+  int64_t rows = 0;
+  int64_t width = 0;
+  float eps = 1e-5f;
+  const float* x = nullptr;       // (rows, width), row stride x_stride
+  int64_t x_stride = 0;           // 0 means width
+  const float* weight = nullptr;  // (width)
+  float* out = nullptr;           // (rows, width) contiguous; may alias x when x_stride == width
+};
+
+namespace cpu {
+absl::Status RmsNorm(const RmsNormParams& p);
+}  // namespace cpu
+
+}  // namespace tessera

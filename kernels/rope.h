@@ -1,0 +1,31 @@
+// Rotary position embedding, in place, on the first `rotary_dim` channels of
+// each head (partial rotary: the rest pass through), in the "rotate half"
+// layout of Hugging Face Llama/Bamba: for i < rotary_dim/2,
+//   inv_freq_i = theta^(-2i / rotary_dim),  φ = position · inv_freq_i
+//   x'[i]        = x[i] · cos φ - x[i + r/2] · sin φ
+//   x'[i + r/2]  = x[i + r/2] · cos φ + x[i] · sin φ
+// Token t has global position position0 + t, so shards rotate correctly.
+#pragma once
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+
+namespace tessera {
+
+struct RopeParams {
+  int64_t num_tokens = 0;
+  int64_t num_heads = 0;
+  int64_t head_dim = 0;
+  int64_t rotary_dim = 0;   // even, <= head_dim
+  float theta = 10000.0f;
+  int64_t position0 = 0;    // global position of token 0
+  float* x = nullptr;       // (num_tokens, num_heads, head_dim), token stride x_stride
+  int64_t x_stride = 0;     // 0 means num_heads·head_dim
+};
+
+namespace cpu {
+absl::Status Rope(const RopeParams& p);
+}  // namespace cpu
+
+}  // namespace tessera

@@ -1,0 +1,70 @@
+// The Mamba-2 state-space scan (SSD), chunked, over a whole sequence or a shard.
+//
+// Per head h (group g = h / (H/G)), with scalar A_h < 0 and state h_t ∈ R^{P×N}:
+//   a_t = exp(dt_t · A_h)
+//   h_t = a_t · h_{t-1} + dt_t · x_t ⊗ B_t
+//   y_t = h_t · C_t + D_h · x_t
+//
+// SsdScan walks chunks of `chunk_size` tokens (the last may be shorter): the
+// intra-chunk output as (L ∘ C Bᵀ) X, the inter-chunk state carried forward, and
+// each chunk's output from its true initial state, all as small matrix products.
+//
+// Context parallelism splits the same decomposition one level up (DESIGN.md):
+// a worker runs SsdScan from a zero state to get its summary (S = final_state,
+// log Λ = log_decay), the workers all-gather summaries, each composes its true
+// initial state h_in, and SsdAddInitialState adds h_in's contribution:
+//   y_t += exp(Σ_{τ≤t} dt_τ·A) · (h_in · C_t),   final += Λ · h_in.
+// SsdScan(h_in) == SsdScan(0) followed by SsdAddInitialState(h_in), exactly in math.
+#pragma once
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+
+namespace tessera {
+
+struct SsdScanParams {
+  int64_t seq_len = 0;      // L (may be 0)
+  int64_t num_heads = 0;    // H
+  int64_t head_dim = 0;     // P
+  int64_t num_groups = 0;   // G, divides H
+  int64_t state_size = 0;   // N
+  int64_t chunk_size = 0;   // Q >= 1 (from the model config)
+  const float* x = nullptr;   // (L, H, P), token stride x_stride
+  int64_t x_stride = 0;       // 0 means H·P
+  const float* dt = nullptr;  // (L, H) after DtSoftplus, token stride dt_stride
+  int64_t dt_stride = 0;      // 0 means H
+  const float* A = nullptr;   // (H), A = -exp(A_log)
+  const float* B = nullptr;   // (L, G, N), token stride b_stride
+  int64_t b_stride = 0;       // 0 means G·N
+  const float* C = nullptr;   // (L, G, N), token stride c_stride
+  int64_t c_stride = 0;       // 0 means G·N
+  const float* D = nullptr;   // (H) or null (no skip term)
+  const float* initial_state = nullptr;  // (H, P, N) or null for zeros
+  float* y = nullptr;            // (L, H, P) contiguous
+  float* final_state = nullptr;  // (H, P, N) or null; may alias initial_state
+  float* log_decay = nullptr;    // (H): Σ_t dt_t·A_h over the sequence, or null
+};
+
+struct SsdAddInitialStateParams {
+  int64_t seq_len = 0;
+  int64_t num_heads = 0;
+  int64_t head_dim = 0;
+  int64_t num_groups = 0;
+  int64_t state_size = 0;
+  const float* dt = nullptr;  // (L, H), token stride dt_stride
+  int64_t dt_stride = 0;
+  const float* A = nullptr;   // (H)
+  const float* C = nullptr;   // (L, G, N), token stride c_stride
+  int64_t c_stride = 0;
+  const float* initial_state = nullptr;  // (H, P, N): h_in
+  float* y = nullptr;            // (L, H, P): y += exp(cumsum dA)_t · (h_in · C_t)
+  float* final_state = nullptr;  // (H, P, N) or null: final += exp(Σ dt·A) · h_in
+};
+
+namespace cpu {
+absl::Status SsdScan(const SsdScanParams& p);
+absl::Status SsdAddInitialState(const SsdAddInitialStateParams& p);
+}  // namespace cpu
+
+}  // namespace tessera

@@ -1,0 +1,80 @@
+// Shared by the kernel tests: seeded random inputs, NaN poisoning, and the
+// relative-L2 comparison in which every op states its tolerance. A comparison
+// fails on a non-finite output (poisoned outputs prove every element was
+// written) and on an all-zero reference (never compare on zeros).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "gtest/gtest.h"
+
+namespace tessera::kernel_test {
+
+inline std::vector<float> RandomFloats(std::mt19937& rng, int64_t n, float lo = -1.0f,
+                                       float hi = 1.0f) {
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& e : v) e = dist(rng);
+  return v;
+}
+
+inline std::vector<float> NaNs(int64_t n) {
+  return std::vector<float>(n, std::numeric_limits<float>::quiet_NaN());
+}
+
+// (rows, width) random values inside rows of `stride` floats whose padding
+// columns hold NaN, so a kernel that reads past `width` poisons its output.
+inline std::vector<float> RandomRows(std::mt19937& rng, int64_t rows, int64_t width,
+                                     int64_t stride, float lo = -1.0f, float hi = 1.0f) {
+  std::vector<float> v = NaNs(rows * stride);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < width; ++c) v[r * stride + c] = dist(rng);
+  }
+  return v;
+}
+
+// ||got - want||₂ / ||want||₂, failing on non-finite got and on zero want.
+template <typename Want>
+::testing::AssertionResult CloseInRelativeL2(const std::vector<float>& got,
+                                             const std::vector<Want>& want, double tolerance) {
+  if (got.size() != want.size()) {
+    return ::testing::AssertionFailure()
+           << "size mismatch: got " << got.size() << ", want " << want.size();
+  }
+  double err2 = 0.0, ref2 = 0.0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (!std::isfinite(got[i])) {
+      return ::testing::AssertionFailure() << "element " << i << " is " << got[i]
+                                           << " (not written, or overflowed)";
+    }
+    const double diff = static_cast<double>(got[i]) - static_cast<double>(want[i]);
+    err2 += diff * diff;
+    ref2 += static_cast<double>(want[i]) * static_cast<double>(want[i]);
+  }
+  if (!(ref2 > 0.0)) return ::testing::AssertionFailure() << "reference is all zeros";
+  const double rel = std::sqrt(err2 / ref2);
+  if (rel <= tolerance) return ::testing::AssertionSuccess() << "relative L2 " << rel;
+  return ::testing::AssertionFailure()
+         << "relative L2 error " << rel << " exceeds tolerance " << tolerance;
+}
+
+// The status is INVALID_ARGUMENT and its message mentions `needle`.
+inline ::testing::AssertionResult IsInvalidArgumentMentioning(const absl::Status& status,
+                                                              const std::string& needle) {
+  if (status.code() != absl::StatusCode::kInvalidArgument) {
+    return ::testing::AssertionFailure() << "expected INVALID_ARGUMENT, got " << status;
+  }
+  if (status.message().find(needle) == absl::string_view::npos) {
+    return ::testing::AssertionFailure() << "message \"" << status.message()
+                                         << "\" does not mention \"" << needle << "\"";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+}  // namespace tessera::kernel_test

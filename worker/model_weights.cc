@@ -1,0 +1,117 @@
+// Binds checkpoint tensors to ModelConfig blocks, checking each shape.
+#include "worker/model_weights.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace tessera {
+namespace {
+
+using Shape = std::vector<int64_t>;
+
+absl::StatusOr<HostTensor> LoadOptional(const Checkpoint& ckpt, const std::string& name, bool wanted,
+                                        const Shape& shape) {
+  if (!wanted) return HostTensor{};
+  return ckpt.LoadFloat32(name, shape);
+}
+
+absl::StatusOr<MambaWeights> LoadMamba(const Checkpoint& ckpt, const ModelConfig& c, const std::string& p) {
+  const MambaConfig& m = c.mamba;
+  const int64_t width = m.in_proj_width();
+  MambaWeights w;
+  ASSIGN_OR_RETURN(w.in_proj, ckpt.LoadFloat32(p + "in_proj.weight", Shape{width, c.hidden_size}));
+  ASSIGN_OR_RETURN(w.in_proj_bias, LoadOptional(ckpt, p + "in_proj.bias", m.proj_bias, Shape{width}));
+  ASSIGN_OR_RETURN(w.conv_weight,
+                   ckpt.LoadFloat32(p + "conv1d.weight", Shape{m.conv_channels(), 1, m.conv_kernel}));
+  ASSIGN_OR_RETURN(w.conv_bias, LoadOptional(ckpt, p + "conv1d.bias", m.conv_bias, Shape{m.conv_channels()}));
+  ASSIGN_OR_RETURN(w.dt_bias, ckpt.LoadFloat32(p + "dt_bias", Shape{m.num_heads}));
+  ASSIGN_OR_RETURN(HostTensor a_log, ckpt.LoadFloat32(p + "A_log", Shape{m.num_heads}));
+  w.A.resize(m.num_heads);
+  for (int64_t h = 0; h < m.num_heads; ++h) w.A[h] = -std::exp(a_log.data[h]);
+  ASSIGN_OR_RETURN(w.D, ckpt.LoadFloat32(p + "D", Shape{m.num_heads}));
+  ASSIGN_OR_RETURN(w.norm, ckpt.LoadFloat32(p + "norm.weight", Shape{m.d_inner()}));
+  ASSIGN_OR_RETURN(w.out_proj, ckpt.LoadFloat32(p + "out_proj.weight", Shape{c.hidden_size, m.d_inner()}));
+  ASSIGN_OR_RETURN(w.out_proj_bias, LoadOptional(ckpt, p + "out_proj.bias", m.proj_bias, Shape{c.hidden_size}));
+  return w;
+}
+
+absl::StatusOr<AttentionWeights> LoadAttention(const Checkpoint& ckpt, const ModelConfig& c,
+                                               const std::string& p) {
+  const AttentionConfig& a = c.attention;
+  const int64_t q_width = a.num_heads * a.head_dim;
+  const int64_t kv_width = a.num_kv_heads * a.head_dim;
+  AttentionWeights w;
+  ASSIGN_OR_RETURN(w.q_proj, ckpt.LoadFloat32(p + "q_proj.weight", Shape{q_width, c.hidden_size}));
+  ASSIGN_OR_RETURN(w.k_proj, ckpt.LoadFloat32(p + "k_proj.weight", Shape{kv_width, c.hidden_size}));
+  ASSIGN_OR_RETURN(w.v_proj, ckpt.LoadFloat32(p + "v_proj.weight", Shape{kv_width, c.hidden_size}));
+  ASSIGN_OR_RETURN(w.o_proj, ckpt.LoadFloat32(p + "o_proj.weight", Shape{c.hidden_size, q_width}));
+  ASSIGN_OR_RETURN(w.q_bias, LoadOptional(ckpt, p + "q_proj.bias", a.bias, Shape{q_width}));
+  ASSIGN_OR_RETURN(w.k_bias, LoadOptional(ckpt, p + "k_proj.bias", a.bias, Shape{kv_width}));
+  ASSIGN_OR_RETURN(w.v_bias, LoadOptional(ckpt, p + "v_proj.bias", a.bias, Shape{kv_width}));
+  ASSIGN_OR_RETURN(w.o_bias, LoadOptional(ckpt, p + "o_proj.bias", a.bias, Shape{c.hidden_size}));
+  return w;
+}
+
+absl::StatusOr<MlpWeights> LoadMlp(const Checkpoint& ckpt, const ModelConfig& c, const std::string& p) {
+  const MlpConfig& m = c.mlp;
+  const bool gated = m.activation == MlpActivation::kSwiGlu;
+  MlpWeights w;
+  ASSIGN_OR_RETURN(w.gate_proj,
+                   LoadOptional(ckpt, p + "gate_proj.weight", gated, Shape{m.intermediate_size, c.hidden_size}));
+  ASSIGN_OR_RETURN(w.up_proj, ckpt.LoadFloat32(p + "up_proj.weight", Shape{m.intermediate_size, c.hidden_size}));
+  ASSIGN_OR_RETURN(w.down_proj,
+                   ckpt.LoadFloat32(p + "down_proj.weight", Shape{c.hidden_size, m.intermediate_size}));
+  ASSIGN_OR_RETURN(w.gate_bias, LoadOptional(ckpt, p + "gate_proj.bias", gated && m.bias, Shape{m.intermediate_size}));
+  ASSIGN_OR_RETURN(w.up_bias, LoadOptional(ckpt, p + "up_proj.bias", m.bias, Shape{m.intermediate_size}));
+  ASSIGN_OR_RETURN(w.down_bias, LoadOptional(ckpt, p + "down_proj.bias", m.bias, Shape{c.hidden_size}));
+  return w;
+}
+
+absl::StatusOr<BlockWeights> LoadBlock(const Checkpoint& ckpt, const ModelConfig& c, const BlockSpec& spec) {
+  BlockWeights b;
+  b.spec = spec;
+  ASSIGN_OR_RETURN(b.norm, ckpt.LoadFloat32(spec.norm_weight, Shape{c.hidden_size}));
+  switch (spec.kind) {
+    case BlockKind::kMamba: {
+      ASSIGN_OR_RETURN(b.op, LoadMamba(ckpt, c, spec.prefix));
+      break;
+    }
+    case BlockKind::kAttention: {
+      ASSIGN_OR_RETURN(b.op, LoadAttention(ckpt, c, spec.prefix));
+      break;
+    }
+    case BlockKind::kMlp: {
+      ASSIGN_OR_RETURN(b.op, LoadMlp(ckpt, c, spec.prefix));
+      break;
+    }
+  }
+  return b;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ModelWeights>> LoadModelWeights(const std::string& model_dir) {
+  auto w = std::make_unique<ModelWeights>();
+  w->model_dir = model_dir;
+  ASSIGN_OR_RETURN(w->config, LoadModelConfig(model_dir));
+  ASSIGN_OR_RETURN(w->checkpoint, Checkpoint::Open(model_dir));
+  const ModelConfig& c = w->config;
+  const Checkpoint& ckpt = *w->checkpoint;
+
+  ASSIGN_OR_RETURN(w->embedding, ckpt.LoadFloat32(c.embedding_weight, Shape{c.vocab_size, c.hidden_size}));
+  ASSIGN_OR_RETURN(w->final_norm, ckpt.LoadFloat32(c.final_norm_weight, Shape{c.hidden_size}));
+  // Tied embeddings: lm_head_weight names the embedding table itself.
+  ASSIGN_OR_RETURN(w->lm_head, ckpt.LoadFloat32(c.lm_head_weight, Shape{c.vocab_size, c.hidden_size}));
+
+  int64_t slots[3] = {0, 0, 0};
+  for (const BlockSpec& spec : c.blocks) {
+    ASSIGN_OR_RETURN(BlockWeights block, LoadBlock(ckpt, c, spec));
+    block.state_slot = slots[static_cast<int>(spec.kind)]++;
+    w->blocks.push_back(std::move(block));
+  }
+  return w;
+}
+
+}  // namespace tessera

@@ -1,0 +1,63 @@
+// A model's weights bound to its config: every tensor the config implies is
+// looked up by name and checked against the shape the config implies, so a
+// checkpoint that disagrees with its config fails at load, naming the tensor.
+// fp32 on the host (zero-copy from the mapping when stored as aligned f32).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "worker/checkpoint.h"
+#include "worker/model_config.h"
+
+namespace tessera {
+
+struct MambaWeights {
+  HostTensor in_proj;        // (in_proj_width, hidden)
+  HostTensor in_proj_bias;   // (in_proj_width) or empty
+  HostTensor conv_weight;    // (C, 1, K), read as (C, K)
+  HostTensor conv_bias;      // (C) or empty
+  HostTensor dt_bias;        // (H)
+  std::vector<float> A;      // (H): -exp(A_log)
+  HostTensor D;              // (H)
+  HostTensor norm;           // (d_inner) gated RMSNorm weight
+  HostTensor out_proj;       // (hidden, d_inner)
+  HostTensor out_proj_bias;  // (hidden) or empty
+};
+
+struct AttentionWeights {
+  HostTensor q_proj, k_proj, v_proj, o_proj;  // (Hq·D, hidden) (Hkv·D, hidden) ×2, (hidden, Hq·D)
+  HostTensor q_bias, k_bias, v_bias, o_bias;  // or empty
+};
+
+struct MlpWeights {
+  HostTensor gate_proj;  // (I, hidden), SwiGLU only
+  HostTensor up_proj;    // (I, hidden)
+  HostTensor down_proj;  // (hidden, I)
+  HostTensor gate_bias, up_bias, down_bias;  // or empty
+};
+
+struct BlockWeights {
+  BlockSpec spec;
+  HostTensor norm;    // (hidden)
+  int64_t state_slot = 0;  // index among blocks of the same kind (per-kind cache slot)
+  std::variant<MambaWeights, AttentionWeights, MlpWeights> op;
+};
+
+struct ModelWeights {
+  ModelConfig config;
+  std::string model_dir;
+  std::unique_ptr<Checkpoint> checkpoint;  // owns the mappings the tensors view
+  HostTensor embedding;   // (vocab, hidden)
+  HostTensor final_norm;  // (hidden)
+  HostTensor lm_head;     // (vocab, hidden); views the embedding when tied
+  std::vector<BlockWeights> blocks;
+};
+
+// Loads DIR/config.json and the checkpoint in DIR.
+absl::StatusOr<std::unique_ptr<ModelWeights>> LoadModelWeights(const std::string& model_dir);
+
+}  // namespace tessera

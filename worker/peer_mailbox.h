@@ -1,0 +1,45 @@
+// Where blocks sent to this worker wait for the forward pass that asks for
+// them, keyed by (request, tag, sender). Shared by the in-process transport
+// and the gRPC transport's receiving side. A waiting Recv wakes on arrival,
+// on its request's cancellation, or on timeout (UNAVAILABLE, never a hang).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace tessera {
+
+class PeerMailbox {
+ public:
+  void Put(const std::string& request_id, uint64_t tag, int from, std::vector<float> data);
+
+  // Waits until the block is there, the request is cancelled, or `timeout` passes.
+  absl::StatusOr<std::vector<float>> Take(const std::string& request_id, uint64_t tag, int from,
+                                          std::chrono::milliseconds timeout);
+
+  // Wakes and fails every Take of `request_id`, drops its blocks, and drops
+  // blocks that arrive for it later.
+  void Cancel(const std::string& request_id);
+  // Forgets a finished request: its blocks and its cancelled mark.
+  void Forget(const std::string& request_id);
+
+  int64_t PendingBlocks() const;
+
+ private:
+  using Key = std::tuple<std::string, uint64_t, int>;
+  mutable std::mutex mu_;
+  std::condition_variable arrived_;
+  std::map<Key, std::vector<float>> blocks_;
+  std::set<std::string> cancelled_;
+};
+
+}  // namespace tessera
