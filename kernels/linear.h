@@ -25,6 +25,8 @@ struct LinearParams {
 
 namespace cpu {
 absl::Status Linear(const LinearParams& p);
+// Threads BLAS may use per call (1 when several workers share the cores).
+void SetBlasThreads(int threads);
 }  // namespace cpu
 
 }  // namespace tessera

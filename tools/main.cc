@@ -1,34 +1,54 @@
 // The `tessera` executable: one binary, one subcommand per role.
 #include <cstring>
 #include <iostream>
-#include "absl/strings/string_view.h"
 
+#include "absl/strings/string_view.h"
+#include "tools/tokenize_command.h"
+#include "tools/cluster/generate_command.h"
+#include "tools/cluster/local_command.h"
+#include "tools/coordinator_command.h"
 #include "tools/eval_command.h"
+#include "tools/worker_command.h"
 
 namespace {
 
-constexpr absl::string_view kUsage =
-    "usage: tessera <command> [flags]\n"
-    "\n"
-    "commands:\n"
-    "  eval       compare the engine with a Hugging Face reference (logits + greedy decode)\n"
-    "  version    print the version\n"
-    "\n"
-    "`tessera <command> --help` lists a command's flags.\n";
+struct Command {
+  absl::string_view name;
+  int (*run)(int argc, char** argv);
+  absl::string_view help;
+};
+
+constexpr Command kCommands[] = {
+    {"local", tessera::RunLocalCommand, "start a coordinator and N workers on 127.0.0.1 (Ctrl-C stops them)"},
+    {"generate", tessera::RunGenerateCommand, "send a prompt to a server and stream the tokens back"},
+    {"coordinator", tessera::RunCoordinatorCommand, "serve the public API and plan shards over workers"},
+    {"worker", tessera::RunWorkerCommand, "serve one worker (model weights, K/V, peer exchange)"},
+    {"eval", tessera::RunEvalCommand, "compare logits and greedy tokens with a Hugging Face reference"},
+    {"tokenize", tessera::RunTokenizeCommand, "encode standard input with a tokenizer.json (or --decode ids)"},
+};
+
+void PrintUsage(std::ostream& out) {
+  out << "usage: tessera <command> [flags]\n\ncommands:\n";
+  for (const Command& c : kCommands) out << "  " << c.name << std::string(12 - c.name.size(), ' ') << c.help << "\n";
+  out << "  version     print the version\n\n`tessera <command> --help` lists a command's flags.\n";
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "help") == 0) {
-    std::cout << kUsage;
+    PrintUsage(std::cout);
     return argc < 2 ? 2 : 0;
   }
-  const absl::string_view command = argv[1];
-  if (command == "eval") return tessera::RunEvalCommand(argc - 1, argv + 1);
-  if (command == "version") {
+  const absl::string_view name = argv[1];
+  if (name == "version" || name == "--version") {
     std::cout << "tessera 0.1.0\n";
     return 0;
   }
-  std::cerr << "tessera: unknown command '" << command << "'\n\n" << kUsage;
+  for (const Command& c : kCommands) {
+    if (c.name == name) return c.run(argc - 1, argv + 1);
+  }
+  std::cerr << "tessera: unknown command '" << name << "'\n\n";
+  PrintUsage(std::cerr);
   return 2;
 }

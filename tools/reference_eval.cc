@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -64,6 +65,7 @@ absl::StatusOr<LengthReport> EvaluateLength(const SafetensorsFile& file, int64_t
 }  // namespace
 
 double RelativeL2(absl::Span<const float> ours, absl::Span<const float> reference) {
+  if (ours.size() != reference.size()) return std::numeric_limits<double>::infinity();
   double diff = 0, norm = 0;
   for (size_t i = 0; i < reference.size(); ++i) {
     const double d = static_cast<double>(ours[i]) - reference[i];
@@ -75,6 +77,7 @@ double RelativeL2(absl::Span<const float> ours, absl::Span<const float> referenc
 }
 
 double MaxAbsDiff(absl::Span<const float> ours, absl::Span<const float> reference) {
+  if (ours.size() != reference.size()) return std::numeric_limits<double>::infinity();
   double worst = 0;
   for (size_t i = 0; i < reference.size(); ++i) {
     const double d = std::fabs(static_cast<double>(ours[i]) - reference[i]);

@@ -399,6 +399,9 @@ absl::StatusOr<std::vector<float>> ForwardCpu(const ModelWeights& weights, Seque
     const BlockWeights& block = weights.blocks[i];
     RETURN_IF_ERROR(Normalize(c, block.norm, L, hidden.data(), normed.data()));
     RETURN_IF_ERROR(RunBlock(c, block, static_cast<int64_t>(i), state, shard, L, normed.data(), hidden.data()));
+    if (shard.on_block_done) {
+      RETURN_IF_ERROR(shard.on_block_done(static_cast<int64_t>(i) + 1, static_cast<int64_t>(weights.blocks.size())));
+    }
   }
   state.num_tokens += L;
 

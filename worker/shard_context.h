@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -33,6 +34,9 @@ struct ShardContext {
   PeerGroup* peers = nullptr;          // prefill across shards (size() > 1)
   std::vector<int64_t> shard_bounds;   // (size + 1): rank r holds [bounds[r], bounds[r+1])
   RemoteKvAttention* remote_kv = nullptr;  // decode on the last shard
+  // Called after each block (progress of a long prefill); may return an error
+  // (e.g. CANCELLED) to stop the pass.
+  std::function<absl::Status(int64_t blocks_done, int64_t blocks_total)> on_block_done;
 
   bool sharded() const { return peers != nullptr && peers->size() > 1; }
 };

@@ -60,3 +60,9 @@ absl::Status Linear(const LinearParams& p) {
 }
 
 }  // namespace tessera::cpu
+
+namespace tessera::cpu {
+
+void SetBlasThreads(int threads) { openblas_set_num_threads(threads < 1 ? 1 : threads); }
+
+}  // namespace tessera::cpu

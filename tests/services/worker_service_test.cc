@@ -1,0 +1,201 @@
+// Worker services over real gRPC on 127.0.0.1, driven the way the
+// coordinator drives them: W shards prefill with their peers (Deliver), the
+// last decodes with split-KV attention (AttendKv), and the result equals the
+// Hugging Face reference. Afterwards every worker holds no memory.
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "coordinator/shard_plan.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "services/grpc_util.h"
+#include "services/worker_service.h"
+#include "tools/reference_eval.h"
+#include "worker/model_weights.h"
+#include "worker/safetensors.h"
+
+namespace tessera {
+namespace {
+
+struct TestWorker {
+  std::unique_ptr<WorkerService> service;
+  std::unique_ptr<grpc::Server> server;
+  std::string address;
+  std::unique_ptr<tessera::v1::Worker::Stub> stub;
+};
+
+std::vector<TestWorker> StartWorkers(const ModelWeights& weights, int n, int64_t budget = int64_t{1} << 30) {
+  std::vector<TestWorker> workers(n);
+  for (TestWorker& w : workers) {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    ConfigureServerBuilder(builder, "127.0.0.1:0", &port);
+    WorkerOptions options;
+    options.memory_budget_bytes = budget;
+    w.service = std::make_unique<WorkerService>(weights, options);
+    builder.RegisterService(w.service.get());
+    w.server = builder.BuildAndStart();
+    w.address = WithPort("127.0.0.1:0", port);
+    w.service->set_advertised_address(w.address);
+    w.stub = tessera::v1::Worker::NewStub(MakeChannel(w.address));
+  }
+  return workers;
+}
+
+struct ShardOutcome {
+  grpc::Status status;
+  std::vector<tessera::v1::RunShardEvent> events;
+};
+
+class WorkerServiceTest : public testing::TestWithParam<std::tuple<std::string, int>> {};
+
+TEST_P(WorkerServiceTest, ShardedRunMatchesReferenceAndFreesMemory) {
+  const auto& [fixture, num_workers] = GetParam();
+  const std::string dir = std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/" + fixture;
+  absl::StatusOr<std::unique_ptr<ModelWeights>> weights = LoadModelWeights(dir);
+  ASSERT_TRUE(weights.ok()) << weights.status();
+  auto ref = SafetensorsFile::Open(dir + "/reference.safetensors");
+  ASSERT_TRUE(ref.ok());
+  const std::vector<int64_t> ids = *ReadInt64(**ref, "input_ids.77");
+  const std::vector<float> ref_logits = *ReadFloat32(**ref, "logits.77");
+  const std::vector<int64_t> ref_greedy = *ReadInt64(**ref, "greedy.77");
+  const std::vector<float> ref_steps = *ReadFloat32(**ref, "logits_greedy.77");
+
+  std::vector<TestWorker> workers = StartWorkers(**weights, num_workers);
+  const std::vector<int64_t> bounds = *PlanShardBounds(77, (*weights)->config.mamba.chunk_size, num_workers);
+  std::vector<ShardOutcome> outcomes(num_workers);
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  for (int r = 0; r < num_workers; ++r) contexts.push_back(std::make_unique<grpc::ClientContext>());
+  std::mutex mu;
+  int prefilled_count = 0;
+  bool last_finished = false;
+  std::vector<std::thread> threads;
+  for (int r = 0; r < num_workers; ++r) {
+    threads.emplace_back([&, r] {
+      tessera::v1::RunShardRequest request;
+      request.set_request_id("req-1");
+      request.set_rank(r);
+      for (int s = 0; s < num_workers; ++s) {
+        auto* shard = request.add_shards();
+        shard->set_address(workers[s].address);
+        shard->set_token_begin(bounds[s]);
+        shard->set_token_end(bounds[s + 1]);
+      }
+      for (int64_t t = bounds[r]; t < bounds[r + 1]; ++t) request.add_token_ids(static_cast<int32_t>(ids[t]));
+      request.mutable_stopping()->set_max_new_tokens(24);
+      request.set_return_logits(true);
+      request.set_peer_timeout_ms(10000);
+      request.set_eos_token_id(-1);
+      auto reader = workers[r].stub->RunShard(contexts[r].get(), request);
+      tessera::v1::RunShardEvent event;
+      while (reader->Read(&event)) {
+        outcomes[r].events.push_back(event);
+        // As the coordinator does: once the last shard has finished and every
+        // shard has prefilled (its logits are in), end the others.
+        if (event.has_prefilled() || event.has_finished()) {
+          std::lock_guard<std::mutex> lock(mu);
+          prefilled_count += event.has_prefilled() ? 1 : 0;
+          last_finished = last_finished || event.has_finished();
+          if (last_finished && prefilled_count == num_workers) {
+            for (int s = 0; s + 1 < num_workers; ++s) contexts[s]->TryCancel();
+          }
+        }
+      }
+      outcomes[r].status = reader->Finish();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+
+  ASSERT_TRUE(outcomes.back().status.ok()) << outcomes.back().status.error_message();
+  std::vector<float> prompt_logits, step_logits;
+  std::vector<int64_t> tokens;
+  for (int r = 0; r < num_workers; ++r) {
+    bool prefilled = false;
+    for (const auto& e : outcomes[r].events) {
+      if (e.has_prompt_logits()) prompt_logits.insert(prompt_logits.end(), e.prompt_logits().values().begin(), e.prompt_logits().values().end());
+      if (e.has_prefilled()) prefilled = true;
+      if (e.has_tokens()) {
+        tokens.insert(tokens.end(), e.tokens().token_ids().begin(), e.tokens().token_ids().end());
+        step_logits.insert(step_logits.end(), e.tokens().logits().values().begin(), e.tokens().logits().values().end());
+      }
+    }
+    EXPECT_TRUE(prefilled) << "shard " << r;
+    if (r + 1 < num_workers) EXPECT_EQ(outcomes[r].status.error_code(), grpc::StatusCode::CANCELLED);
+  }
+  EXPECT_LE(RelativeL2(prompt_logits, ref_logits), 1e-4);
+  EXPECT_LE(RelativeL2(step_logits, ref_steps), 1e-4);
+  EXPECT_EQ(tokens, ref_greedy);
+  // A cancelled shard frees its memory as soon as its handler sees the cancellation.
+  for (TestWorker& w : workers) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (w.service->active_requests() > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(w.service->memory_used_bytes(), 0);
+    EXPECT_EQ(w.service->active_requests(), 0);
+    w.server->Shutdown();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, WorkerServiceTest,
+                         testing::Combine(testing::Values("mamba2-tiny", "bamba-tiny", "nemotronh-tiny"),
+                                          testing::Values(1, 2, 3)),
+                         [](const auto& info) {
+                           std::string name = std::get<0>(info.param) + "_W" + std::to_string(std::get<1>(info.param));
+                           for (char& ch : name) ch = ch == '-' ? '_' : ch;
+                           return name;
+                         });
+
+TEST(WorkerServiceAdmissionTest, OverBudgetIsResourceExhausted) {
+  const std::string dir = std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/bamba-tiny";
+  auto weights = LoadModelWeights(dir);
+  ASSERT_TRUE(weights.ok());
+  std::vector<TestWorker> workers = StartWorkers(**weights, 1, /*budget=*/4096);
+  tessera::v1::RunShardRequest request;
+  request.set_request_id("big");
+  auto* shard = request.add_shards();
+  shard->set_address(workers[0].address);
+  shard->set_token_begin(0);
+  shard->set_token_end(100);
+  for (int i = 0; i < 100; ++i) request.add_token_ids(i);
+  request.mutable_stopping()->set_max_new_tokens(1);
+  grpc::ClientContext context;
+  auto reader = workers[0].stub->RunShard(&context, request);
+  tessera::v1::RunShardEvent event;
+  while (reader->Read(&event)) {
+  }
+  const grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  workers[0].server->Shutdown();
+}
+
+TEST(WorkerServiceAdmissionTest, BadShardRequestsAreInvalidArgument) {
+  const std::string dir = std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/mamba2-tiny";
+  auto weights = LoadModelWeights(dir);
+  ASSERT_TRUE(weights.ok());
+  std::vector<TestWorker> workers = StartWorkers(**weights, 1);
+  for (int variant = 0; variant < 3; ++variant) {
+    tessera::v1::RunShardRequest request;
+    request.set_request_id("bad");
+    auto* shard = request.add_shards();
+    shard->set_address(workers[0].address);
+    shard->set_token_begin(0);
+    shard->set_token_end(3);
+    request.add_token_ids(1);
+    request.add_token_ids(variant == 0 ? 512 : 2);  // 512 == vocab size
+    if (variant != 1) request.add_token_ids(3);     // variant 1: count mismatch
+    if (variant == 2) request.set_rank(5);
+    request.mutable_stopping()->set_max_new_tokens(1);
+    grpc::ClientContext context;
+    auto reader = workers[0].stub->RunShard(&context, request);
+    tessera::v1::RunShardEvent event;
+    while (reader->Read(&event)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT) << variant;
+  }
+  workers[0].server->Shutdown();
+}
+
+}  // namespace
+}  // namespace tessera

@@ -1,0 +1,131 @@
+// `tessera worker --model DIR [--listen HOST:PORT] [--coordinator HOST:PORT]`:
+// loads the model, serves Worker (+ health, reflection), registers with the
+// coordinator every second (so a restarted coordinator or worker finds its
+// peer again), and stops cleanly on SIGINT/SIGTERM.
+#include "tools/worker_command.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "kernels/linear.h"
+#include "services/grpc_util.h"
+#include "services/worker_service.h"
+#include "tessera/v1/worker.grpc.pb.h"
+#include "tools/cli_flags.h"
+#include "tools/shutdown_signal.h"
+#include "worker/model_weights.h"
+
+namespace tessera {
+namespace {
+
+constexpr FlagSpec kWorkerFlags[] = {
+    {"model", true, "Hugging Face model directory"},
+    {"listen", true, "address to serve on (default 127.0.0.1:0: a free port)"},
+    {"coordinator", true, "coordinator address to register with (optional)"},
+    {"advertise", true, "address peers dial (default: the listen host and bound port)"},
+    {"memory-budget-mb", true, "K/V + state memory this worker may hold (default 1024)"},
+    {"blas-threads", true, "BLAS threads per matrix product (default 1)"},
+};
+
+// Registers every second until stopped; quiet about failures (the
+// coordinator may start later), loud about the first success.
+class Registrar {
+ public:
+  Registrar(std::string coordinator, std::string address)
+      : stub_(tessera::v1::Coordinator::NewStub(MakeChannel(coordinator))),
+        address_(std::move(address)),
+        thread_([this] { Loop(); }) {}
+  ~Registrar() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void Loop() {
+    bool registered = false;
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      lock.unlock();
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
+      tessera::v1::RegisterWorkerRequest request;
+      request.set_address(address_);
+      tessera::v1::RegisterWorkerResponse response;
+      const grpc::Status status = stub_->RegisterWorker(&context, request, &response);
+      if (status.ok() && !registered) std::cerr << "worker " << address_ << ": registered with the coordinator\n";
+      registered = status.ok();
+      lock.lock();
+      wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_; });
+    }
+  }
+
+  std::unique_ptr<tessera::v1::Coordinator::Stub> stub_;
+  std::string address_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+absl::Status Serve(const CliFlags& flags) {
+  ASSIGN_OR_RETURN(std::string model_dir, flags.RequireString("model"));
+  const std::string listen = flags.GetString("listen", "127.0.0.1:0");
+  ASSIGN_OR_RETURN(int64_t budget_mb, flags.GetInt("memory-budget-mb", 1024));
+  ASSIGN_OR_RETURN(int64_t blas_threads, flags.GetInt("blas-threads", 1));
+  if (budget_mb <= 0) return absl::InvalidArgumentError(absl::StrCat("--memory-budget-mb must be > 0. Given: ", budget_mb));
+  cpu::SetBlasThreads(static_cast<int>(blas_threads));
+
+  ASSIGN_OR_RETURN(std::unique_ptr<ModelWeights> weights, LoadModelWeights(model_dir));
+  WorkerOptions options;
+  options.memory_budget_bytes = budget_mb << 20;
+
+  grpc::ServerBuilder builder;
+  int port = 0;
+  ConfigureServerBuilder(builder, listen, &port);
+  // The service needs its advertised address before it serves; set it after binding.
+  auto service = std::make_unique<WorkerService>(*weights, options);
+  builder.RegisterService(service.get());
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", listen));
+  const std::string address = flags.GetString("advertise", WithPort(listen, port));
+  service->set_advertised_address(address);
+  std::cout << "worker listening on " << address << " (" << weights->config.model_type << ", budget " << budget_mb
+            << " MiB)" << std::endl;
+
+  std::unique_ptr<Registrar> registrar;
+  if (flags.Has("coordinator")) registrar = std::make_unique<Registrar>(flags.GetString("coordinator", ""), address);
+  const int signal = WaitForShutdownSignal();
+  std::cerr << "worker " << address << ": signal " << signal << ", shutting down\n";
+  registrar.reset();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int RunWorkerCommand(int argc, char** argv) {
+  BlockShutdownSignals();
+  absl::StatusOr<CliFlags> flags = CliFlags::Parse(argc, argv, kWorkerFlags);
+  if (flags.ok() && flags->help()) {
+    std::cout << FlagsUsage("worker", "Serves one worker of a Tessera cluster.", kWorkerFlags);
+    return 0;
+  }
+  const absl::Status status = flags.ok() ? Serve(*flags) : flags.status();
+  if (!status.ok()) {
+    std::cerr << "tessera worker: " << status << "\n";
+    return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  return 0;
+}
+
+}  // namespace tessera
