@@ -1,10 +1,34 @@
 #!/usr/bin/env bash
-# The newcomer's main job: install, build, then check the bundled tiny models
-# against their Hugging Face references on the CPU engine.
+# The newcomer's main job: install, build, check the bundled model against its
+# Hugging Face reference, then start a local cluster (a coordinator and 3
+# worker processes on 127.0.0.1) and answer a long-document request whose
+# prompt is split across the workers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
-for model in tests/data/hf-tiny/*/; do
-  ./build/tools/tessera eval --model "$model"
+
+BIN=./build/tools/tessera
+MODEL=${MODEL:-tests/data/hf-tiny/bamba-tiny}
+WORKERS=${WORKERS:-3}
+PORT=${PORT:-50551}
+PROMPT_TOKENS=${PROMPT_TOKENS:-6000}
+WORK=$(mktemp -d)
+trap 'kill -INT "${LOCAL_PID:-}" 2>/dev/null || true; wait "${LOCAL_PID:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+echo "== 1. the engine against transformers' reference logits"
+"$BIN" eval --model "$MODEL"
+
+echo "== 2. a local cluster: coordinator + $WORKERS workers"
+"$BIN" local --workers "$WORKERS" --model "$MODEL" --port "$PORT" > "$WORK/local.log" 2>&1 &
+LOCAL_PID=$!
+for _ in $(seq 1 600); do
+  grep -q "workers ready" "$WORK/local.log" 2>/dev/null && break
+  kill -0 "$LOCAL_PID" 2>/dev/null || { cat "$WORK/local.log"; exit 1; }
+  sleep 0.1
 done
+grep "workers ready" "$WORK/local.log" || { cat "$WORK/local.log"; exit 1; }
+
+echo "== 3. a $PROMPT_TOKENS-token document, split across the workers"
+awk -v n="$PROMPT_TOKENS" 'BEGIN { for (i = 0; i < n; i++) printf "%d ", (i * 7919 + 13) % 500 + 3 }' > "$WORK/prompt.txt"
+"$BIN" generate --server "127.0.0.1:$PORT" --prompt-ids-file "$WORK/prompt.txt" --max-new-tokens 32

@@ -13,6 +13,7 @@ PACKAGES=(
   libpcre2-dev
   prometheus-cpp-dev
   clang-14 libclang-rt-14-dev
+  golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev golang-github-xeipuuv-gojsonschema-dev
 )
 
 missing=()

@@ -18,7 +18,12 @@ absl::Status GrpcPeerGroup::Send(int to, uint64_t tag, absl::Span<const float> d
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + timeout_);
   tessera::v1::DeliverAck ack;
+  const auto start = std::chrono::steady_clock::now();
   const grpc::Status status = stubs_.For(addresses_[to]).Deliver(&context, block, &ack);
+  if (metrics_ != nullptr) {
+    metrics_->peer_send_seconds.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    metrics_->peer_send_bytes.Increment(static_cast<double>(block.data().size()));
+  }
   if (!status.ok()) {
     return absl::UnavailableError(absl::StrCat("request ", request_id_, ": sending to shard ", to, " at ",
                                                addresses_[to], " failed: ", status.error_message()));

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "services/peer_stubs.h"
+#include "services/worker_metrics.h"
 #include "worker/peer_group.h"
 #include "worker/peer_mailbox.h"
 
@@ -17,9 +18,10 @@ namespace tessera {
 class GrpcPeerGroup : public PeerGroup {
  public:
   GrpcPeerGroup(PeerStubs& stubs, PeerMailbox& mailbox, std::string request_id, int rank,
-                std::vector<std::string> peer_addresses, std::chrono::milliseconds timeout)
+                std::vector<std::string> peer_addresses, std::chrono::milliseconds timeout,
+                WorkerMetrics* metrics = nullptr)
       : stubs_(stubs), mailbox_(mailbox), request_id_(std::move(request_id)), rank_(rank),
-        addresses_(std::move(peer_addresses)), timeout_(timeout) {}
+        addresses_(std::move(peer_addresses)), timeout_(timeout), metrics_(metrics) {}
 
   int rank() const override { return rank_; }
   int size() const override { return static_cast<int>(addresses_.size()); }
@@ -35,6 +37,7 @@ class GrpcPeerGroup : public PeerGroup {
   int rank_;
   std::vector<std::string> addresses_;
   std::chrono::milliseconds timeout_;
+  WorkerMetrics* metrics_;
   int64_t bytes_sent_ = 0;
 };
 

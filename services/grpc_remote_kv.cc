@@ -23,6 +23,7 @@ absl::StatusOr<std::vector<AttentionPartial>> GrpcRemoteKv::Attend(int64_t atten
     grpc::Status status;
     std::unique_ptr<grpc::ClientAsyncResponseReader<tessera::v1::AttendKvResponse>> reader;
   };
+  const auto start = std::chrono::steady_clock::now();
   grpc::CompletionQueue queue;
   std::vector<std::unique_ptr<Call>> calls;
   for (size_t i = 0; i < holders_.size(); ++i) {
@@ -41,6 +42,11 @@ absl::StatusOr<std::vector<AttentionPartial>> GrpcRemoteKv::Attend(int64_t atten
   void* drained_tag = nullptr;
   bool drained_ok = false;
   while (queue.Next(&drained_tag, &drained_ok)) {
+  }
+  if (metrics_ != nullptr) {
+    metrics_->peer_attend_kv_seconds.Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    metrics_->peer_attend_kv_bytes.Increment(static_cast<double>(q.size() * sizeof(float) * calls.size()));
   }
   std::vector<AttentionPartial> parts;
   for (size_t i = 0; i < calls.size(); ++i) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "services/peer_stubs.h"
+#include "services/worker_metrics.h"
 #include "worker/shard_context.h"
 
 namespace tessera {
@@ -15,8 +16,9 @@ namespace tessera {
 class GrpcRemoteKv : public RemoteKvAttention {
  public:
   GrpcRemoteKv(PeerStubs& stubs, std::string request_id, std::vector<std::string> holders,
-               std::chrono::milliseconds timeout)
-      : stubs_(stubs), request_id_(std::move(request_id)), holders_(std::move(holders)), timeout_(timeout) {}
+               std::chrono::milliseconds timeout, WorkerMetrics* metrics = nullptr)
+      : stubs_(stubs), request_id_(std::move(request_id)), holders_(std::move(holders)), timeout_(timeout),
+        metrics_(metrics) {}
 
   absl::StatusOr<std::vector<AttentionPartial>> Attend(int64_t attention_slot, absl::Span<const float> q,
                                                        int64_t q_len, int64_t q_position0) override;
@@ -26,6 +28,7 @@ class GrpcRemoteKv : public RemoteKvAttention {
   std::string request_id_;
   std::vector<std::string> holders_;
   std::chrono::milliseconds timeout_;
+  WorkerMetrics* metrics_;
 };
 
 }  // namespace tessera

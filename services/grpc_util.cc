@@ -33,6 +33,8 @@ void ConfigureServerBuilder(grpc::ServerBuilder& builder, const std::string& lis
     return true;
   }();
   (void)once;
+  // A taken port must be an error, not silently shared with another process.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(listen_address, grpc::InsecureServerCredentials(), selected_port);
   builder.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
   builder.SetMaxSendMessageSize(kMaxGrpcMessageBytes);

@@ -119,7 +119,16 @@ int64_t StateBytesPerRequest(const ModelConfig& config) {
 }
 
 WorkerService::WorkerService(const ModelWeights& weights, WorkerOptions options)
-    : weights_(weights), options_(std::move(options)) {}
+    : weights_(weights), options_(std::move(options)) {
+  if (options_.metrics != nullptr) options_.metrics->memory_capacity_bytes.Set(options_.memory_budget_bytes);
+  PublishMemoryMetrics();
+}
+
+void WorkerService::PublishMemoryMetrics() {
+  if (options_.metrics == nullptr) return;
+  options_.metrics->memory_used_bytes.Set(static_cast<double>(memory_used_bytes()));
+  options_.metrics->active_requests.Set(active_requests());
+}
 
 int64_t WorkerService::memory_used_bytes() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -159,8 +168,11 @@ absl::StatusOr<std::shared_ptr<WorkerService::ActiveShard>> WorkerService::Admit
 
 void WorkerService::Release(const std::string& request_id) {
   mailbox_.Cancel(request_id);  // drops blocks that are still on their way
-  std::lock_guard<std::mutex> lock(mu_);
-  shards_.erase(request_id);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    shards_.erase(request_id);
+  }
+  PublishMemoryMetrics();
 }
 
 std::shared_ptr<WorkerService::ActiveShard> WorkerService::Find(const std::string& request_id) const {
@@ -184,6 +196,7 @@ grpc::Status WorkerService::GetStatus(grpc::ServerContext*, const tessera::v1::G
   response->set_max_position_embeddings(config.max_position_embeddings);
   response->set_eos_token_id(config.eos_token_id);
   response->set_num_layers(static_cast<int32_t>(config.blocks.size()));
+  response->set_metrics_address(options_.metrics_address);
   return grpc::Status::OK;
 }
 
@@ -225,6 +238,7 @@ grpc::Status WorkerService::RunShard(grpc::ServerContext* context, const RunShar
   absl::StatusOr<std::shared_ptr<ActiveShard>> admitted = Admit(*request);
   if (!admitted.ok()) return ToGrpcStatus(admitted.status());
   std::shared_ptr<ActiveShard> shard = *admitted;
+  PublishMemoryMetrics();
   absl::Status status;
   {
     CancellationWatcher watcher(context, mailbox_, request->request_id());
@@ -250,7 +264,7 @@ absl::Status WorkerService::RunAdmittedShard(const RunShardRequest& r, ActiveSha
     ctx.shard_bounds.push_back(s.token_begin());
   }
   ctx.shard_bounds.push_back(r.shards(shards - 1).token_end());
-  GrpcPeerGroup peers(stubs_, mailbox_, r.request_id(), r.rank(), addresses, timeout);
+  GrpcPeerGroup peers(stubs_, mailbox_, r.request_id(), r.rank(), addresses, timeout, options_.metrics);
   if (shards > 1) ctx.peers = &peers;
 
   auto last_progress = std::chrono::steady_clock::now();
@@ -271,13 +285,19 @@ absl::Status WorkerService::RunAdmittedShard(const RunShardRequest& r, ActiveSha
   std::vector<float> logits;
   {
     std::lock_guard<std::mutex> lock(shard.mu);
+    const auto start = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(logits, ForwardCpu(weights_, shard.state, r.token_ids(), rows, ctx));
+    if (options_.metrics != nullptr) {
+      options_.metrics->prefill_step_seconds.Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
     if (!last) {
       // Only the last shard decodes: the others keep K/V alone.
       for (MambaLayerState& m : shard.state.mamba) m = MambaLayerState{};
     }
     shard.actual_bytes.store(shard.state.MemoryBytes());
   }
+  PublishMemoryMetrics();
   if (r.return_logits()) {
     RunShardEvent event;
     *event.mutable_prompt_logits() = ToLogits(logits, config.vocab_size);
@@ -301,7 +321,7 @@ absl::Status WorkerService::Decode(const RunShardRequest& r, ActiveShard& shard,
   const std::chrono::milliseconds timeout(r.peer_timeout_ms() > 0 ? r.peer_timeout_ms() : 10000);
   std::vector<std::string> holders;
   for (int i = 0; i + 1 < r.shards_size(); ++i) holders.push_back(r.shards(i).address());
-  GrpcRemoteKv remote(stubs_, r.request_id(), holders, timeout);
+  GrpcRemoteKv remote(stubs_, r.request_id(), holders, timeout, options_.metrics);
   ShardContext ctx;
   if (!holders.empty()) ctx.remote_kv = &remote;
 
@@ -334,7 +354,12 @@ absl::Status WorkerService::Decode(const RunShardRequest& r, ActiveShard& shard,
     if (generated >= max_new_tokens) break;
     std::lock_guard<std::mutex> lock(shard.mu);
     const int32_t next[1] = {token};
+    const auto start = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(logits, ForwardCpu(weights_, shard.state, next, LogitsRows::kLast, ctx));
+    if (options_.metrics != nullptr) {
+      options_.metrics->decode_step_seconds.Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
     shard.actual_bytes.store(shard.state.MemoryBytes());
   }
   RunShardEvent finished;

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "services/peer_stubs.h"
+#include "services/worker_metrics.h"
 #include "tessera/v1/worker.grpc.pb.h"
 #include "worker/model_weights.h"
 #include "worker/peer_mailbox.h"
@@ -22,6 +23,8 @@ namespace tessera {
 struct WorkerOptions {
   std::string advertised_address;  // what peers and the coordinator dial
   int64_t memory_budget_bytes = int64_t{1} << 30;
+  WorkerMetrics* metrics = nullptr;  // optional; must outlive the service
+  std::string metrics_address;       // reported in GetStatus, empty when none
 };
 
 // What one token and one request cost in K/V and state bytes for `config`.
@@ -62,6 +65,7 @@ class WorkerService final : public tessera::v1::Worker::Service {
   absl::Status Decode(const tessera::v1::RunShardRequest& request, ActiveShard& shard, std::vector<float> logits,
                       const std::atomic<bool>& cancelled, grpc::ServerWriter<tessera::v1::RunShardEvent>* writer);
   void Release(const std::string& request_id);
+  void PublishMemoryMetrics();
   std::shared_ptr<ActiveShard> Find(const std::string& request_id) const;
 
   const ModelWeights& weights_;

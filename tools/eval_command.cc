@@ -5,11 +5,14 @@
 
 #include <cstdio>
 #include <iostream>
+#include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "tools/cli_flags.h"
+#include "tools/cluster/local_cluster.h"
 #include "tools/cpu_greedy_runner.h"
+#include "tools/grpc_greedy_runner.h"
 #include "tools/reference_eval.h"
 #include "worker/model_weights.h"
 
@@ -21,7 +24,15 @@ constexpr FlagSpec kEvalFlags[] = {
     {"reference", true, "reference.safetensors (default: MODEL/reference.safetensors)"},
     {"tolerance", true, "relative L2 bound for prompt and decode logits (default 1e-4 on CPU fp32)"},
     {"backend", true, "cpu (the only backend in this build)"},
+    {"workers", true, "0 (default): in this process; N >= 1: through a local cluster of N worker processes"},
 };
+
+// The path of this executable, to start the cluster's processes from.
+std::string SelfBinary() {
+  char path[4096];
+  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  return n > 0 ? std::string(path, n) : "tessera";
+}
 
 absl::StatusOr<bool> Evaluate(const CliFlags& flags) {
   ASSIGN_OR_RETURN(std::string model_dir, flags.RequireString("model"));
@@ -30,11 +41,25 @@ absl::StatusOr<bool> Evaluate(const CliFlags& flags) {
   const std::string backend = flags.GetString("backend", "cpu");
   if (backend != "cpu") return absl::InvalidArgumentError(absl::StrCat("--backend '", backend, "' is not available (cpu)"));
 
+  ASSIGN_OR_RETURN(int64_t workers, flags.GetInt("workers", 0));
+  if (workers < 0) return absl::InvalidArgumentError(absl::StrCat("--workers must be >= 0. Given: ", workers));
+
   ASSIGN_OR_RETURN(std::unique_ptr<ModelWeights> weights, LoadModelWeights(model_dir));
   std::cout << "model " << weights->config.model_type << " from " << model_dir << ", reference " << reference
-            << ", backend cpu (fp32)\n";
-  ASSIGN_OR_RETURN(std::vector<LengthReport> reports,
-                   EvaluateAgainstReference(reference, MakeCpuGreedyRunner(*weights), tolerance));
+            << ", backend cpu (fp32), " << (workers == 0 ? std::string("in process") : absl::StrCat(workers, " worker processes"))
+            << "\n";
+  std::unique_ptr<LocalCluster> cluster;
+  GreedyRunner runner = MakeCpuGreedyRunner(*weights);
+  if (workers > 0) {
+    LocalClusterOptions options;
+    options.binary = SelfBinary();
+    options.model_dir = model_dir;
+    options.workers = static_cast<int>(workers);
+    options.coordinator_flags = {"--min-shard-tokens", "1"};  // every prompt spans all workers
+    ASSIGN_OR_RETURN(cluster, LocalCluster::Start(options));
+    runner = MakeGrpcGreedyRunner(cluster->address());
+  }
+  ASSIGN_OR_RETURN(std::vector<LengthReport> reports, EvaluateAgainstReference(reference, runner, tolerance));
   std::cout << FormatReports(reports, tolerance);
   bool all = true;
   for (const LengthReport& r : reports) all = all && r.passed;

@@ -15,6 +15,8 @@
 #include "common/status_macros.h"
 #include "kernels/linear.h"
 #include "services/grpc_util.h"
+#include "services/metrics_endpoint.h"
+#include "services/worker_metrics.h"
 #include "services/worker_service.h"
 #include "tessera/v1/worker.grpc.pb.h"
 #include "tools/cli_flags.h"
@@ -31,6 +33,8 @@ constexpr FlagSpec kWorkerFlags[] = {
     {"advertise", true, "address peers dial (default: the listen host and bound port)"},
     {"memory-budget-mb", true, "K/V + state memory this worker may hold (default 1024)"},
     {"blas-threads", true, "BLAS threads per matrix product (default 1)"},
+    {"metrics-port", true, "serve Prometheus /metrics on this port of the listen host (0: any free port)"},
+    {"backend", true, "cpu (default; cuda arrives with the CUDA backend)"},
 };
 
 // Registers every second until stopped; quiet about failures (the
@@ -85,9 +89,26 @@ absl::Status Serve(const CliFlags& flags) {
   if (budget_mb <= 0) return absl::InvalidArgumentError(absl::StrCat("--memory-budget-mb must be > 0. Given: ", budget_mb));
   cpu::SetBlasThreads(static_cast<int>(blas_threads));
 
+  const std::string backend = flags.GetString("backend", "cpu");
+  if (backend != "cpu") {
+    return absl::InvalidArgumentError(absl::StrCat("--backend '", backend, "' is not available in this build (cpu)"));
+  }
+
   ASSIGN_OR_RETURN(std::unique_ptr<ModelWeights> weights, LoadModelWeights(model_dir));
   WorkerOptions options;
   options.memory_budget_bytes = budget_mb << 20;
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  std::unique_ptr<WorkerMetrics> metrics;
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint;
+  if (flags.Has("metrics-port")) {
+    ASSIGN_OR_RETURN(int64_t metrics_port, flags.GetInt("metrics-port", 0));
+    AddBuildInfo(*registry, "worker", backend);
+    metrics = std::make_unique<WorkerMetrics>(*registry);
+    ASSIGN_OR_RETURN(metrics_endpoint, MetricsEndpoint::Start(HostOf(listen), static_cast<int>(metrics_port), registry));
+    options.metrics = metrics.get();
+    options.metrics_address = metrics_endpoint->address();
+  }
 
   grpc::ServerBuilder builder;
   int port = 0;
@@ -100,7 +121,8 @@ absl::Status Serve(const CliFlags& flags) {
   const std::string address = flags.GetString("advertise", WithPort(listen, port));
   service->set_advertised_address(address);
   std::cout << "worker listening on " << address << " (" << weights->config.model_type << ", budget " << budget_mb
-            << " MiB)" << std::endl;
+            << " MiB" << (metrics_endpoint ? ", metrics on " + metrics_endpoint->address() : std::string()) << ")"
+            << std::endl;
 
   std::unique_ptr<Registrar> registrar;
   if (flags.Has("coordinator")) registrar = std::make_unique<Registrar>(flags.GetString("coordinator", ""), address);

@@ -1,0 +1,125 @@
+// Validation first (no locks, no network), then admission, then execution;
+// the admission object returns its reservations however execution ends.
+#include "coordinator/coordinator.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+#include "coordinator/request_validation.h"
+#include "coordinator/shard_execution.h"
+#include "services/metrics_endpoint.h"  // kTesseraVersion
+
+namespace tessera {
+namespace {
+
+// Counts a request as running for as long as it lives.
+class RunningRequest {
+ public:
+  explicit RunningRequest(std::atomic<int32_t>& counter) : counter_(counter) { ++counter_; }
+  ~RunningRequest() { --counter_; }
+
+ private:
+  std::atomic<int32_t>& counter_;
+};
+
+}  // namespace
+
+Coordinator::Coordinator(ServedModel model, const CoordinatorOptions& options)
+    : model_(std::move(model)), options_(options), registry_(options, model_.vocab_size) {}
+
+Coordinator::~Coordinator() { registry_.StopHealthChecks(); }
+
+void Coordinator::BeginShutdown() {
+  shutting_down_ = true;
+  registry_.StopHealthChecks();
+}
+
+bool Coordinator::WaitForRequestsToEnd(absl::Duration timeout) const {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (running_requests_ > 0) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return true;
+}
+
+absl::StatusOr<v1::GenerateResponse> Coordinator::Generate(const v1::GenerateRequest& request,
+                                                           const CallerContext& caller, GenerateEvents& events) {
+  if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
+  GenerateLimits limits;
+  limits.vocab_size = model_.vocab_size;
+  limits.max_new_tokens_limit = options_.max_new_tokens_limit;
+  limits.max_position_embeddings = model_.max_position_embeddings;
+  RETURN_IF_ERROR(ValidateGenerateRequest(request, limits));
+
+  ASSIGN_OR_RETURN(std::unique_ptr<Admission> admission,
+                   registry_.Admit(request.prompt_token_ids_size(), request.stopping().max_new_tokens()));
+  RunningRequest running(running_requests_);
+
+  ShardExecution execution;
+  const uint64_t number = ++request_counter_;
+  // Workers key their state by request id: make it unique even when callers reuse theirs.
+  execution.client_request_id = request.request_id().empty() ? absl::StrCat("req-", number) : request.request_id();
+  execution.worker_request_id =
+      request.request_id().empty() ? execution.client_request_id : absl::StrCat(request.request_id(), "-", number);
+  const int64_t eos = model_.eos_token_id >= 0 ? model_.eos_token_id : admission->eos_token_id();
+  execution.eos_token_id = request.stopping().ignore_eos() ? -1 : eos;
+  execution.peer_timeout_ms = options_.peer_timeout_ms;
+  execution.deadline = caller.deadline;
+  execution.poll_interval = options_.cancel_poll_interval;
+  execution.interruption = [this, &caller]() -> absl::Status {
+    if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
+    if (caller.cancelled()) return absl::CancelledError("the client cancelled the request");
+    return absl::OkStatus();
+  };
+  execution.on_worker_unreachable = [this](const std::string& address) { registry_.MarkUnreachable(address); };
+  return ExecuteShards(admission->shards(), request, execution, events);
+}
+
+v1::ModelInfo Coordinator::GetModelInfo() const {
+  v1::ModelInfo info;
+  info.set_model_type(model_.model_type);
+  info.set_model_path(model_.model_path);
+  info.set_vocab_size(static_cast<int32_t>(model_.vocab_size));
+  info.set_num_layers(static_cast<int32_t>(model_.num_layers));
+  int64_t capacity = 0, available = 0;
+  int32_t ready = 0;
+  for (const WorkerView& worker : registry_.Workers()) {
+    if (!worker.ready) continue;
+    ++ready;
+    capacity += worker.capacity_tokens;
+    available += worker.free_tokens;
+  }
+  if (model_.max_position_embeddings > 0) {
+    capacity = std::min(capacity, model_.max_position_embeddings);
+    available = std::min(available, model_.max_position_embeddings);
+  }
+  info.set_context_capacity_tokens(capacity);
+  info.set_context_available_tokens(available);
+  info.set_workers_ready(ready);
+  info.set_max_new_tokens_limit(options_.max_new_tokens_limit);
+  info.set_eos_token_id(model_.eos_token_id);
+  return info;
+}
+
+v1::ServerInfo Coordinator::GetServerInfo() const {
+  v1::ServerInfo info;
+  info.set_version(kTesseraVersion);
+  info.set_backend("cpu");
+  for (const WorkerView& worker : registry_.Workers()) {
+    v1::WorkerInfo* w = info.add_workers();
+    w->set_address(worker.address);
+    w->set_ready(worker.ready);
+    w->set_capacity_tokens(worker.capacity_tokens);
+    w->set_memory_used_bytes(std::max(worker.held_bytes, worker.status.memory_used_bytes()));
+    w->set_memory_budget_bytes(worker.status.memory_budget_bytes());
+    w->set_active_requests(std::max(worker.running_shards, worker.status.active_requests()));
+    w->set_metrics_address(worker.status.metrics_address());
+  }
+  info.set_running_requests(running_requests_);
+  return info;
+}
+
+}  // namespace tessera

@@ -1,0 +1,62 @@
+// The coordinator's logic behind its gRPC services: validate a request,
+// admit it (plan shards, reserve memory), run it on the workers and relay
+// the result; describe the model and the cluster. services/
+// coordinator_service.h adapts it to gRPC; this class knows nothing of
+// ServerContext, so its callers say how to notice a client going away.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "coordinator/coordinator_options.h"
+#include "coordinator/generate_events.h"
+#include "coordinator/served_model.h"
+#include "coordinator/worker_registry.h"
+#include "tessera/v1/tessera.pb.h"
+
+namespace tessera {
+
+// How a running request learns that its caller gave up.
+struct CallerContext {
+  std::function<bool()> cancelled = [] { return false; };
+  std::chrono::system_clock::time_point deadline = std::chrono::system_clock::time_point::max();
+};
+
+class Coordinator {
+ public:
+  Coordinator(ServedModel model, const CoordinatorOptions& options);
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+  ~Coordinator();
+
+  void StartHealthChecks() { registry_.StartHealthChecks(); }
+  // Ends running requests (UNAVAILABLE) and refuses new ones; stops health checks.
+  void BeginShutdown();
+  // Waits until no request runs; false when some still do after `timeout`.
+  bool WaitForRequestsToEnd(absl::Duration timeout) const;
+
+  // Returns the number of ready workers.
+  int RegisterWorker(const std::string& address) { return registry_.Register(address); }
+
+  absl::StatusOr<v1::GenerateResponse> Generate(const v1::GenerateRequest& request, const CallerContext& caller,
+                                                GenerateEvents& events);
+  v1::ModelInfo GetModelInfo() const;
+  v1::ServerInfo GetServerInfo() const;
+
+  WorkerRegistry& registry() { return registry_; }
+  const ServedModel& model() const { return model_; }
+
+ private:
+  const ServedModel model_;
+  const CoordinatorOptions options_;
+  WorkerRegistry registry_;
+  std::atomic<bool> shutting_down_{false};
+  std::atomic<int32_t> running_requests_{0};
+  std::atomic<uint64_t> request_counter_{0};
+};
+
+}  // namespace tessera

@@ -1,0 +1,28 @@
+// Where a running request's intermediate events go: GenerateStream writes
+// them to its client; Generate ignores them (its tokens come back whole).
+#pragma once
+
+#include <string>
+
+#include "tessera/v1/tessera.pb.h"
+
+namespace tessera {
+
+class GenerateEvents {
+ public:
+  virtual ~GenerateEvents() = default;
+  // The request was admitted under this id (the caller's, or a generated one).
+  virtual void OnStart(const std::string& request_id) {}
+  // Each returns false when the client is gone; the request then ends.
+  virtual bool OnProgress(const v1::PrefillProgress& progress) = 0;
+  virtual bool OnTokens(const v1::TokenDelta& tokens) = 0;
+};
+
+// For callers that only want the final response.
+class IgnoreGenerateEvents final : public GenerateEvents {
+ public:
+  bool OnProgress(const v1::PrefillProgress&) override { return true; }
+  bool OnTokens(const v1::TokenDelta&) override { return true; }
+};
+
+}  // namespace tessera

@@ -1,0 +1,67 @@
+// One check per field, in the order a reader of the request would meet them.
+#include "coordinator/request_validation.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace tessera {
+namespace {
+
+absl::Status CheckTokenIds(absl::string_view field, const google::protobuf::RepeatedField<int32_t>& ids,
+                           int64_t vocab_size) {
+  for (int i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat(field, "[", i, "] must be in [0, ", vocab_size,
+                                                     ") (the model's vocab_size is ", vocab_size,
+                                                     "). Given: ", ids[i]));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSampling(const v1::SamplingParams& sampling) {
+  // Written as negated ranges so that NaN fails too.
+  if (!(sampling.temperature() >= 0.0f)) {
+    return absl::InvalidArgumentError(absl::StrCat("temperature must be >= 0. Given: ", sampling.temperature()));
+  }
+  if (!(sampling.top_p() >= 0.0f && sampling.top_p() <= 1.0f)) {
+    return absl::InvalidArgumentError(absl::StrCat("top_p must be in [0, 1]. Given: ", sampling.top_p()));
+  }
+  if (sampling.top_k() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("top_k must be >= 0. Given: ", sampling.top_k()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request, const GenerateLimits& limits) {
+  const int64_t prompt_tokens = request.prompt_token_ids_size();
+  if (prompt_tokens == 0) {
+    return absl::InvalidArgumentError("prompt_token_ids must hold at least 1 token. Given: 0 tokens");
+  }
+  if (absl::Status s = CheckTokenIds("prompt_token_ids", request.prompt_token_ids(), limits.vocab_size); !s.ok()) {
+    return s;
+  }
+  const int32_t max_new_tokens = request.stopping().max_new_tokens();
+  if (max_new_tokens < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("max_new_tokens must be >= 1. Given: ", max_new_tokens));
+  }
+  if (max_new_tokens > limits.max_new_tokens_limit) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_new_tokens must be <= ", limits.max_new_tokens_limit, ". Given: ", max_new_tokens));
+  }
+  if (absl::Status s = CheckTokenIds("stop_token_ids", request.stopping().stop_token_ids(), limits.vocab_size);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckSampling(request.sampling()); !s.ok()) return s;
+  const int64_t total_tokens = prompt_tokens + max_new_tokens;
+  if (limits.max_position_embeddings > 0 && total_tokens > limits.max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prompt_tokens + max_new_tokens must be <= ", limits.max_position_embeddings,
+        " (the model's max_position_embeddings). Given: ", prompt_tokens, " + ", max_new_tokens, " = ", total_tokens));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tessera

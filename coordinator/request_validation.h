@@ -1,0 +1,23 @@
+// Checks a GenerateRequest against limits that do not depend on the cluster's
+// momentary state: a request that fails here can never work, so it is
+// INVALID_ARGUMENT, and the message quotes the limit ("max_new_tokens must be
+// <= 4096. Given: 5000"). Capacity checks need the workers: see
+// shard_placement.h.
+#pragma once
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "tessera/v1/tessera.pb.h"
+
+namespace tessera {
+
+struct GenerateLimits {
+  int64_t vocab_size = 0;
+  int32_t max_new_tokens_limit = 4096;
+  int64_t max_position_embeddings = 0;  // 0: unbounded
+};
+
+absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request, const GenerateLimits& limits);
+
+}  // namespace tessera

@@ -1,0 +1,248 @@
+// One loop on the handler's thread: take the next stream item (or time out
+// and poll for interruption), fold it into the response, relay what the
+// client should see now. Exactly one place decides how the request ends.
+#include "coordinator/shard_execution.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "coordinator/shard_streams.h"
+#include "services/grpc_util.h"
+
+namespace tessera {
+namespace {
+
+std::vector<ShardStreams::Call> MakeCalls(const std::vector<ShardLease>& shards, const v1::GenerateRequest& request,
+                                          const ShardExecution& execution) {
+  std::vector<ShardStreams::Call> calls;
+  for (size_t rank = 0; rank < shards.size(); ++rank) {
+    const ShardLease& shard = shards[rank];
+    ShardStreams::Call call;
+    call.address = shard.address;
+    call.stub = shard.stub;
+    v1::RunShardRequest& r = call.request;
+    r.set_request_id(execution.worker_request_id);
+    r.set_rank(static_cast<int32_t>(rank));
+    for (const ShardLease& peer : shards) {
+      v1::ShardPeer* p = r.add_shards();
+      p->set_address(peer.address);
+      p->set_token_begin(peer.token_begin);
+      p->set_token_end(peer.token_end);
+    }
+    r.mutable_token_ids()->Add(request.prompt_token_ids().begin() + shard.token_begin,
+                               request.prompt_token_ids().begin() + shard.token_end);
+    *r.mutable_sampling() = request.sampling();
+    *r.mutable_stopping() = request.stopping();
+    r.set_return_logits(request.return_logits());
+    r.set_peer_timeout_ms(execution.peer_timeout_ms);
+    r.set_reserved_bytes(shard.reserved_bytes);
+    r.set_eos_token_id(execution.eos_token_id);
+    calls.push_back(std::move(call));
+  }
+  return calls;
+}
+
+void AppendLogits(const v1::Logits& part, v1::Logits& into) {
+  into.set_rows(into.rows() + part.rows());
+  if (into.vocab_size() == 0) into.set_vocab_size(part.vocab_size());
+  into.mutable_values()->Add(part.values().begin(), part.values().end());
+}
+
+// What a shard's failed call means for the client.
+absl::Status ShardFailure(const ShardLease& shard, int rank, int num_shards, const grpc::Status& status) {
+  const std::string where = absl::StrCat("worker ", shard.address, " (shard ", rank + 1, " of ", num_shards, ")");
+  if (status.error_code() == grpc::StatusCode::CANCELLED) {
+    // Nobody here cancelled it: the worker ended the call (shutting down?).
+    return absl::UnavailableError(absl::StrCat(where, " cancelled its call: ", status.error_message()));
+  }
+  const absl::Status failure = FromGrpcStatus(status);
+  return absl::Status(failure.code(), absl::StrCat(where, ": ", failure.message()));
+}
+
+class ShardRelay {
+ public:
+  ShardRelay(const std::vector<ShardLease>& shards, const v1::GenerateRequest& request, const ShardExecution& execution,
+             GenerateEvents& events)
+      : shards_(shards),
+        request_(request),
+        execution_(execution),
+        events_(events),
+        num_shards_(static_cast<int>(shards.size())),
+        ended_(shards.size(), false),
+        prefilled_(shards.size(), false),
+        layers_done_(shards.size(), 0),
+        prompt_logits_(shards.size()) {}
+
+  absl::StatusOr<v1::GenerateResponse> Run() {
+    ShardStreams streams(MakeCalls(shards_, request_, execution_), execution_.deadline);
+    int ended = 0;
+    absl::Time next_poll = absl::Now();
+    while (ended < num_shards_) {
+      if (!outcome_ && absl::Now() >= next_poll) {
+        next_poll = absl::Now() + execution_.poll_interval;
+        if (absl::Status interrupted = execution_.interruption(); !interrupted.ok()) outcome_ = interrupted;
+      }
+      if (!outcome_) {
+        std::optional<ShardStreams::Item> item = streams.Next(execution_.poll_interval);
+        if (item && item->ended) ++ended;
+        if (item) Handle(*item);
+        if (!outcome_ && last_finished_) outcome_ = OutcomeOnceOthersPrefilled();
+      } else {
+        // Decided: end every call and drain until all streams are over.
+        streams.CancelAll();
+        std::optional<ShardStreams::Item> item = streams.Next(execution_.poll_interval);
+        if (item && item->ended) ++ended;
+      }
+    }
+    if (!outcome_) outcome_ = absl::InternalError("every shard's stream ended without an outcome");
+    if (!outcome_->ok()) return *outcome_;
+    return Response();
+  }
+
+ private:
+  void Handle(const ShardStreams::Item& item) {
+    const int rank = item.rank;
+    const bool last = rank == num_shards_ - 1;
+    if (item.ended) {
+      if (!item.status.ok()) {
+        outcome_ = ShardFailure(shards_[rank], rank, num_shards_, item.status);
+        if (outcome_->code() == absl::StatusCode::kUnavailable) execution_.on_worker_unreachable(shards_[rank].address);
+      } else if (last && !finished_) {
+        outcome_ = absl::InternalError(
+            absl::StrCat("worker ", shards_[rank].address, " ended the last shard without `finished`"));
+      } else if (last) {
+        last_finished_ = true;
+        last_finished_at_ = absl::Now();
+      }
+      // A non-last shard ending OK early is the worker's choice; the last
+      // shard reports any harm it does.
+      ended_[rank] = true;
+      return;
+    }
+    const v1::RunShardEvent& event = item.event;
+    switch (event.event_case()) {
+      case v1::RunShardEvent::kProgress:
+        layers_total_ = std::max(layers_total_, event.progress().layers_total());
+        layers_done_[rank] = std::max(layers_done_[rank], event.progress().layers_done());
+        RelayProgress();
+        break;
+      case v1::RunShardEvent::kPromptLogits:
+        if (request_.return_logits()) AppendLogits(event.prompt_logits(), prompt_logits_[rank]);
+        break;
+      case v1::RunShardEvent::kPrefilled:
+        prefilled_[rank] = true;
+        layers_done_[rank] = std::max(layers_done_[rank], layers_total_);
+        RelayProgress();
+        break;
+      case v1::RunShardEvent::kTokens:
+        if (last) RelayTokens(event.tokens());
+        break;
+      case v1::RunShardEvent::kFinished:
+        if (last) {
+          finished_ = true;
+          finish_reason_ = event.finished().finish_reason();
+        }
+        break;
+      case v1::RunShardEvent::EVENT_NOT_SET:
+        break;
+    }
+  }
+
+  // The last shard's tokens may arrive before the other shards' last
+  // messages (the streams are independent): once it ended, wait for every
+  // other shard's `prefilled` (its logits come before it), for a while.
+  std::optional<absl::Status> OutcomeOnceOthersPrefilled() const {
+    bool all_prefilled = true;
+    for (int rank = 0; rank + 1 < num_shards_; ++rank) all_prefilled &= prefilled_[rank] || ended_[rank];
+    if (all_prefilled) return absl::OkStatus();
+    if (absl::Now() - last_finished_at_ < kPrefilledGrace) return std::nullopt;
+    if (!request_.return_logits()) return absl::OkStatus();  // nothing is missing
+    for (int rank = 0; rank + 1 < num_shards_; ++rank) {
+      if (!prefilled_[rank] && !ended_[rank]) {
+        return absl::InternalError(absl::StrCat("worker ", shards_[rank].address, " (shard ", rank + 1, " of ",
+                                                num_shards_, ") never reported `prefilled` with its logits"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  void RelayProgress() {
+    if (layers_total_ <= 0 || tokens_started_) return;
+    const int32_t done = *std::min_element(layers_done_.begin(), layers_done_.end());
+    if (done == progress_sent_) return;
+    progress_sent_ = done;
+    v1::PrefillProgress progress;
+    progress.set_layers_done(std::min(done, layers_total_));
+    progress.set_layers_total(layers_total_);
+    progress.set_prompt_tokens(request_.prompt_token_ids_size());
+    progress.set_shards(num_shards_);
+    if (!events_.OnProgress(progress)) outcome_ = absl::CancelledError("the client went away");
+  }
+
+  void RelayTokens(const v1::TokenDelta& delta) {
+    if (!tokens_started_) {
+      // Decoding means every shard is prefilled, whatever their progress
+      // messages still in flight say: report prefill complete, then tokens.
+      std::fill(layers_done_.begin(), layers_done_.end(), layers_total_);
+      RelayProgress();
+      tokens_started_ = true;
+      if (outcome_) return;
+    }
+    token_ids_.insert(token_ids_.end(), delta.token_ids().begin(), delta.token_ids().end());
+    if (request_.return_logits() && delta.has_logits()) AppendLogits(delta.logits(), token_logits_);
+    if (!events_.OnTokens(delta)) outcome_ = absl::CancelledError("the client went away");
+  }
+
+  v1::GenerateResponse Response() const {
+    v1::GenerateResponse response;
+    response.set_request_id(execution_.client_request_id);
+    response.mutable_token_ids()->Add(token_ids_.begin(), token_ids_.end());
+    response.set_finish_reason(finish_reason_);
+    v1::Usage* usage = response.mutable_usage();
+    usage->set_prompt_tokens(request_.prompt_token_ids_size());
+    usage->set_completion_tokens(static_cast<int32_t>(token_ids_.size()));
+    usage->set_total_tokens(usage->prompt_tokens() + usage->completion_tokens());
+    if (request_.return_logits()) {
+      for (const v1::Logits& part : prompt_logits_) AppendLogits(part, *response.mutable_prompt_logits());
+      *response.mutable_token_logits() = token_logits_;
+    }
+    response.set_shards(num_shards_);
+    return response;
+  }
+
+  const std::vector<ShardLease>& shards_;
+  const v1::GenerateRequest& request_;
+  const ShardExecution& execution_;
+  GenerateEvents& events_;
+  const int num_shards_;
+
+  static constexpr absl::Duration kPrefilledGrace = absl::Seconds(5);
+
+  std::optional<absl::Status> outcome_;  // set once: how the request ends
+  bool last_finished_ = false;           // the last shard's stream ended OK after `finished`
+  absl::Time last_finished_at_;
+  std::vector<bool> ended_;      // per shard: its stream ended
+  std::vector<bool> prefilled_;  // per shard: it sent `prefilled`
+  bool tokens_started_ = false;
+  int32_t layers_total_ = 0;
+  std::vector<int32_t> layers_done_;  // per shard
+  int32_t progress_sent_ = -1;
+  std::vector<v1::Logits> prompt_logits_;  // per shard
+  std::vector<int32_t> token_ids_;
+  v1::Logits token_logits_;
+  bool finished_ = false;
+  v1::FinishReason finish_reason_ = v1::FINISH_REASON_UNSPECIFIED;
+};
+
+}  // namespace
+
+absl::StatusOr<v1::GenerateResponse> ExecuteShards(const std::vector<ShardLease>& shards,
+                                                   const v1::GenerateRequest& request, const ShardExecution& execution,
+                                                   GenerateEvents& events) {
+  if (shards.empty()) return absl::InternalError("a request was admitted with no shards");
+  events.OnStart(execution.client_request_id);
+  return ShardRelay(shards, request, execution, events).Run();
+}
+
+}  // namespace tessera

@@ -1,0 +1,49 @@
+// Runs an admitted request on its workers and relays what they send. The
+// coordinator is not in the data path: it starts one RunShard call per shard
+// and reads them all at once (see shard_streams.h), then
+//  - relays prefill progress as one aggregate: the fewest layers any shard
+//    has done, sent whenever that number changes, complete before the first
+//    token;
+//  - keeps each shard's prompt logits and joins them in shard order;
+//  - relays the last shard's tokens as they come;
+//  - when the last shard's stream ends OK after `finished` and every other
+//    shard has sent `prefilled` (their messages may trail the last shard's),
+//    cancels the other shards' calls (which tells their workers to free the
+//    request) and waits for every stream to end;
+//  - when any stream fails, cancels the others and fails with that error
+//    (UNAVAILABLE when the worker is gone); when `interruption` reports a
+//    status (client cancelled, server shutting down), cancels all and ends
+//    with it.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "coordinator/generate_events.h"
+#include "coordinator/worker_registry.h"
+#include "tessera/v1/tessera.pb.h"
+
+namespace tessera {
+
+struct ShardExecution {
+  std::string worker_request_id;  // unique per request, sent to the workers
+  std::string client_request_id;  // echoed in the response
+  int64_t eos_token_id = -1;      // -1: none (or ignore_eos)
+  int32_t peer_timeout_ms = 10000;
+  std::chrono::system_clock::time_point deadline = std::chrono::system_clock::time_point::max();
+  // Polled every `poll_interval`: a non-OK status ends the request with it.
+  std::function<absl::Status()> interruption = [] { return absl::OkStatus(); };
+  absl::Duration poll_interval = absl::Milliseconds(50);
+  // Told about a worker whose call failed as if it were gone.
+  std::function<void(const std::string& address)> on_worker_unreachable = [](const std::string&) {};
+};
+
+absl::StatusOr<v1::GenerateResponse> ExecuteShards(const std::vector<ShardLease>& shards,
+                                                   const v1::GenerateRequest& request, const ShardExecution& execution,
+                                                   GenerateEvents& events);
+
+}  // namespace tessera

@@ -1,0 +1,97 @@
+// Greedy placement over the shard counts n … workers; the first that fits wins.
+#include "coordinator/shard_placement.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "coordinator/shard_plan.h"
+
+namespace tessera {
+namespace {
+
+// Places the shards of `bounds` on workers whose room (in tokens) is given,
+// each on the first free worker that fits it, or returns nothing when some
+// shard fits nowhere. `last_first`: place the last shard (which also holds
+// the generated tokens) before the others.
+std::optional<std::vector<ShardSlot>> Assign(const std::vector<int64_t>& bounds, int64_t max_new_tokens,
+                                             const std::vector<int64_t>& room, bool last_first) {
+  const int num_shards = static_cast<int>(bounds.size()) - 1;
+  std::vector<bool> taken(room.size(), false);
+  std::vector<ShardSlot> slots(num_shards);
+  for (int pass = 0; pass < num_shards; ++pass) {
+    const int rank = !last_first ? pass : (pass == 0 ? num_shards - 1 : pass - 1);
+    const bool last = rank == num_shards - 1;
+    const int64_t tokens = bounds[rank + 1] - bounds[rank] + (last ? max_new_tokens : 0);
+    int worker = -1;
+    for (size_t w = 0; w < room.size() && worker < 0; ++w) {
+      if (!taken[w] && room[w] >= tokens) worker = static_cast<int>(w);
+    }
+    if (worker < 0) return std::nullopt;
+    taken[worker] = true;
+    slots[rank] = {worker, bounds[rank], bounds[rank + 1]};
+  }
+  return slots;
+}
+
+std::optional<std::vector<ShardSlot>> PlaceWithin(const PlacementRequest& request, const std::vector<int64_t>& room) {
+  const int workers = static_cast<int>(room.size());
+  const int first = ChooseShardCount(request.prompt_tokens, workers, request.min_shard_tokens);
+  const int most = static_cast<int>(std::min<int64_t>(workers, request.prompt_tokens));
+  for (int num_shards = first; num_shards <= most; ++num_shards) {
+    absl::StatusOr<std::vector<int64_t>> bounds =
+        PlanShardBounds(request.prompt_tokens, std::max<int64_t>(1, request.chunk_size), num_shards);
+    if (!bounds.ok()) continue;
+    // Shards in registration order when they fit so; else the decoding shard first.
+    if (auto slots = Assign(*bounds, request.max_new_tokens, room, /*last_first=*/false)) return slots;
+    if (auto slots = Assign(*bounds, request.max_new_tokens, room, /*last_first=*/true)) return slots;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+int64_t TotalCapacityTokens(absl::Span<const WorkerRoom> rooms) {
+  int64_t total = 0;
+  for (const WorkerRoom& r : rooms) total += r.capacity_tokens;
+  return total;
+}
+
+int64_t TotalFreeTokens(absl::Span<const WorkerRoom> rooms) {
+  int64_t total = 0;
+  for (const WorkerRoom& r : rooms) total += r.free_tokens;
+  return total;
+}
+
+absl::StatusOr<std::vector<ShardSlot>> PlaceShards(const PlacementRequest& request,
+                                                   absl::Span<const WorkerRoom> rooms) {
+  if (rooms.empty()) return absl::UnavailableError("no worker is ready to take the request; try again later");
+  const int64_t needed = request.prompt_tokens + request.max_new_tokens;
+  const int64_t capacity = TotalCapacityTokens(rooms);
+  if (needed > capacity) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prompt_tokens + max_new_tokens must be <= ", capacity, " (the context capacity of the ", rooms.size(),
+        " ready workers). Given: ", request.prompt_tokens, " + ", request.max_new_tokens, " = ", needed));
+  }
+  std::vector<int64_t> empty_room, free_room;
+  for (const WorkerRoom& r : rooms) {
+    empty_room.push_back(r.capacity_tokens);
+    free_room.push_back(std::min(r.free_tokens, r.capacity_tokens));
+  }
+  if (auto slots = PlaceWithin(request, free_room)) return *std::move(slots);
+  if (!PlaceWithin(request, empty_room)) {
+    // The sum fits, but the even split leaves some worker (usually the last
+    // one, which also holds the generated tokens) short, whatever the load.
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prompt_tokens + max_new_tokens = ", needed, " cannot be split over the ", rooms.size(),
+        " ready workers (context capacity ", capacity, " tokens in all): the decoding worker must also hold ",
+        request.max_new_tokens, " generated tokens; use a shorter prompt or a smaller max_new_tokens"));
+  }
+  int64_t free_tokens = 0;
+  for (int64_t r : free_room) free_tokens += r;
+  const absl::string_view where = free_tokens >= needed ? " (spread too thinly over the workers)" : "";
+  return absl::ResourceExhaustedError(absl::StrCat("the cluster is momentarily full: ", free_tokens, " tokens free",
+                                                   where, ", ", needed, " needed; retry later"));
+}
+
+}  // namespace tessera

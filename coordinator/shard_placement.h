@@ -1,0 +1,48 @@
+// Where a request's shards go: how many, where they cut, which worker holds
+// each. Pure (no locks, no network) so every admission rule is testable:
+//
+//  - n = ChooseShardCount(prompt, workers, min_shard_tokens), bounds from
+//    PlanShardBounds; if some shard fits no free worker, try n+1 … workers.
+//  - Shards take ready workers in registration order, each the first free
+//    one with room. The last shard also holds every generated token, so its
+//    worker needs room for its prompt tokens + max_new_tokens; when that
+//    fails, the last shard is placed first and the others fill in after.
+//  - Outcome by status: no worker → UNAVAILABLE; would not fit even with every
+//    worker empty → INVALID_ARGUMENT quoting the capacity; fits an empty
+//    cluster but not what is free now → RESOURCE_EXHAUSTED ("momentarily full").
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+
+namespace tessera {
+
+struct WorkerRoom {
+  int64_t capacity_tokens = 0;  // with the worker empty
+  int64_t free_tokens = 0;      // now
+};
+
+struct PlacementRequest {
+  int64_t prompt_tokens = 0;
+  int64_t max_new_tokens = 0;
+  int64_t min_shard_tokens = 1;
+  int64_t chunk_size = 1;
+};
+
+struct ShardSlot {
+  int worker = 0;           // index into the rooms given to PlaceShards
+  int64_t token_begin = 0;  // global positions [token_begin, token_end)
+  int64_t token_end = 0;
+};
+
+// Slots in shard order (the last one decodes).
+absl::StatusOr<std::vector<ShardSlot>> PlaceShards(const PlacementRequest& request, absl::Span<const WorkerRoom> rooms);
+
+// Sum of capacity_tokens / free_tokens over the rooms.
+int64_t TotalCapacityTokens(absl::Span<const WorkerRoom> rooms);
+int64_t TotalFreeTokens(absl::Span<const WorkerRoom> rooms);
+
+}  // namespace tessera

@@ -1,0 +1,143 @@
+// The workers the coordinator knows: whether each is ready, what it last
+// reported, and what the coordinator has reserved on it for running shards.
+//
+// Lifecycle: RegisterWorker adds a worker (or refreshes it; workers
+// re-register every second, a restarted one maybe on a new port). A worker
+// is ready after a successful GetStatus and stays ready until
+// `failures_before_unready` health checks in a row fail; a worker neither
+// answering nor re-registering for `forget_after` is forgotten.
+//
+// Memory: the coordinator is the one that places shards, so its own
+// reservations are the truth about what is taken; memory a worker reports
+// beyond the reservations in force while its status was taken (a request of
+// an earlier coordinator, say) is counted as held too. Admission plans and
+// reserves under one lock, so concurrent requests never overcommit a worker.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "coordinator/coordinator_options.h"
+#include "tessera/v1/worker.grpc.pb.h"
+
+namespace tessera {
+
+// One worker as GetServerInfo and GetModelInfo see it.
+struct WorkerView {
+  std::string address;
+  bool ready = false;
+  v1::WorkerStatus status;      // the last successful GetStatus
+  int64_t reserved_bytes = 0;   // the coordinator's reservations for running shards
+  int64_t held_bytes = 0;       // reserved + reported memory no reservation explains
+  int32_t running_shards = 0;   // shards of this coordinator's requests on it now
+  int64_t capacity_tokens = 0;  // for one request, with the worker empty
+  int64_t free_tokens = 0;      // for one new request, now
+};
+
+// One shard of an admitted request.
+struct ShardLease {
+  std::string address;
+  std::shared_ptr<v1::Worker::Stub> stub;
+  int64_t token_begin = 0;  // global positions [token_begin, token_end)
+  int64_t token_end = 0;
+  int64_t reserved_bytes = 0;
+};
+
+class WorkerRegistry;
+
+// A request's shards with the memory reserved for them; destroying it returns
+// the reservations (on every path: success, error, cancellation).
+class Admission {
+ public:
+  Admission(const Admission&) = delete;
+  Admission& operator=(const Admission&) = delete;
+  ~Admission();
+
+  const std::vector<ShardLease>& shards() const { return shards_; }
+  int64_t eos_token_id() const { return eos_token_id_; }
+
+ private:
+  friend class WorkerRegistry;
+  explicit Admission(WorkerRegistry* registry) : registry_(registry) {}
+
+  WorkerRegistry* registry_;
+  std::vector<uint64_t> worker_ids_;  // parallel to shards_
+  std::vector<ShardLease> shards_;
+  int64_t eos_token_id_ = -1;  // as the workers report it
+};
+
+class WorkerRegistry {
+ public:
+  // `expected_vocab_size` > 0: a worker reporting another vocabulary serves
+  // another model and is never ready.
+  WorkerRegistry(const CoordinatorOptions& options, int64_t expected_vocab_size);
+  WorkerRegistry(const WorkerRegistry&) = delete;
+  WorkerRegistry& operator=(const WorkerRegistry&) = delete;
+  ~WorkerRegistry();  // stops the health checks
+
+  // Starts (Stop: stops and joins) the thread that checks every worker each
+  // health interval.
+  void StartHealthChecks();
+  void StopHealthChecks();
+
+  // Adds or refreshes a worker; a new or not-ready one is checked at once.
+  // Returns how many workers are ready.
+  int Register(const std::string& address);
+
+  // One round of GetStatus on every known worker; returns when all answered
+  // or timed out.
+  void CheckAllWorkers();
+
+  // A running shard's call to the worker failed as if it were gone: drop it
+  // from planning until a health check succeeds again.
+  void MarkUnreachable(const std::string& address);
+
+  std::vector<WorkerView> Workers() const;  // in registration order
+
+  // Plans the request's shards over the ready workers and reserves their
+  // memory (see shard_placement.h for the statuses).
+  absl::StatusOr<std::unique_ptr<Admission>> Admit(int64_t prompt_tokens, int64_t max_new_tokens);
+
+ private:
+  struct Entry {
+    std::string address;
+    std::shared_ptr<v1::Worker::Stub> stub;
+    bool has_status = false;
+    v1::WorkerStatus status;
+    bool ready = false;
+    int consecutive_failures = 0;
+    absl::Time last_heard;  // last successful check or registration
+    int64_t reserved_bytes = 0;
+    int64_t unexplained_bytes = 0;  // reported used beyond the reservations
+    int32_t running_shards = 0;
+  };
+  struct Probe;
+
+  friend class Admission;
+  void Release(const std::vector<uint64_t>& worker_ids, const std::vector<ShardLease>& shards);
+  void RunProbes(std::vector<std::unique_ptr<Probe>>& probes);
+  void ApplyProbe(const Probe& probe, bool count_failure) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ForgetSilentWorkers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int ReadyCountLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  WorkerView ViewOf(const Entry& entry) const;
+  void HealthLoop();
+
+  const CoordinatorOptions options_;
+  const int64_t expected_vocab_size_;
+
+  mutable absl::Mutex mu_;
+  std::map<uint64_t, Entry> entries_ ABSL_GUARDED_BY(mu_);  // by id = registration order
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  bool stop_health_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread health_thread_;
+};
+
+}  // namespace tessera

@@ -1,0 +1,86 @@
+// A scripted tessera.v1.Worker for coordinator tests: it reports a fixed
+// status, registers with the coordinator, and runs RunShard as the contract
+// in worker.proto says (progress per layer, optional prompt logits,
+// `prefilled`; the last shard then streams tokens and `finished`; the others
+// wait until cancelled), with switches for the failures tests need.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "tessera/v1/worker.grpc.pb.h"
+
+namespace tessera::testing {
+
+inline constexpr int64_t kFakeKvBytesPerToken = 100;
+inline constexpr int64_t kFakeStateBytes = 1000;
+
+struct FakeWorkerScript {
+  int64_t capacity_tokens = 1000;  // sets memory_budget_bytes
+  int64_t reported_used_bytes = 0;  // memory_used_bytes in every status (held for no request of ours)
+  int32_t vocab_size = 64;
+  int32_t chunk_size = 4;
+  int32_t layers = 4;                                              // progress events per shard
+  std::vector<int32_t> tokens = {11, 12, 13, 14, 15, 16, 17, 18};  // the last shard's output
+  v1::FinishReason finish_reason = v1::FINISH_REASON_LENGTH;
+  bool hold_last_shard = false;        // the last shard waits for Release() (or cancellation) before decoding
+  bool fail_after_prefill = false;     // the stream fails UNAVAILABLE right after `prefilled`
+  absl::Duration delay_before_logits;  // a pause after progress, before logits and `prefilled`
+};
+
+class FakeWorker : public v1::Worker::Service {
+ public:
+  // Serves on 127.0.0.1 at a free port.
+  static std::unique_ptr<FakeWorker> Start(FakeWorkerScript script);
+  ~FakeWorker() override;
+
+  const std::string& address() const { return address_; }
+  v1::WorkerStatus Status() const;
+
+  // One RegisterWorker call; returns false when it failed.
+  bool RegisterWith(const std::string& coordinator_address);
+
+  void SetAnswersStatus(bool answers);  // false: GetStatus fails UNAVAILABLE
+  void Release();                       // lets held last shards decode
+  void Stop();                          // shuts the server down, cancelling running calls
+
+  std::vector<v1::RunShardRequest> Requests() const;
+  int StartedShards() const;
+  int RunningShards() const;
+  int CancelledShards() const;
+  int GetStatusCalls() const;
+
+  grpc::Status GetStatus(grpc::ServerContext* context, const v1::GetWorkerStatusRequest* request,
+                         v1::WorkerStatus* response) override;
+  grpc::Status RunShard(grpc::ServerContext* context, const v1::RunShardRequest* request,
+                        grpc::ServerWriter<v1::RunShardEvent>* writer) override;
+
+ private:
+  explicit FakeWorker(FakeWorkerScript script) : script_(std::move(script)) {}
+  // Waits until `done` or the call is cancelled; returns false when cancelled.
+  bool WaitUnlessCancelled(grpc::ServerContext* context, const std::function<bool()>& done);
+  grpc::Status Cancelled();
+
+  const FakeWorkerScript script_;
+  std::string address_;
+  std::unique_ptr<grpc::Server> server_;
+
+  mutable absl::Mutex mu_;
+  bool answers_status_ = true;
+  bool released_ = false;
+  std::vector<v1::RunShardRequest> requests_;
+  int running_ = 0;
+  int cancelled_ = 0;
+  int status_calls_ = 0;
+};
+
+// Polls `condition` every 5 ms until it holds or `timeout` passes.
+bool WaitUntil(const std::function<bool()>& condition, absl::Duration timeout = absl::Seconds(5));
+
+}  // namespace tessera::testing

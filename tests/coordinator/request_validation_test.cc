@@ -1,0 +1,86 @@
+// Every rejected field yields INVALID_ARGUMENT with the limit and the value.
+#include "coordinator/request_validation.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace tessera {
+namespace {
+
+using ::testing::HasSubstr;
+
+GenerateLimits Limits() {
+  GenerateLimits limits;
+  limits.vocab_size = 64;
+  limits.max_new_tokens_limit = 4096;
+  limits.max_position_embeddings = 0;
+  return limits;
+}
+
+v1::GenerateRequest Valid() {
+  v1::GenerateRequest request;
+  for (int id : {1, 2, 3}) request.add_prompt_token_ids(id);
+  request.mutable_stopping()->set_max_new_tokens(8);
+  return request;
+}
+
+void ExpectRejected(const v1::GenerateRequest& request, const std::string& fragment,
+                    const GenerateLimits& limits = Limits()) {
+  const absl::Status status = ValidateGenerateRequest(request, limits);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr(fragment));
+}
+
+TEST(GenerateRequestValidationTest, AcceptsAValidRequest) { EXPECT_TRUE(ValidateGenerateRequest(Valid(), Limits()).ok()); }
+
+TEST(GenerateRequestValidationTest, EmptyPrompt) {
+  v1::GenerateRequest request = Valid();
+  request.clear_prompt_token_ids();
+  ExpectRejected(request, "prompt_token_ids must hold at least 1 token. Given: 0");
+}
+
+TEST(GenerateRequestValidationTest, TokenIdOutsideTheVocabulary) {
+  v1::GenerateRequest request = Valid();
+  request.set_prompt_token_ids(2, 64);
+  ExpectRejected(request, "prompt_token_ids[2] must be in [0, 64) (the model's vocab_size is 64). Given: 64");
+  request.set_prompt_token_ids(2, -1);
+  ExpectRejected(request, "Given: -1");
+}
+
+TEST(GenerateRequestValidationTest, MaxNewTokens) {
+  v1::GenerateRequest request = Valid();
+  request.mutable_stopping()->set_max_new_tokens(0);
+  ExpectRejected(request, "max_new_tokens must be >= 1. Given: 0");
+  request.mutable_stopping()->set_max_new_tokens(5000);
+  ExpectRejected(request, "max_new_tokens must be <= 4096. Given: 5000");
+}
+
+TEST(GenerateRequestValidationTest, StopTokenOutsideTheVocabulary) {
+  v1::GenerateRequest request = Valid();
+  request.mutable_stopping()->add_stop_token_ids(100);
+  ExpectRejected(request, "stop_token_ids[0] must be in [0, 64)");
+}
+
+TEST(GenerateRequestValidationTest, Sampling) {
+  v1::GenerateRequest request = Valid();
+  request.mutable_sampling()->set_temperature(-0.5f);
+  ExpectRejected(request, "temperature must be >= 0. Given: -0.5");
+  request = Valid();
+  request.mutable_sampling()->set_top_p(1.5f);
+  ExpectRejected(request, "top_p must be in [0, 1]. Given: 1.5");
+  request = Valid();
+  request.mutable_sampling()->set_top_k(-1);
+  ExpectRejected(request, "top_k must be >= 0. Given: -1");
+}
+
+TEST(GenerateRequestValidationTest, MaxPositionEmbeddings) {
+  GenerateLimits limits = Limits();
+  limits.max_position_embeddings = 10;
+  ExpectRejected(Valid(),
+                 "prompt_tokens + max_new_tokens must be <= 10 (the model's max_position_embeddings). "
+                 "Given: 3 + 8 = 11",
+                 limits);
+}
+
+}  // namespace
+}  // namespace tessera

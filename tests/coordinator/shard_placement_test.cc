@@ -1,0 +1,114 @@
+// Admission rules without a network: shard counts, who decodes, and which
+// status a request that does not fit gets.
+#include "coordinator/shard_placement.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "coordinator/worker_capacity.h"
+
+namespace tessera {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::vector<WorkerRoom> EmptyWorkers(int count, int64_t capacity) {
+  return std::vector<WorkerRoom>(count, WorkerRoom{capacity, capacity});
+}
+
+PlacementRequest Request(int64_t prompt, int64_t max_new, int64_t min_shard = 8, int64_t chunk = 4) {
+  return PlacementRequest{prompt, max_new, min_shard, chunk};
+}
+
+TEST(ShardPlacementTest, NoWorkerIsUnavailable) {
+  EXPECT_EQ(PlaceShards(Request(10, 1), {}).status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(ShardPlacementTest, ShardCountFollowsPromptLength) {
+  const auto workers = EmptyWorkers(4, 1000);
+  EXPECT_EQ(PlaceShards(Request(7, 1), workers)->size(), 1u);
+  EXPECT_EQ(PlaceShards(Request(16, 1), workers)->size(), 2u);
+  EXPECT_EQ(PlaceShards(Request(24, 1), workers)->size(), 3u);
+  EXPECT_EQ(PlaceShards(Request(500, 1), workers)->size(), 4u);
+}
+
+TEST(ShardPlacementTest, ShardsCoverThePromptInOrderOnDistinctWorkers) {
+  absl::StatusOr<std::vector<ShardSlot>> slots = PlaceShards(Request(100, 5), EmptyWorkers(3, 1000));
+  ASSERT_TRUE(slots.ok()) << slots.status();
+  ASSERT_EQ(slots->size(), 3u);
+  EXPECT_EQ(slots->front().token_begin, 0);
+  EXPECT_EQ(slots->back().token_end, 100);
+  for (size_t r = 0; r < slots->size(); ++r) {
+    EXPECT_EQ((*slots)[r].worker, static_cast<int>(r));
+    if (r > 0) EXPECT_EQ((*slots)[r].token_begin, (*slots)[r - 1].token_end);
+    if (r + 1 < slots->size()) EXPECT_EQ((*slots)[r].token_end % 4, 0) << "chunk-aligned cut";
+  }
+}
+
+TEST(ShardPlacementTest, OverCapacityIsInvalidArgumentQuotingIt) {
+  absl::StatusOr<std::vector<ShardSlot>> slots = PlaceShards(Request(190, 20), EmptyWorkers(2, 100));
+  EXPECT_EQ(slots.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(slots.status().message(), HasSubstr("must be <= 200"));
+  EXPECT_THAT(slots.status().message(), HasSubstr("Given: 190 + 20 = 210"));
+}
+
+TEST(ShardPlacementTest, TakenCapacityIsResourceExhausted) {
+  std::vector<WorkerRoom> workers = {{100, 30}};
+  absl::StatusOr<std::vector<ShardSlot>> slots = PlaceShards(Request(50, 10), workers);
+  EXPECT_EQ(slots.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(slots.status().message(), HasSubstr("momentarily full: 30 tokens free, 60 needed"));
+}
+
+TEST(ShardPlacementTest, BusyWorkersAreSkipped) {
+  // Worker 0 is full; the two shards go to workers 1 and 2.
+  std::vector<WorkerRoom> workers = {{1000, 0}, {1000, 1000}, {1000, 1000}};
+  absl::StatusOr<std::vector<ShardSlot>> slots = PlaceShards(Request(16, 1), workers);
+  ASSERT_TRUE(slots.ok()) << slots.status();
+  ASSERT_EQ(slots->size(), 2u);
+  EXPECT_EQ((*slots)[0].worker, 1);
+  EXPECT_EQ((*slots)[1].worker, 2);
+}
+
+TEST(ShardPlacementTest, MoreShardsWhenOneWorkerCannotHoldTheShard) {
+  // A long min_shard_tokens asks for one shard, which fits no single worker.
+  absl::StatusOr<std::vector<ShardSlot>> slots = PlaceShards(Request(150, 10, 1024), EmptyWorkers(3, 100));
+  ASSERT_TRUE(slots.ok()) << slots.status();
+  EXPECT_EQ(slots->size(), 2u);
+}
+
+TEST(ShardPlacementTest, LastShardNeedsRoomForGeneratedTokens) {
+  // 2 x 100 tokens hold 190, but an even cut leaves the decoding worker with
+  // 74 prompt tokens + 40 generated: it can never fit.
+  absl::StatusOr<std::vector<ShardSlot>> slots = PlaceShards(Request(150, 40), EmptyWorkers(2, 100));
+  EXPECT_EQ(slots.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(slots.status().message(), HasSubstr("40 generated tokens"));
+  // A bigger worker takes the decoding shard wherever it is registered.
+  std::vector<WorkerRoom> mixed = {{200, 200}, {100, 100}};
+  slots = PlaceShards(Request(150, 40), mixed);
+  ASSERT_TRUE(slots.ok()) << slots.status();
+  EXPECT_EQ(slots->back().worker, 0);
+}
+
+TEST(WorkerCapacityTest, BytesToTokens) {
+  v1::WorkerStatus status;
+  status.set_memory_budget_bytes(1000 + 100 * 50 + 99);
+  status.set_state_bytes_per_request(1000);
+  status.set_kv_bytes_per_token(100);
+  EXPECT_EQ(WorkerCapacityTokens(status), 50);
+  EXPECT_EQ(WorkerFreeTokens(status, 100 * 20), 30);
+  EXPECT_EQ(WorkerFreeTokens(status, 1 << 20), 0);
+  EXPECT_EQ(ShardReservationBytes(status, 7), 1700);
+}
+
+TEST(WorkerCapacityTest, NoKvMeansUnboundedUpToThePositionLimit) {
+  v1::WorkerStatus status;
+  status.set_memory_budget_bytes(5000);
+  status.set_state_bytes_per_request(1000);
+  EXPECT_EQ(WorkerCapacityTokens(status), kUnboundedTokens);
+  status.set_max_position_embeddings(4096);
+  EXPECT_EQ(WorkerCapacityTokens(status), 4096);
+  EXPECT_EQ(WorkerFreeTokens(status, 4500), 0) << "no room for one more request's state";
+}
+
+}  // namespace
+}  // namespace tessera

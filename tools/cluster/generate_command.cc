@@ -1,0 +1,277 @@
+// The client checks only what it must to build a request (ids parse, numbers
+// fit their fields); what the values may be (max_new_tokens limit, top_p
+// range, context capacity) is the coordinator's to judge, so the limits live
+// in one place and its INVALID_ARGUMENT messages quote them.
+#include "tools/cluster/generate_command.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "common/status_macros.h"
+#include "services/grpc_util.h"
+#include "tessera/v1/tessera.grpc.pb.h"
+#include "tools/cli_flags.h"
+#include "tools/cluster/token_id_list.h"
+
+namespace tessera {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr FlagSpec kGenerateFlags[] = {
+    {"server", true, "coordinator address HOST:PORT (required)"},
+    {"prompt-ids", true, "prompt token ids: \"1,2,3\", \"1 2 3\" or \"[1,2,3]\""},
+    {"prompt-ids-file", true, "file of prompt token ids (same forms; any whitespace)"},
+    {"max-new-tokens", true, "tokens to generate at most (default 64)"},
+    {"temperature", true, "0 (default): greedy"},
+    {"top-k", true, "sample among the k most likely tokens (0, default: all)"},
+    {"top-p", true, "sample within the nucleus of this probability (1, default: all)"},
+    {"seed", true, "seed of the request's random stream (default 0)"},
+    {"stop-ids", true, "stop after any of these token ids: \"a,b\""},
+    {"ignore-eos", false, "do not stop at the model's end-of-sequence token"},
+    {"timeout-s", true, "give up after this many seconds (default: never)"},
+};
+
+constexpr char kSummary[] =
+    "Generates from a prompt of token ids on a running Tessera server, printing prefill progress and a\n"
+    "summary on stderr and the generated ids on stdout as they stream.";
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+// The prompt as token ids. A text prompt (--prompt, encoded with the model's
+// tokenizer) will be resolved here too, once the tokenizer is wired in.
+absl::StatusOr<std::vector<int32_t>> ResolvePromptIds(const CliFlags& flags) {
+  const bool inline_ids = flags.Has("prompt-ids");
+  const bool file_ids = flags.Has("prompt-ids-file");
+  if (inline_ids == file_ids) {
+    return absl::InvalidArgumentError("give exactly one of --prompt-ids and --prompt-ids-file");
+  }
+  std::vector<int32_t> ids;
+  if (inline_ids) {
+    ASSIGN_OR_RETURN(ids, ParseTokenIdList(flags.GetString("prompt-ids", "")));
+  } else {
+    const std::string path = flags.GetString("prompt-ids-file", "");
+    ASSIGN_OR_RETURN(const std::string contents, ReadFile(path));
+    absl::StatusOr<std::vector<int32_t>> parsed = ParseTokenIdList(contents);
+    if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", parsed.status().message()));
+    ids = *std::move(parsed);
+  }
+  if (ids.empty()) return absl::InvalidArgumentError("the prompt is empty");
+  return ids;
+}
+
+absl::StatusOr<int32_t> GetInt32(const CliFlags& flags, absl::string_view name, int32_t fallback) {
+  ASSIGN_OR_RETURN(const int64_t value, flags.GetInt(name, fallback));
+  if (value < std::numeric_limits<int32_t>::min() || value > std::numeric_limits<int32_t>::max()) {
+    return absl::InvalidArgumentError(absl::StrCat("--", name, " does not fit in 32 bits. Given: ", value));
+  }
+  return static_cast<int32_t>(value);
+}
+
+absl::StatusOr<float> GetFiniteFloat(const CliFlags& flags, absl::string_view name, double fallback) {
+  ASSIGN_OR_RETURN(const double value, flags.GetDouble(name, fallback));
+  if (!std::isfinite(value)) return absl::InvalidArgumentError(absl::StrCat("--", name, " must be finite"));
+  return static_cast<float>(value);
+}
+
+absl::StatusOr<v1::GenerateRequest> BuildRequest(const CliFlags& flags) {
+  v1::GenerateRequest request;
+  ASSIGN_OR_RETURN(const std::vector<int32_t> prompt_ids, ResolvePromptIds(flags));
+  request.mutable_prompt_token_ids()->Add(prompt_ids.begin(), prompt_ids.end());
+
+  v1::SamplingParams& sampling = *request.mutable_sampling();
+  {
+    ASSIGN_OR_RETURN(const float temperature, GetFiniteFloat(flags, "temperature", 0));
+    sampling.set_temperature(temperature);
+  }
+  {
+    ASSIGN_OR_RETURN(const int32_t top_k, GetInt32(flags, "top-k", 0));
+    sampling.set_top_k(top_k);
+  }
+  {
+    ASSIGN_OR_RETURN(const float top_p, GetFiniteFloat(flags, "top-p", 1));
+    sampling.set_top_p(top_p);
+  }
+  if (flags.Has("seed")) {
+    uint64_t seed = 0;
+    const std::string text = flags.GetString("seed", "");
+    if (!absl::SimpleAtoi(text, &seed)) {
+      return absl::InvalidArgumentError(absl::StrCat("--seed must be an integer in [0, 2^64). Given: '", text, "'"));
+    }
+    sampling.set_seed(seed);
+  }
+
+  v1::StoppingCriteria& stopping = *request.mutable_stopping();
+  {
+    ASSIGN_OR_RETURN(const int32_t max_new_tokens, GetInt32(flags, "max-new-tokens", 64));
+    stopping.set_max_new_tokens(max_new_tokens);
+  }
+  if (flags.Has("stop-ids")) {
+    absl::StatusOr<std::vector<int32_t>> stop_ids = ParseTokenIdList(flags.GetString("stop-ids", ""));
+    if (!stop_ids.ok()) return absl::InvalidArgumentError(absl::StrCat("--stop-ids: ", stop_ids.status().message()));
+    stopping.mutable_stop_token_ids()->Add(stop_ids->begin(), stop_ids->end());
+  }
+  stopping.set_ignore_eos(flags.Has("ignore-eos"));
+  return request;
+}
+
+// "prefill: layers X/Y, N tokens over S shards" on stderr: rewritten in place
+// on a terminal, else at most one line a second (and always the last).
+class PrefillProgressLine {
+ public:
+  PrefillProgressLine() : is_tty_(isatty(STDERR_FILENO) == 1) {}
+
+  void Update(const v1::PrefillProgress& progress) {
+    const std::string line =
+        absl::StrFormat("prefill: layers %d/%d, %d tokens over %d shards", progress.layers_done(),
+                        progress.layers_total(), progress.prompt_tokens(), progress.shards());
+    const Clock::time_point now = Clock::now();
+    if (is_tty_) {
+      std::cerr << "\r" << line << "\033[K" << std::flush;
+      line_open_ = true;
+      return;
+    }
+    const bool last = progress.layers_done() >= progress.layers_total();
+    if (printed_any_ && !last && now - last_printed_ < std::chrono::seconds(1)) return;
+    std::cerr << line << "\n" << std::flush;
+    printed_any_ = true;
+    last_printed_ = now;
+  }
+
+  // Ends an in-place line before anything else goes to the terminal.
+  void Close() {
+    if (line_open_) std::cerr << "\n" << std::flush;
+    line_open_ = false;
+  }
+
+ private:
+  const bool is_tty_;
+  bool line_open_ = false;
+  bool printed_any_ = false;
+  Clock::time_point last_printed_;
+};
+
+std::string FinishReasonName(v1::FinishReason reason) {
+  return absl::AsciiStrToLower(absl::StripPrefix(v1::FinishReason_Name(reason), "FINISH_REASON_"));
+}
+
+double SecondsBetween(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+absl::Status Generate(const std::string& server, const v1::GenerateRequest& request, double timeout_s) {
+  std::unique_ptr<v1::Tessera::Stub> stub = v1::Tessera::NewStub(MakeChannel(server));
+  grpc::ClientContext context;
+  const Clock::time_point start = Clock::now();
+  if (timeout_s > 0) {
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                             std::chrono::duration<double>(timeout_s)));
+  }
+  std::unique_ptr<grpc::ClientReader<v1::GenerateStreamResponse>> stream = stub->GenerateStream(&context, request);
+
+  PrefillProgressLine progress_line;
+  std::optional<Clock::time_point> first_token_at;
+  std::optional<v1::GenerateResponse> finished;
+  int64_t tokens_printed = 0;
+  v1::GenerateStreamResponse event;
+  while (stream->Read(&event)) {
+    switch (event.event_case()) {
+      case v1::GenerateStreamResponse::kProgress:
+        progress_line.Update(event.progress());
+        break;
+      case v1::GenerateStreamResponse::kTokens:
+        progress_line.Close();
+        if (!first_token_at.has_value() && event.tokens().token_ids_size() > 0) first_token_at = Clock::now();
+        for (int32_t id : event.tokens().token_ids()) std::cout << (tokens_printed++ == 0 ? "" : " ") << id;
+        std::cout << std::flush;
+        break;
+      case v1::GenerateStreamResponse::kFinished:
+        finished = event.finished();
+        break;
+      case v1::GenerateStreamResponse::EVENT_NOT_SET:
+        break;
+    }
+  }
+  const grpc::Status status = stream->Finish();
+  const Clock::time_point end = Clock::now();
+  progress_line.Close();
+  if (tokens_printed > 0) std::cout << "\n" << std::flush;
+  RETURN_IF_ERROR(FromGrpcStatus(status));
+  if (!finished.has_value()) return absl::InternalError("the server ended the stream without a summary");
+
+  const v1::Usage& usage = finished->usage();
+  std::string summary = absl::StrFormat("finished: %s; usage: prompt %d, completion %d, total %d tokens; %d shards",
+                                        FinishReasonName(finished->finish_reason()), usage.prompt_tokens(),
+                                        usage.completion_tokens(), usage.total_tokens(), finished->shards());
+  if (first_token_at.has_value()) {
+    absl::StrAppendFormat(&summary, "; first token after %.3f s", SecondsBetween(start, *first_token_at));
+    const double decode_s = SecondsBetween(*first_token_at, end);
+    if (usage.completion_tokens() > 1 && decode_s > 0) {
+      absl::StrAppendFormat(&summary, "; %.1f tokens/s", (usage.completion_tokens() - 1) / decode_s);
+    }
+  }
+  absl::StrAppendFormat(&summary, "; %.3f s in all", SecondsBetween(start, end));
+  std::cerr << summary << "\n";
+  return absl::OkStatus();
+}
+
+int UsageError(absl::string_view message) {
+  std::cerr << "tessera generate: " << message << "\n\n" << FlagsUsage("generate", kSummary, kGenerateFlags);
+  return 2;
+}
+
+int CallError(const absl::Status& status) {
+  std::cerr << "tessera generate: " << absl::StatusCodeToString(status.code()) << ": " << status.message() << "\n";
+  return 1;
+}
+
+}  // namespace
+
+int RunGenerateCommand(int argc, char** argv) {
+  absl::StatusOr<CliFlags> flags = CliFlags::Parse(argc, argv, kGenerateFlags);
+  if (!flags.ok()) return UsageError(flags.status().message());
+  if (flags->help()) {
+    std::cout << FlagsUsage("generate", kSummary, kGenerateFlags);
+    return 0;
+  }
+  absl::StatusOr<std::string> server = flags->RequireString("server");
+  if (!server.ok()) return UsageError(server.status().message());
+  absl::StatusOr<double> timeout_s = flags->GetDouble("timeout-s", 0);
+  if (timeout_s.ok() && (!std::isfinite(*timeout_s) || *timeout_s < 0)) {
+    timeout_s = absl::InvalidArgumentError(absl::StrCat("--timeout-s must be >= 0. Given: ", *timeout_s));
+  }
+  if (!timeout_s.ok()) return UsageError(timeout_s.status().message());
+  absl::StatusOr<v1::GenerateRequest> request = BuildRequest(*flags);
+  if (!request.ok()) {
+    if (absl::IsInvalidArgument(request.status())) return UsageError(request.status().message());
+    return CallError(request.status());
+  }
+  const absl::Status status = Generate(*server, *request, *timeout_s);
+  return status.ok() ? 0 : CallError(status);
+}
+
+}  // namespace tessera

@@ -1,0 +1,170 @@
+// SIGINT, SIGTERM and SIGHUP are blocked before any thread starts (gRPC's threads
+// inherit the mask), so they stay pending for this thread alone: polled while
+// the cluster starts (a Ctrl-C during a long model load stops at once), then
+// taken with sigtimedwait, whose one-second timeout doubles as the watch over
+// the children. Children get an empty mask (child_process.h).
+#include "tools/cluster/local_command.h"
+
+#include <signal.h>
+#include <string.h>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "tools/cli_flags.h"
+#include "tools/cluster/local_cluster.h"
+
+namespace tessera {
+namespace {
+
+constexpr FlagSpec kLocalFlags[] = {
+    {"workers", true, "worker processes to start (required, >= 1)"},
+    {"model", true, "model directory (required)"},
+    {"port", true, "coordinator port on 127.0.0.1 (default 50051; 0: any free port)"},
+    {"memory-budget-mb", true, "each worker's K/V + state budget in MiB (passed to the workers)"},
+    {"min-shard-tokens", true, "fewest prompt tokens per shard (passed to the coordinator)"},
+    {"log-file", true, "append the children's output to this file instead of stderr"},
+    {"ready-timeout-s", true, "how long the cluster may take to become ready (default 60)"},
+};
+
+constexpr char kSummary[] =
+    "Runs a coordinator and N workers of this tessera binary on 127.0.0.1 until SIGINT/SIGTERM\n"
+    "(Ctrl-C), then stops them.";
+
+int UsageError(absl::string_view message) {
+  std::cerr << "tessera local: " << message << "\n\n" << FlagsUsage("local", kSummary, kLocalFlags);
+  return 2;
+}
+
+int Failure(const absl::Status& status) {
+  std::cerr << "tessera local: " << absl::StatusCodeToString(status.code()) << ": " << status.message() << "\n";
+  return 1;
+}
+
+absl::StatusOr<LocalClusterOptions> OptionsFromFlags(const CliFlags& flags) {
+  LocalClusterOptions options;
+  absl::StatusOr<int64_t> workers = flags.GetInt("workers", 0);
+  if (!workers.ok()) return workers.status();
+  if (!flags.Has("workers") || *workers < 1 || *workers > 1024) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--workers must be in [1, 1024]. Given: ", flags.GetString("workers", "(none)")));
+  }
+  options.workers = static_cast<int>(*workers);
+  absl::StatusOr<std::string> model = flags.RequireString("model");
+  if (!model.ok()) return model.status();
+  options.model_dir = *model;
+  absl::StatusOr<int64_t> port = flags.GetInt("port", 50051);
+  if (!port.ok()) return port.status();
+  if (*port < 0 || *port > 65535) return absl::InvalidArgumentError(absl::StrCat("--port must be in [0, 65535]. Given: ", *port));
+  options.coordinator_port = static_cast<int>(*port);
+  if (flags.Has("memory-budget-mb")) {
+    absl::StatusOr<int64_t> budget_mb = flags.GetInt("memory-budget-mb", 0);
+    if (!budget_mb.ok()) return budget_mb.status();
+    options.worker_flags = {"--memory-budget-mb", absl::StrCat(*budget_mb)};
+  }
+  if (flags.Has("min-shard-tokens")) {
+    absl::StatusOr<int64_t> min_shard_tokens = flags.GetInt("min-shard-tokens", 0);
+    if (!min_shard_tokens.ok()) return min_shard_tokens.status();
+    options.coordinator_flags = {"--min-shard-tokens", absl::StrCat(*min_shard_tokens)};
+  }
+  options.log_path = flags.GetString("log-file", "");
+  absl::StatusOr<double> ready_timeout_s = flags.GetDouble("ready-timeout-s", 60);
+  if (!ready_timeout_s.ok()) return ready_timeout_s.status();
+  if (!(*ready_timeout_s > 0 && *ready_timeout_s < 1e6)) {
+    return absl::InvalidArgumentError(absl::StrCat("--ready-timeout-s must be > 0. Given: ", *ready_timeout_s));
+  }
+  options.ready_timeout = std::chrono::milliseconds(static_cast<int64_t>(*ready_timeout_s * 1000));
+  return options;
+}
+
+sigset_t StopSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  return signals;
+}
+
+bool StopSignalPending() {
+  sigset_t pending;
+  sigpending(&pending);
+  return sigismember(&pending, SIGINT) == 1 || sigismember(&pending, SIGTERM) == 1 ||
+         sigismember(&pending, SIGHUP) == 1;
+}
+
+// Until a stop signal (0) or the coordinator's death (1).
+int ServeUntilSignal(LocalCluster& cluster) {
+  const sigset_t signals = StopSignals();
+  const timespec one_second = {.tv_sec = 1, .tv_nsec = 0};
+  while (true) {
+    const int signal = sigtimedwait(&signals, nullptr, &one_second);
+    if (signal > 0) {
+      std::cout << "local cluster: SIG" << sigabbrev_np(signal) << ", stopping" << std::endl;
+      return 0;
+    }
+    for (const LocalClusterExit& exit : cluster.ReapExitedChildren()) {
+      if (exit.worker < 0) {
+        std::cerr << "tessera local: the coordinator " << DescribeWaitStatus(exit.wait_status) << "; stopping\n";
+        return 1;
+      }
+      std::cerr << "tessera local: worker " << exit.worker << " " << DescribeWaitStatus(exit.wait_status)
+                << "; the others keep serving\n";
+    }
+  }
+}
+
+}  // namespace
+
+int RunLocalCommand(int argc, char** argv) {
+  absl::StatusOr<CliFlags> flags = CliFlags::Parse(argc, argv, kLocalFlags);
+  if (!flags.ok()) return UsageError(flags.status().message());
+  if (flags->help()) {
+    std::cout << FlagsUsage("local", kSummary, kLocalFlags);
+    return 0;
+  }
+  absl::StatusOr<LocalClusterOptions> options = OptionsFromFlags(*flags);
+  if (!options.ok()) return UsageError(options.status().message());
+  absl::StatusOr<std::string> binary = FindTesseraBinaryNextToSelf();
+  if (!binary.ok()) return Failure(binary.status());
+  options->binary = *binary;
+  options->cancel_requested = StopSignalPending;
+
+  const sigset_t signals = StopSignals();
+  sigset_t previous_mask;
+  pthread_sigmask(SIG_BLOCK, &signals, &previous_mask);
+  // A shell starts background jobs with SIGINT ignored, and an ignored signal
+  // never becomes pending; this command exists to stop on it, so take it back.
+  struct sigaction previous_actions[3];
+  const int stop_signals[3] = {SIGINT, SIGTERM, SIGHUP};
+  struct sigaction default_action = {};
+  default_action.sa_handler = SIG_DFL;
+  for (int i = 0; i < 3; ++i) sigaction(stop_signals[i], &default_action, &previous_actions[i]);
+  int exit_code = 0;
+  {
+    absl::StatusOr<std::unique_ptr<LocalCluster>> cluster = LocalCluster::Start(*options);
+    if (!cluster.ok()) {
+      exit_code = Failure(cluster.status());
+    } else {
+      const std::string& address = (*cluster)->address();
+      std::cout << "local cluster: coordinator on " << address << ", " << (*cluster)->workers() << " workers ready\n"
+                << "  try: tessera generate --server " << address << " --prompt-ids \"1,2,3\" --max-new-tokens 16\n"
+                << "  Ctrl-C stops the cluster" << std::endl;
+      exit_code = ServeUntilSignal(**cluster);
+      (*cluster)->Stop();
+      std::cout << "local cluster: stopped" << std::endl;
+    }
+  }
+  // A signal that cancelled the start is still pending: take it, so that
+  // unblocking does not kill us after the clean stop.
+  const timespec no_wait = {.tv_sec = 0, .tv_nsec = 0};
+  while (sigtimedwait(&signals, nullptr, &no_wait) > 0) {
+  }
+  for (int i = 0; i < 3; ++i) sigaction(stop_signals[i], &previous_actions[i], nullptr);
+  pthread_sigmask(SIG_SETMASK, &previous_mask, nullptr);
+  return exit_code;
+}
+
+}  // namespace tessera
