@@ -26,6 +26,7 @@ using tessera::v1::RunShardRequest;
 
 constexpr auto kCancelPoll = std::chrono::milliseconds(20);
 constexpr auto kProgressInterval = std::chrono::milliseconds(200);
+constexpr auto kAdmitGrace = std::chrono::seconds(2);
 
 // Sets `cancelled` and fails the request's peer waits when the call is cancelled.
 class CancellationWatcher {
@@ -148,12 +149,19 @@ absl::StatusOr<std::shared_ptr<WorkerService::ActiveShard>> WorkerService::Admit
   const int64_t tokens = r.token_ids_size() + (last ? std::max(0, r.stopping().max_new_tokens()) : 0);
   const int64_t needed = std::max<int64_t>(r.reserved_bytes(), tokens * KvBytesPerToken(config) +
                                                                     StateBytesPerRequest(config));
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   if (shards_.count(r.request_id()) > 0) {
     return absl::AlreadyExistsError(absl::StrCat("request ", r.request_id(), " is already running here"));
   }
-  int64_t used = 0;
-  for (const auto& [id, shard] : shards_) used += shard->reserved_bytes;
+  auto reserved = [this] {
+    int64_t used = 0;
+    for (const auto& [id, shard] : shards_) used += shard->reserved_bytes;
+    return used;
+  };
+  // The coordinator frees its reservation when a cancelled call closes; the
+  // shard here frees a moment later. Wait that moment out before refusing.
+  released_.wait_for(lock, kAdmitGrace, [&] { return reserved() + needed <= options_.memory_budget_bytes; });
+  const int64_t used = reserved();
   if (used + needed > options_.memory_budget_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat("worker ", options_.advertised_address, " has ",
                                                      options_.memory_budget_bytes - used, " bytes free, request ",
@@ -172,6 +180,7 @@ void WorkerService::Release(const std::string& request_id) {
     std::lock_guard<std::mutex> lock(mu_);
     shards_.erase(request_id);
   }
+  released_.notify_all();
   PublishMemoryMetrics();
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -73,6 +74,7 @@ class WorkerService final : public tessera::v1::Worker::Service {
   PeerMailbox mailbox_;
   PeerStubs stubs_;
   mutable std::mutex mu_;
+  std::condition_variable released_;  // memory was freed: a waiting Admit may fit now
   std::map<std::string, std::shared_ptr<ActiveShard>> shards_;  // by request id
   int64_t reserved_bytes_ = 0;
 };

@@ -121,7 +121,9 @@ TEST_P(WorkerServiceTest, ShardedRunMatchesReferenceAndFreesMemory) {
       }
     }
     EXPECT_TRUE(prefilled) << "shard " << r;
-    if (r + 1 < num_workers) EXPECT_EQ(outcomes[r].status.error_code(), grpc::StatusCode::CANCELLED);
+    if (r + 1 < num_workers) {
+      EXPECT_EQ(outcomes[r].status.error_code(), grpc::StatusCode::CANCELLED);
+    }
   }
   EXPECT_LE(RelativeL2(prompt_logits, ref_logits), 1e-4);
   EXPECT_LE(RelativeL2(step_logits, ref_steps), 1e-4);
