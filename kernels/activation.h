@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "kernels/cuda_stream.h"
 
 namespace tessera {
 
@@ -29,5 +30,11 @@ namespace cpu {
 absl::Status SiluMul(const SiluMulParams& p);
 absl::Status ReluSquared(const ReluSquaredParams& p);
 }  // namespace cpu
+
+// The same op on device pointers, enqueued on `stream` (all pointers device memory).
+namespace cuda {
+absl::Status SiluMul(const SiluMulParams& p, CudaStream stream);
+absl::Status ReluSquared(const ReluSquaredParams& p, CudaStream stream);
+}  // namespace cuda
 
 }  // namespace tessera

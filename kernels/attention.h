@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "kernels/cuda_stream.h"
 
 namespace tessera {
 
@@ -50,5 +51,11 @@ namespace cpu {
 absl::Status Attention(const AttentionParams& p);
 absl::Status AttentionMerge(const AttentionMergeParams& p);
 }  // namespace cpu
+
+// The same op on device pointers, enqueued on `stream` (all pointers device memory).
+namespace cuda {
+absl::Status Attention(const AttentionParams& p, CudaStream stream);
+absl::Status AttentionMerge(const AttentionMergeParams& p, CudaStream stream);
+}  // namespace cuda
 
 }  // namespace tessera

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "kernels/cuda_stream.h"
 
 namespace tessera {
 
@@ -29,5 +30,10 @@ struct CausalConv1dParams {
 namespace cpu {
 absl::Status CausalConv1d(const CausalConv1dParams& p);
 }  // namespace cpu
+
+// The same op on device pointers, enqueued on `stream` (all pointers device memory).
+namespace cuda {
+absl::Status CausalConv1d(const CausalConv1dParams& p, CudaStream stream);
+}  // namespace cuda
 
 }  // namespace tessera

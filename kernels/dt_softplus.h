@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "kernels/cuda_stream.h"
 
 namespace tessera {
 
@@ -22,5 +23,10 @@ struct DtSoftplusParams {
 namespace cpu {
 absl::Status DtSoftplus(const DtSoftplusParams& p);
 }  // namespace cpu
+
+// The same op on device pointers, enqueued on `stream` (all pointers device memory).
+namespace cuda {
+absl::Status DtSoftplus(const DtSoftplusParams& p, CudaStream stream);
+}  // namespace cuda
 
 }  // namespace tessera

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "kernels/cuda_stream.h"
 
 namespace tessera {
 
@@ -20,5 +21,10 @@ struct EmbeddingParams {
 namespace cpu {
 absl::Status Embedding(const EmbeddingParams& p);
 }  // namespace cpu
+
+// The same op on device pointers, enqueued on `stream` (all pointers device memory).
+namespace cuda {
+absl::Status Embedding(const EmbeddingParams& p, CudaStream stream);
+}  // namespace cuda
 
 }  // namespace tessera

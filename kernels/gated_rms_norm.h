@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "kernels/cuda_stream.h"
 
 namespace tessera {
 
@@ -27,5 +28,10 @@ struct GatedRmsNormParams {
 namespace cpu {
 absl::Status GatedRmsNorm(const GatedRmsNormParams& p);
 }  // namespace cpu
+
+// The same op on device pointers, enqueued on `stream` (all pointers device memory).
+namespace cuda {
+absl::Status GatedRmsNorm(const GatedRmsNormParams& p, CudaStream stream);
+}  // namespace cuda
 
 }  // namespace tessera

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "kernels/cuda_stream.h"
 
 namespace tessera {
 
@@ -28,5 +29,10 @@ absl::Status Linear(const LinearParams& p);
 // Threads BLAS may use per call (1 when several workers share the cores).
 void SetBlasThreads(int threads);
 }  // namespace cpu
+
+// The same op on device pointers, enqueued on `stream` (all pointers device memory).
+namespace cuda {
+absl::Status Linear(const LinearParams& p, CudaStream stream);
+}  // namespace cuda
 
 }  // namespace tessera

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "kernels/cuda_stream.h"
 
 namespace tessera {
 
@@ -21,5 +22,10 @@ struct RmsNormParams {
 namespace cpu {
 absl::Status RmsNorm(const RmsNormParams& p);
 }  // namespace cpu
+
+// The same op on device pointers, enqueued on `stream` (all pointers device memory).
+namespace cuda {
+absl::Status RmsNorm(const RmsNormParams& p, CudaStream stream);
+}  // namespace cuda
 
 }  // namespace tessera

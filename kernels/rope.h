@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "kernels/cuda_stream.h"
 
 namespace tessera {
 
@@ -27,5 +28,10 @@ struct RopeParams {
 namespace cpu {
 absl::Status Rope(const RopeParams& p);
 }  // namespace cpu
+
+// The same op on device pointers, enqueued on `stream` (all pointers device memory).
+namespace cuda {
+absl::Status Rope(const RopeParams& p, CudaStream stream);
+}  // namespace cuda
 
 }  // namespace tessera

@@ -20,6 +20,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "kernels/cuda_stream.h"
 
 namespace tessera {
 
@@ -66,5 +67,11 @@ namespace cpu {
 absl::Status SsdScan(const SsdScanParams& p);
 absl::Status SsdAddInitialState(const SsdAddInitialStateParams& p);
 }  // namespace cpu
+
+// The same op on device pointers, enqueued on `stream` (all pointers device memory).
+namespace cuda {
+absl::Status SsdScan(const SsdScanParams& p, CudaStream stream);
+absl::Status SsdAddInitialState(const SsdAddInitialStateParams& p, CudaStream stream);
+}  // namespace cuda
 
 }  // namespace tessera

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "kernels/cuda_stream.h"
 
 namespace tessera {
 
@@ -28,5 +29,10 @@ struct SsdStepParams {
 namespace cpu {
 absl::Status SsdStep(const SsdStepParams& p);
 }  // namespace cpu
+
+// The same op on device pointers, enqueued on `stream` (all pointers device memory).
+namespace cuda {
+absl::Status SsdStep(const SsdStepParams& p, CudaStream stream);
+}  // namespace cuda
 
 }  // namespace tessera

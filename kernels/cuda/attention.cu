@@ -1,0 +1,285 @@
+// Attention forward, fp32 accumulation, one block per (tile of kBM query rows,
+// query head): Q stays in shared memory, K/V stream through it kBN keys at a
+// time, and an online softmax (running row max m, running sum l, output
+// rescaled by exp(m_old - m_new)) keeps one pass over the keys. Key tiles past
+// the tile's last visible key (causal by global position) are never loaded.
+// The element type T of q/k/v is float (the op) or __nv_bfloat16 (the bf16
+// accuracy check); everything after the load is fp32.
+//
+// Threads: 256 as 16×16; thread (ty, tx) owns query rows ty + 16i, score
+// columns tx + 16j and output columns tx + 16d. Shared rows are padded by one
+// float so those reads are conflict-free; row reductions are shuffles across
+// the 16 lanes sharing ty.
+#include <cuda_bf16.h>
+
+#include <cmath>
+
+#include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/launch.h"
+
+namespace tessera::cuda_launch {
+namespace {
+
+template <typename T>
+__device__ __forceinline__ float ToFloat(T v);
+template <>
+__device__ __forceinline__ float ToFloat<float>(float v) {
+  return v;
+}
+template <>
+__device__ __forceinline__ float ToFloat<__nv_bfloat16>(__nv_bfloat16 v) {
+  return __bfloat162float(v);
+}
+
+template <int kD_, int kBM_, int kBN_>
+struct AttentionTraits {
+  static constexpr int kD = kD_;    // head_dim rounded up; padding columns hold 0
+  static constexpr int kBM = kBM_;  // query rows per block
+  static constexpr int kBN = kBN_;  // keys per step
+  static constexpr int kThreads = 256;
+  static constexpr int kRows = kBM / 16;  // per thread
+  static constexpr int kCols = kBN / 16;
+  static constexpr int kOutCols = kD / 16;
+  static constexpr int kPitch = kD + 1;
+  static constexpr int kPPitch = kBN + 1;
+  static constexpr size_t kSmemBytes =
+      sizeof(float) * (size_t{kBM} * kPitch + 2 * size_t{kBN} * kPitch + size_t{kBM} * kPPitch);
+  static_assert(kD % 32 == 0 && kBM % 16 == 0 && kBN % 16 == 0);
+};
+
+struct AttentionArgs {
+  AttentionParams p;  // sizes, positions, outputs
+  const void* q;
+  const void* k;
+  const void* v;
+  int64_t q_stride, k_stride, v_stride;
+};
+
+template <typename T, typename Traits>
+__global__ void __launch_bounds__(Traits::kThreads) AttentionKernel(AttentionArgs args) {
+  constexpr int kD = Traits::kD, kBM = Traits::kBM, kBN = Traits::kBN;
+  constexpr int kPitch = Traits::kPitch, kPPitch = Traits::kPPitch;
+  extern __shared__ float smem[];
+  float* q_tile = smem;                     // (kBM, kPitch)
+  float* k_tile = q_tile + kBM * kPitch;    // (kBN, kPitch)
+  float* v_tile = k_tile + kBN * kPitch;    // (kBN, kPitch)
+  float* p_tile = v_tile + kBN * kPitch;    // (kBM, kPPitch)
+
+  const AttentionParams& p = args.p;
+  const int tx = threadIdx.x % 16;
+  const int ty = threadIdx.x / 16;
+  const int64_t head = blockIdx.y;
+  const int64_t kv_head = head / (p.num_q_heads / p.num_kv_heads);
+  const int64_t q0 = int64_t{blockIdx.x} * kBM;
+  const int64_t rows = p.q_len - q0 < kBM ? p.q_len - q0 : kBM;  // valid rows in the tile
+  const int d_size = static_cast<int>(p.head_dim);
+  const T* q = static_cast<const T*>(args.q);
+  const T* k = static_cast<const T*>(args.k);
+  const T* v = static_cast<const T*>(args.v);
+
+  for (int e = threadIdx.x; e < kBM * kD; e += Traits::kThreads) {
+    const int r = e / kD, d = e % kD;
+    q_tile[r * kPitch + d] =
+        (r < rows && d < d_size) ? ToFloat(q[(q0 + r) * args.q_stride + head * d_size + d]) : 0.0f;
+  }
+
+  // Keys [0, kv_end) hold every key some row of this tile sees.
+  int64_t kv_end = p.kv_len;
+  if (p.causal) {
+    const int64_t last = p.q_position0 + q0 + rows - 1 - p.kv_position0;  // key index
+    kv_end = last + 1 < 0 ? 0 : (last + 1 < p.kv_len ? last + 1 : p.kv_len);
+  }
+
+  float out[Traits::kRows][Traits::kOutCols] = {};
+  float row_max[Traits::kRows], row_sum[Traits::kRows];
+#pragma unroll
+  for (int i = 0; i < Traits::kRows; ++i) {
+    row_max[i] = -INFINITY;
+    row_sum[i] = 0.0f;
+  }
+
+  for (int64_t j0 = 0; j0 < kv_end; j0 += kBN) {
+    __syncthreads();  // the previous step's tiles are consumed (and q_tile is written)
+    const int64_t keys = kv_end - j0 < kBN ? kv_end - j0 : kBN;
+    for (int e = threadIdx.x; e < kBN * kD; e += Traits::kThreads) {
+      const int c = e / kD, d = e % kD;
+      const bool ok = c < keys && d < d_size;
+      k_tile[c * kPitch + d] = ok ? ToFloat(k[(j0 + c) * args.k_stride + kv_head * d_size + d]) : 0.0f;
+      v_tile[c * kPitch + d] = ok ? ToFloat(v[(j0 + c) * args.v_stride + kv_head * d_size + d]) : 0.0f;
+    }
+    __syncthreads();
+
+    float score[Traits::kRows][Traits::kCols] = {};
+    for (int d = 0; d < kD; ++d) {
+      float qv[Traits::kRows], kv[Traits::kCols];
+#pragma unroll
+      for (int i = 0; i < Traits::kRows; ++i) qv[i] = q_tile[(ty + 16 * i) * kPitch + d];
+#pragma unroll
+      for (int j = 0; j < Traits::kCols; ++j) kv[j] = k_tile[(tx + 16 * j) * kPitch + d];
+#pragma unroll
+      for (int i = 0; i < Traits::kRows; ++i) {
+#pragma unroll
+        for (int j = 0; j < Traits::kCols; ++j) score[i][j] = fmaf(qv[i], kv[j], score[i][j]);
+      }
+    }
+
+#pragma unroll
+    for (int i = 0; i < Traits::kRows; ++i) {
+      const int64_t row = q0 + ty + 16 * i;
+      const int64_t visible_end = p.causal ? p.q_position0 + row - p.kv_position0 + 1 : p.kv_len;
+      float tile_max = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < Traits::kCols; ++j) {
+        const int64_t key = j0 + tx + 16 * j;
+        const bool visible = row < p.q_len && key < kv_end && key < visible_end;
+        score[i][j] = visible ? score[i][j] * p.scale : -INFINITY;
+        tile_max = fmaxf(tile_max, score[i][j]);
+      }
+      for (int offset = 8; offset > 0; offset >>= 1) {
+        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, offset));
+      }
+      const float new_max = fmaxf(row_max[i], tile_max);
+      float tile_sum = 0.0f;
+      float rescale = 1.0f;
+      if (new_max == -INFINITY) {
+#pragma unroll
+        for (int j = 0; j < Traits::kCols; ++j) score[i][j] = 0.0f;
+      } else {
+        rescale = expf(row_max[i] - new_max);  // 0 when nothing was seen before
+#pragma unroll
+        for (int j = 0; j < Traits::kCols; ++j) {
+          score[i][j] = expf(score[i][j] - new_max);
+          tile_sum += score[i][j];
+        }
+      }
+      for (int offset = 8; offset > 0; offset >>= 1) {
+        tile_sum += __shfl_xor_sync(0xffffffffu, tile_sum, offset);
+      }
+      row_max[i] = new_max;
+      row_sum[i] = row_sum[i] * rescale + tile_sum;
+#pragma unroll
+      for (int dd = 0; dd < Traits::kOutCols; ++dd) out[i][dd] *= rescale;
+#pragma unroll
+      for (int j = 0; j < Traits::kCols; ++j) {
+        p_tile[(ty + 16 * i) * kPPitch + tx + 16 * j] = score[i][j];
+      }
+    }
+    __syncthreads();
+
+    for (int c = 0; c < keys; ++c) {
+      float pv[Traits::kRows], vv[Traits::kOutCols];
+#pragma unroll
+      for (int i = 0; i < Traits::kRows; ++i) pv[i] = p_tile[(ty + 16 * i) * kPPitch + c];
+#pragma unroll
+      for (int dd = 0; dd < Traits::kOutCols; ++dd) vv[dd] = v_tile[c * kPitch + tx + 16 * dd];
+#pragma unroll
+      for (int i = 0; i < Traits::kRows; ++i) {
+#pragma unroll
+        for (int dd = 0; dd < Traits::kOutCols; ++dd) out[i][dd] = fmaf(pv[i], vv[dd], out[i][dd]);
+      }
+    }
+  }
+
+#pragma unroll
+  for (int i = 0; i < Traits::kRows; ++i) {
+    const int64_t row = q0 + ty + 16 * i;
+    if (row >= p.q_len) continue;
+    const bool seen = row_sum[i] > 0.0f;
+    const float inv = seen ? 1.0f / row_sum[i] : 0.0f;
+    float* o = p.out + (row * p.num_q_heads + head) * d_size;  // (D)
+#pragma unroll
+    for (int dd = 0; dd < Traits::kOutCols; ++dd) {
+      const int d = tx + 16 * dd;
+      if (d < d_size) o[d] = seen ? out[i][dd] * inv : 0.0f;
+    }
+    if (p.lse != nullptr && tx == 0) {
+      p.lse[row * p.num_q_heads + head] = seen ? row_max[i] + logf(row_sum[i]) : -INFINITY;
+    }
+  }
+}
+
+template <typename T, typename Traits>
+cudaError_t LaunchAttention(const AttentionArgs& args, cudaStream_t stream) {
+  const auto kernel = AttentionKernel<T, Traits>;
+  cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(Traits::kSmemBytes));
+  if (e != cudaSuccess) return e;
+  const int64_t tiles = CeilDiv(args.p.q_len, Traits::kBM);
+  if (tiles > INT32_MAX || args.p.num_q_heads > 65535) return cudaErrorInvalidValue;
+  kernel<<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(args.p.num_q_heads)),
+           Traits::kThreads, Traits::kSmemBytes, stream>>>(args);
+  return cudaGetLastError();
+}
+
+AttentionArgs MakeArgs(const AttentionParams& p, const void* q, const void* k, const void* v) {
+  AttentionArgs args{p, q, k, v, p.q_stride, p.k_stride, p.v_stride};
+  if (args.q_stride == 0) args.q_stride = p.num_q_heads * p.head_dim;
+  if (args.k_stride == 0) args.k_stride = p.num_kv_heads * p.head_dim;
+  if (args.v_stride == 0) args.v_stride = p.num_kv_heads * p.head_dim;
+  return args;
+}
+
+// Merges one row per warp: every lane reads both log-sum-exps before lane 0
+// writes the merged one, and only this warp touches the row.
+__global__ void AttentionMergeKernel(AttentionMergeParams p) {
+  const int64_t row = (blockIdx.x * int64_t{blockDim.x} + threadIdx.x) / 32;
+  const int lane = threadIdx.x & 31;
+  if (row >= p.rows) return;
+  const float lse = p.lse[row];
+  const float part_lse = p.part_lse[row];
+  float* out = p.out + row * p.head_dim;                   // (D)
+  const float* part_out = p.part_out + row * p.head_dim;  // (D)
+  __syncwarp();
+  if (part_lse == -INFINITY) {
+    if (lse == -INFINITY) {
+      for (int64_t c = lane; c < p.head_dim; c += 32) out[c] = 0.0f;
+    }
+    return;
+  }
+  if (lse == -INFINITY) {
+    for (int64_t c = lane; c < p.head_dim; c += 32) out[c] = part_out[c];
+    if (lane == 0) p.lse[row] = part_lse;
+    return;
+  }
+  const float merged = fmaxf(lse, part_lse) + log1pf(expf(-fabsf(lse - part_lse)));
+  const float w_acc = expf(lse - merged);
+  const float w_part = expf(part_lse - merged);
+  for (int64_t c = lane; c < p.head_dim; c += 32) out[c] = w_acc * out[c] + w_part * part_out[c];
+  if (lane == 0) p.lse[row] = merged;
+}
+
+}  // namespace
+
+cudaError_t Attention(const AttentionParams& p, cudaStream_t stream) {
+  if (p.q_len == 0) return cudaSuccess;
+  const AttentionArgs args = MakeArgs(p, p.q, p.k, p.v);
+  if (p.head_dim <= 32) return LaunchAttention<float, AttentionTraits<32, 64, 64>>(args, stream);
+  if (p.head_dim <= 64) return LaunchAttention<float, AttentionTraits<64, 64, 64>>(args, stream);
+  if (p.head_dim <= 128) return LaunchAttention<float, AttentionTraits<128, 64, 64>>(args, stream);
+  if (p.head_dim <= 256) return LaunchAttention<float, AttentionTraits<256, 32, 32>>(args, stream);
+  return cudaErrorInvalidValue;
+}
+
+cudaError_t AttentionBf16(const AttentionBf16Params& bp, cudaStream_t stream) {
+  const AttentionParams& p = bp.p;
+  if (p.q_len == 0) return cudaSuccess;
+  const AttentionArgs args = MakeArgs(p, bp.q, bp.k, bp.v);
+  if (p.head_dim <= 64) {
+    return LaunchAttention<__nv_bfloat16, AttentionTraits<64, 64, 64>>(args, stream);
+  }
+  if (p.head_dim <= 128) {
+    return LaunchAttention<__nv_bfloat16, AttentionTraits<128, 64, 64>>(args, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+cudaError_t AttentionMerge(const AttentionMergeParams& p, cudaStream_t stream) {
+  if (p.rows == 0) return cudaSuccess;
+  constexpr int kThreads = 256;
+  const int64_t blocks = CeilDiv(p.rows * 32, kThreads);
+  if (blocks > INT32_MAX) return cudaErrorInvalidValue;
+  AttentionMergeKernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
+}  // namespace tessera::cuda_launch

@@ -1,0 +1,30 @@
+// Mamba-2 step sizes, one thread per (token, head): softplus with torch's
+// threshold, then the time_step_limit clamp in std::clamp's order.
+#include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/launch.h"
+
+namespace tessera::cuda_launch {
+namespace {
+
+__global__ void DtSoftplusKernel(DtSoftplusParams p, int64_t dt_stride) {
+  const int64_t count = p.rows * p.num_heads;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t t = i / p.num_heads;
+    const int64_t h = i - t * p.num_heads;
+    const float v = DeviceSoftplus(p.dt_raw[t * dt_stride + h] + p.dt_bias[h]);
+    p.out[i] = v < p.dt_min ? p.dt_min : (p.dt_max < v ? p.dt_max : v);
+  }
+}
+
+}  // namespace
+
+cudaError_t DtSoftplus(const DtSoftplusParams& p, cudaStream_t stream) {
+  if (p.rows == 0) return cudaSuccess;
+  constexpr int kThreads = 256;
+  DtSoftplusKernel<<<GridFor(p.rows * p.num_heads, kThreads), kThreads, 0, stream>>>(
+      p, p.dt_stride == 0 ? p.num_heads : p.dt_stride);
+  return cudaGetLastError();
+}
+
+}  // namespace tessera::cuda_launch

@@ -1,0 +1,228 @@
+// CUDA against CPU for the row-wise and elementwise ops: SiluMul, ReluSquared,
+// DtSoftplus, Embedding, RmsNorm, GatedRmsNorm, Rope. Fresh random inputs of
+// awkward sizes, outputs poisoned with NaN, strided rows padded with NaN, and
+// the in-place forms the contracts allow.
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "kernels/activation.h"
+#include "kernels/dt_softplus.h"
+#include "kernels/embedding.h"
+#include "kernels/gated_rms_norm.h"
+#include "kernels/rms_norm.h"
+#include "kernels/rope.h"
+#include "tests/kernels_gpu/gpu_test_util.h"
+
+namespace tessera {
+namespace {
+
+using gpu_test::CloseInRelativeL2;
+using gpu_test::DeviceArray;
+using gpu_test::GpuTest;
+using gpu_test::NaNs;
+using gpu_test::RandomFloats;
+using gpu_test::RandomRows;
+
+constexpr double kTolerance = 1e-5;  // fp32 against the fp32 CPU reference
+
+class ElementwiseGpuTest : public GpuTest {};
+
+TEST_F(ElementwiseGpuTest, SiluMulMatchesCpu) {
+  std::mt19937 rng(std::random_device{}());
+  for (auto [rows, width, stride] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1},
+                                     {3, 7, 9},
+                                     {17, 1000, 1000},
+                                     {64, 4099, 4100}}) {
+    SCOPED_TRACE(testing::Message() << rows << "x" << width << " stride " << stride);
+    const auto gate = RandomRows(rng, rows, width, stride, -6.0f, 6.0f);
+    const auto up = RandomRows(rng, rows, width, stride);
+    std::vector<float> want(rows * width);
+    SiluMulParams p{rows, width, gate.data(), stride, up.data(), stride, want.data()};
+    ASSERT_TRUE(cpu::SiluMul(p).ok());
+    DeviceArray<float> d_gate(gate), d_up(up), d_out(NaNs(rows * width));
+    p.gate = d_gate.get();
+    p.up = d_up.get();
+    p.out = d_out.get();
+    ASSERT_TRUE(cuda::SiluMul(p, nullptr).ok());
+    EXPECT_TRUE(CloseInRelativeL2(d_out.Download(), want, kTolerance));
+    if (stride == width) {  // in place over gate
+      p.out = d_gate.get();
+      ASSERT_TRUE(cuda::SiluMul(p, nullptr).ok());
+      EXPECT_TRUE(CloseInRelativeL2(d_gate.Download(), want, kTolerance));
+    }
+  }
+}
+
+TEST_F(ElementwiseGpuTest, ReluSquaredMatchesCpu) {
+  std::mt19937 rng(std::random_device{}());
+  for (int64_t count : {1, 31, 4097, 1 << 20}) {
+    auto x = RandomFloats(rng, count, -3.0f, 3.0f);
+    x[0] = std::fabs(x[0]) + 0.5f;  // never compare on an all-zero reference
+    std::vector<float> want(count);
+    ReluSquaredParams p{count, x.data(), want.data()};
+    ASSERT_TRUE(cpu::ReluSquared(p).ok());
+    DeviceArray<float> d_x(x), d_out(NaNs(count));
+    p.x = d_x.get();
+    p.out = d_out.get();
+    ASSERT_TRUE(cuda::ReluSquared(p, nullptr).ok());
+    EXPECT_TRUE(CloseInRelativeL2(d_out.Download(), want, kTolerance)) << count;
+    p.out = d_x.get();  // in place
+    ASSERT_TRUE(cuda::ReluSquared(p, nullptr).ok());
+    EXPECT_TRUE(CloseInRelativeL2(d_x.Download(), want, kTolerance)) << count;
+  }
+}
+
+TEST_F(ElementwiseGpuTest, DtSoftplusMatchesCpu) {
+  std::mt19937 rng(std::random_device{}());
+  const float inf = std::numeric_limits<float>::infinity();
+  for (auto [rows, heads, stride, dt_max] : {std::tuple<int64_t, int64_t, int64_t, float>{1, 1, 1, inf},
+                                             {5, 24, 31, 0.1f},
+                                             {1000, 128, 128 + 2 * 8 * 128, inf}}) {
+    const auto raw = RandomRows(rng, rows, heads, stride, -30.0f, 30.0f);
+    const auto bias = RandomFloats(rng, heads, -2.0f, 2.0f);
+    std::vector<float> want(rows * heads);
+    DtSoftplusParams p{rows, heads, raw.data(), stride, bias.data(), 0.001f, dt_max, want.data()};
+    ASSERT_TRUE(cpu::DtSoftplus(p).ok());
+    DeviceArray<float> d_raw(raw), d_bias(bias), d_out(NaNs(rows * heads));
+    p.dt_raw = d_raw.get();
+    p.dt_bias = d_bias.get();
+    p.out = d_out.get();
+    ASSERT_TRUE(cuda::DtSoftplus(p, nullptr).ok());
+    EXPECT_TRUE(CloseInRelativeL2(d_out.Download(), want, kTolerance)) << rows << "x" << heads;
+  }
+}
+
+TEST_F(ElementwiseGpuTest, EmbeddingMatchesCpuAndRejectsBadIds) {
+  std::mt19937 rng(std::random_device{}());
+  for (auto [tokens, vocab, hidden] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1},
+                                       {7, 50, 33},
+                                       {513, 1000, 256}}) {
+    std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(vocab - 1));
+    std::vector<int32_t> ids(tokens);
+    for (int32_t& id : ids) id = pick(rng);
+    const auto table = RandomFloats(rng, vocab * hidden);
+    std::vector<float> want(tokens * hidden);
+    EmbeddingParams p{tokens, vocab, hidden, ids.data(), table.data(), want.data()};
+    ASSERT_TRUE(cpu::Embedding(p).ok());
+    DeviceArray<int32_t> d_ids(ids);
+    DeviceArray<float> d_table(table), d_out(NaNs(tokens * hidden));
+    p.ids = d_ids.get();
+    p.table = d_table.get();
+    p.out = d_out.get();
+    ASSERT_TRUE(cuda::Embedding(p, nullptr).ok());
+    EXPECT_TRUE(CloseInRelativeL2(d_out.Download(), want, kTolerance));
+  }
+  // A bad id is INVALID_ARGUMENT and leaves the output untouched.
+  for (int32_t bad : {-1, 50}) {
+    std::vector<int32_t> ids = {3, bad, 4};
+    DeviceArray<int32_t> d_ids(ids);
+    DeviceArray<float> d_table(RandomFloats(rng, 50 * 8)), d_out(NaNs(3 * 8));
+    EmbeddingParams p{3, 50, 8, d_ids.get(), d_table.get(), d_out.get()};
+    const absl::Status status = cuda::Embedding(p, nullptr);
+    EXPECT_TRUE(kernel_test::IsInvalidArgumentMentioning(status, "position 1")) << status;
+    for (float v : d_out.Download()) EXPECT_TRUE(std::isnan(v));
+  }
+}
+
+TEST_F(ElementwiseGpuTest, RmsNormMatchesCpu) {
+  std::mt19937 rng(std::random_device{}());
+  for (auto [rows, width, stride] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1},
+                                     {5, 7, 12},
+                                     {33, 1000, 1000},
+                                     {9, 4096, 4096 + 64},
+                                     {3, 5000, 5000}}) {
+    SCOPED_TRACE(testing::Message() << rows << "x" << width << " stride " << stride);
+    const auto x = RandomRows(rng, rows, width, stride, -2.0f, 2.0f);
+    const auto weight = RandomFloats(rng, width, 0.5f, 1.5f);
+    std::vector<float> want(rows * width);
+    RmsNormParams p{rows, width, 1e-5f, x.data(), stride, weight.data(), want.data()};
+    ASSERT_TRUE(cpu::RmsNorm(p).ok());
+    DeviceArray<float> d_x(x), d_w(weight), d_out(NaNs(rows * width));
+    p.x = d_x.get();
+    p.weight = d_w.get();
+    p.out = d_out.get();
+    ASSERT_TRUE(cuda::RmsNorm(p, nullptr).ok());
+    EXPECT_TRUE(CloseInRelativeL2(d_out.Download(), want, kTolerance));
+    if (stride == width) {
+      p.out = d_x.get();
+      ASSERT_TRUE(cuda::RmsNorm(p, nullptr).ok());
+      EXPECT_TRUE(CloseInRelativeL2(d_x.Download(), want, kTolerance));
+    }
+  }
+  RmsNormParams bad{1, 4, -1.0f};
+  EXPECT_TRUE(kernel_test::IsInvalidArgumentMentioning(cuda::RmsNorm(bad, nullptr), "eps"));
+}
+
+TEST_F(ElementwiseGpuTest, GatedRmsNormMatchesCpu) {
+  std::mt19937 rng(std::random_device{}());
+  for (auto [rows, width, group, stride] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{1, 1, 1, 1},
+                                            {3, 7, 7, 10},
+                                            {5, 1024, 1024, 1024},
+                                            {17, 1024, 128, 1024 + 2048},
+                                            {4, 8192, 1024, 8192},
+                                            {2, 96, 3, 96}}) {
+    SCOPED_TRACE(testing::Message() << rows << "x" << width << " group " << group);
+    const auto y = RandomRows(rng, rows, width, stride, -2.0f, 2.0f);
+    const auto z = RandomRows(rng, rows, width, stride + 1, -4.0f, 4.0f);
+    const auto weight = RandomFloats(rng, width, 0.5f, 1.5f);
+    std::vector<float> want(rows * width);
+    GatedRmsNormParams p{rows, width, group, 1e-6f, y.data(), stride, z.data(), stride + 1,
+                         weight.data(), want.data()};
+    ASSERT_TRUE(cpu::GatedRmsNorm(p).ok());
+    DeviceArray<float> d_y(y), d_z(z), d_w(weight), d_out(NaNs(rows * width));
+    p.y = d_y.get();
+    p.z = d_z.get();
+    p.weight = d_w.get();
+    p.out = d_out.get();
+    ASSERT_TRUE(cuda::GatedRmsNorm(p, nullptr).ok());
+    EXPECT_TRUE(CloseInRelativeL2(d_out.Download(), want, kTolerance));
+    if (stride == width) {
+      p.out = d_y.get();
+      ASSERT_TRUE(cuda::GatedRmsNorm(p, nullptr).ok());
+      EXPECT_TRUE(CloseInRelativeL2(d_y.Download(), want, kTolerance));
+    }
+  }
+  GatedRmsNormParams bad{1, 10, 3};
+  EXPECT_TRUE(
+      kernel_test::IsInvalidArgumentMentioning(cuda::GatedRmsNorm(bad, nullptr), "group_size"));
+}
+
+TEST_F(ElementwiseGpuTest, RopeMatchesCpu) {
+  std::mt19937 rng(std::random_device{}());
+  for (auto [tokens, heads, head_dim, rotary, position0, pad] :
+       {std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>{1, 1, 2, 2, 0, 0},
+        {33, 3, 64, 32, 0, 5},
+        {17, 4, 128, 128, 100000, 0},
+        {300, 2, 80, 40, 7, 16}}) {
+    SCOPED_TRACE(testing::Message() << tokens << " tokens, rotary " << rotary << " of "
+                                    << head_dim << ", position0 " << position0);
+    const int64_t width = heads * head_dim;
+    const int64_t stride = width + pad;
+    const auto x = RandomRows(rng, tokens, width, stride);
+    std::vector<float> want = x;
+    RopeParams p{tokens, heads, head_dim, rotary, 10000.0f, position0, want.data(), stride};
+    ASSERT_TRUE(cpu::Rope(p).ok());
+    DeviceArray<float> d_x(x);
+    p.x = d_x.get();
+    ASSERT_TRUE(cuda::Rope(p, nullptr).ok());
+    // Compare the rows only (padding must still be NaN, untouched).
+    std::vector<float> got = d_x.Download(), got_rows, want_rows;
+    for (int64_t t = 0; t < tokens; ++t) {
+      for (int64_t c = 0; c < stride; ++c) {
+        if (c < width) {
+          got_rows.push_back(got[t * stride + c]);
+          want_rows.push_back(want[t * stride + c]);
+        } else {
+          EXPECT_TRUE(std::isnan(got[t * stride + c]));
+        }
+      }
+    }
+    EXPECT_TRUE(CloseInRelativeL2(got_rows, want_rows, kTolerance));
+  }
+}
+
+}  // namespace
+}  // namespace tessera
