@@ -10,35 +10,12 @@
 
 #include "common/status_macros.h"
 #include "kernels/cpu/kernel_util.h"
+#include "kernels/params_check.h"
 
 namespace tessera::cpu {
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-
-absl::Status ValidateAttention(const AttentionParams& p) {
-  constexpr absl::string_view kOp = "Attention";
-  RETURN_IF_ERROR(CheckNonNegative(kOp, "q_len", p.q_len));
-  RETURN_IF_ERROR(CheckNonNegative(kOp, "kv_len", p.kv_len));
-  RETURN_IF_ERROR(CheckPositive(kOp, "num_q_heads", p.num_q_heads));
-  RETURN_IF_ERROR(CheckPositive(kOp, "num_kv_heads", p.num_kv_heads));
-  RETURN_IF_ERROR(CheckDivides(kOp, "num_kv_heads", p.num_kv_heads, "num_q_heads",
-                               p.num_q_heads));
-  RETURN_IF_ERROR(CheckPositive(kOp, "head_dim", p.head_dim));
-  RETURN_IF_ERROR(CheckRowStride(kOp, "q_stride", p.q_stride, p.num_q_heads * p.head_dim));
-  RETURN_IF_ERROR(CheckRowStride(kOp, "k_stride", p.k_stride, p.num_kv_heads * p.head_dim));
-  RETURN_IF_ERROR(CheckRowStride(kOp, "v_stride", p.v_stride, p.num_kv_heads * p.head_dim));
-  if (!(p.scale > 0.0f) || std::isinf(p.scale)) {
-    return ParamError(kOp, absl::StrCat("scale must be finite and > 0. Given: ", p.scale));
-  }
-  if (p.q_len == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(CheckNotNull(kOp, "q", p.q));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "out", p.out));
-  if (p.kv_len == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(CheckNotNull(kOp, "k", p.k));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "v", p.v));
-  return absl::OkStatus();
-}
 
 // How many keys (a prefix of the block) query row i sees.
 int64_t VisibleKeys(const AttentionParams& p, int64_t i) {
@@ -77,18 +54,6 @@ float AttendRow(const AttentionParams& p, const Strides& s, int64_t i, int64_t h
   return max_score + std::log(sum);
 }
 
-absl::Status ValidateAttentionMerge(const AttentionMergeParams& p) {
-  constexpr absl::string_view kOp = "AttentionMerge";
-  RETURN_IF_ERROR(CheckNonNegative(kOp, "rows", p.rows));
-  RETURN_IF_ERROR(CheckPositive(kOp, "head_dim", p.head_dim));
-  if (p.rows == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(CheckNotNull(kOp, "out", p.out));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "lse", p.lse));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "part_out", p.part_out));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "part_lse", p.part_lse));
-  return absl::OkStatus();
-}
-
 // Merges one row (D) into the accumulator. lse = -inf means "saw no key"; an
 // accumulator in that state is taken to hold out = 0 whatever its memory says.
 void MergeRow(int64_t d, const float* part_out, float part_lse, float* out, float& lse) {
@@ -111,7 +76,7 @@ void MergeRow(int64_t d, const float* part_out, float part_lse, float* out, floa
 }  // namespace
 
 absl::Status Attention(const AttentionParams& p) {
-  RETURN_IF_ERROR(ValidateAttention(p));
+  RETURN_IF_ERROR(CheckAttentionParams(p));
   const Strides strides{StrideOr(p.q_stride, p.num_q_heads * p.head_dim),
                         StrideOr(p.k_stride, p.num_kv_heads * p.head_dim),
                         StrideOr(p.v_stride, p.num_kv_heads * p.head_dim)};
@@ -133,7 +98,7 @@ absl::Status Attention(const AttentionParams& p) {
 }
 
 absl::Status AttentionMerge(const AttentionMergeParams& p) {
-  RETURN_IF_ERROR(ValidateAttentionMerge(p));
+  RETURN_IF_ERROR(CheckAttentionMergeParams(p));
   for (int64_t r = 0; r < p.rows; ++r) {
     MergeRow(p.head_dim, p.part_out + r * p.head_dim, p.part_lse[r], p.out + r * p.head_dim,
              p.lse[r]);

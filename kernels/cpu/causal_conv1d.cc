@@ -8,22 +8,10 @@
 
 #include "common/status_macros.h"
 #include "kernels/cpu/kernel_util.h"
+#include "kernels/params_check.h"
 
 namespace tessera::cpu {
 namespace {
-
-absl::Status ValidateCausalConv1d(const CausalConv1dParams& p) {
-  constexpr absl::string_view kOp = "CausalConv1d";
-  RETURN_IF_ERROR(CheckNonNegative(kOp, "seq_len", p.seq_len));
-  RETURN_IF_ERROR(CheckPositive(kOp, "channels", p.channels));
-  RETURN_IF_ERROR(CheckPositive(kOp, "kernel_width", p.kernel_width));
-  RETURN_IF_ERROR(CheckRowStride(kOp, "x_stride", p.x_stride, p.channels));
-  if (p.seq_len == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(CheckNotNull(kOp, "x", p.x));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "weight", p.weight));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "out", p.out));
-  return absl::OkStatus();
-}
 
 // Row `row` of xpad = [state_in (K-1 rows) ; x (L rows)], or null for a zero row.
 const float* PaddedRow(const CausalConv1dParams& p, int64_t x_stride, int64_t row) {
@@ -61,7 +49,7 @@ void ShiftState(const CausalConv1dParams& p, int64_t x_stride) {
 }  // namespace
 
 absl::Status CausalConv1d(const CausalConv1dParams& p) {
-  RETURN_IF_ERROR(ValidateCausalConv1d(p));
+  RETURN_IF_ERROR(CheckCausalConv1dParams(p));
   const int64_t x_stride = StrideOr(p.x_stride, p.channels);
   ConvolveRows(p, x_stride);
   if (p.state_out != nullptr) ShiftState(p, x_stride);

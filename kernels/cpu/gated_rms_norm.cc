@@ -8,31 +8,10 @@
 
 #include "common/status_macros.h"
 #include "kernels/cpu/kernel_util.h"
+#include "kernels/params_check.h"
 
 namespace tessera::cpu {
 namespace {
-
-absl::Status ValidateGatedRmsNorm(const GatedRmsNormParams& p) {
-  constexpr absl::string_view kOp = "GatedRmsNorm";
-  RETURN_IF_ERROR(CheckNonNegative(kOp, "rows", p.rows));
-  RETURN_IF_ERROR(CheckPositive(kOp, "width", p.width));
-  RETURN_IF_ERROR(CheckPositive(kOp, "group_size", p.group_size));
-  RETURN_IF_ERROR(CheckDivides(kOp, "group_size", p.group_size, "width", p.width));
-  RETURN_IF_ERROR(CheckRowStride(kOp, "y_stride", p.y_stride, p.width));
-  RETURN_IF_ERROR(CheckRowStride(kOp, "z_stride", p.z_stride, p.width));
-  if (!(p.eps >= 0.0f) || std::isinf(p.eps)) {
-    return ParamError(kOp, absl::StrCat("eps must be finite and >= 0. Given: ", p.eps));
-  }
-  if (p.rows == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(CheckNotNull(kOp, "y", p.y));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "z", p.z));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "weight", p.weight));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "out", p.out));
-  if (p.out == p.y && StrideOr(p.y_stride, p.width) != p.width) {
-    return ParamError(kOp, "out may alias y only when y_stride == width");
-  }
-  return absl::OkStatus();
-}
 
 // Normalizes one group of `size` gated values in place, then applies weight.
 void NormalizeGroup(float* gated, const float* weight, int64_t size, float eps) {
@@ -45,7 +24,7 @@ void NormalizeGroup(float* gated, const float* weight, int64_t size, float eps) 
 }  // namespace
 
 absl::Status GatedRmsNorm(const GatedRmsNormParams& p) {
-  RETURN_IF_ERROR(ValidateGatedRmsNorm(p));
+  RETURN_IF_ERROR(CheckGatedRmsNormParams(p));
   const int64_t y_stride = StrideOr(p.y_stride, p.width);
   const int64_t z_stride = StrideOr(p.z_stride, p.width);
   std::vector<float> gated(p.width);  // (width) one row of y · silu(z)

@@ -7,28 +7,10 @@
 
 #include "common/status_macros.h"
 #include "kernels/cpu/kernel_util.h"
+#include "kernels/params_check.h"
 
 namespace tessera::cpu {
 namespace {
-
-absl::Status ValidateLinear(const LinearParams& p) {
-  constexpr absl::string_view kOp = "Linear";
-  RETURN_IF_ERROR(CheckNonNegative(kOp, "rows", p.rows));
-  RETURN_IF_ERROR(CheckPositive(kOp, "in_features", p.in_features));
-  RETURN_IF_ERROR(CheckPositive(kOp, "out_features", p.out_features));
-  RETURN_IF_ERROR(CheckRowStride(kOp, "x_stride", p.x_stride, p.in_features));
-  RETURN_IF_ERROR(CheckRowStride(kOp, "y_stride", p.y_stride, p.out_features));
-  RETURN_IF_ERROR(CheckFitsBlasInt(kOp, "rows", p.rows));
-  RETURN_IF_ERROR(CheckFitsBlasInt(kOp, "in_features", p.in_features));
-  RETURN_IF_ERROR(CheckFitsBlasInt(kOp, "out_features", p.out_features));
-  RETURN_IF_ERROR(CheckFitsBlasInt(kOp, "x_stride", p.x_stride));
-  RETURN_IF_ERROR(CheckFitsBlasInt(kOp, "y_stride", p.y_stride));
-  if (p.rows == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(CheckNotNull(kOp, "x", p.x));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "weight", p.weight));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "y", p.y));
-  return absl::OkStatus();
-}
 
 // y = bias (or y += bias when accumulating), row by row.
 void LayBias(const LinearParams& p, int64_t y_stride) {
@@ -43,7 +25,7 @@ void LayBias(const LinearParams& p, int64_t y_stride) {
 }  // namespace
 
 absl::Status Linear(const LinearParams& p) {
-  RETURN_IF_ERROR(ValidateLinear(p));
+  RETURN_IF_ERROR(CheckLinearParams(p));
   if (p.rows == 0) return absl::OkStatus();
   const int64_t x_stride = StrideOr(p.x_stride, p.in_features);
   const int64_t y_stride = StrideOr(p.y_stride, p.out_features);

@@ -6,32 +6,12 @@
 
 #include "common/status_macros.h"
 #include "kernels/cpu/kernel_util.h"
+#include "kernels/params_check.h"
 
 namespace tessera::cpu {
-namespace {
-
-absl::Status ValidateRmsNorm(const RmsNormParams& p) {
-  constexpr absl::string_view kOp = "RmsNorm";
-  RETURN_IF_ERROR(CheckNonNegative(kOp, "rows", p.rows));
-  RETURN_IF_ERROR(CheckPositive(kOp, "width", p.width));
-  RETURN_IF_ERROR(CheckRowStride(kOp, "x_stride", p.x_stride, p.width));
-  if (!(p.eps >= 0.0f) || std::isinf(p.eps)) {
-    return ParamError(kOp, absl::StrCat("eps must be finite and >= 0. Given: ", p.eps));
-  }
-  if (p.rows == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(CheckNotNull(kOp, "x", p.x));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "weight", p.weight));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "out", p.out));
-  if (p.out == p.x && StrideOr(p.x_stride, p.width) != p.width) {
-    return ParamError(kOp, "out may alias x only when x_stride == width");
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
 
 absl::Status RmsNorm(const RmsNormParams& p) {
-  RETURN_IF_ERROR(ValidateRmsNorm(p));
+  RETURN_IF_ERROR(CheckRmsNormParams(p));
   const int64_t x_stride = StrideOr(p.x_stride, p.width);
   for (int64_t r = 0; r < p.rows; ++r) {
     const float* x = p.x + r * x_stride;  // (width)

@@ -8,28 +8,10 @@
 
 #include "common/status_macros.h"
 #include "kernels/cpu/kernel_util.h"
+#include "kernels/params_check.h"
 
 namespace tessera::cpu {
 namespace {
-
-absl::Status ValidateRope(const RopeParams& p) {
-  constexpr absl::string_view kOp = "Rope";
-  RETURN_IF_ERROR(CheckNonNegative(kOp, "num_tokens", p.num_tokens));
-  RETURN_IF_ERROR(CheckPositive(kOp, "num_heads", p.num_heads));
-  RETURN_IF_ERROR(CheckPositive(kOp, "head_dim", p.head_dim));
-  if (p.rotary_dim <= 0 || p.rotary_dim % 2 != 0 || p.rotary_dim > p.head_dim) {
-    return ParamError(kOp, absl::StrCat("rotary_dim must be even, > 0 and <= head_dim (",
-                                        p.head_dim, "). Given: ", p.rotary_dim));
-  }
-  if (!(p.theta > 0.0f) || std::isinf(p.theta)) {
-    return ParamError(kOp, absl::StrCat("theta must be finite and > 0. Given: ", p.theta));
-  }
-  RETURN_IF_ERROR(CheckNonNegative(kOp, "position0", p.position0));
-  RETURN_IF_ERROR(CheckRowStride(kOp, "x_stride", p.x_stride, p.num_heads * p.head_dim));
-  if (p.num_tokens == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(CheckNotNull(kOp, "x", p.x));
-  return absl::OkStatus();
-}
 
 // inv_freq_i = 1 / theta^(2i / rotary_dim), in fp32 as transformers computes it.
 std::vector<float> InverseFrequencies(float theta, int64_t rotary_dim) {
@@ -44,7 +26,7 @@ std::vector<float> InverseFrequencies(float theta, int64_t rotary_dim) {
 }  // namespace
 
 absl::Status Rope(const RopeParams& p) {
-  RETURN_IF_ERROR(ValidateRope(p));
+  RETURN_IF_ERROR(CheckRopeParams(p));
   const int64_t x_stride = StrideOr(p.x_stride, p.num_heads * p.head_dim);
   const int64_t half = p.rotary_dim / 2;
   const std::vector<float> inv_freq = InverseFrequencies(p.theta, p.rotary_dim);

@@ -10,9 +10,9 @@
 #include <cmath>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "common/status_macros.h"
 #include "kernels/cpu/kernel_util.h"
+#include "kernels/params_check.h"
 
 namespace tessera::cpu {
 namespace {
@@ -29,43 +29,6 @@ struct ScanLayout {
 struct TokenSpan {
   int64_t begin, len;
 };
-
-absl::Status CheckSsdShape(absl::string_view op, int64_t seq_len, int64_t heads, int64_t head_dim,
-                           int64_t groups, int64_t state_size, int64_t dt_stride,
-                           int64_t c_stride) {
-  RETURN_IF_ERROR(CheckNonNegative(op, "seq_len", seq_len));
-  RETURN_IF_ERROR(CheckPositive(op, "num_heads", heads));
-  RETURN_IF_ERROR(CheckPositive(op, "head_dim", head_dim));
-  RETURN_IF_ERROR(CheckPositive(op, "num_groups", groups));
-  RETURN_IF_ERROR(CheckDivides(op, "num_groups", groups, "num_heads", heads));
-  RETURN_IF_ERROR(CheckPositive(op, "state_size", state_size));
-  RETURN_IF_ERROR(CheckRowStride(op, "dt_stride", dt_stride, heads));
-  RETURN_IF_ERROR(CheckRowStride(op, "c_stride", c_stride, groups * state_size));
-  RETURN_IF_ERROR(CheckFitsBlasInt(op, "num_heads * head_dim", heads * head_dim));
-  RETURN_IF_ERROR(CheckFitsBlasInt(op, "c_stride", StrideOr(c_stride, groups * state_size)));
-  return absl::OkStatus();
-}
-
-absl::Status ValidateSsdScan(const SsdScanParams& p) {
-  constexpr absl::string_view kOp = "SsdScan";
-  RETURN_IF_ERROR(CheckSsdShape(kOp, p.seq_len, p.num_heads, p.head_dim, p.num_groups,
-                                p.state_size, p.dt_stride, p.c_stride));
-  RETURN_IF_ERROR(CheckPositive(kOp, "chunk_size", p.chunk_size));
-  RETURN_IF_ERROR(CheckFitsBlasInt(kOp, "chunk_size", p.chunk_size));
-  RETURN_IF_ERROR(CheckRowStride(kOp, "x_stride", p.x_stride, p.num_heads * p.head_dim));
-  RETURN_IF_ERROR(CheckRowStride(kOp, "b_stride", p.b_stride, p.num_groups * p.state_size));
-  RETURN_IF_ERROR(CheckFitsBlasInt(kOp, "x_stride", p.x_stride));
-  RETURN_IF_ERROR(CheckFitsBlasInt(kOp, "b_stride",
-                                   StrideOr(p.b_stride, p.num_groups * p.state_size)));
-  if (p.seq_len == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(CheckNotNull(kOp, "x", p.x));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "dt", p.dt));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "A", p.A));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "B", p.B));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "C", p.C));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "y", p.y));
-  return absl::OkStatus();
-}
 
 ScanLayout ResolveLayout(const SsdScanParams& p) {
   const int64_t group_width = p.num_groups * p.state_size;
@@ -206,27 +169,13 @@ class ChunkedScan {
   ChunkScratch scratch_;
 };
 
-absl::Status ValidateSsdAddInitialState(const SsdAddInitialStateParams& p) {
-  constexpr absl::string_view kOp = "SsdAddInitialState";
-  RETURN_IF_ERROR(CheckSsdShape(kOp, p.seq_len, p.num_heads, p.head_dim, p.num_groups,
-                                p.state_size, p.dt_stride, p.c_stride));
-  if (p.seq_len == 0 && p.final_state == nullptr) return absl::OkStatus();
-  RETURN_IF_ERROR(CheckNotNull(kOp, "initial_state", p.initial_state));
-  if (p.seq_len == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(CheckNotNull(kOp, "dt", p.dt));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "A", p.A));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "C", p.C));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "y", p.y));
-  return absl::OkStatus();
-}
-
 // Tokens per GEMM when adding the initial state's contribution.
 constexpr int64_t kInitialStateBlock = 64;
 
 }  // namespace
 
 absl::Status SsdScan(const SsdScanParams& p) {
-  RETURN_IF_ERROR(ValidateSsdScan(p));
+  RETURN_IF_ERROR(CheckSsdScanParams(p));
   const ScanLayout layout = ResolveLayout(p);
   const int64_t state_elems = layout.heads * layout.head_dim * layout.state_size;
   // Copied before anything is written: final_state may alias initial_state.
@@ -249,7 +198,7 @@ absl::Status SsdScan(const SsdScanParams& p) {
 }
 
 absl::Status SsdAddInitialState(const SsdAddInitialStateParams& p) {
-  RETURN_IF_ERROR(ValidateSsdAddInitialState(p));
+  RETURN_IF_ERROR(CheckSsdAddInitialStateParams(p));
   const int64_t n = p.state_size;
   const int64_t dt_stride = StrideOr(p.dt_stride, p.num_heads);
   const int64_t c_stride = StrideOr(p.c_stride, p.num_groups * n);

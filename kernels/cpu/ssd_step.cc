@@ -6,26 +6,10 @@
 
 #include "common/status_macros.h"
 #include "kernels/cpu/kernel_util.h"
+#include "kernels/params_check.h"
 
 namespace tessera::cpu {
 namespace {
-
-absl::Status ValidateSsdStep(const SsdStepParams& p) {
-  constexpr absl::string_view kOp = "SsdStep";
-  RETURN_IF_ERROR(CheckPositive(kOp, "num_heads", p.num_heads));
-  RETURN_IF_ERROR(CheckPositive(kOp, "head_dim", p.head_dim));
-  RETURN_IF_ERROR(CheckPositive(kOp, "num_groups", p.num_groups));
-  RETURN_IF_ERROR(CheckDivides(kOp, "num_groups", p.num_groups, "num_heads", p.num_heads));
-  RETURN_IF_ERROR(CheckPositive(kOp, "state_size", p.state_size));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "x", p.x));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "dt", p.dt));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "A", p.A));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "B", p.B));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "C", p.C));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "state", p.state));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "y", p.y));
-  return absl::OkStatus();
-}
 
 // Updates one state row (N) with x_p and returns its readout state_row · C.
 float StepStateRow(float decay, float dt_x, const float* b, const float* c, int64_t n,
@@ -41,7 +25,7 @@ float StepStateRow(float decay, float dt_x, const float* b, const float* c, int6
 }  // namespace
 
 absl::Status SsdStep(const SsdStepParams& p) {
-  RETURN_IF_ERROR(ValidateSsdStep(p));
+  RETURN_IF_ERROR(CheckSsdStepParams(p));
   const int64_t n = p.state_size;
   const int64_t heads_per_group = p.num_heads / p.num_groups;
   for (int64_t h = 0; h < p.num_heads; ++h) {

@@ -1,9 +1,9 @@
 // Launchers of the CUDA kernels, one per op, shared between the .cu files
 // (compiled by nvcc) and entry_points.cc (compiled by the host compiler), which
-// validates params exactly as the CPU reference does and turns the cudaError_t
-// into an absl::Status. A launcher assumes validated params, enqueues its
-// kernels on `stream` and returns the launch error; it never synchronizes
-// unless its comment says so.
+// validates params with the checks the CPU reference runs too
+// (kernels/params_check.h) and turns the cudaError_t into an absl::Status. A
+// launcher assumes validated params, enqueues its kernels on `stream` and
+// returns the launch error; it never synchronizes unless its comment says so.
 #pragma once
 
 #include <cuda_runtime_api.h>
