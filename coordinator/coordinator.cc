@@ -1,5 +1,7 @@
-// Validation first (no locks, no network), then admission, then execution;
-// the admission object returns its reservations however execution ends.
+// Validation first (no locks, no network; a text prompt is tokenized and
+// then validated as ids), then admission, then execution; the admission
+// object returns its reservations however execution ends. Every request is
+// metered from arrival to end, whatever path it takes out.
 #include "coordinator/coordinator.h"
 
 #include <algorithm>
@@ -7,8 +9,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
+#include "coordinator/metered_request.h"
 #include "coordinator/request_validation.h"
 #include "coordinator/shard_execution.h"
+#include "coordinator/text_deltas.h"
+#include "services/coordinator_metrics.h"
 #include "services/metrics_endpoint.h"  // kTesseraVersion
 
 namespace tessera {
@@ -27,7 +32,12 @@ class RunningRequest {
 }  // namespace
 
 Coordinator::Coordinator(ServedModel model, const CoordinatorOptions& options)
-    : model_(std::move(model)), options_(options), registry_(options, model_.vocab_size) {}
+    : model_(std::move(model)), options_(options), registry_(options, model_.vocab_size) {
+  if (options_.metrics != nullptr) {
+    registry_.SetChangeListener([this] { RefreshClusterGauges(); });
+    RefreshClusterGauges();
+  }
+}
 
 Coordinator::~Coordinator() { registry_.StopHealthChecks(); }
 
@@ -47,7 +57,21 @@ bool Coordinator::WaitForRequestsToEnd(absl::Duration timeout) const {
 
 absl::StatusOr<v1::GenerateResponse> Coordinator::Generate(const v1::GenerateRequest& request,
                                                            const CallerContext& caller, GenerateEvents& events) {
+  MeteredRequest metered(options_.metrics, events);
+  absl::StatusOr<v1::GenerateResponse> result = RunGenerate(request, caller, metered);
+  metered.End(result.status(), result.ok() ? result->finish_reason() : v1::FINISH_REASON_UNSPECIFIED);
+  return result;
+}
+
+absl::StatusOr<v1::GenerateResponse> Coordinator::RunGenerate(const v1::GenerateRequest& original,
+                                                              const CallerContext& caller, MeteredRequest& metered) {
   if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
+  RETURN_IF_ERROR(ValidatePromptForm(original));
+  v1::GenerateRequest tokenized;
+  if (!original.prompt_text().empty()) {
+    ASSIGN_OR_RETURN(tokenized, TokenizePrompt(original));
+  }
+  const v1::GenerateRequest& request = original.prompt_text().empty() ? original : tokenized;
   GenerateLimits limits;
   limits.vocab_size = model_.vocab_size;
   limits.max_new_tokens_limit = options_.max_new_tokens_limit;
@@ -57,6 +81,7 @@ absl::StatusOr<v1::GenerateResponse> Coordinator::Generate(const v1::GenerateReq
   ASSIGN_OR_RETURN(std::unique_ptr<Admission> admission,
                    registry_.Admit(request.prompt_token_ids_size(), request.stopping().max_new_tokens()));
   RunningRequest running(running_requests_);
+  metered.Admitted(request.prompt_token_ids_size());
 
   ShardExecution execution;
   const uint64_t number = ++request_counter_;
@@ -75,7 +100,59 @@ absl::StatusOr<v1::GenerateResponse> Coordinator::Generate(const v1::GenerateReq
     return absl::OkStatus();
   };
   execution.on_worker_unreachable = [this](const std::string& address) { registry_.MarkUnreachable(address); };
-  return ExecuteShards(admission->shards(), request, execution, events);
+  TextDeltaEvents text(model_.tokenizer.get(), request.keep_special_tokens(), metered);
+  ASSIGN_OR_RETURN(v1::GenerateResponse response, ExecuteShards(admission->shards(), request, execution, text));
+  if (!text.Finish()) return absl::CancelledError("the client went away");
+  response.set_text(text.text());
+  return response;
+}
+
+absl::StatusOr<const Tokenizer*> Coordinator::RequireTokenizer() const {
+  if (model_.tokenizer == nullptr) {
+    return absl::FailedPreconditionError("this server has no tokenizer (start the coordinator with --tokenizer)");
+  }
+  return model_.tokenizer.get();
+}
+
+absl::StatusOr<v1::GenerateRequest> Coordinator::TokenizePrompt(const v1::GenerateRequest& request) const {
+  ASSIGN_OR_RETURN(const Tokenizer* tokenizer, RequireTokenizer());
+  absl::StatusOr<std::vector<int32_t>> ids = tokenizer->Encode(request.prompt_text(), request.add_special_tokens());
+  if (!ids.ok()) return absl::Status(ids.status().code(), absl::StrCat("prompt_text: ", ids.status().message()));
+  if (ids->empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("prompt_text must encode to at least 1 token. Given: ",
+                                                   request.prompt_text().size(), " bytes that encode to 0 tokens"));
+  }
+  v1::GenerateRequest tokenized = request;
+  tokenized.clear_prompt_text();
+  tokenized.mutable_prompt_token_ids()->Add(ids->begin(), ids->end());
+  return tokenized;
+}
+
+absl::StatusOr<v1::TokenizeResponse> Coordinator::Tokenize(const v1::TokenizeRequest& request) const {
+  ASSIGN_OR_RETURN(const Tokenizer* tokenizer, RequireTokenizer());
+  absl::StatusOr<std::vector<int32_t>> ids = tokenizer->Encode(request.text(), request.add_special_tokens());
+  if (!ids.ok()) return absl::Status(ids.status().code(), absl::StrCat("text: ", ids.status().message()));
+  v1::TokenizeResponse response;
+  response.mutable_token_ids()->Add(ids->begin(), ids->end());
+  return response;
+}
+
+absl::StatusOr<v1::DetokenizeResponse> Coordinator::Detokenize(const v1::DetokenizeRequest& request) const {
+  ASSIGN_OR_RETURN(const Tokenizer* tokenizer, RequireTokenizer());
+  absl::StatusOr<std::string> text = tokenizer->Decode(request.token_ids(), !request.keep_special_tokens());
+  if (!text.ok()) return absl::Status(text.status().code(), absl::StrCat("token_ids: ", text.status().message()));
+  v1::DetokenizeResponse response;
+  response.set_text(*std::move(text));
+  return response;
+}
+
+void Coordinator::RefreshClusterGauges() {
+  if (options_.metrics == nullptr) return;
+  absl::MutexLock lock(&gauges_mu_);
+  const v1::ModelInfo info = GetModelInfo();
+  options_.metrics->workers_ready.Set(info.workers_ready());
+  options_.metrics->context_capacity_tokens.Set(static_cast<double>(info.context_capacity_tokens()));
+  options_.metrics->context_available_tokens.Set(static_cast<double>(info.context_available_tokens()));
 }
 
 v1::ModelInfo Coordinator::GetModelInfo() const {
@@ -101,6 +178,7 @@ v1::ModelInfo Coordinator::GetModelInfo() const {
   info.set_workers_ready(ready);
   info.set_max_new_tokens_limit(options_.max_new_tokens_limit);
   info.set_eos_token_id(model_.eos_token_id);
+  info.set_tokenizer_path(model_.tokenizer_path);
   return info;
 }
 
@@ -119,6 +197,7 @@ v1::ServerInfo Coordinator::GetServerInfo() const {
     w->set_metrics_address(worker.status.metrics_address());
   }
   info.set_running_requests(running_requests_);
+  info.set_metrics_address(options_.metrics_address);
   return info;
 }
 

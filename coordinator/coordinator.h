@@ -1,8 +1,9 @@
-// The coordinator's logic behind its gRPC services: validate a request,
-// admit it (plan shards, reserve memory), run it on the workers and relay
-// the result; describe the model and the cluster. services/
-// coordinator_service.h adapts it to gRPC; this class knows nothing of
-// ServerContext, so its callers say how to notice a client going away.
+// The coordinator's logic behind its gRPC services: validate a request
+// (tokenizing a text prompt first), admit it (plan shards, reserve memory),
+// run it on the workers and relay the result with its text; describe the
+// model and the cluster; keep the metrics. services/coordinator_service.h
+// adapts it to gRPC; this class knows nothing of ServerContext, so its
+// callers say how to notice a client going away.
 #pragma once
 
 #include <atomic>
@@ -11,6 +12,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "coordinator/coordinator_options.h"
 #include "coordinator/generate_events.h"
@@ -19,6 +21,8 @@
 #include "tessera/v1/tessera.pb.h"
 
 namespace tessera {
+
+class MeteredRequest;
 
 // How a running request learns that its caller gave up.
 struct CallerContext {
@@ -44,6 +48,9 @@ class Coordinator {
 
   absl::StatusOr<v1::GenerateResponse> Generate(const v1::GenerateRequest& request, const CallerContext& caller,
                                                 GenerateEvents& events);
+  // FAILED_PRECONDITION when the model has no tokenizer.
+  absl::StatusOr<v1::TokenizeResponse> Tokenize(const v1::TokenizeRequest& request) const;
+  absl::StatusOr<v1::DetokenizeResponse> Detokenize(const v1::DetokenizeRequest& request) const;
   v1::ModelInfo GetModelInfo() const;
   v1::ServerInfo GetServerInfo() const;
 
@@ -51,8 +58,17 @@ class Coordinator {
   const ServedModel& model() const { return model_; }
 
  private:
+  absl::StatusOr<v1::GenerateResponse> RunGenerate(const v1::GenerateRequest& request, const CallerContext& caller,
+                                                   MeteredRequest& metered);
+  // The request with prompt_text replaced by its token ids.
+  absl::StatusOr<v1::GenerateRequest> TokenizePrompt(const v1::GenerateRequest& request) const;
+  absl::StatusOr<const Tokenizer*> RequireTokenizer() const;
+  // Sets the cluster gauges (ready workers, context) from the registry.
+  void RefreshClusterGauges();
+
   const ServedModel model_;
   const CoordinatorOptions options_;
+  absl::Mutex gauges_mu_;  // one refresh at a time, so the last one set is the newest
   WorkerRegistry registry_;
   std::atomic<bool> shutting_down_{false};
   std::atomic<int32_t> running_requests_{0};

@@ -3,10 +3,13 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "absl/time/time.h"
 
 namespace tessera {
+
+struct CoordinatorMetrics;
 
 struct CoordinatorOptions {
   int64_t min_shard_tokens = 1024;                           // prompts shorter than this use one shard
@@ -17,6 +20,8 @@ struct CoordinatorOptions {
   int failures_before_unready = 2;                  // consecutive failed checks that drop a worker from planning
   absl::Duration forget_after = absl::Seconds(30);  // a worker silent this long is forgotten
   absl::Duration cancel_poll_interval = absl::Milliseconds(50);  // how often a request checks its client
+  CoordinatorMetrics* metrics = nullptr;  // optional; must outlive the coordinator
+  std::string metrics_address;            // reported in GetServerInfo, empty when none
 };
 
 }  // namespace tessera

@@ -34,11 +34,27 @@ absl::Status CheckSampling(const v1::SamplingParams& sampling) {
 
 }  // namespace
 
-absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request, const GenerateLimits& limits) {
-  const int64_t prompt_tokens = request.prompt_token_ids_size();
-  if (prompt_tokens == 0) {
-    return absl::InvalidArgumentError("prompt_token_ids must hold at least 1 token. Given: 0 tokens");
+absl::Status ValidatePromptForm(const v1::GenerateRequest& request) {
+  const bool has_ids = request.prompt_token_ids_size() > 0;
+  const bool has_text = !request.prompt_text().empty();
+  if (has_ids && has_text) {
+    return absl::InvalidArgumentError(absl::StrCat("give prompt_token_ids or prompt_text, not both. Given: ",
+                                                   request.prompt_token_ids_size(), " token ids and ",
+                                                   request.prompt_text().size(), " bytes of text"));
   }
+  if (!has_ids && !has_text) {
+    return absl::InvalidArgumentError(
+        "the prompt is empty: give prompt_token_ids (at least 1 token) or prompt_text (at least 1 character)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request, const GenerateLimits& limits) {
+  if (absl::Status s = ValidatePromptForm(request); !s.ok()) return s;
+  if (!request.prompt_text().empty()) {
+    return absl::InternalError("prompt_text must be tokenized before the request is validated");
+  }
+  const int64_t prompt_tokens = request.prompt_token_ids_size();
   if (absl::Status s = CheckTokenIds("prompt_token_ids", request.prompt_token_ids(), limits.vocab_size); !s.ok()) {
     return s;
   }

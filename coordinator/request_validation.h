@@ -18,6 +18,12 @@ struct GenerateLimits {
   int64_t max_position_embeddings = 0;  // 0: unbounded
 };
 
+// Exactly one of prompt_token_ids and prompt_text must be given. Checked
+// before a text prompt is tokenized; ValidateGenerateRequest checks it again.
+absl::Status ValidatePromptForm(const v1::GenerateRequest& request);
+
+// Every field of a request whose prompt is token ids (a text prompt is
+// validated after tokenization, as the ids it became).
 absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request, const GenerateLimits& limits);
 
 }  // namespace tessera

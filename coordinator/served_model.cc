@@ -2,6 +2,10 @@
 // so both sides agree on vocab size, end-of-sequence token and layer count.
 #include "coordinator/served_model.h"
 
+#include <filesystem>
+#include <system_error>
+
+#include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "worker/model_config.h"
 
@@ -17,6 +21,24 @@ absl::StatusOr<ServedModel> LoadServedModel(const std::string& model_dir) {
   model.eos_token_id = config.eos_token_id;
   model.max_position_embeddings = config.max_position_embeddings;
   return model;
+}
+
+std::string DefaultTokenizerPath(const std::string& model_dir) {
+  const std::filesystem::path path = std::filesystem::path(model_dir) / "tokenizer.json";
+  std::error_code error;
+  return std::filesystem::is_regular_file(path, error) ? path.string() : std::string();
+}
+
+absl::Status AttachTokenizer(const std::string& path, ServedModel& model) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, Tokenizer::FromFile(path));
+  if (tokenizer->vocab_size() > model.vocab_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tokenizer ", path, " has token ids up to ", tokenizer->vocab_size() - 1, " (vocab size ",
+        tokenizer->vocab_size(), "), beyond the model's vocab_size ", model.vocab_size, " (", model.model_path, ")"));
+  }
+  model.tokenizer = std::move(tokenizer);
+  model.tokenizer_path = path;
+  return absl::OkStatus();
 }
 
 }  // namespace tessera

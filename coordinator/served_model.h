@@ -1,13 +1,16 @@
 // What the coordinator knows about the served model. It reads config.json
-// only: weights live on the workers, but the coordinator must validate token
-// ids against the vocabulary and lengths against the position limit before a
-// request reaches any worker.
+// and, optionally, tokenizer.json; weights live on the workers, but the
+// coordinator must validate token ids against the vocabulary and lengths
+// against the position limit before a request reaches any worker, and it is
+// the one place where text becomes tokens and tokens text.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "coordinator/tokenizer/tokenizer.h"
 
 namespace tessera {
 
@@ -18,9 +21,19 @@ struct ServedModel {
   int64_t num_layers = 0;
   int64_t eos_token_id = -1;            // -1: the model has none
   int64_t max_position_embeddings = 0;  // 0: unbounded
+  std::shared_ptr<const Tokenizer> tokenizer;  // null: token ids in and out only
+  std::string tokenizer_path;
 };
 
 // Reads MODEL_DIR/config.json.
 absl::StatusOr<ServedModel> LoadServedModel(const std::string& model_dir);
+
+// MODEL_DIR/tokenizer.json when that file exists, else empty.
+std::string DefaultTokenizerPath(const std::string& model_dir);
+
+// Loads `path` as the model's tokenizer. INVALID_ARGUMENT when some token id
+// of the tokenizer is outside the model's vocabulary (the message names both
+// sizes): the model could never read such a token.
+absl::Status AttachTokenizer(const std::string& path, ServedModel& model);
 
 }  // namespace tessera

@@ -80,10 +80,15 @@ int WorkerRegistry::Register(const std::string& address) {
     std::vector<std::unique_ptr<Probe>> probes;
     probes.push_back(std::move(probe));
     RunProbes(probes);
-    absl::MutexLock lock(&mu_);
-    // The worker may still be starting its server: only health checks count failures.
-    ApplyProbe(*probes.front(), /*count_failure=*/false);
-    return ReadyCountLocked();
+    int ready = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      // The worker may still be starting its server: only health checks count failures.
+      ApplyProbe(*probes.front(), /*count_failure=*/false);
+      ready = ReadyCountLocked();
+    }
+    NotifyChange();
+    return ready;
   }
   absl::MutexLock lock(&mu_);
   return ReadyCountLocked();
@@ -103,9 +108,12 @@ void WorkerRegistry::CheckAllWorkers() {
     }
   }
   RunProbes(probes);
-  absl::MutexLock lock(&mu_);
-  for (const auto& probe : probes) ApplyProbe(*probe, /*count_failure=*/true);
-  ForgetSilentWorkers();
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& probe : probes) ApplyProbe(*probe, /*count_failure=*/true);
+    ForgetSilentWorkers();
+  }
+  NotifyChange();
 }
 
 void WorkerRegistry::RunProbes(std::vector<std::unique_ptr<Probe>>& probes) {
@@ -173,14 +181,17 @@ void WorkerRegistry::ForgetSilentWorkers() {
 }
 
 void WorkerRegistry::MarkUnreachable(const std::string& address) {
-  absl::MutexLock lock(&mu_);
-  for (auto& [id, entry] : entries_) {
-    if (entry.address != address || !entry.ready) continue;
-    entry.ready = false;
-    entry.consecutive_failures = std::max(entry.consecutive_failures, options_.failures_before_unready);
-    std::fprintf(stderr, "coordinator: worker %s unreachable from a running request; not ready until it answers\n",
-                 address.c_str());
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, entry] : entries_) {
+      if (entry.address != address || !entry.ready) continue;
+      entry.ready = false;
+      entry.consecutive_failures = std::max(entry.consecutive_failures, options_.failures_before_unready);
+      std::fprintf(stderr, "coordinator: worker %s unreachable from a running request; not ready until it answers\n",
+                   address.c_str());
+    }
   }
+  NotifyChange();
 }
 
 int WorkerRegistry::ReadyCountLocked() const {
@@ -212,7 +223,16 @@ std::vector<WorkerView> WorkerRegistry::Workers() const {
 }
 
 absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::Admit(int64_t prompt_tokens, int64_t max_new_tokens) {
-  absl::MutexLock lock(&mu_);
+  absl::StatusOr<std::unique_ptr<Admission>> admission;
+  {
+    absl::MutexLock lock(&mu_);
+    admission = AdmitLocked(prompt_tokens, max_new_tokens);
+  }
+  if (admission.ok()) NotifyChange();
+  return admission;
+}
+
+absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::AdmitLocked(int64_t prompt_tokens, int64_t max_new_tokens) {
   std::vector<Entry*> ready;
   std::vector<uint64_t> ready_ids;
   std::vector<WorkerRoom> rooms;
@@ -252,13 +272,16 @@ absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::Admit(int64_t prompt_
 }
 
 void WorkerRegistry::Release(const std::vector<uint64_t>& worker_ids, const std::vector<ShardLease>& shards) {
-  absl::MutexLock lock(&mu_);
-  for (size_t i = 0; i < worker_ids.size(); ++i) {
-    auto it = entries_.find(worker_ids[i]);
-    if (it == entries_.end()) continue;
-    it->second.reserved_bytes = std::max<int64_t>(0, it->second.reserved_bytes - shards[i].reserved_bytes);
-    --it->second.running_shards;
+  {
+    absl::MutexLock lock(&mu_);
+    for (size_t i = 0; i < worker_ids.size(); ++i) {
+      auto it = entries_.find(worker_ids[i]);
+      if (it == entries_.end()) continue;
+      it->second.reserved_bytes = std::max<int64_t>(0, it->second.reserved_bytes - shards[i].reserved_bytes);
+      --it->second.running_shards;
+    }
   }
+  NotifyChange();
 }
 
 }  // namespace tessera

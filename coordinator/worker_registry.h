@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -83,6 +84,12 @@ class WorkerRegistry {
   WorkerRegistry& operator=(const WorkerRegistry&) = delete;
   ~WorkerRegistry();  // stops the health checks
 
+  // Called after anything that may change which workers are ready or how
+  // much room they have (a health round, a registration, an unreachable
+  // worker, an admission, a release), never under the registry's lock. Set
+  // before the health checks start and before anything registers.
+  void SetChangeListener(std::function<void()> listener) { change_listener_ = std::move(listener); }
+
   // Starts (Stop: stops and joins) the thread that checks every worker each
   // health interval.
   void StartHealthChecks();
@@ -123,6 +130,11 @@ class WorkerRegistry {
 
   friend class Admission;
   void Release(const std::vector<uint64_t>& worker_ids, const std::vector<ShardLease>& shards);
+  absl::StatusOr<std::unique_ptr<Admission>> AdmitLocked(int64_t prompt_tokens, int64_t max_new_tokens)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NotifyChange() const {
+    if (change_listener_) change_listener_();
+  }
   void RunProbes(std::vector<std::unique_ptr<Probe>>& probes);
   void ApplyProbe(const Probe& probe, bool count_failure) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ForgetSilentWorkers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -132,6 +144,7 @@ class WorkerRegistry {
 
   const CoordinatorOptions options_;
   const int64_t expected_vocab_size_;
+  std::function<void()> change_listener_;
 
   mutable absl::Mutex mu_;
   std::map<uint64_t, Entry> entries_ ABSL_GUARDED_BY(mu_);  // by id = registration order

@@ -10,9 +10,10 @@ bash scripts/build.sh
 
 BIN=./build/tools/tessera
 MODEL=${MODEL:-tests/data/hf-tiny/bamba-tiny}
+TOKENIZER=${TOKENIZER:-tests/data/tokenizers/bpe512-gpt2split/tokenizer.json}
 WORKERS=${WORKERS:-3}
 PORT=${PORT:-50551}
-PROMPT_TOKENS=${PROMPT_TOKENS:-6000}
+DOCUMENT=${DOCUMENT:-}  # a text file; default: this README and deploy/README.md
 WORK=$(mktemp -d)
 trap 'kill -INT "${LOCAL_PID:-}" 2>/dev/null || true; wait "${LOCAL_PID:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
@@ -20,7 +21,7 @@ echo "== 1. the engine against transformers' reference logits"
 "$BIN" eval --model "$MODEL"
 
 echo "== 2. a local cluster: coordinator + $WORKERS workers"
-"$BIN" local --workers "$WORKERS" --model "$MODEL" --port "$PORT" > "$WORK/local.log" 2>&1 &
+"$BIN" local --workers "$WORKERS" --model "$MODEL" --tokenizer "$TOKENIZER" --port "$PORT" > "$WORK/local.log" 2>&1 &
 LOCAL_PID=$!
 for _ in $(seq 1 600); do
   grep -q "workers ready" "$WORK/local.log" 2>/dev/null && break
@@ -29,6 +30,11 @@ for _ in $(seq 1 600); do
 done
 grep "workers ready" "$WORK/local.log" || { cat "$WORK/local.log"; exit 1; }
 
-echo "== 3. a $PROMPT_TOKENS-token document, split across the workers"
-awk -v n="$PROMPT_TOKENS" 'BEGIN { for (i = 0; i < n; i++) printf "%d ", (i * 7919 + 13) % 500 + 3 }' > "$WORK/prompt.txt"
-"$BIN" generate --server "127.0.0.1:$PORT" --prompt-ids-file "$WORK/prompt.txt" --max-new-tokens 32
+echo "== 3. a long document, split across the workers"
+if [ -z "$DOCUMENT" ]; then
+  DOCUMENT="$WORK/document.txt"
+  cat README.md deploy/README.md > "$DOCUMENT"
+fi
+echo "document: $DOCUMENT ($(wc -c < "$DOCUMENT") bytes; the tokenizer's count is in the summary below)"
+"$BIN" generate --server "127.0.0.1:$PORT" --prompt-file "$DOCUMENT" --max-new-tokens 48
+echo

@@ -76,6 +76,7 @@ grpc::Status TesseraService::GenerateStream(grpc::ServerContext* context, const 
   *finished = *std::move(result);
   finished->clear_token_ids();     // already streamed
   finished->clear_token_logits();  // already streamed with their tokens
+  finished->clear_text();          // already streamed as the deltas' text
   if (!writer->Write(last)) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
   return grpc::Status::OK;
 }
@@ -89,6 +90,22 @@ grpc::Status TesseraService::GetModelInfo(grpc::ServerContext*, const v1::GetMod
 grpc::Status TesseraService::GetServerInfo(grpc::ServerContext*, const v1::GetServerInfoRequest*,
                                            v1::ServerInfo* response) {
   *response = coordinator_.GetServerInfo();
+  return grpc::Status::OK;
+}
+
+grpc::Status TesseraService::Tokenize(grpc::ServerContext*, const v1::TokenizeRequest* request,
+                                      v1::TokenizeResponse* response) {
+  absl::StatusOr<v1::TokenizeResponse> result = coordinator_.Tokenize(*request);
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *response = *std::move(result);
+  return grpc::Status::OK;
+}
+
+grpc::Status TesseraService::Detokenize(grpc::ServerContext*, const v1::DetokenizeRequest* request,
+                                        v1::DetokenizeResponse* response) {
+  absl::StatusOr<v1::DetokenizeResponse> result = coordinator_.Detokenize(*request);
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *response = *std::move(result);
   return grpc::Status::OK;
 }
 

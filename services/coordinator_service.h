@@ -28,6 +28,10 @@ class TesseraService final : public v1::Tessera::Service {
                             v1::ModelInfo* response) override;
   grpc::Status GetServerInfo(grpc::ServerContext* context, const v1::GetServerInfoRequest* request,
                              v1::ServerInfo* response) override;
+  grpc::Status Tokenize(grpc::ServerContext* context, const v1::TokenizeRequest* request,
+                        v1::TokenizeResponse* response) override;
+  grpc::Status Detokenize(grpc::ServerContext* context, const v1::DetokenizeRequest* request,
+                          v1::DetokenizeResponse* response) override;
 
  private:
   Coordinator& coordinator_;
@@ -48,7 +52,8 @@ class WorkerRegistrationService final : public v1::Coordinator::Service {
 class CoordinatorServer {
  public:
   // Binds `listen_address` (port 0: any free port), starts serving and the
-  // workers' health checks.
+  // workers' health checks. Metrics, when wanted, come in `options` (the
+  // caller serves their registry: see tools/coordinator_command.cc).
   static absl::StatusOr<std::unique_ptr<CoordinatorServer>> Start(const std::string& listen_address, ServedModel model,
                                                                   const CoordinatorOptions& options);
   CoordinatorServer(const CoordinatorServer&) = delete;

@@ -1,7 +1,11 @@
 // `tessera coordinator --model DIR [--listen HOST:PORT] ...`: serves the
 // public API and worker registration on one port, prints
 // "coordinator listening on HOST:PORT" once serving (launchers wait for that
-// line), and on SIGINT/SIGTERM ends running requests and exits 0.
+// line and take the rest of it as the address, so anything else, such as the
+// metrics address, goes on lines of its own), and on SIGINT/SIGTERM ends
+// running requests and exits 0. The tokenizer is checked against the model
+// before anything is served: a mismatch is a start-up error, not a stream of
+// wrong tokens.
 #include "tools/coordinator_command.h"
 
 #include <algorithm>
@@ -11,7 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "coordinator/served_model.h"
+#include "services/coordinator_metrics.h"
 #include "services/coordinator_service.h"
+#include "services/metrics_endpoint.h"
 #include "tools/cli_flags.h"
 #include "tools/shutdown_signal.h"
 
@@ -25,6 +31,9 @@ constexpr FlagSpec kCoordinatorFlags[] = {
     {"max-new-tokens-limit", true, "largest max_new_tokens a request may ask for (default 4096)"},
     {"peer-timeout-ms", true, "how long a worker waits for a peer's block (default 10000)"},
     {"health-interval-ms", true, "how often every worker is checked (default 500)"},
+    {"tokenizer", true, "tokenizer.json for text prompts and text output (default: MODEL_DIR/tokenizer.json if "
+                        "present; empty: none)"},
+    {"metrics-port", true, "serve Prometheus /metrics on this port of the listen host (0: any free port)"},
 };
 
 absl::StatusOr<int64_t> PositiveFlag(const CliFlags& flags, absl::string_view name, int64_t fallback) {
@@ -52,13 +61,35 @@ absl::StatusOr<CoordinatorOptions> OptionsFromFlags(const CliFlags& flags) {
 absl::Status Serve(const CliFlags& flags) {
   ASSIGN_OR_RETURN(std::string model_dir, flags.RequireString("model"));
   ASSIGN_OR_RETURN(ServedModel model, LoadServedModel(model_dir));
+  const std::string tokenizer_path = flags.GetString("tokenizer", DefaultTokenizerPath(model_dir));
+  if (!tokenizer_path.empty()) RETURN_IF_ERROR(AttachTokenizer(tokenizer_path, model));
   ASSIGN_OR_RETURN(CoordinatorOptions options, OptionsFromFlags(flags));
   const std::string listen = flags.GetString("listen", "127.0.0.1:50051");
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  std::unique_ptr<CoordinatorMetrics> metrics;
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint;
+  if (flags.Has("metrics-port")) {
+    ASSIGN_OR_RETURN(int64_t metrics_port, flags.GetInt("metrics-port", 0));
+    if (metrics_port < 0 || metrics_port > 65535) {
+      return absl::InvalidArgumentError(absl::StrCat("--metrics-port must be in [0, 65535]. Given: ", metrics_port));
+    }
+    AddBuildInfo(*registry, "coordinator", "cpu");
+    metrics = std::make_unique<CoordinatorMetrics>(*registry);
+    ASSIGN_OR_RETURN(metrics_endpoint, MetricsEndpoint::Start(HostOf(listen), static_cast<int>(metrics_port), registry));
+    options.metrics = metrics.get();
+    options.metrics_address = metrics_endpoint->address();
+  }
+
   const std::string model_type = model.model_type;
   ASSIGN_OR_RETURN(std::unique_ptr<CoordinatorServer> server,
                    CoordinatorServer::Start(listen, std::move(model), options));
   std::cout << "coordinator listening on " << server->address() << std::endl;
-  std::cerr << "coordinator: serving " << model_type << " from " << model_dir << "\n";
+  if (metrics_endpoint != nullptr) {
+    std::cout << "coordinator metrics on http://" << metrics_endpoint->address() << "/metrics" << std::endl;
+  }
+  std::cerr << "coordinator: serving " << model_type << " from " << model_dir << "; "
+            << (tokenizer_path.empty() ? "no tokenizer (token ids only)" : "tokenizer " + tokenizer_path) << "\n";
   const int signal = WaitForShutdownSignal();
   std::cerr << "coordinator: signal " << signal << ", shutting down\n";
   server->Shutdown();

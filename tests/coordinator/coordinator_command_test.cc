@@ -92,6 +92,52 @@ TEST(CoordinatorCommandTest, ServesUntilSigtermThenExitsZero) {
   close(child.stdout_fd);
 }
 
+TEST(CoordinatorCommandTest, MetricsAddressComesOnItsOwnLineAndInServerInfo) {
+  const std::string tokenizer = std::string(TESSERA_TEST_DATA_DIR) + "/tokenizers/bpe512-gpt2split/tokenizer.json";
+  Child child = Spawn({"--model", std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/mamba2-tiny", "--listen",
+                       "127.0.0.1:0", "--metrics-port", "0", "--tokenizer", tokenizer});
+  const std::string line = ReadLine(child.stdout_fd);
+  const std::string prefix = "coordinator listening on ";
+  ASSERT_TRUE(absl::StartsWith(line, prefix)) << line;
+  const std::string address = line.substr(prefix.size());
+  EXPECT_EQ(address.find(' '), std::string::npos) << "launchers take the rest of the line as the address";
+  const std::string metrics_line = ReadLine(child.stdout_fd);
+  const std::string metrics_prefix = "coordinator metrics on http://";
+  ASSERT_TRUE(absl::StartsWith(metrics_line, metrics_prefix)) << metrics_line;
+  ASSERT_TRUE(absl::EndsWith(metrics_line, "/metrics")) << metrics_line;
+  const std::string metrics_address =
+      metrics_line.substr(metrics_prefix.size(), metrics_line.size() - metrics_prefix.size() - 8);
+  EXPECT_TRUE(absl::StartsWith(metrics_address, "127.0.0.1:")) << "served on the --listen host";
+  EXPECT_FALSE(absl::EndsWith(metrics_address, ":0"));
+
+  auto stub = v1::Tessera::NewStub(MakeChannel(address));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  v1::ServerInfo info;
+  ASSERT_TRUE(stub->GetServerInfo(&context, v1::GetServerInfoRequest(), &info).ok());
+  EXPECT_EQ(info.metrics_address(), metrics_address);
+  grpc::ClientContext model_context;
+  v1::ModelInfo model;
+  ASSERT_TRUE(stub->GetModelInfo(&model_context, v1::GetModelInfoRequest(), &model).ok());
+  EXPECT_EQ(model.tokenizer_path(), tokenizer);
+
+  kill(child.pid, SIGTERM);
+  EXPECT_EQ(WaitForExit(child.pid, absl::Seconds(10)), 0);
+  close(child.stdout_fd);
+}
+
+TEST(CoordinatorCommandTest, ATokenizerThatDoesNotFitTheModelStopsTheStart) {
+  const std::string model = std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/mamba2-tiny";  // vocab_size 512
+  Child larger = Spawn({"--model", model, "--listen", "127.0.0.1:0", "--tokenizer",
+                        std::string(TESSERA_TEST_DATA_DIR) + "/tokenizers/bpe1000-llama3split/tokenizer.json"});
+  EXPECT_EQ(WaitForExit(larger.pid, absl::Seconds(10)), 2);
+  EXPECT_EQ(ReadLine(larger.stdout_fd), "") << "nothing served";
+  close(larger.stdout_fd);
+  Child missing = Spawn({"--model", model, "--listen", "127.0.0.1:0", "--tokenizer", "/nowhere/tokenizer.json"});
+  EXPECT_EQ(WaitForExit(missing.pid, absl::Seconds(10)), 1);
+  close(missing.stdout_fd);
+}
+
 TEST(CoordinatorCommandTest, BadFlagsExitTwo) {
   Child unknown = Spawn({"--model", std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/mamba2-tiny", "--bogus", "1"});
   EXPECT_EQ(WaitForExit(unknown.pid, absl::Seconds(10)), 2);
@@ -100,6 +146,10 @@ TEST(CoordinatorCommandTest, BadFlagsExitTwo) {
       Spawn({"--model", std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/mamba2-tiny", "--max-new-tokens-limit", "0"});
   EXPECT_EQ(WaitForExit(negative.pid, absl::Seconds(10)), 2);
   close(negative.stdout_fd);
+  Child metrics_port =
+      Spawn({"--model", std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/mamba2-tiny", "--metrics-port", "70000"});
+  EXPECT_EQ(WaitForExit(metrics_port.pid, absl::Seconds(10)), 2);
+  close(metrics_port.stdout_fd);
 }
 
 }  // namespace

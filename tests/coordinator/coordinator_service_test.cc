@@ -122,7 +122,7 @@ TEST_F(CoordinatorServiceTest, RejectsInvalidRequestsQuotingTheLimit) {
   AddWorker(script);
   v1::GenerateResponse response;
 
-  ExpectInvalid(Generate(Prompt(0, 4), &response), "prompt_token_ids must hold at least 1 token. Given: 0");
+  ExpectInvalid(Generate(Prompt(0, 4), &response), "the prompt is empty: give prompt_token_ids");
   v1::GenerateRequest request = Prompt(5, 4);
   request.set_prompt_token_ids(3, 64);
   ExpectInvalid(Generate(request, &response), "prompt_token_ids[3] must be in [0, 64) (the model's vocab_size is 64)");

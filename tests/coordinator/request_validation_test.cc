@@ -36,7 +36,34 @@ TEST(GenerateRequestValidationTest, AcceptsAValidRequest) { EXPECT_TRUE(Validate
 TEST(GenerateRequestValidationTest, EmptyPrompt) {
   v1::GenerateRequest request = Valid();
   request.clear_prompt_token_ids();
-  ExpectRejected(request, "prompt_token_ids must hold at least 1 token. Given: 0");
+  ExpectRejected(request, "the prompt is empty: give prompt_token_ids (at least 1 token) or prompt_text");
+  EXPECT_EQ(ValidatePromptForm(request).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(GenerateRequestValidationTest, PromptTextOrIdsNotBoth) {
+  v1::GenerateRequest request = Valid();
+  request.set_prompt_text("Hello");
+  const absl::Status both = ValidatePromptForm(request);
+  EXPECT_EQ(both.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(both.message()),
+              HasSubstr("give prompt_token_ids or prompt_text, not both. Given: 3 token ids and 5 bytes of text"));
+  ExpectRejected(request, "not both");
+}
+
+TEST(GenerateRequestValidationTest, PromptTextAloneIsAValidForm) {
+  v1::GenerateRequest request = Valid();
+  request.clear_prompt_token_ids();
+  request.set_prompt_text("Hello");
+  EXPECT_TRUE(ValidatePromptForm(request).ok());
+  // The rest is checked on the ids the text becomes, never on the text itself.
+  EXPECT_EQ(ValidateGenerateRequest(request, Limits()).code(), absl::StatusCode::kInternal);
+}
+
+TEST(GenerateRequestValidationTest, AddSpecialTokensAloneDoesNotMakeAPrompt) {
+  v1::GenerateRequest request = Valid();
+  request.clear_prompt_token_ids();
+  request.set_add_special_tokens(true);
+  EXPECT_EQ(ValidatePromptForm(request).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(GenerateRequestValidationTest, TokenIdOutsideTheVocabulary) {

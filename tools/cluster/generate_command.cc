@@ -1,7 +1,8 @@
 // The client checks only what it must to build a request (ids parse, numbers
 // fit their fields); what the values may be (max_new_tokens limit, top_p
 // range, context capacity) is the coordinator's to judge, so the limits live
-// in one place and its INVALID_ARGUMENT messages quote them.
+// in one place and its INVALID_ARGUMENT messages quote them. A text prompt
+// goes to the server as text: the tokenizer lives with the model there.
 #include "tools/cluster/generate_command.h"
 
 #include <unistd.h>
@@ -37,8 +38,12 @@ using Clock = std::chrono::steady_clock;
 
 constexpr FlagSpec kGenerateFlags[] = {
     {"server", true, "coordinator address HOST:PORT (required)"},
+    {"prompt", true, "prompt text (the server tokenizes it; it needs a tokenizer)"},
+    {"prompt-file", true, "file whose bytes are the prompt text (a final newline is part of it)"},
     {"prompt-ids", true, "prompt token ids: \"1,2,3\", \"1 2 3\" or \"[1,2,3]\""},
     {"prompt-ids-file", true, "file of prompt token ids (same forms; any whitespace)"},
+    {"add-special-tokens", false, "text prompt: add the tokenizer's template tokens (e.g. BOS)"},
+    {"print", true, "what streams to stdout: text or ids (default: text for a text prompt, else ids)"},
     {"max-new-tokens", true, "tokens to generate at most (default 64)"},
     {"temperature", true, "0 (default): greedy"},
     {"top-k", true, "sample among the k most likely tokens (0, default: all)"},
@@ -50,8 +55,10 @@ constexpr FlagSpec kGenerateFlags[] = {
 };
 
 constexpr char kSummary[] =
-    "Generates from a prompt of token ids on a running Tessera server, printing prefill progress and a\n"
-    "summary on stderr and the generated ids on stdout as they stream.";
+    "Generates from a prompt (text or token ids) on a running Tessera server, printing prefill progress\n"
+    "and a summary on stderr and the generated text or ids on stdout as they stream.";
+
+enum class PrintMode { kIds, kText };
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -61,14 +68,9 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return contents.str();
 }
 
-// The prompt as token ids. A text prompt (--prompt, encoded with the model's
-// tokenizer) will be resolved here too, once the tokenizer is wired in.
+// The prompt as token ids, from --prompt-ids or --prompt-ids-file.
 absl::StatusOr<std::vector<int32_t>> ResolvePromptIds(const CliFlags& flags) {
   const bool inline_ids = flags.Has("prompt-ids");
-  const bool file_ids = flags.Has("prompt-ids-file");
-  if (inline_ids == file_ids) {
-    return absl::InvalidArgumentError("give exactly one of --prompt-ids and --prompt-ids-file");
-  }
   std::vector<int32_t> ids;
   if (inline_ids) {
     ASSIGN_OR_RETURN(ids, ParseTokenIdList(flags.GetString("prompt-ids", "")));
@@ -81,6 +83,38 @@ absl::StatusOr<std::vector<int32_t>> ResolvePromptIds(const CliFlags& flags) {
   }
   if (ids.empty()) return absl::InvalidArgumentError("the prompt is empty");
   return ids;
+}
+
+// The prompt as text or token ids, into the request; exactly one flag gives it.
+absl::Status ResolvePrompt(const CliFlags& flags, v1::GenerateRequest& request) {
+  int given = 0;
+  for (absl::string_view name : {"prompt", "prompt-file", "prompt-ids", "prompt-ids-file"}) given += flags.Has(name);
+  if (given != 1) {
+    return absl::InvalidArgumentError("give exactly one of --prompt, --prompt-file, --prompt-ids and --prompt-ids-file");
+  }
+  if (flags.Has("prompt") || flags.Has("prompt-file")) {
+    std::string text = flags.GetString("prompt", "");
+    if (flags.Has("prompt-file")) {
+      ASSIGN_OR_RETURN(text, ReadFile(flags.GetString("prompt-file", "")));
+    }
+    if (text.empty()) return absl::InvalidArgumentError("the prompt is empty");
+    request.set_prompt_text(std::move(text));
+    request.set_add_special_tokens(flags.Has("add-special-tokens"));
+    return absl::OkStatus();
+  }
+  if (flags.Has("add-special-tokens")) {
+    return absl::InvalidArgumentError("--add-special-tokens applies to a text prompt (--prompt or --prompt-file)");
+  }
+  ASSIGN_OR_RETURN(const std::vector<int32_t> ids, ResolvePromptIds(flags));
+  request.mutable_prompt_token_ids()->Add(ids.begin(), ids.end());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PrintMode> ResolvePrintMode(const CliFlags& flags, const v1::GenerateRequest& request) {
+  const std::string mode = flags.GetString("print", request.prompt_text().empty() ? "ids" : "text");
+  if (mode == "ids") return PrintMode::kIds;
+  if (mode == "text") return PrintMode::kText;
+  return absl::InvalidArgumentError(absl::StrCat("--print must be ids or text. Given: '", mode, "'"));
 }
 
 absl::StatusOr<int32_t> GetInt32(const CliFlags& flags, absl::string_view name, int32_t fallback) {
@@ -99,8 +133,7 @@ absl::StatusOr<float> GetFiniteFloat(const CliFlags& flags, absl::string_view na
 
 absl::StatusOr<v1::GenerateRequest> BuildRequest(const CliFlags& flags) {
   v1::GenerateRequest request;
-  ASSIGN_OR_RETURN(const std::vector<int32_t> prompt_ids, ResolvePromptIds(flags));
-  request.mutable_prompt_token_ids()->Add(prompt_ids.begin(), prompt_ids.end());
+  RETURN_IF_ERROR(ResolvePrompt(flags, request));
 
   v1::SamplingParams& sampling = *request.mutable_sampling();
   {
@@ -182,8 +215,22 @@ double SecondsBetween(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double>(to - from).count();
 }
 
-absl::Status Generate(const std::string& server, const v1::GenerateRequest& request, double timeout_s) {
+// Text from token ids needs the server's tokenizer: say so before generating.
+absl::Status CheckServerHasTokenizer(v1::Tessera::Stub& stub) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::ModelInfo info;
+  RETURN_IF_ERROR(FromGrpcStatus(stub.GetModelInfo(&context, v1::GetModelInfoRequest(), &info)));
+  if (info.tokenizer_path().empty()) {
+    return absl::FailedPreconditionError("--print text: the server has no tokenizer (use --print ids)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Generate(const std::string& server, const v1::GenerateRequest& request, PrintMode print,
+                      double timeout_s) {
   std::unique_ptr<v1::Tessera::Stub> stub = v1::Tessera::NewStub(MakeChannel(server));
+  if (print == PrintMode::kText && request.prompt_text().empty()) RETURN_IF_ERROR(CheckServerHasTokenizer(*stub));
   grpc::ClientContext context;
   const Clock::time_point start = Clock::now();
   if (timeout_s > 0) {
@@ -197,6 +244,7 @@ absl::Status Generate(const std::string& server, const v1::GenerateRequest& requ
   std::optional<Clock::time_point> first_token_at;
   std::optional<v1::GenerateResponse> finished;
   int64_t tokens_printed = 0;
+  std::string text_tail;  // the last character printed as text, for the final newline
   v1::GenerateStreamResponse event;
   while (stream->Read(&event)) {
     switch (event.event_case()) {
@@ -206,7 +254,12 @@ absl::Status Generate(const std::string& server, const v1::GenerateRequest& requ
       case v1::GenerateStreamResponse::kTokens:
         progress_line.Close();
         if (!first_token_at.has_value() && event.tokens().token_ids_size() > 0) first_token_at = Clock::now();
-        for (int32_t id : event.tokens().token_ids()) std::cout << (tokens_printed++ == 0 ? "" : " ") << id;
+        if (print == PrintMode::kText) {
+          std::cout << event.tokens().text();
+          if (!event.tokens().text().empty()) text_tail = event.tokens().text().back();
+        } else {
+          for (int32_t id : event.tokens().token_ids()) std::cout << (tokens_printed++ == 0 ? "" : " ") << id;
+        }
         std::cout << std::flush;
         break;
       case v1::GenerateStreamResponse::kFinished:
@@ -220,6 +273,8 @@ absl::Status Generate(const std::string& server, const v1::GenerateRequest& requ
   const Clock::time_point end = Clock::now();
   progress_line.Close();
   if (tokens_printed > 0) std::cout << "\n" << std::flush;
+  // Text goes out byte for byte; only a terminal gets a newline to end it.
+  if (!text_tail.empty() && text_tail != "\n" && isatty(STDOUT_FILENO) == 1) std::cout << "\n" << std::flush;
   RETURN_IF_ERROR(FromGrpcStatus(status));
   if (!finished.has_value()) return absl::InternalError("the server ended the stream without a summary");
 
@@ -270,7 +325,9 @@ int RunGenerateCommand(int argc, char** argv) {
     if (absl::IsInvalidArgument(request.status())) return UsageError(request.status().message());
     return CallError(request.status());
   }
-  const absl::Status status = Generate(*server, *request, *timeout_s);
+  absl::StatusOr<PrintMode> print = ResolvePrintMode(*flags, *request);
+  if (!print.ok()) return UsageError(print.status().message());
+  const absl::Status status = Generate(*server, *request, *print, *timeout_s);
   return status.ok() ? 0 : CallError(status);
 }
 

@@ -1,7 +1,8 @@
 // `tessera generate`: the command-line client of the public API. Sends one
-// GenerateRequest to a running coordinator through GenerateStream, shows
-// prefill progress on stderr, streams token ids to stdout as they come, and
-// ends with a summary on stderr (finish reason, usage, speed).
+// GenerateRequest (a text prompt, or token ids) to a running coordinator
+// through GenerateStream, shows prefill progress on stderr, streams the
+// generated text (text prompts) or token ids to stdout as they come, and ends
+// with a summary on stderr (finish reason, usage, speed).
 #pragma once
 
 namespace tessera {

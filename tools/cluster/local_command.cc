@@ -7,6 +7,7 @@
 
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <iostream>
 #include <string>
@@ -25,6 +26,7 @@ constexpr FlagSpec kLocalFlags[] = {
     {"port", true, "coordinator port on 127.0.0.1 (default 50051; 0: any free port)"},
     {"memory-budget-mb", true, "each worker's K/V + state budget in MiB (passed to the workers)"},
     {"min-shard-tokens", true, "fewest prompt tokens per shard (passed to the coordinator)"},
+    {"tokenizer", true, "tokenizer.json for text (passed to the coordinator; default: the model's, if any)"},
     {"log-file", true, "append the children's output to this file instead of stderr"},
     {"ready-timeout-s", true, "how long the cluster may take to become ready (default 60)"},
 };
@@ -67,7 +69,11 @@ absl::StatusOr<LocalClusterOptions> OptionsFromFlags(const CliFlags& flags) {
   if (flags.Has("min-shard-tokens")) {
     absl::StatusOr<int64_t> min_shard_tokens = flags.GetInt("min-shard-tokens", 0);
     if (!min_shard_tokens.ok()) return min_shard_tokens.status();
-    options.coordinator_flags = {"--min-shard-tokens", absl::StrCat(*min_shard_tokens)};
+    options.coordinator_flags.insert(options.coordinator_flags.end(),
+                                     {"--min-shard-tokens", absl::StrCat(*min_shard_tokens)});
+  }
+  if (flags.Has("tokenizer")) {
+    options.coordinator_flags.insert(options.coordinator_flags.end(), {"--tokenizer", flags.GetString("tokenizer", "")});
   }
   options.log_path = flags.GetString("log-file", "");
   absl::StatusOr<double> ready_timeout_s = flags.GetDouble("ready-timeout-s", 60);
@@ -77,6 +83,12 @@ absl::StatusOr<LocalClusterOptions> OptionsFromFlags(const CliFlags& flags) {
   }
   options.ready_timeout = std::chrono::milliseconds(static_cast<int64_t>(*ready_timeout_s * 1000));
   return options;
+}
+
+// Whether the coordinator will have a tokenizer (the same default as its own).
+bool HasTokenizer(const CliFlags& flags, const std::string& model_dir) {
+  if (flags.Has("tokenizer")) return !flags.GetString("tokenizer", "").empty();
+  return access((model_dir + "/tokenizer.json").c_str(), R_OK) == 0;
 }
 
 sigset_t StopSignals() {
@@ -149,8 +161,10 @@ int RunLocalCommand(int argc, char** argv) {
       exit_code = Failure(cluster.status());
     } else {
       const std::string& address = (*cluster)->address();
+      const std::string prompt =
+          HasTokenizer(*flags, options->model_dir) ? "--prompt \"Hello\"" : "--prompt-ids \"1,2,3\"";
       std::cout << "local cluster: coordinator on " << address << ", " << (*cluster)->workers() << " workers ready\n"
-                << "  try: tessera generate --server " << address << " --prompt-ids \"1,2,3\" --max-new-tokens 16\n"
+                << "  try: tessera generate --server " << address << " " << prompt << " --max-new-tokens 16\n"
                 << "  Ctrl-C stops the cluster" << std::endl;
       exit_code = ServeUntilSignal(**cluster);
       (*cluster)->Stop();

@@ -1,0 +1,33 @@
+// Decoding happens on the relay's thread, one token at a time; a delta is
+// copied only when there is a tokenizer to add text.
+#include "coordinator/text_deltas.h"
+
+namespace tessera {
+
+TextDeltaEvents::TextDeltaEvents(const Tokenizer* tokenizer, bool keep_special_tokens, GenerateEvents& inner)
+    : inner_(inner) {
+  if (tokenizer != nullptr) decoder_.emplace(tokenizer, /*skip_special_tokens=*/!keep_special_tokens);
+}
+
+bool TextDeltaEvents::OnTokens(const v1::TokenDelta& tokens) {
+  if (!decoder_) return inner_.OnTokens(tokens);
+  v1::TokenDelta with_text = tokens;
+  std::string& text = *with_text.mutable_text();
+  for (int32_t id : tokens.token_ids()) {
+    absl::StatusOr<std::string> piece = decoder_->Feed(id);
+    if (piece.ok()) text += *piece;  // an unknown id adds nothing
+  }
+  text_ += text;
+  return inner_.OnTokens(with_text);
+}
+
+bool TextDeltaEvents::Finish() {
+  if (!decoder_) return true;
+  v1::TokenDelta tail;
+  tail.set_text(decoder_->Finish());
+  if (tail.text().empty()) return true;
+  text_ += tail.text();
+  return inner_.OnTokens(tail);
+}
+
+}  // namespace tessera
