@@ -52,8 +52,8 @@ func TestSchemaRejects(t *testing.T) {
 
 func TestCrossFieldRules(t *testing.T) {
 	cases := []struct{ set, wantInMessage string }{
-		{"workers.gpusPerWorker=0", "workers.gpusPerWorker must be >= 1 when workers.backend is cuda. Given: 0"},
-		{"workers.backend=cpu", "workers.gpusPerWorker must be 0 when workers.backend is cpu. Given: 1"},
+		{"workers.backend=cuda", "workers.gpusPerWorker must be >= 1 when workers.backend is cuda. Given: 0"},
+		{"workers.gpusPerWorker=1", "workers.gpusPerWorker must be 0 when workers.backend is cpu. Given: 1"},
 		{"model.source=hostPath", "model.hostPath.path is required when model.source is hostPath"},
 		{"model.pvc.existingClaim=", "model.pvc.existingClaim is required when model.source is pvc"},
 		{"model.path=/data/model", "model.path must lie under model.mountPath (/models)"},

@@ -54,7 +54,7 @@ func checkHeadlessService(t *testing.T, objects []object, set object) {
 	}
 }
 
-// checkWorkerPod checks the default (cuda, 1 GPU) worker pod template.
+// checkWorkerPod checks the default (cpu backend, no GPU) worker pod template.
 func checkWorkerPod(t *testing.T, pod interface{}, subdomain string) {
 	t.Helper()
 	c := onlyContainer(t, pod)
@@ -67,7 +67,7 @@ func checkWorkerPod(t *testing.T, pod interface{}, subdomain string) {
 	wantFlag(t, args, "--advertise", strings.Replace(workerAdvertise, "tessera-worker", subdomain, 1))
 	wantFlag(t, args, "--model", "/models/model")
 	wantFlag(t, args, "--memory-budget-mb", "16384")
-	wantFlag(t, args, "--backend", "cuda")
+	wantFlag(t, args, "--backend", "cpu")
 	wantFlag(t, args, "--metrics-port", "9091")
 	for _, name := range []string{"POD_NAME", "POD_NAMESPACE"} {
 		if get(envVar(c, name), "valueFrom", "fieldRef", "fieldPath") == nil {
@@ -75,11 +75,8 @@ func checkWorkerPod(t *testing.T, pod interface{}, subdomain string) {
 		}
 	}
 	checkGrpcProbes(t, c, 50061)
-	if got := get(c, "resources", "limits", "nvidia.com/gpu"); number(got) != 1 {
-		t.Errorf("resources.limits[nvidia.com/gpu]: want 1, got %v", got)
-	}
-	if e := envVar(c, "NCCL_NVLS_ENABLE"); e == nil || e["value"] != "0" {
-		t.Errorf("NCCL_NVLS_ENABLE: want \"0\", got %v", e)
+	if get(c, "resources", "limits", "nvidia.com/gpu") != nil {
+		t.Errorf("the default cpu backend must not request GPUs: %v", c["resources"])
 	}
 	checkShm(t, pod, c)
 }
@@ -124,7 +121,7 @@ func checkShm(t *testing.T, pod interface{}, c object) {
 }
 
 func TestGpusAndNccl(t *testing.T) {
-	objects := render(t, "--set", "workers.gpusPerWorker=4,workers.nccl.socketIfname=eth0,workers.nccl.debug=INFO",
+	objects := render(t, "--set", "workers.backend=cuda,workers.gpusPerWorker=4,workers.nccl.socketIfname=eth0,workers.nccl.debug=INFO",
 		"--set", "workers.nccl.nvlsEnable=true")
 	c := onlyContainer(t, get(find(t, objects, "StatefulSet", "tessera-worker"), "spec", "template"))
 	if got := get(c, "resources", "limits", "nvidia.com/gpu"); number(got) != 4 {
