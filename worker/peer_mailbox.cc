@@ -39,20 +39,18 @@ absl::StatusOr<std::vector<float>> PeerMailbox::Take(const std::string& request_
 void PeerMailbox::Cancel(const std::string& request_id) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    cancelled_.insert(request_id);
+    if (cancelled_.insert(request_id).second) {
+      cancelled_order_.push_back(request_id);
+      if (cancelled_order_.size() > kRememberedCancellations) {
+        cancelled_.erase(cancelled_order_.front());
+        cancelled_order_.pop_front();
+      }
+    }
     for (auto it = blocks_.begin(); it != blocks_.end();) {
       it = std::get<0>(it->first) == request_id ? blocks_.erase(it) : std::next(it);
     }
   }
   arrived_.notify_all();
-}
-
-void PeerMailbox::Forget(const std::string& request_id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  cancelled_.erase(request_id);
-  for (auto it = blocks_.begin(); it != blocks_.end();) {
-    it = std::get<0>(it->first) == request_id ? blocks_.erase(it) : std::next(it);
-  }
 }
 
 int64_t PeerMailbox::PendingBlocks() const {

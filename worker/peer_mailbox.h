@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <set>
@@ -27,10 +28,8 @@ class PeerMailbox {
                                           std::chrono::milliseconds timeout);
 
   // Wakes and fails every Take of `request_id`, drops its blocks, and drops
-  // blocks that arrive for it later.
+  // blocks that arrive for it later. Called when a request ends, however it ends.
   void Cancel(const std::string& request_id);
-  // Forgets a finished request: its blocks and its cancelled mark.
-  void Forget(const std::string& request_id);
 
   int64_t PendingBlocks() const;
 
@@ -39,7 +38,12 @@ class PeerMailbox {
   mutable std::mutex mu_;
   std::condition_variable arrived_;
   std::map<Key, std::vector<float>> blocks_;
+  // Ended requests, so that blocks still on their way are dropped; only the
+  // most recent kRememberedCancellations are kept (late blocks come within
+  // seconds, not thousands of requests later).
+  static constexpr size_t kRememberedCancellations = 65536;
   std::set<std::string> cancelled_;
+  std::deque<std::string> cancelled_order_;
 };
 
 }  // namespace tessera
