@@ -3,7 +3,7 @@
 
 #include "common/status_macros.h"
 #include "worker/cpu_forward.h"
-#include "worker/greedy.h"
+#include "worker/sampler.h"
 #include "worker/sequence_state.h"
 
 namespace tessera {
@@ -16,7 +16,7 @@ GreedyRunner MakeCpuGreedyRunner(const ModelWeights& weights) {
     ASSIGN_OR_RETURN(run.prompt_logits, ForwardCpu(weights, state, prompt, LogitsRows::kAll));
     std::vector<float> last(run.prompt_logits.end() - vocab, run.prompt_logits.end());  // (vocab)
     for (int step = 0; step < steps; ++step) {
-      const int32_t token = ArgmaxToken(last);
+      const int32_t token = GreedyToken(last);
       run.tokens.push_back(token);
       run.step_logits.insert(run.step_logits.end(), last.begin(), last.end());
       if (step + 1 < steps) {

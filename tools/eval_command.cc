@@ -5,7 +5,6 @@
 
 #include <cstdio>
 #include <iostream>
-#include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -27,12 +26,6 @@ constexpr FlagSpec kEvalFlags[] = {
     {"workers", true, "0 (default): in this process; N >= 1: through a local cluster of N worker processes"},
 };
 
-// The path of this executable, to start the cluster's processes from.
-std::string SelfBinary() {
-  char path[4096];
-  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
-  return n > 0 ? std::string(path, n) : "tessera";
-}
 
 absl::StatusOr<bool> Evaluate(const CliFlags& flags) {
   ASSIGN_OR_RETURN(std::string model_dir, flags.RequireString("model"));
@@ -52,7 +45,7 @@ absl::StatusOr<bool> Evaluate(const CliFlags& flags) {
   GreedyRunner runner = MakeCpuGreedyRunner(*weights);
   if (workers > 0) {
     LocalClusterOptions options;
-    options.binary = SelfBinary();
+    ASSIGN_OR_RETURN(options.binary, FindTesseraBinaryNextToSelf());
     options.model_dir = model_dir;
     options.workers = static_cast<int>(workers);
     options.coordinator_flags = {"--min-shard-tokens", "1"};  // every prompt spans all workers

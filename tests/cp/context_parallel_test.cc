@@ -10,7 +10,7 @@
 #include "gtest/gtest.h"
 #include "tools/reference_eval.h"
 #include "worker/cpu_forward.h"
-#include "worker/greedy.h"
+#include "worker/sampler.h"
 #include "worker/local_peer_group.h"
 #include "worker/model_weights.h"
 #include "worker/safetensors.h"
@@ -85,7 +85,7 @@ absl::StatusOr<ShardedRun> RunSharded(const ModelWeights& w, const std::vector<i
   const int64_t vocab = w.config.vocab_size;
   std::vector<float> last(run.prompt_logits.end() - vocab, run.prompt_logits.end());
   for (int step = 0; step < steps; ++step) {
-    const int32_t token = ArgmaxToken(last);
+    const int32_t token = GreedyToken(last);
     run.tokens.push_back(token);
     run.step_logits.insert(run.step_logits.end(), last.begin(), last.end());
     const int32_t next[1] = {token};
@@ -140,7 +140,7 @@ TEST_P(ContextParallelTest, ShardedEqualsWholeSequence) {
   const int64_t vocab = (*w)->config.vocab_size;
   std::vector<float> last(expected->end() - vocab, expected->end());
   for (int step = 0; step < kDecodeSteps; ++step) {
-    expected_tokens.push_back(ArgmaxToken(last));
+    expected_tokens.push_back(GreedyToken(last));
     expected_steps.insert(expected_steps.end(), last.begin(), last.end());
     const int32_t next[1] = {expected_tokens.back()};
     absl::StatusOr<std::vector<float>> out = ForwardCpu(**w, whole, next, LogitsRows::kLast);
