@@ -32,7 +32,8 @@ class RunningRequest {
 }  // namespace
 
 Coordinator::Coordinator(ServedModel model, const CoordinatorOptions& options)
-    : model_(std::move(model)), options_(options), registry_(options, model_.vocab_size) {
+    : model_(std::move(model)), options_(options), nccl_groups_(options), registry_(options, model_.vocab_size) {
+  registry_.SetLeftListener([this](const std::string& address) { nccl_groups_.DropWorker(address); });
   if (options_.metrics != nullptr) {
     registry_.SetChangeListener([this] { RefreshClusterGauges(); });
     RefreshClusterGauges();
@@ -100,6 +101,13 @@ absl::StatusOr<v1::GenerateResponse> Coordinator::RunGenerate(const v1::Generate
     return absl::OkStatus();
   };
   execution.on_worker_unreachable = [this](const std::string& address) { registry_.MarkUnreachable(address); };
+  ASSIGN_OR_RETURN(const bool use_nccl, UseNccl(options_.peer_transport, admission->shards()));
+  std::unique_ptr<NcclPrefillTurn> nccl_turn;  // held from before the RunShard calls until prefill ends
+  if (use_nccl) {
+    ASSIGN_OR_RETURN(nccl_turn, nccl_groups_.BeginPrefill(admission->shards(), execution));
+    execution.nccl = nccl_turn->group();
+    execution.on_prefill_end = [&nccl_turn](const absl::Status& prefill) { nccl_turn->End(prefill); };
+  }
   TextDeltaEvents text(model_.tokenizer.get(), request.keep_special_tokens(), metered);
   ASSIGN_OR_RETURN(v1::GenerateResponse response, ExecuteShards(admission->shards(), request, execution, text));
   if (!text.Finish()) return absl::CancelledError("the client went away");
@@ -195,9 +203,13 @@ v1::ServerInfo Coordinator::GetServerInfo() const {
     w->set_memory_budget_bytes(worker.status.memory_budget_bytes());
     w->set_active_requests(std::max(worker.running_shards, worker.status.active_requests()));
     w->set_metrics_address(worker.status.metrics_address());
+    w->set_backend(worker.status.backend());
+    *w->mutable_peer_transports() = worker.status.peer_transports();
   }
   info.set_running_requests(running_requests_);
   info.set_metrics_address(options_.metrics_address);
+  info.set_peer_transport(std::string(PeerTransportModeName(options_.peer_transport)));
+  info.set_nccl_groups(nccl_groups_.size());
   return info;
 }
 

@@ -1,9 +1,10 @@
 // The coordinator's logic behind its gRPC services: validate a request
 // (tokenizing a text prompt first), admit it (plan shards, reserve memory),
-// run it on the workers and relay the result with its text; describe the
-// model and the cluster; keep the metrics. services/coordinator_service.h
-// adapts it to gRPC; this class knows nothing of ServerContext, so its
-// callers say how to notice a client going away.
+// run it on the workers (over NCCL when they offer it: nccl_groups.h) and
+// relay the result with its text; describe the model and the cluster; keep
+// the metrics. services/coordinator_service.h adapts it to gRPC; this class
+// knows nothing of ServerContext, so its callers say how to notice a client
+// going away.
 #pragma once
 
 #include <atomic>
@@ -16,6 +17,7 @@
 #include "absl/time/time.h"
 #include "coordinator/coordinator_options.h"
 #include "coordinator/generate_events.h"
+#include "coordinator/nccl_groups.h"
 #include "coordinator/served_model.h"
 #include "coordinator/worker_registry.h"
 #include "tessera/v1/tessera.pb.h"
@@ -69,6 +71,7 @@ class Coordinator {
   const ServedModel model_;
   const CoordinatorOptions options_;
   absl::Mutex gauges_mu_;  // one refresh at a time, so the last one set is the newest
+  NcclGroups nccl_groups_;  // before the registry, which tells it about workers that leave
   WorkerRegistry registry_;
   std::atomic<bool> shutting_down_{false};
   std::atomic<int32_t> running_requests_{0};

@@ -11,6 +11,14 @@ namespace tessera {
 
 struct CoordinatorMetrics;
 
+// How the shards of a multi-shard request exchange (`--peer-transport`).
+// Single-shard requests exchange nothing and never use NCCL.
+enum class PeerTransportMode {
+  kAuto,  // NCCL when every shard's worker offers it, else gRPC
+  kGrpc,  // always gRPC (Deliver)
+  kNccl,  // always NCCL; a request whose workers do not all offer it fails (FAILED_PRECONDITION)
+};
+
 struct CoordinatorOptions {
   int64_t min_shard_tokens = 1024;                           // prompts shorter than this use one shard
   int32_t max_new_tokens_limit = 4096;                       // the largest max_new_tokens a request may ask for
@@ -20,6 +28,8 @@ struct CoordinatorOptions {
   int failures_before_unready = 2;                  // consecutive failed checks that drop a worker from planning
   absl::Duration forget_after = absl::Seconds(30);  // a worker silent this long is forgotten
   absl::Duration cancel_poll_interval = absl::Milliseconds(50);  // how often a request checks its client
+  PeerTransportMode peer_transport = PeerTransportMode::kAuto;
+  absl::Duration nccl_unique_id_deadline = absl::Seconds(5);  // one NewNcclUniqueId may take this long
   CoordinatorMetrics* metrics = nullptr;  // optional; must outlive the coordinator
   std::string metrics_address;            // reported in GetServerInfo, empty when none
 };

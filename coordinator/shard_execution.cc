@@ -38,6 +38,7 @@ std::vector<ShardStreams::Call> MakeCalls(const std::vector<ShardLease>& shards,
     r.set_peer_timeout_ms(execution.peer_timeout_ms);
     r.set_reserved_bytes(shard.reserved_bytes);
     r.set_eos_token_id(execution.eos_token_id);
+    if (execution.nccl) *r.mutable_nccl() = *execution.nccl;
     calls.push_back(std::move(call));
   }
   return calls;
@@ -96,6 +97,12 @@ class ShardRelay {
       }
     }
     if (!outcome_) outcome_ = absl::InternalError("every shard's stream ended without an outcome");
+    if (!prefill_ended_) {
+      prefill_ended_ = true;
+      execution_.on_prefill_end(!outcome_->ok() ? *outcome_
+                                                : absl::InternalError("the request ended before every shard "
+                                                                      "reported `prefilled`"));
+    }
     if (!outcome_->ok()) return *outcome_;
     return Response();
   }
@@ -134,6 +141,10 @@ class ShardRelay {
         prefilled_[rank] = true;
         layers_done_[rank] = std::max(layers_done_[rank], layers_total_);
         RelayProgress();
+        if (!prefill_ended_ && std::all_of(prefilled_.begin(), prefilled_.end(), [](bool p) { return p; })) {
+          prefill_ended_ = true;
+          execution_.on_prefill_end(absl::OkStatus());
+        }
         break;
       case v1::RunShardEvent::kTokens:
         if (last) RelayTokens(event.tokens());
@@ -224,6 +235,7 @@ class ShardRelay {
   absl::Time last_finished_at_;
   std::vector<bool> ended_;      // per shard: its stream ended
   std::vector<bool> prefilled_;  // per shard: it sent `prefilled`
+  bool prefill_ended_ = false;   // on_prefill_end was called
   bool tokens_started_ = false;
   int32_t layers_total_ = 0;
   std::vector<int32_t> layers_done_;  // per shard

@@ -13,11 +13,15 @@
 //  - when any stream fails, cancels the others and fails with that error
 //    (UNAVAILABLE when the worker is gone); when `interruption` reports a
 //    status (client cancelled, server shutting down), cancels all and ends
-//    with it.
+//    with it;
+//  - says once how the prefill phase ended (`on_prefill_end`): OK as soon
+//    as every shard sent `prefilled`, else, after every stream ended, why the
+//    request ended before that (NCCL groups need both: nccl_groups.h).
 #pragma once
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +30,7 @@
 #include "coordinator/generate_events.h"
 #include "coordinator/worker_registry.h"
 #include "tessera/v1/tessera.pb.h"
+#include "tessera/v1/worker.pb.h"
 
 namespace tessera {
 
@@ -40,6 +45,10 @@ struct ShardExecution {
   absl::Duration poll_interval = absl::Milliseconds(50);
   // Told about a worker whose call failed as if it were gone.
   std::function<void(const std::string& address)> on_worker_unreachable = [](const std::string&) {};
+  // Present: the shards exchange over NCCL in this group (every shard's
+  // RunShardRequest carries it); absent: over gRPC.
+  std::optional<v1::NcclGroup> nccl;
+  std::function<void(const absl::Status& prefill)> on_prefill_end = [](const absl::Status&) {};
 };
 
 absl::StatusOr<v1::GenerateResponse> ExecuteShards(const std::vector<ShardLease>& shards,

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "common/status_macros.h"
 #include "coordinator/shard_placement.h"
@@ -81,12 +82,14 @@ int WorkerRegistry::Register(const std::string& address) {
     probes.push_back(std::move(probe));
     RunProbes(probes);
     int ready = 0;
+    std::vector<std::string> left;
     {
       absl::MutexLock lock(&mu_);
       // The worker may still be starting its server: only health checks count failures.
-      ApplyProbe(*probes.front(), /*count_failure=*/false);
+      ApplyProbe(*probes.front(), /*count_failure=*/false, left);
       ready = ReadyCountLocked();
     }
+    NotifyLeft(left);
     NotifyChange();
     return ready;
   }
@@ -108,12 +111,19 @@ void WorkerRegistry::CheckAllWorkers() {
     }
   }
   RunProbes(probes);
+  std::vector<std::string> left;
   {
     absl::MutexLock lock(&mu_);
-    for (const auto& probe : probes) ApplyProbe(*probe, /*count_failure=*/true);
-    ForgetSilentWorkers();
+    for (const auto& probe : probes) ApplyProbe(*probe, /*count_failure=*/true, left);
+    ForgetSilentWorkers(left);
   }
+  NotifyLeft(left);
   NotifyChange();
+}
+
+void WorkerRegistry::NotifyLeft(const std::vector<std::string>& left) const {
+  if (!left_listener_) return;
+  for (const std::string& address : left) left_listener_(address);
 }
 
 void WorkerRegistry::RunProbes(std::vector<std::unique_ptr<Probe>>& probes) {
@@ -130,7 +140,7 @@ void WorkerRegistry::RunProbes(std::vector<std::unique_ptr<Probe>>& probes) {
   pending.Wait();
 }
 
-void WorkerRegistry::ApplyProbe(const Probe& probe, bool count_failure) {
+void WorkerRegistry::ApplyProbe(const Probe& probe, bool count_failure, std::vector<std::string>& left) {
   auto it = entries_.find(probe.id);
   if (it == entries_.end()) return;
   Entry& entry = it->second;
@@ -152,8 +162,12 @@ void WorkerRegistry::ApplyProbe(const Probe& probe, bool count_failure) {
     const int64_t explained = std::max(probe.reserved_at_send, entry.reserved_bytes);
     entry.unexplained_bytes = std::max<int64_t>(0, entry.status.memory_used_bytes() - explained);
     if (!was_ready) {
-      std::fprintf(stderr, "coordinator: worker %s ready (%s, capacity %lld tokens)\n", entry.address.c_str(),
-                   entry.status.model_type().c_str(), static_cast<long long>(WorkerCapacityTokens(entry.status)));
+      const std::string transports = absl::StrJoin(entry.status.peer_transports(), ",");
+      std::fprintf(stderr, "coordinator: worker %s ready (%s, capacity %lld tokens, backend %s, peer transports %s)\n",
+                   entry.address.c_str(), entry.status.model_type().c_str(),
+                   static_cast<long long>(WorkerCapacityTokens(entry.status)),
+                   entry.status.backend().empty() ? "unreported" : entry.status.backend().c_str(),
+                   transports.empty() ? "unreported" : transports.c_str());
     }
     return;
   }
@@ -163,16 +177,20 @@ void WorkerRegistry::ApplyProbe(const Probe& probe, bool count_failure) {
     std::fprintf(stderr, "coordinator: worker %s not ready after %d failed checks: %s\n", entry.address.c_str(),
                  entry.consecutive_failures, std::string(failure.message()).c_str());
   }
-  if (entry.consecutive_failures >= options_.failures_before_unready) entry.ready = false;
+  if (entry.consecutive_failures >= options_.failures_before_unready && entry.ready) {
+    entry.ready = false;
+    left.push_back(entry.address);
+  }
 }
 
-void WorkerRegistry::ForgetSilentWorkers() {
+void WorkerRegistry::ForgetSilentWorkers(std::vector<std::string>& left) {
   const absl::Time now = absl::Now();
   for (auto it = entries_.begin(); it != entries_.end();) {
     const Entry& entry = it->second;
     if (!entry.ready && entry.running_shards == 0 && now - entry.last_heard > options_.forget_after) {
       std::fprintf(stderr, "coordinator: worker %s forgotten (silent for %s)\n", entry.address.c_str(),
                    absl::FormatDuration(now - entry.last_heard).c_str());
+      left.push_back(entry.address);
       it = entries_.erase(it);
     } else {
       ++it;
@@ -181,16 +199,19 @@ void WorkerRegistry::ForgetSilentWorkers() {
 }
 
 void WorkerRegistry::MarkUnreachable(const std::string& address) {
+  std::vector<std::string> left;
   {
     absl::MutexLock lock(&mu_);
     for (auto& [id, entry] : entries_) {
       if (entry.address != address || !entry.ready) continue;
       entry.ready = false;
+      left.push_back(entry.address);
       entry.consecutive_failures = std::max(entry.consecutive_failures, options_.failures_before_unready);
       std::fprintf(stderr, "coordinator: worker %s unreachable from a running request; not ready until it answers\n",
                    address.c_str());
     }
   }
+  NotifyLeft(left);
   NotifyChange();
 }
 
@@ -263,6 +284,7 @@ absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::AdmitLocked(int64_t p
     lease.token_begin = slot.token_begin;
     lease.token_end = slot.token_end;
     lease.reserved_bytes = ShardReservationBytes(entry.status, tokens);
+    lease.peer_transports.assign(entry.status.peer_transports().begin(), entry.status.peer_transports().end());
     entry.reserved_bytes += lease.reserved_bytes;
     ++entry.running_shards;
     admission->worker_ids_.push_back(ready_ids[slot.worker]);

@@ -50,6 +50,7 @@ struct ShardLease {
   int64_t token_begin = 0;  // global positions [token_begin, token_end)
   int64_t token_end = 0;
   int64_t reserved_bytes = 0;
+  std::vector<std::string> peer_transports;  // as the worker last reported them
 };
 
 class WorkerRegistry;
@@ -89,6 +90,11 @@ class WorkerRegistry {
   // worker, an admission, a release), never under the registry's lock. Set
   // before the health checks start and before anything registers.
   void SetChangeListener(std::function<void()> listener) { change_listener_ = std::move(listener); }
+  // Called with a worker's address when it stops being ready or is
+  // forgotten, never under the registry's lock. Set it when the change listener is set.
+  void SetLeftListener(std::function<void(const std::string& address)> listener) {
+    left_listener_ = std::move(listener);
+  }
 
   // Starts (Stop: stops and joins) the thread that checks every worker each
   // health interval.
@@ -135,9 +141,13 @@ class WorkerRegistry {
   void NotifyChange() const {
     if (change_listener_) change_listener_();
   }
+  // Tells the left listener about every address in `left`.
+  void NotifyLeft(const std::vector<std::string>& left) const;
   void RunProbes(std::vector<std::unique_ptr<Probe>>& probes);
-  void ApplyProbe(const Probe& probe, bool count_failure) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ForgetSilentWorkers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends the worker's address to `left` when it stops being ready.
+  void ApplyProbe(const Probe& probe, bool count_failure, std::vector<std::string>& left)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ForgetSilentWorkers(std::vector<std::string>& left) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int ReadyCountLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   WorkerView ViewOf(const Entry& entry) const;
   void HealthLoop();
@@ -145,6 +155,7 @@ class WorkerRegistry {
   const CoordinatorOptions options_;
   const int64_t expected_vocab_size_;
   std::function<void()> change_listener_;
+  std::function<void(const std::string& address)> left_listener_;
 
   mutable absl::Mutex mu_;
   std::map<uint64_t, Entry> entries_ ABSL_GUARDED_BY(mu_);  // by id = registration order

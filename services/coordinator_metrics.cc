@@ -49,6 +49,8 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
       context_capacity_tokens(Level(r, "tessera_context_capacity_tokens",
                                     "Longest prompt + generation the ready workers hold when empty")),
       context_available_tokens(Level(r, "tessera_context_available_tokens",
-                                     "Longest prompt + generation one new request could get now")) {}
+                                     "Longest prompt + generation one new request could get now")),
+      nccl_groups_formed(Count(r, "tessera_nccl_groups_formed_total",
+                               "NCCL worker groups formed (each with a fresh unique id from its rank-0 worker)")) {}
 
 }  // namespace tessera

@@ -1,7 +1,8 @@
 // The coordinator's Prometheus metrics: the client's view of each request
 // (time to first token, time between tokens, end-to-end and queue time,
 // tokens in and out, how requests ended) and the cluster's state (requests
-// running and waiting, ready workers, context capacity and what is free).
+// running and waiting, ready workers, context capacity and what is free,
+// NCCL groups formed).
 // Per-worker memory, step times and transport live on the workers
 // (worker_metrics.h). Base units; counters end in _total.
 #pragma once
@@ -38,6 +39,7 @@ struct CoordinatorMetrics {
   prometheus::Gauge& workers_ready;
   prometheus::Gauge& context_capacity_tokens;
   prometheus::Gauge& context_available_tokens;
+  prometheus::Counter& nccl_groups_formed;  // NCCL worker groups formed (a unique id handed out)
 };
 
 }  // namespace tessera

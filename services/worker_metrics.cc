@@ -43,6 +43,7 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
                                   "Time of one decode forward pass, split-KV attention included")),
       peer_send_bytes(peer_bytes_family_.Add({{"op", "send"}})),
       peer_send_seconds(peer_seconds_family_.Add({{"op", "send"}}, LatencyBucketsSeconds())),
+      peer_nccl_bytes(peer_bytes_family_.Add({{"op", "nccl"}})),
       peer_attend_kv_bytes(peer_bytes_family_.Add({{"op", "attend_kv"}})),
       peer_attend_kv_seconds(peer_seconds_family_.Add({{"op", "attend_kv"}}, LatencyBucketsSeconds())) {}
 

@@ -24,6 +24,7 @@ struct WorkerMetrics {
   prometheus::Histogram& decode_step_seconds;   // one decode forward pass (incl. split-KV calls)
   prometheus::Counter& peer_send_bytes;         // Deliver: conv tails, SSD summaries, K/V blocks
   prometheus::Histogram& peer_send_seconds;
+  prometheus::Counter& peer_nccl_bytes;         // NCCL: conv tails, SSD summaries, K/V blocks between GPUs
   prometheus::Counter& peer_attend_kv_bytes;    // AttendKv: queries out, partials back
   prometheus::Histogram& peer_attend_kv_seconds;
 };

@@ -15,8 +15,11 @@
 #include "services/grpc_peer_group.h"
 #include "services/grpc_remote_kv.h"
 #include "services/grpc_util.h"
-#include "worker/cpu_forward.h"
 #include "worker/sampler.h"
+
+#ifdef TESSERA_HAVE_NCCL
+#include "worker/nccl/nccl_peer_group.h"
+#endif
 
 namespace tessera {
 namespace {
@@ -106,21 +109,8 @@ bool IsStopToken(const RunShardRequest& r, int32_t token) {
 
 }  // namespace
 
-int64_t KvBytesPerToken(const ModelConfig& config) {
-  const AttentionConfig& a = config.attention;
-  return config.CountBlocks(BlockKind::kAttention) * 2 * a.num_kv_heads * a.head_dim *
-         static_cast<int64_t>(sizeof(float));
-}
-
-int64_t StateBytesPerRequest(const ModelConfig& config) {
-  const MambaConfig& m = config.mamba;
-  return config.CountBlocks(BlockKind::kMamba) *
-         ((m.conv_kernel - 1) * m.conv_channels() + m.num_heads * m.head_dim * m.state_size) *
-         static_cast<int64_t>(sizeof(float));
-}
-
-WorkerService::WorkerService(const ModelWeights& weights, WorkerOptions options)
-    : weights_(weights), options_(std::move(options)) {
+WorkerService::WorkerService(Engine& engine, WorkerOptions options)
+    : engine_(engine), options_(std::move(options)) {
   if (options_.metrics != nullptr) options_.metrics->memory_capacity_bytes.Set(options_.memory_budget_bytes);
   PublishMemoryMetrics();
 }
@@ -144,11 +134,10 @@ int WorkerService::active_requests() const {
 }
 
 absl::StatusOr<std::shared_ptr<WorkerService::ActiveShard>> WorkerService::Admit(const RunShardRequest& r) {
-  const ModelConfig& config = weights_.config;
   const bool last = r.rank() == r.shards_size() - 1;
   const int64_t tokens = r.token_ids_size() + (last ? std::max(0, r.stopping().max_new_tokens()) : 0);
-  const int64_t needed = std::max<int64_t>(r.reserved_bytes(), tokens * KvBytesPerToken(config) +
-                                                                    StateBytesPerRequest(config));
+  const int64_t needed = std::max<int64_t>(r.reserved_bytes(), tokens * engine_.KvBytesPerToken() +
+                                                                    engine_.StateBytesPerRequest());
   std::unique_lock<std::mutex> lock(mu_);
   if (shards_.count(r.request_id()) > 0) {
     return absl::AlreadyExistsError(absl::StrCat("request ", r.request_id(), " is already running here"));
@@ -168,7 +157,7 @@ absl::StatusOr<std::shared_ptr<WorkerService::ActiveShard>> WorkerService::Admit
                                                      r.request_id(), " needs ", needed));
   }
   auto shard = std::make_shared<ActiveShard>();
-  shard->state = SequenceState::ForShard(config, r.shards(r.rank()).token_begin());
+  ASSIGN_OR_RETURN(shard->state, engine_.NewState(r.shards(r.rank()).token_begin(), tokens));
   shard->reserved_bytes = needed;
   shards_[r.request_id()] = shard;
   return shard;
@@ -192,21 +181,39 @@ std::shared_ptr<WorkerService::ActiveShard> WorkerService::Find(const std::strin
 
 grpc::Status WorkerService::GetStatus(grpc::ServerContext*, const tessera::v1::GetWorkerStatusRequest*,
                                       tessera::v1::WorkerStatus* response) {
-  const ModelConfig& config = weights_.config;
+  const ModelConfig& config = engine_.config();
   response->set_address(options_.advertised_address);
   response->set_model_type(config.model_type);
   response->set_vocab_size(static_cast<int32_t>(config.vocab_size));
   response->set_memory_budget_bytes(options_.memory_budget_bytes);
   response->set_memory_used_bytes(memory_used_bytes());
-  response->set_kv_bytes_per_token(KvBytesPerToken(config));
-  response->set_state_bytes_per_request(StateBytesPerRequest(config));
+  response->set_kv_bytes_per_token(engine_.KvBytesPerToken());
+  response->set_state_bytes_per_request(engine_.StateBytesPerRequest());
   response->set_active_requests(active_requests());
   response->set_chunk_size(static_cast<int32_t>(config.mamba.chunk_size));
   response->set_max_position_embeddings(config.max_position_embeddings);
   response->set_eos_token_id(config.eos_token_id);
   response->set_num_layers(static_cast<int32_t>(config.blocks.size()));
   response->set_metrics_address(options_.metrics_address);
+  response->set_backend(engine_.backend());
+  response->add_peer_transports("grpc");
+  if (options_.nccl_groups != nullptr) response->add_peer_transports("nccl");
   return grpc::Status::OK;
+}
+
+grpc::Status WorkerService::NewNcclUniqueId(grpc::ServerContext*, const tessera::v1::NewNcclUniqueIdRequest* request,
+                                            tessera::v1::NewNcclUniqueIdResponse* response) {
+#ifdef TESSERA_HAVE_NCCL
+  if (options_.nccl_groups != nullptr) {
+    absl::StatusOr<std::string> id = tessera::NewNcclUniqueId();
+    if (!id.ok()) return ToGrpcStatus(id.status());
+    response->set_unique_id(*id);
+    return grpc::Status::OK;
+  }
+#endif
+  return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                      absl::StrCat("worker ", options_.advertised_address, " does not offer the NCCL transport (group ",
+                                   request->group_id(), ")"));
 }
 
 grpc::Status WorkerService::Deliver(grpc::ServerContext*, const tessera::v1::PeerBlock* request,
@@ -231,8 +238,8 @@ grpc::Status WorkerService::AttendKv(grpc::ServerContext*, const tessera::v1::At
   absl::StatusOr<AttentionPartial> part;
   {
     std::lock_guard<std::mutex> lock(shard->mu);
-    part = AttendStoredKv(weights_.config, shard->state, request->attention_slot(), request->q(), request->q_len(),
-                          request->q_position0());
+    part = engine_.AttendStoredKv(*shard->state, request->attention_slot(), request->q(), request->q_len(),
+                                  request->q_position0());
   }
   if (!part.ok()) return ToGrpcStatus(part.status());
   response->mutable_out()->Add(part->out.begin(), part->out.end());
@@ -242,7 +249,7 @@ grpc::Status WorkerService::AttendKv(grpc::ServerContext*, const tessera::v1::At
 
 grpc::Status WorkerService::RunShard(grpc::ServerContext* context, const RunShardRequest* request,
                                      grpc::ServerWriter<RunShardEvent>* writer) {
-  const ModelConfig& config = weights_.config;
+  const ModelConfig& config = engine_.config();
   if (absl::Status valid = ValidateRunShard(*request, config); !valid.ok()) return ToGrpcStatus(valid);
   absl::StatusOr<std::shared_ptr<ActiveShard>> admitted = Admit(*request);
   if (!admitted.ok()) return ToGrpcStatus(admitted.status());
@@ -261,7 +268,7 @@ grpc::Status WorkerService::RunShard(grpc::ServerContext* context, const RunShar
 absl::Status WorkerService::RunAdmittedShard(const RunShardRequest& r, ActiveShard& shard,
                                              const std::atomic<bool>& cancelled,
                                              grpc::ServerWriter<RunShardEvent>* writer) {
-  const ModelConfig& config = weights_.config;
+  const ModelConfig& config = engine_.config();
   const int shards = r.shards_size();
   const bool last = r.rank() == shards - 1;
   const std::chrono::milliseconds timeout(r.peer_timeout_ms() > 0 ? r.peer_timeout_ms() : 10000);
@@ -273,8 +280,27 @@ absl::Status WorkerService::RunAdmittedShard(const RunShardRequest& r, ActiveSha
     ctx.shard_bounds.push_back(s.token_begin());
   }
   ctx.shard_bounds.push_back(r.shards(shards - 1).token_end());
-  GrpcPeerGroup peers(stubs_, mailbox_, r.request_id(), r.rank(), addresses, timeout, options_.metrics);
-  if (shards > 1) ctx.peers = &peers;
+  GrpcPeerGroup grpc_peers(stubs_, mailbox_, r.request_id(), r.rank(), addresses, timeout, options_.metrics);
+  if (shards > 1) ctx.peers = &grpc_peers;
+#ifdef TESSERA_HAVE_NCCL
+  std::unique_ptr<NcclPeerGroup> nccl_peers;
+  if (r.has_nccl() && shards > 1) {
+    if (options_.nccl_groups == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat("worker ", options_.advertised_address,
+                                                        " was sent an NCCL group but does not offer NCCL"));
+    }
+    ASSIGN_OR_RETURN(std::shared_ptr<NcclCommunicator> comm,
+                     options_.nccl_groups->GetOrJoin(r.nccl().group_id(), r.nccl().unique_id(), shards, r.rank(),
+                                                     timeout, &cancelled));
+    nccl_peers = std::make_unique<NcclPeerGroup>(std::move(comm), timeout, &cancelled);
+    ctx.peers = nccl_peers.get();
+  }
+#else
+  if (r.has_nccl() && shards > 1) {
+    return absl::FailedPreconditionError(absl::StrCat("worker ", options_.advertised_address,
+                                                      " was built without NCCL but was sent an NCCL group"));
+  }
+#endif
 
   auto last_progress = std::chrono::steady_clock::now();
   ctx.on_block_done = [&](int64_t done, int64_t total) -> absl::Status {
@@ -295,16 +321,18 @@ absl::Status WorkerService::RunAdmittedShard(const RunShardRequest& r, ActiveSha
   {
     std::lock_guard<std::mutex> lock(shard.mu);
     const auto start = std::chrono::steady_clock::now();
-    ASSIGN_OR_RETURN(logits, ForwardCpu(weights_, shard.state, r.token_ids(), rows, ctx));
+    ASSIGN_OR_RETURN(logits, engine_.Forward(*shard.state, r.token_ids(), rows, ctx));
     if (options_.metrics != nullptr) {
       options_.metrics->prefill_step_seconds.Observe(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
-    if (!last) {
-      // Only the last shard decodes: the others keep K/V alone.
-      for (MambaLayerState& m : shard.state.mamba) m = MambaLayerState{};
+#ifdef TESSERA_HAVE_NCCL
+    if (nccl_peers != nullptr && options_.metrics != nullptr) {
+      options_.metrics->peer_nccl_bytes.Increment(static_cast<double>(nccl_peers->bytes_sent()));
     }
-    shard.actual_bytes.store(shard.state.MemoryBytes());
+#endif
+    if (!last) shard.state->DropMambaStates();  // only the last shard decodes: the others keep K/V alone
+    shard.actual_bytes.store(shard.state->MemoryBytes());
   }
   PublishMemoryMetrics();
   if (r.return_logits()) {
@@ -326,7 +354,7 @@ absl::Status WorkerService::RunAdmittedShard(const RunShardRequest& r, ActiveSha
 
 absl::Status WorkerService::Decode(const RunShardRequest& r, ActiveShard& shard, std::vector<float> logits,
                                    const std::atomic<bool>& cancelled, grpc::ServerWriter<RunShardEvent>* writer) {
-  const ModelConfig& config = weights_.config;
+  const ModelConfig& config = engine_.config();
   const std::chrono::milliseconds timeout(r.peer_timeout_ms() > 0 ? r.peer_timeout_ms() : 10000);
   std::vector<std::string> holders;
   for (int i = 0; i + 1 < r.shards_size(); ++i) holders.push_back(r.shards(i).address());
@@ -364,12 +392,12 @@ absl::Status WorkerService::Decode(const RunShardRequest& r, ActiveShard& shard,
     std::lock_guard<std::mutex> lock(shard.mu);
     const int32_t next[1] = {token};
     const auto start = std::chrono::steady_clock::now();
-    ASSIGN_OR_RETURN(logits, ForwardCpu(weights_, shard.state, next, LogitsRows::kLast, ctx));
+    ASSIGN_OR_RETURN(logits, engine_.Forward(*shard.state, next, LogitsRows::kLast, ctx));
     if (options_.metrics != nullptr) {
       options_.metrics->decode_step_seconds.Observe(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
-    shard.actual_bytes.store(shard.state.MemoryBytes());
+    shard.actual_bytes.store(shard.state->MemoryBytes());
   }
   RunShardEvent finished;
   finished.mutable_finished()->set_finish_reason(reason);

@@ -1,4 +1,4 @@
-// tessera.v1.Worker on a CPU worker: runs shards of requests with the model
+// tessera.v1.Worker: runs shards of requests with the model
 // it holds, exchanging blocks with peers directly, keeps each request's K/V
 // and states while its RunShard call lasts, and answers split-KV attention.
 // Memory: every running shard reserves what the coordinator planned for it;
@@ -15,26 +15,27 @@
 #include "services/peer_stubs.h"
 #include "services/worker_metrics.h"
 #include "tessera/v1/worker.grpc.pb.h"
-#include "worker/model_weights.h"
+#include "worker/engine.h"
 #include "worker/peer_mailbox.h"
-#include "worker/sequence_state.h"
 
 namespace tessera {
+
+class NcclGroups;  // worker/nccl, in builds with NCCL
 
 struct WorkerOptions {
   std::string advertised_address;  // what peers and the coordinator dial
   int64_t memory_budget_bytes = int64_t{1} << 30;
   WorkerMetrics* metrics = nullptr;  // optional; must outlive the service
   std::string metrics_address;       // reported in GetStatus, empty when none
+  // The NCCL communicators of this worker's groups (a CUDA worker in a build
+  // with NCCL); null: shards exchange over gRPC only. Must outlive the service.
+  NcclGroups* nccl_groups = nullptr;
 };
-
-// What one token and one request cost in K/V and state bytes for `config`.
-int64_t KvBytesPerToken(const ModelConfig& config);
-int64_t StateBytesPerRequest(const ModelConfig& config);
 
 class WorkerService final : public tessera::v1::Worker::Service {
  public:
-  WorkerService(const ModelWeights& weights, WorkerOptions options);
+  // `engine` must outlive the service.
+  WorkerService(Engine& engine, WorkerOptions options);
 
   grpc::Status GetStatus(grpc::ServerContext* context, const tessera::v1::GetWorkerStatusRequest* request,
                          tessera::v1::WorkerStatus* response) override;
@@ -44,6 +45,8 @@ class WorkerService final : public tessera::v1::Worker::Service {
                         tessera::v1::AttendKvResponse* response) override;
   grpc::Status Deliver(grpc::ServerContext* context, const tessera::v1::PeerBlock* request,
                        tessera::v1::DeliverAck* response) override;
+  grpc::Status NewNcclUniqueId(grpc::ServerContext* context, const tessera::v1::NewNcclUniqueIdRequest* request,
+                               tessera::v1::NewNcclUniqueIdResponse* response) override;
 
   // Set once the server has bound its port, before any request arrives.
   void set_advertised_address(std::string address) { options_.advertised_address = std::move(address); }
@@ -54,7 +57,7 @@ class WorkerService final : public tessera::v1::Worker::Service {
  private:
   struct ActiveShard {
     std::mutex mu;         // guards state against AttendKv during decode appends
-    SequenceState state;
+    std::unique_ptr<ShardState> state;
     int64_t reserved_bytes = 0;
     std::atomic<int64_t> actual_bytes{0};  // state.MemoryBytes() as of the last step
   };
@@ -69,7 +72,7 @@ class WorkerService final : public tessera::v1::Worker::Service {
   void PublishMemoryMetrics();
   std::shared_ptr<ActiveShard> Find(const std::string& request_id) const;
 
-  const ModelWeights& weights_;
+  Engine& engine_;
   WorkerOptions options_;
   PeerMailbox mailbox_;
   PeerStubs stubs_;

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "coordinator/nccl_groups.h"
 #include "coordinator/served_model.h"
 #include "services/coordinator_metrics.h"
 #include "services/coordinator_service.h"
@@ -34,6 +35,8 @@ constexpr FlagSpec kCoordinatorFlags[] = {
     {"tokenizer", true, "tokenizer.json for text prompts and text output (default: MODEL_DIR/tokenizer.json if "
                         "present; empty: none)"},
     {"metrics-port", true, "serve Prometheus /metrics on this port of the listen host (0: any free port)"},
+    {"peer-transport", true, "how the workers of a multi-shard request exchange: auto (NCCL when every one offers "
+                             "it), grpc, nccl (required) (default auto)"},
 };
 
 absl::StatusOr<int64_t> PositiveFlag(const CliFlags& flags, absl::string_view name, int64_t fallback) {
@@ -55,6 +58,7 @@ absl::StatusOr<CoordinatorOptions> OptionsFromFlags(const CliFlags& flags) {
   options.peer_timeout_ms = static_cast<int32_t>(std::min<int64_t>(peer_timeout_ms, INT32_MAX));
   ASSIGN_OR_RETURN(int64_t health_ms, PositiveFlag(flags, "health-interval-ms", 500));
   options.health_interval = absl::Milliseconds(health_ms);
+  ASSIGN_OR_RETURN(options.peer_transport, ParsePeerTransportMode(flags.GetString("peer-transport", "auto")));
   return options;
 }
 
@@ -89,7 +93,8 @@ absl::Status Serve(const CliFlags& flags) {
     std::cout << "coordinator metrics on http://" << metrics_endpoint->address() << "/metrics" << std::endl;
   }
   std::cerr << "coordinator: serving " << model_type << " from " << model_dir << "; "
-            << (tokenizer_path.empty() ? "no tokenizer (token ids only)" : "tokenizer " + tokenizer_path) << "\n";
+            << (tokenizer_path.empty() ? "no tokenizer (token ids only)" : "tokenizer " + tokenizer_path)
+            << "; peer transport " << PeerTransportModeName(options.peer_transport) << "\n";
   const int signal = WaitForShutdownSignal();
   std::cerr << "coordinator: signal " << signal << ", shutting down\n";
   server->Shutdown();

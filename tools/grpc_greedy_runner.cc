@@ -18,7 +18,7 @@ GreedyRunner MakeGrpcGreedyRunner(const std::string& server_address) {
     request.mutable_stopping()->set_ignore_eos(true);
     request.set_return_logits(true);
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(5));
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(30));
     tessera::v1::GenerateResponse response;
     const grpc::Status status = stub->Generate(&context, request, &response);
     if (!status.ok()) return FromGrpcStatus(status);

@@ -6,8 +6,10 @@
 #include "tools/tokenize_command.h"
 #include "tools/cluster/generate_command.h"
 #include "tools/cluster/local_command.h"
+#include "tools/compare_command.h"
 #include "tools/coordinator_command.h"
 #include "tools/eval_command.h"
+#include "tools/random_model_command.h"
 #include "tools/worker_command.h"
 
 namespace {
@@ -25,12 +27,14 @@ constexpr Command kCommands[] = {
     {"worker", tessera::RunWorkerCommand, "serve one worker (model weights, K/V, peer exchange)"},
     {"eval", tessera::RunEvalCommand, "compare logits and greedy tokens with a Hugging Face reference"},
     {"tokenize", tessera::RunTokenizeCommand, "encode standard input with a tokenizer.json (or --decode ids)"},
+    {"make-random-model", tessera::RunMakeRandomModelCommand, "write a nemotron_h checkpoint of random weights"},
+    {"compare", tessera::RunCompareCommand, "one random prompt on two local clusters (1 vs 2 workers)"},
 };
 
 void PrintUsage(std::ostream& out) {
   out << "usage: tessera <command> [flags]\n\ncommands:\n";
-  for (const Command& c : kCommands) out << "  " << c.name << std::string(12 - c.name.size(), ' ') << c.help << "\n";
-  out << "  version     print the version\n\n`tessera <command> --help` lists a command's flags.\n";
+  for (const Command& c : kCommands) out << "  " << c.name << std::string(19 - c.name.size(), ' ') << c.help << "\n";
+  out << "  version            print the version\n\n`tessera <command> --help` lists a command's flags.\n";
 }
 
 }  // namespace

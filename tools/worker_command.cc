@@ -21,7 +21,11 @@
 #include "tessera/v1/worker.grpc.pb.h"
 #include "tools/cli_flags.h"
 #include "tools/shutdown_signal.h"
-#include "worker/model_weights.h"
+#include "worker/engine_factory.h"
+
+#ifdef TESSERA_HAVE_NCCL
+#include "worker/nccl/nccl_peer_group.h"
+#endif
 
 namespace tessera {
 namespace {
@@ -34,7 +38,9 @@ constexpr FlagSpec kWorkerFlags[] = {
     {"memory-budget-mb", true, "K/V + state memory this worker may hold (default 1024)"},
     {"blas-threads", true, "BLAS threads per matrix product (default 1)"},
     {"metrics-port", true, "serve Prometheus /metrics on this port of the listen host (0: any free port)"},
-    {"backend", true, "cpu (default; cuda arrives with the CUDA backend)"},
+    {"backend", true, "auto (default: cuda when a GPU is visible, else cpu), cuda or cpu"},
+    {"precision", true, "auto (default: bf16 on cuda, fp32 on cpu), bf16 or fp32"},
+    {"device", true, "CUDA device index (default 0)"},
 };
 
 // Registers every second until stopped; quiet about failures (the
@@ -89,14 +95,24 @@ absl::Status Serve(const CliFlags& flags) {
   if (budget_mb <= 0) return absl::InvalidArgumentError(absl::StrCat("--memory-budget-mb must be > 0. Given: ", budget_mb));
   cpu::SetBlasThreads(static_cast<int>(blas_threads));
 
-  const std::string backend = flags.GetString("backend", "cpu");
-  if (backend != "cpu") {
-    return absl::InvalidArgumentError(absl::StrCat("--backend '", backend, "' is not available in this build (cpu)"));
-  }
-
-  ASSIGN_OR_RETURN(std::unique_ptr<ModelWeights> weights, LoadModelWeights(model_dir));
+  EngineOptions engine_options;
+  engine_options.backend = flags.GetString("backend", "auto");
+  engine_options.precision = flags.GetString("precision", "auto");
+  ASSIGN_OR_RETURN(int64_t device, flags.GetInt("device", 0));
+  if (device < 0 || device > 1023) return absl::InvalidArgumentError(absl::StrCat("--device must be >= 0. Given: ", device));
+  engine_options.device = static_cast<int>(device);
+  ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, LoadEngine(model_dir, engine_options));
+  const std::string backend = engine->backend();
   WorkerOptions options;
   options.memory_budget_bytes = budget_mb << 20;
+#ifdef TESSERA_HAVE_NCCL
+  // GPU workers exchange shard data over NCCL when the coordinator forms a group.
+  std::unique_ptr<NcclGroups> nccl_groups;
+  if (backend == "cuda") {
+    nccl_groups = std::make_unique<NcclGroups>(engine_options.device);
+    options.nccl_groups = nccl_groups.get();
+  }
+#endif
 
   auto registry = std::make_shared<prometheus::Registry>();
   std::unique_ptr<WorkerMetrics> metrics;
@@ -114,13 +130,14 @@ absl::Status Serve(const CliFlags& flags) {
   int port = 0;
   ConfigureServerBuilder(builder, listen, &port);
   // The service needs its advertised address before it serves; set it after binding.
-  auto service = std::make_unique<WorkerService>(*weights, options);
+  auto service = std::make_unique<WorkerService>(*engine, options);
   builder.RegisterService(service.get());
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", listen));
   const std::string address = flags.GetString("advertise", WithPort(listen, port));
   service->set_advertised_address(address);
-  std::cout << "worker listening on " << address << " (" << weights->config.model_type << ", budget " << budget_mb
+  std::cout << "worker listening on " << address << " (" << engine->config().model_type << ", "
+            << engine->Describe() << ", budget " << budget_mb
             << " MiB" << (metrics_endpoint ? ", metrics on " + metrics_endpoint->address() : std::string()) << ")"
             << std::endl;
 

@@ -111,12 +111,13 @@ absl::StatusOr<std::map<std::string, std::string>> ParseWeightMap(const std::str
 // --- HostTensor: copies and moves re-point `data` when it views `owned`. ---
 
 HostTensor::HostTensor(const HostTensor& other)
-    : shape(other.shape), data(other.data), owned(other.owned) {
+    : shape(other.shape), data(other.data), owned(other.owned), stored(other.stored),
+      stored_dtype(other.stored_dtype) {
   if (!other.owned.empty() && other.data == other.owned.data()) data = owned.data();
 }
 
 HostTensor::HostTensor(HostTensor&& other) noexcept
-    : shape(std::move(other.shape)), data(other.data) {
+    : shape(std::move(other.shape)), data(other.data), stored(other.stored), stored_dtype(other.stored_dtype) {
   const bool views_owned = !other.owned.empty() && other.data == other.owned.data();
   owned = std::move(other.owned);
   if (views_owned) data = owned.data();
@@ -135,6 +136,8 @@ HostTensor& HostTensor::operator=(HostTensor&& other) noexcept {
   shape = std::move(other.shape);
   owned = std::move(other.owned);
   data = views_owned ? owned.data() : other.data;
+  stored = other.stored;
+  stored_dtype = other.stored_dtype;
   other.data = nullptr;
   other.owned.clear();
   return *this;
@@ -213,8 +216,7 @@ std::vector<std::string> Checkpoint::TensorNames() const {
   return names;  // std::map iterates in sorted order
 }
 
-absl::StatusOr<HostTensor> Checkpoint::LoadFloat32(
-    std::string_view name, absl::Span<const int64_t> expected_shape) const {
+absl::Status Checkpoint::CheckShape(std::string_view name, absl::Span<const int64_t> expected_shape) const {
   auto it = tensor_file_.find(name);
   if (it != tensor_file_.end()) {
     const TensorInfo* info = it->second->Find(name);
@@ -224,7 +226,35 @@ absl::StatusOr<HostTensor> Checkpoint::LoadFloat32(
           ShapeString(info->shape), ShapeString(expected_shape)));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<HostTensor> Checkpoint::LoadFloat32(
+    std::string_view name, absl::Span<const int64_t> expected_shape) const {
+  RETURN_IF_ERROR(CheckShape(name, expected_shape));
   return LoadFloat32(name);
+}
+
+absl::StatusOr<HostTensor> Checkpoint::LoadAsStored(std::string_view name,
+                                                    absl::Span<const int64_t> expected_shape) const {
+  RETURN_IF_ERROR(CheckShape(name, expected_shape));
+  auto it = tensor_file_.find(name);
+  if (it == tensor_file_.end()) {
+    return absl::NotFoundError(absl::StrFormat("tensor '%s' not found in %s", name, dir_));
+  }
+  const TensorInfo* info = it->second->Find(name);
+  if (info == nullptr) {
+    return absl::InternalError(absl::StrFormat("tensor '%s' vanished from %s after Open", name, it->second->path()));
+  }
+  if (info->dtype != DType::kF32 && info->dtype != DType::kBF16 && info->dtype != DType::kF16) {
+    return absl::InvalidArgumentError(absl::StrFormat("tensor '%s' in %s is %s; weights must be F32, BF16 or F16",
+                                                      name, it->second->path(), DTypeName(info->dtype)));
+  }
+  HostTensor t;
+  t.shape = info->shape;
+  t.stored = it->second->Data(*info);
+  t.stored_dtype = info->dtype;
+  return t;
 }
 
 absl::StatusOr<HostTensor> Checkpoint::LoadFloat32(std::string_view name) const {

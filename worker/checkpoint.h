@@ -33,10 +33,15 @@ namespace tessera {
 
 // A read-only fp32 tensor: a view into a Checkpoint's mapping, or a view of
 // `owned`. Copies and moves keep `data` pointing at the right buffer.
+// Loaded "as stored" (LoadAsStored), it is instead a view of the checkpoint's
+// bytes in their own dtype: `data` is null and `stored` points into the
+// mapping (what a GPU backend uploads without converting bf16 on the host).
 struct HostTensor {
   std::vector<int64_t> shape;  // row-major
   const float* data = nullptr;  // numel() elements
   std::vector<float> owned;     // empty for a zero-copy view
+  const uint8_t* stored = nullptr;     // as-stored bytes (numel() · DTypeSize), or null
+  DType stored_dtype = DType::kF32;    // dtype of `stored`
 
   HostTensor() = default;
   HostTensor(const HostTensor& other);
@@ -69,12 +74,16 @@ class Checkpoint {
                                          absl::Span<const int64_t> expected_shape) const;
   // Same without a shape check.
   absl::StatusOr<HostTensor> LoadFloat32(std::string_view name) const;
+  // A view of `name`'s bytes as stored (any floating dtype), shape checked
+  // like LoadFloat32; valid while this Checkpoint lives.
+  absl::StatusOr<HostTensor> LoadAsStored(std::string_view name, absl::Span<const int64_t> expected_shape) const;
 
  private:
   explicit Checkpoint(std::string dir) : dir_(std::move(dir)) {}
   absl::Status OpenSingle(const std::string& path);
   absl::Status OpenSharded(const std::string& index_path);
   absl::StatusOr<const SafetensorsFile*> OpenShard(const std::string& file_name);
+  absl::Status CheckShape(std::string_view name, absl::Span<const int64_t> expected_shape) const;
 
   std::string dir_;
   std::map<std::string, std::unique_ptr<SafetensorsFile>, std::less<>> files_;  // by file name

@@ -9,13 +9,12 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "worker/engine.h"
 #include "worker/model_weights.h"
 #include "worker/sequence_state.h"
 #include "worker/shard_context.h"
 
 namespace tessera {
-
-enum class LogitsRows { kAll, kLast, kNone };
 
 // Runs `ids` (the tokens at global positions state.num_tokens, ...) through
 // the model. Returns logits (rows, vocab): every row, the last row, or none.

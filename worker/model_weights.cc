@@ -11,17 +11,35 @@ namespace {
 
 using Shape = std::vector<int64_t>;
 
-absl::StatusOr<HostTensor> LoadOptional(const Checkpoint& ckpt, const std::string& name, bool wanted,
+// Vectors (norms, biases, conv taps, A, D) always load as fp32; matrices load
+// as fp32 or, for a GPU backend, as stored (WeightStorage).
+class TensorLoader {
+ public:
+  TensorLoader(const Checkpoint& ckpt, WeightStorage storage) : ckpt_(ckpt), storage_(storage) {}
+  absl::StatusOr<HostTensor> LoadFloat32(const std::string& name, const Shape& shape) const {
+    return ckpt_.LoadFloat32(name, shape);
+  }
+  absl::StatusOr<HostTensor> LoadMatrix(const std::string& name, const Shape& shape) const {
+    if (storage_ == WeightStorage::kMatricesAsStored) return ckpt_.LoadAsStored(name, shape);
+    return ckpt_.LoadFloat32(name, shape);
+  }
+
+ private:
+  const Checkpoint& ckpt_;
+  WeightStorage storage_;
+};
+
+absl::StatusOr<HostTensor> LoadOptional(const TensorLoader& ckpt, const std::string& name, bool wanted,
                                         const Shape& shape) {
   if (!wanted) return HostTensor{};
   return ckpt.LoadFloat32(name, shape);
 }
 
-absl::StatusOr<MambaWeights> LoadMamba(const Checkpoint& ckpt, const ModelConfig& c, const std::string& p) {
+absl::StatusOr<MambaWeights> LoadMamba(const TensorLoader& ckpt, const ModelConfig& c, const std::string& p) {
   const MambaConfig& m = c.mamba;
   const int64_t width = m.in_proj_width();
   MambaWeights w;
-  ASSIGN_OR_RETURN(w.in_proj, ckpt.LoadFloat32(p + "in_proj.weight", Shape{width, c.hidden_size}));
+  ASSIGN_OR_RETURN(w.in_proj, ckpt.LoadMatrix(p + "in_proj.weight", Shape{width, c.hidden_size}));
   ASSIGN_OR_RETURN(w.in_proj_bias, LoadOptional(ckpt, p + "in_proj.bias", m.proj_bias, Shape{width}));
   ASSIGN_OR_RETURN(w.conv_weight,
                    ckpt.LoadFloat32(p + "conv1d.weight", Shape{m.conv_channels(), 1, m.conv_kernel}));
@@ -32,21 +50,21 @@ absl::StatusOr<MambaWeights> LoadMamba(const Checkpoint& ckpt, const ModelConfig
   for (int64_t h = 0; h < m.num_heads; ++h) w.A[h] = -std::exp(a_log.data[h]);
   ASSIGN_OR_RETURN(w.D, ckpt.LoadFloat32(p + "D", Shape{m.num_heads}));
   ASSIGN_OR_RETURN(w.norm, ckpt.LoadFloat32(p + "norm.weight", Shape{m.d_inner()}));
-  ASSIGN_OR_RETURN(w.out_proj, ckpt.LoadFloat32(p + "out_proj.weight", Shape{c.hidden_size, m.d_inner()}));
+  ASSIGN_OR_RETURN(w.out_proj, ckpt.LoadMatrix(p + "out_proj.weight", Shape{c.hidden_size, m.d_inner()}));
   ASSIGN_OR_RETURN(w.out_proj_bias, LoadOptional(ckpt, p + "out_proj.bias", m.proj_bias, Shape{c.hidden_size}));
   return w;
 }
 
-absl::StatusOr<AttentionWeights> LoadAttention(const Checkpoint& ckpt, const ModelConfig& c,
+absl::StatusOr<AttentionWeights> LoadAttention(const TensorLoader& ckpt, const ModelConfig& c,
                                                const std::string& p) {
   const AttentionConfig& a = c.attention;
   const int64_t q_width = a.num_heads * a.head_dim;
   const int64_t kv_width = a.num_kv_heads * a.head_dim;
   AttentionWeights w;
-  ASSIGN_OR_RETURN(w.q_proj, ckpt.LoadFloat32(p + "q_proj.weight", Shape{q_width, c.hidden_size}));
-  ASSIGN_OR_RETURN(w.k_proj, ckpt.LoadFloat32(p + "k_proj.weight", Shape{kv_width, c.hidden_size}));
-  ASSIGN_OR_RETURN(w.v_proj, ckpt.LoadFloat32(p + "v_proj.weight", Shape{kv_width, c.hidden_size}));
-  ASSIGN_OR_RETURN(w.o_proj, ckpt.LoadFloat32(p + "o_proj.weight", Shape{c.hidden_size, q_width}));
+  ASSIGN_OR_RETURN(w.q_proj, ckpt.LoadMatrix(p + "q_proj.weight", Shape{q_width, c.hidden_size}));
+  ASSIGN_OR_RETURN(w.k_proj, ckpt.LoadMatrix(p + "k_proj.weight", Shape{kv_width, c.hidden_size}));
+  ASSIGN_OR_RETURN(w.v_proj, ckpt.LoadMatrix(p + "v_proj.weight", Shape{kv_width, c.hidden_size}));
+  ASSIGN_OR_RETURN(w.o_proj, ckpt.LoadMatrix(p + "o_proj.weight", Shape{c.hidden_size, q_width}));
   ASSIGN_OR_RETURN(w.q_bias, LoadOptional(ckpt, p + "q_proj.bias", a.bias, Shape{q_width}));
   ASSIGN_OR_RETURN(w.k_bias, LoadOptional(ckpt, p + "k_proj.bias", a.bias, Shape{kv_width}));
   ASSIGN_OR_RETURN(w.v_bias, LoadOptional(ckpt, p + "v_proj.bias", a.bias, Shape{kv_width}));
@@ -54,22 +72,23 @@ absl::StatusOr<AttentionWeights> LoadAttention(const Checkpoint& ckpt, const Mod
   return w;
 }
 
-absl::StatusOr<MlpWeights> LoadMlp(const Checkpoint& ckpt, const ModelConfig& c, const std::string& p) {
+absl::StatusOr<MlpWeights> LoadMlp(const TensorLoader& ckpt, const ModelConfig& c, const std::string& p) {
   const MlpConfig& m = c.mlp;
   const bool gated = m.activation == MlpActivation::kSwiGlu;
   MlpWeights w;
-  ASSIGN_OR_RETURN(w.gate_proj,
-                   LoadOptional(ckpt, p + "gate_proj.weight", gated, Shape{m.intermediate_size, c.hidden_size}));
-  ASSIGN_OR_RETURN(w.up_proj, ckpt.LoadFloat32(p + "up_proj.weight", Shape{m.intermediate_size, c.hidden_size}));
+  if (gated) {
+    ASSIGN_OR_RETURN(w.gate_proj, ckpt.LoadMatrix(p + "gate_proj.weight", Shape{m.intermediate_size, c.hidden_size}));
+  }
+  ASSIGN_OR_RETURN(w.up_proj, ckpt.LoadMatrix(p + "up_proj.weight", Shape{m.intermediate_size, c.hidden_size}));
   ASSIGN_OR_RETURN(w.down_proj,
-                   ckpt.LoadFloat32(p + "down_proj.weight", Shape{c.hidden_size, m.intermediate_size}));
+                   ckpt.LoadMatrix(p + "down_proj.weight", Shape{c.hidden_size, m.intermediate_size}));
   ASSIGN_OR_RETURN(w.gate_bias, LoadOptional(ckpt, p + "gate_proj.bias", gated && m.bias, Shape{m.intermediate_size}));
   ASSIGN_OR_RETURN(w.up_bias, LoadOptional(ckpt, p + "up_proj.bias", m.bias, Shape{m.intermediate_size}));
   ASSIGN_OR_RETURN(w.down_bias, LoadOptional(ckpt, p + "down_proj.bias", m.bias, Shape{c.hidden_size}));
   return w;
 }
 
-absl::StatusOr<BlockWeights> LoadBlock(const Checkpoint& ckpt, const ModelConfig& c, const BlockSpec& spec) {
+absl::StatusOr<BlockWeights> LoadBlock(const TensorLoader& ckpt, const ModelConfig& c, const BlockSpec& spec) {
   BlockWeights b;
   b.spec = spec;
   ASSIGN_OR_RETURN(b.norm, ckpt.LoadFloat32(spec.norm_weight, Shape{c.hidden_size}));
@@ -92,18 +111,19 @@ absl::StatusOr<BlockWeights> LoadBlock(const Checkpoint& ckpt, const ModelConfig
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ModelWeights>> LoadModelWeights(const std::string& model_dir) {
+absl::StatusOr<std::unique_ptr<ModelWeights>> LoadModelWeights(const std::string& model_dir, WeightStorage storage) {
   auto w = std::make_unique<ModelWeights>();
   w->model_dir = model_dir;
   ASSIGN_OR_RETURN(w->config, LoadModelConfig(model_dir));
   ASSIGN_OR_RETURN(w->checkpoint, Checkpoint::Open(model_dir));
   const ModelConfig& c = w->config;
-  const Checkpoint& ckpt = *w->checkpoint;
+  const TensorLoader ckpt(*w->checkpoint, storage);
+  w->storage = storage;
 
-  ASSIGN_OR_RETURN(w->embedding, ckpt.LoadFloat32(c.embedding_weight, Shape{c.vocab_size, c.hidden_size}));
+  ASSIGN_OR_RETURN(w->embedding, ckpt.LoadMatrix(c.embedding_weight, Shape{c.vocab_size, c.hidden_size}));
   ASSIGN_OR_RETURN(w->final_norm, ckpt.LoadFloat32(c.final_norm_weight, Shape{c.hidden_size}));
   // Tied embeddings: lm_head_weight names the embedding table itself.
-  ASSIGN_OR_RETURN(w->lm_head, ckpt.LoadFloat32(c.lm_head_weight, Shape{c.vocab_size, c.hidden_size}));
+  ASSIGN_OR_RETURN(w->lm_head, ckpt.LoadMatrix(c.lm_head_weight, Shape{c.vocab_size, c.hidden_size}));
 
   int64_t slots[3] = {0, 0, 0};
   for (const BlockSpec& spec : c.blocks) {

@@ -47,8 +47,16 @@ struct BlockWeights {
   std::variant<MambaWeights, AttentionWeights, MlpWeights> op;
 };
 
+// How matrices (projections, embedding, lm_head) are held on the host.
+enum class WeightStorage {
+  kFloat32,           // fp32 (the CPU backend computes on them)
+  kMatricesAsStored,  // views of the checkpoint bytes in their dtype (HostTensor::stored): a
+                      // GPU backend uploads bf16 as is; vectors are fp32 either way
+};
+
 struct ModelWeights {
   ModelConfig config;
+  WeightStorage storage = WeightStorage::kFloat32;
   std::string model_dir;
   std::unique_ptr<Checkpoint> checkpoint;  // owns the mappings the tensors view
   HostTensor embedding;   // (vocab, hidden)
@@ -58,6 +66,7 @@ struct ModelWeights {
 };
 
 // Loads DIR/config.json and the checkpoint in DIR.
-absl::StatusOr<std::unique_ptr<ModelWeights>> LoadModelWeights(const std::string& model_dir);
+absl::StatusOr<std::unique_ptr<ModelWeights>> LoadModelWeights(const std::string& model_dir,
+                                                               WeightStorage storage = WeightStorage::kFloat32);
 
 }  // namespace tessera

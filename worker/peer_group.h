@@ -14,6 +14,8 @@
 
 namespace tessera {
 
+class DeviceExchange;
+
 class PeerGroup {
  public:
   virtual ~PeerGroup() = default;
@@ -29,6 +31,11 @@ class PeerGroup {
   virtual absl::StatusOr<std::vector<std::vector<float>>> AllGather(uint64_t tag, absl::Span<const float> mine);
   // Sends `mine` to rank+1 and returns what rank-1 sent (around the ring).
   virtual absl::StatusOr<std::vector<float>> RingShift(uint64_t tag, absl::Span<const float> mine);
+
+  // The same exchanges on device memory, when this transport moves device
+  // buffers itself (NCCL); null when it moves host memory only (the CUDA
+  // forward pass then stages through the host methods above).
+  virtual DeviceExchange* device_exchange() { return nullptr; }
 };
 
 // Tags name an exchange within one request: which block, which kind, which step.

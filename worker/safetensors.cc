@@ -421,6 +421,25 @@ absl::StatusOr<std::vector<float>> ReadFloat32(const SafetensorsFile& f, std::st
   return WrongDType(f, *t, "F32, F16, BF16 or F64");  // unreachable
 }
 
+bool ConvertToFloat32(const uint8_t* p, DType dtype, int64_t n, float* out) {
+  switch (dtype) {
+    case DType::kF32:
+      std::memcpy(out, p, static_cast<size_t>(n) * sizeof(float));
+      return true;
+    case DType::kF16:
+      for (int64_t i = 0; i < n; ++i) out[i] = HalfToFloat(LoadUnaligned<uint16_t>(p + 2 * i));
+      return true;
+    case DType::kBF16:
+      for (int64_t i = 0; i < n; ++i) out[i] = BFloat16ToFloat(LoadUnaligned<uint16_t>(p + 2 * i));
+      return true;
+    case DType::kF64:
+      for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(LoadUnaligned<double>(p + 8 * i));
+      return true;
+    default:
+      return false;
+  }
+}
+
 absl::StatusOr<std::vector<int64_t>> ReadInt64(const SafetensorsFile& f, std::string_view name) {
   ASSIGN_OR_RETURN(const TensorInfo* t, FindOrNotFound(f, name));
   const uint8_t* p = f.Data(*t);

@@ -93,6 +93,10 @@ class SafetensorsFile {
 // Reads tensor `name` converted to fp32 into owned memory. Accepts F32, F16,
 // BF16 and F64; any other dtype is InvalidArgument, a missing tensor NotFound.
 absl::StatusOr<std::vector<float>> ReadFloat32(const SafetensorsFile& f, std::string_view name);
+// Converts `n` elements stored as `dtype` (F32, F16, BF16 or F64; no
+// alignment needed) at `p` to fp32 in `out`. False for any other dtype.
+bool ConvertToFloat32(const uint8_t* p, DType dtype, int64_t n, float* out);
+
 // Reads tensor `name` widened to int64. Accepts I64, I32, I16, I8, U8 and BOOL;
 // any other dtype is InvalidArgument, a missing tensor NotFound.
 absl::StatusOr<std::vector<int64_t>> ReadInt64(const SafetensorsFile& f, std::string_view name);

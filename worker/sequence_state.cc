@@ -29,4 +29,16 @@ int64_t SequenceState::MemoryBytes() const {
   return floats * static_cast<int64_t>(sizeof(float));
 }
 
+int64_t KvBytesPerToken(const ModelConfig& config, int64_t kv_element_bytes) {
+  const AttentionConfig& a = config.attention;
+  return config.CountBlocks(BlockKind::kAttention) * 2 * a.num_kv_heads * a.head_dim * kv_element_bytes;
+}
+
+int64_t StateBytesPerRequest(const ModelConfig& config) {
+  const MambaConfig& m = config.mamba;
+  return config.CountBlocks(BlockKind::kMamba) *
+         ((m.conv_kernel - 1) * m.conv_channels() + m.num_heads * m.head_dim * m.state_size) *
+         static_cast<int64_t>(sizeof(float));
+}
+
 }  // namespace tessera

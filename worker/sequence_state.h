@@ -35,4 +35,10 @@ struct SequenceState {
   int64_t MemoryBytes() const;
 };
 
+// K/V bytes one token costs across all attention layers, at
+// `kv_element_bytes` per stored element (4 for fp32, 2 for bf16).
+int64_t KvBytesPerToken(const ModelConfig& config, int64_t kv_element_bytes);
+// Conv + SSM state bytes of one request (fp32 states on every backend).
+int64_t StateBytesPerRequest(const ModelConfig& config);
+
 }  // namespace tessera

@@ -3,8 +3,11 @@
 // time, and an online softmax (running row max m, running sum l, output
 // rescaled by exp(m_old - m_new)) keeps one pass over the keys. Key tiles past
 // the tile's last visible key (causal by global position) are never loaded.
-// The element type T of q/k/v is float (the op) or __nv_bfloat16 (the bf16
-// accuracy check); everything after the load is fp32.
+// The element type T of q/k/v is float (cuda::Attention) or __nv_bfloat16
+// (cuda::MixedAttention in bf16): one kernel, so both support every feature of
+// AttentionParams alike. Operands are widened to fp32 as they are staged, by
+// scalar loads (bf16 rows at odd strides are only 2-byte aligned); everything
+// after the load is fp32.
 //
 // Threads: 256 as 16×16; thread (ty, tx) owns query rows ty + 16i, score
 // columns tx + 16j and output columns tx + 16d. Shared rows are padded by one
@@ -20,17 +23,6 @@
 namespace tessera::cuda_launch {
 namespace {
 
-template <typename T>
-__device__ __forceinline__ float ToFloat(T v);
-template <>
-__device__ __forceinline__ float ToFloat<float>(float v) {
-  return v;
-}
-template <>
-__device__ __forceinline__ float ToFloat<__nv_bfloat16>(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-
 template <int kD_, int kBM_, int kBN_>
 struct AttentionTraits {
   static constexpr int kD = kD_;    // head_dim rounded up; padding columns hold 0
@@ -45,6 +37,7 @@ struct AttentionTraits {
   static constexpr size_t kSmemBytes =
       sizeof(float) * (size_t{kBM} * kPitch + 2 * size_t{kBN} * kPitch + size_t{kBM} * kPPitch);
   static_assert(kD % 32 == 0 && kBM % 16 == 0 && kBN % 16 == 0);
+  static_assert(kSmemBytes <= 227 * 1024, "over Hopper's opt-in shared memory per block");
 };
 
 struct AttentionArgs {
@@ -219,6 +212,18 @@ AttentionArgs MakeArgs(const AttentionParams& p, const void* q, const void* k, c
   return args;
 }
 
+// The smallest instantiation that holds head_dim (kAttentionMaxHeadDim at most).
+template <typename T>
+cudaError_t LaunchForHeadDim(const AttentionArgs& args, cudaStream_t stream) {
+  const int64_t d = args.p.head_dim;
+  if (d <= 32) return LaunchAttention<T, AttentionTraits<32, 64, 64>>(args, stream);
+  if (d <= 64) return LaunchAttention<T, AttentionTraits<64, 64, 64>>(args, stream);
+  if (d <= 128) return LaunchAttention<T, AttentionTraits<128, 64, 64>>(args, stream);
+  if (d <= 256) return LaunchAttention<T, AttentionTraits<256, 32, 32>>(args, stream);
+  return cudaErrorInvalidValue;
+}
+static_assert(kAttentionMaxHeadDim == 256, "LaunchForHeadDim instantiates up to 256");
+
 // Merges one row per warp: every lane reads both log-sum-exps before lane 0
 // writes the merged one, and only this warp touches the row.
 __global__ void AttentionMergeKernel(AttentionMergeParams p) {
@@ -252,25 +257,13 @@ __global__ void AttentionMergeKernel(AttentionMergeParams p) {
 
 cudaError_t Attention(const AttentionParams& p, cudaStream_t stream) {
   if (p.q_len == 0) return cudaSuccess;
-  const AttentionArgs args = MakeArgs(p, p.q, p.k, p.v);
-  if (p.head_dim <= 32) return LaunchAttention<float, AttentionTraits<32, 64, 64>>(args, stream);
-  if (p.head_dim <= 64) return LaunchAttention<float, AttentionTraits<64, 64, 64>>(args, stream);
-  if (p.head_dim <= 128) return LaunchAttention<float, AttentionTraits<128, 64, 64>>(args, stream);
-  if (p.head_dim <= 256) return LaunchAttention<float, AttentionTraits<256, 32, 32>>(args, stream);
-  return cudaErrorInvalidValue;
+  return LaunchForHeadDim<float>(MakeArgs(p, p.q, p.k, p.v), stream);
 }
 
-cudaError_t AttentionBf16(const AttentionBf16Params& bp, cudaStream_t stream) {
-  const AttentionParams& p = bp.p;
+cudaError_t AttentionBf16(const AttentionParams& p, const void* q, const void* k, const void* v,
+                          cudaStream_t stream) {
   if (p.q_len == 0) return cudaSuccess;
-  const AttentionArgs args = MakeArgs(p, bp.q, bp.k, bp.v);
-  if (p.head_dim <= 64) {
-    return LaunchAttention<__nv_bfloat16, AttentionTraits<64, 64, 64>>(args, stream);
-  }
-  if (p.head_dim <= 128) {
-    return LaunchAttention<__nv_bfloat16, AttentionTraits<128, 64, 64>>(args, stream);
-  }
-  return cudaErrorInvalidValue;
+  return LaunchForHeadDim<__nv_bfloat16>(MakeArgs(p, q, k, v), stream);
 }
 
 cudaError_t AttentionMerge(const AttentionMergeParams& p, cudaStream_t stream) {

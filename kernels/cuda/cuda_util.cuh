@@ -1,8 +1,10 @@
 // Device helpers shared by the CUDA kernels: the scalar functions the CPU
 // reference applies (same formulas, full-precision expf/logf, no fast math), a
-// block-wide sum, and launch-size arithmetic.
+// block-wide sum, the widening of a stored operand (fp32 or bf16) to fp32, and
+// launch-size arithmetic (flat grid-stride loops and row-wise 2-D grids).
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -15,6 +17,10 @@ __device__ __forceinline__ float DeviceSilu(float x) { return x / (1.0f + expf(-
 __device__ __forceinline__ float DeviceSoftplus(float v) {
   return v > 20.0f ? v : log1pf(expf(v));
 }
+
+// A stored operand as the fp32 every kernel computes in (exact for bf16).
+__device__ __forceinline__ float ToFloat(float v) { return v; }
+__device__ __forceinline__ float ToFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
 
 __device__ __forceinline__ float WarpSum(float v) {
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
@@ -36,6 +42,14 @@ __device__ __forceinline__ float BlockSum(float v, float* scratch) {
 }
 
 inline int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// A grid for a row-wise loop over (rows, width): blockIdx.y strides over rows,
+// blockIdx.x over column blocks of `threads`, each dimension capped.
+inline dim3 RowGrid(int64_t rows, int64_t width, int threads) {
+  const int64_t x = CeilDiv(width, threads);
+  return dim3(static_cast<unsigned>(x < 1 ? 1 : (x < 1024 ? x : 1024)),
+              static_cast<unsigned>(rows < 1 ? 1 : (rows < 65535 ? rows : 65535)));
+}
 
 // Blocks for a grid-stride loop over `count` elements.
 inline unsigned GridFor(int64_t count, int threads) {

@@ -42,19 +42,36 @@ cudaError_t AttentionMerge(const AttentionMergeParams& p, cudaStream_t stream);
 cudaError_t SiluMul(const SiluMulParams& p, cudaStream_t stream);
 cudaError_t ReluSquared(const ReluSquaredParams& p, cudaStream_t stream);
 
-// Largest head_dim the attention kernels instantiate.
+// Largest head_dim the attention kernels instantiate (fp32 and bf16 alike).
 inline constexpr int64_t kAttentionMaxHeadDim = 256;
 
-// The attention kernel reading bf16 q/k/v (same layout and strides as
-// AttentionParams, in elements), fp32 softmax, accumulation and output. Used by
-// the bf16 accuracy test; head_dim <= kAttentionBf16MaxHeadDim.
-inline constexpr int64_t kAttentionBf16MaxHeadDim = 128;
-struct AttentionBf16Params {
-  AttentionParams p;       // q, k, v of p are ignored
-  const void* q = nullptr;  // __nv_bfloat16
-  const void* k = nullptr;
-  const void* v = nullptr;
+// The bf16 mode (mixed_precision.h). Operands stored as bf16 are passed as
+// void* (__nv_bfloat16 in the .cu files, so host code needs no cuda_bf16.h);
+// strides are in elements.
+
+// Attention with q, k, v stored as bf16 in the layout and strides of p
+// (p.q/k/v ignored); the kernel of Attention, so the same features and limits.
+cudaError_t AttentionBf16(const AttentionParams& p, const void* q, const void* k, const void* v,
+                          cudaStream_t stream);
+// out[t] = table[ids[t]] widened to fp32, the table (vocab_size, hidden) bf16
+// (p.table ignored); ids already checked against the vocabulary.
+cudaError_t EmbeddingBf16(const EmbeddingParams& p, const void* table, cudaStream_t stream);
+
+// A strided row copy (rows, width) between storage types; strides already
+// resolved from 0 (>= width), in elements of their own array.
+struct CastRowsParams {
+  int64_t rows = 0;
+  int64_t width = 0;
+  const void* in = nullptr;  // (rows, width), row stride in_stride
+  int64_t in_stride = 0;
+  void* out = nullptr;       // (rows, width), row stride out_stride
+  int64_t out_stride = 0;
 };
-cudaError_t AttentionBf16(const AttentionBf16Params& p, cudaStream_t stream);
+// bf16 out = fp32 in, rounded to nearest even.
+cudaError_t CastF32ToBf16(const CastRowsParams& p, cudaStream_t stream);
+// fp32 out = bf16 in (exact).
+cudaError_t CastBf16ToF32(const CastRowsParams& p, cudaStream_t stream);
+// fp32 out = fp32 in.
+cudaError_t CopyF32(const CastRowsParams& p, cudaStream_t stream);
 
 }  // namespace tessera::cuda_launch

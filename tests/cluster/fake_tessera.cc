@@ -211,6 +211,9 @@ constexpr FlagSpec kWorkerFlags[] = {
     {"coordinator", true, ""},
     {"model", true, ""},
     {"memory-budget-mb", true, "reported in WorkerStatus.memory_budget_bytes"},
+    {"backend", true, "accepted like the real worker's (ignored)"},
+    {"precision", true, "accepted like the real worker's (ignored)"},
+    {"device", true, "accepted like the real worker's (ignored)"},
     {"fake-exit-at-start", false, "exit 4 at once"},
     {"fake-ignore-sigterm", false, "survive SIGTERM (only SIGKILL stops it)"},
 };

@@ -68,7 +68,7 @@ int WaitForExit(pid_t pid, absl::Duration timeout) {
 
 TEST(CoordinatorCommandTest, ServesUntilSigtermThenExitsZero) {
   Child child = Spawn({"--model", std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/mamba2-tiny", "--listen",
-                       "127.0.0.1:0", "--health-interval-ms", "100"});
+                       "127.0.0.1:0", "--health-interval-ms", "100", "--peer-transport", "nccl"});
   const std::string line = ReadLine(child.stdout_fd);
   const std::string prefix = "coordinator listening on ";
   ASSERT_TRUE(absl::StartsWith(line, prefix)) << line;
@@ -86,6 +86,11 @@ TEST(CoordinatorCommandTest, ServesUntilSigtermThenExitsZero) {
   EXPECT_EQ(info.eos_token_id(), 2);
   EXPECT_EQ(info.max_new_tokens_limit(), 4096);
   EXPECT_EQ(info.workers_ready(), 0);
+  grpc::ClientContext server_context;
+  server_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  v1::ServerInfo server;
+  ASSERT_TRUE(stub->GetServerInfo(&server_context, v1::GetServerInfoRequest(), &server).ok());
+  EXPECT_EQ(server.peer_transport(), "nccl");
 
   kill(child.pid, SIGTERM);
   EXPECT_EQ(WaitForExit(child.pid, absl::Seconds(10)), 0);
@@ -150,6 +155,10 @@ TEST(CoordinatorCommandTest, BadFlagsExitTwo) {
       Spawn({"--model", std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/mamba2-tiny", "--metrics-port", "70000"});
   EXPECT_EQ(WaitForExit(metrics_port.pid, absl::Seconds(10)), 2);
   close(metrics_port.stdout_fd);
+  Child transport =
+      Spawn({"--model", std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/mamba2-tiny", "--peer-transport", "rdma"});
+  EXPECT_EQ(WaitForExit(transport.pid, absl::Seconds(10)), 2);
+  close(transport.stdout_fd);
 }
 
 }  // namespace

@@ -44,6 +44,8 @@ v1::WorkerStatus FakeWorker::Status() const {
   status.set_eos_token_id(2);
   status.set_num_layers(script_.layers);
   status.set_metrics_address("127.0.0.1:9" + address_.substr(address_.rfind(':') + 1));
+  status.set_backend(script_.backend);
+  for (const std::string& transport : script_.peer_transports) status.add_peer_transports(transport);
   absl::MutexLock lock(&mu_);
   status.set_active_requests(running_);
   return status;
@@ -69,14 +71,41 @@ void FakeWorker::Release() {
   released_ = true;
 }
 
+void FakeWorker::ReleasePrefill() {
+  absl::MutexLock lock(&mu_);
+  prefill_released_ = true;
+}
+
+void FakeWorker::FailNextShardInPrefill(grpc::StatusCode code) {
+  absl::MutexLock lock(&mu_);
+  fail_next_in_prefill_ = code;
+}
+
+void FakeWorker::SetAnswersNcclUniqueId(bool answers) {
+  absl::MutexLock lock(&mu_);
+  answers_nccl_unique_id_ = answers;
+}
+
 std::vector<v1::RunShardRequest> FakeWorker::Requests() const {
   absl::MutexLock lock(&mu_);
-  return requests_;
+  std::vector<v1::RunShardRequest> requests;
+  for (const FakeShardCall& call : calls_) requests.push_back(call.request);
+  return requests;
+}
+
+std::vector<FakeShardCall> FakeWorker::Calls() const {
+  absl::MutexLock lock(&mu_);
+  return calls_;
+}
+
+std::vector<std::string> FakeWorker::NcclUniqueIds() const {
+  absl::MutexLock lock(&mu_);
+  return nccl_unique_ids_;
 }
 
 int FakeWorker::StartedShards() const {
   absl::MutexLock lock(&mu_);
-  return static_cast<int>(requests_.size());
+  return static_cast<int>(calls_.size());
 }
 
 int FakeWorker::RunningShards() const {
@@ -120,12 +149,36 @@ grpc::Status FakeWorker::Cancelled() {
   return grpc::Status(grpc::StatusCode::CANCELLED, "fake worker: cancelled");
 }
 
+grpc::Status FakeWorker::Failed(grpc::StatusCode code, const std::string& message) {
+  absl::MutexLock lock(&mu_);
+  --running_;
+  return grpc::Status(code, message);
+}
+
+grpc::Status FakeWorker::NewNcclUniqueId(grpc::ServerContext*, const v1::NewNcclUniqueIdRequest*,
+                                         v1::NewNcclUniqueIdResponse* response) {
+  absl::MutexLock lock(&mu_);
+  if (!answers_nccl_unique_id_) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "fake worker: no NCCL here");
+  }
+  // 128 bytes, distinct per worker and call.
+  std::string id = address_ + "#" + std::to_string(nccl_unique_ids_.size() + 1);
+  id.resize(128, static_cast<char>(0x80 | nccl_unique_ids_.size()));
+  nccl_unique_ids_.push_back(id);
+  response->set_unique_id(id);
+  return grpc::Status::OK;
+}
+
 grpc::Status FakeWorker::RunShard(grpc::ServerContext* context, const v1::RunShardRequest* request,
                                   grpc::ServerWriter<v1::RunShardEvent>* writer) {
+  size_t index = 0;
+  grpc::StatusCode fail_in_prefill = grpc::StatusCode::OK;
   {
     absl::MutexLock lock(&mu_);
-    requests_.push_back(*request);
+    index = calls_.size();
+    calls_.push_back({*request, absl::Now()});
     ++running_;
+    std::swap(fail_in_prefill, fail_next_in_prefill_);
   }
   const bool last = request->rank() == request->shards_size() - 1;
   const int64_t begin = request->shards(request->rank()).token_begin();
@@ -137,6 +190,13 @@ grpc::Status FakeWorker::RunShard(grpc::ServerContext* context, const v1::RunSha
     progress->set_prompt_tokens(request->token_ids_size());
     progress->set_shards(1);
     if (context->IsCancelled() || !writer->Write(event)) return Cancelled();
+  }
+  if (fail_in_prefill != grpc::StatusCode::OK) return Failed(fail_in_prefill, "fake worker: failed in prefill");
+  if (script_.hold_prefill && !WaitUnlessCancelled(context, [this] {
+        absl::MutexLock lock(&mu_);
+        return prefill_released_;
+      })) {
+    return Cancelled();
   }
   if (script_.delay_before_logits > absl::ZeroDuration()) absl::SleepFor(script_.delay_before_logits);
   if (request->return_logits()) {
@@ -152,12 +212,12 @@ grpc::Status FakeWorker::RunShard(grpc::ServerContext* context, const v1::RunSha
   }
   v1::RunShardEvent prefilled;
   prefilled.mutable_prefilled()->set_memory_bytes(request->reserved_bytes());
-  if (!writer->Write(prefilled)) return Cancelled();
-  if (script_.fail_after_prefill) {
+  {
     absl::MutexLock lock(&mu_);
-    --running_;
-    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "fake worker: lost a peer");
+    calls_[index].prefilled = absl::Now();
   }
+  if (!writer->Write(prefilled)) return Cancelled();
+  if (script_.fail_after_prefill) return Failed(grpc::StatusCode::UNAVAILABLE, "fake worker: lost a peer");
   if (!last) {
     WaitUnlessCancelled(context, [] { return false; });
     return Cancelled();

@@ -2,7 +2,9 @@
 // status, registers with the coordinator, and runs RunShard as the contract
 // in worker.proto says (progress per layer, optional prompt logits,
 // `prefilled`; the last shard then streams tokens and `finished`; the others
-// wait until cancelled), with switches for the failures tests need.
+// wait until cancelled), with switches for the failures tests need. It
+// hands out NCCL unique ids (distinct bytes each call) and records every
+// RunShard call with when it arrived and when it sent `prefilled`.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +34,16 @@ struct FakeWorkerScript {
   bool hold_last_shard = false;        // the last shard waits for Release() (or cancellation) before decoding
   bool fail_after_prefill = false;     // the stream fails UNAVAILABLE right after `prefilled`
   absl::Duration delay_before_logits;  // a pause after progress, before logits and `prefilled`
+  bool hold_prefill = false;           // every shard waits for ReleasePrefill() (or cancellation) before `prefilled`
+  std::string backend = "cpu";
+  std::vector<std::string> peer_transports = {"grpc"};
+};
+
+// One RunShard call as the fake saw it.
+struct FakeShardCall {
+  v1::RunShardRequest request;
+  absl::Time arrived;
+  absl::Time prefilled = absl::InfiniteFuture();  // when it sent `prefilled`; never: InfiniteFuture
 };
 
 class FakeWorker : public v1::Worker::Service {
@@ -48,9 +60,15 @@ class FakeWorker : public v1::Worker::Service {
 
   void SetAnswersStatus(bool answers);  // false: GetStatus fails UNAVAILABLE
   void Release();                       // lets held last shards decode
+  void ReleasePrefill();                // lets shards held by hold_prefill (and later ones) send `prefilled`
+  // The next RunShard call fails with `code` after its progress, before `prefilled`.
+  void FailNextShardInPrefill(grpc::StatusCode code);
+  void SetAnswersNcclUniqueId(bool answers);  // false: NewNcclUniqueId fails FAILED_PRECONDITION
   void Stop();                          // shuts the server down, cancelling running calls
 
   std::vector<v1::RunShardRequest> Requests() const;
+  std::vector<FakeShardCall> Calls() const;
+  std::vector<std::string> NcclUniqueIds() const;  // every id handed out, in order
   int StartedShards() const;
   int RunningShards() const;
   int CancelledShards() const;
@@ -60,12 +78,15 @@ class FakeWorker : public v1::Worker::Service {
                          v1::WorkerStatus* response) override;
   grpc::Status RunShard(grpc::ServerContext* context, const v1::RunShardRequest* request,
                         grpc::ServerWriter<v1::RunShardEvent>* writer) override;
+  grpc::Status NewNcclUniqueId(grpc::ServerContext* context, const v1::NewNcclUniqueIdRequest* request,
+                               v1::NewNcclUniqueIdResponse* response) override;
 
  private:
   explicit FakeWorker(FakeWorkerScript script) : script_(std::move(script)) {}
   // Waits until `done` or the call is cancelled; returns false when cancelled.
   bool WaitUnlessCancelled(grpc::ServerContext* context, const std::function<bool()>& done);
   grpc::Status Cancelled();
+  grpc::Status Failed(grpc::StatusCode code, const std::string& message);
 
   const FakeWorkerScript script_;
   std::string address_;
@@ -74,7 +95,11 @@ class FakeWorker : public v1::Worker::Service {
   mutable absl::Mutex mu_;
   bool answers_status_ = true;
   bool released_ = false;
-  std::vector<v1::RunShardRequest> requests_;
+  bool prefill_released_ = false;
+  bool answers_nccl_unique_id_ = true;
+  grpc::StatusCode fail_next_in_prefill_ = grpc::StatusCode::OK;
+  std::vector<FakeShardCall> calls_;
+  std::vector<std::string> nccl_unique_ids_;
   int running_ = 0;
   int cancelled_ = 0;
   int status_calls_ = 0;

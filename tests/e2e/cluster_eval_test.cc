@@ -6,7 +6,7 @@
 #include <tuple>
 
 #include "tests/e2e/cluster_fixture.h"
-#include "tools/cpu_greedy_runner.h"
+#include "tools/engine_greedy_runner.h"
 #include "tools/grpc_greedy_runner.h"
 #include "tools/reference_eval.h"
 #include "worker/model_weights.h"

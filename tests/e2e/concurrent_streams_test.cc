@@ -5,7 +5,7 @@
 #include <thread>
 
 #include "tests/e2e/cluster_fixture.h"
-#include "tools/cpu_greedy_runner.h"
+#include "tools/engine_greedy_runner.h"
 #include "worker/model_weights.h"
 
 namespace tessera {

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
-#include "tools/cpu_greedy_runner.h"
+#include "tools/engine_greedy_runner.h"
 #include "tools/reference_eval.h"
 #include "worker/model_weights.h"
 

@@ -1,15 +1,16 @@
 // Attention on CUDA against the CPU reference: GQA, causal by global position
 // (queries after, before and overlapping the keys), rows that see no key
 // (out 0, lse -inf), odd head dims, strides, kv_len 0; AttentionMerge with
-// -inf partials; and the bf16 check (bf16 q/k/v through the same kernel must be
-// within 2× the error of a plain implementation rounding inputs and outputs).
+// -inf partials; and the bf16 check (MixedAttention on bf16 q/k/v, the same
+// kernel, must be within 2× the error of a plain implementation rounding inputs
+// and outputs; mixed_precision_gpu_test.cc covers its other features).
 #include <cmath>
 #include <random>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "kernels/attention.h"
-#include "kernels/cuda/bf16_ops.h"
+#include "kernels/cuda/mixed_precision.h"
 #include "tests/kernels_gpu/gpu_test_util.h"
 
 namespace tessera {
@@ -137,7 +138,8 @@ TEST_F(AttentionGpuTest, Bf16WithinTwiceTheErrorOfPlainBf16) {
   DeviceArray<float> d_out(NaNs(L * Hq * D));
   p.q = p.k = p.v = nullptr;
   p.out = d_out.get();
-  const absl::Status status = cuda::AttentionBf16(p, d_q.get(), d_k.get(), d_v.get(), nullptr);
+  const absl::Status status = cuda::MixedAttention(p, cuda::ElementType::kBF16, d_q.get(),
+                                                   d_k.get(), d_v.get(), nullptr);
   ASSERT_TRUE(status.ok()) << status;
   const auto got = d_out.Download();
   const std::vector<double> ref64(ref.begin(), ref.end());

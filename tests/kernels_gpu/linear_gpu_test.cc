@@ -1,12 +1,13 @@
 // Linear through cuBLAS against the OpenBLAS reference (fp32, strides, bias,
-// accumulate), and the bf16 check: cuBLAS GemmEx on bf16 inputs must be within
-// 2× the error of a plain implementation that rounds inputs and outputs to bf16,
-// both measured against a float64 product of the unrounded inputs.
+// accumulate), and the bf16 check: MixedLinear on bf16 inputs (cuBLAS GemmEx)
+// must be within 2× the error of a plain implementation that rounds inputs and
+// outputs to bf16, both measured against a float64 product of the unrounded
+// inputs. mixed_precision_gpu_test.cc covers MixedLinear's strides and bias.
 #include <random>
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "kernels/cuda/bf16_ops.h"
+#include "kernels/cuda/mixed_precision.h"
 #include "kernels/linear.h"
 #include "tests/kernels_gpu/gpu_test_util.h"
 
@@ -89,7 +90,16 @@ TEST_F(LinearGpuTest, Bf16WithinTwiceTheErrorOfPlainBf16) {
   }
   DeviceArray<uint16_t> d_x(gpu_test::ToBf16(x)), d_w(gpu_test::ToBf16(w));
   DeviceArray<float> d_y(NaNs(m * n));
-  ASSERT_TRUE(cuda::LinearBf16(m, k, n, d_x.get(), d_w.get(), d_y.get(), nullptr).ok());
+  cuda::MixedLinearParams p;
+  p.rows = m;
+  p.in_features = k;
+  p.out_features = n;
+  p.type = cuda::ElementType::kBF16;
+  p.x = d_x.get();
+  p.weight = d_w.get();
+  p.y = d_y.get();
+  const absl::Status status = cuda::MixedLinear(p, nullptr);
+  ASSERT_TRUE(status.ok()) << status;
   const std::vector<float> got = d_y.Download();
   for (float v : got) ASSERT_TRUE(std::isfinite(v));
   const double err = gpu_test::RelativeL2(got, ref);

@@ -12,6 +12,7 @@
 #include "services/grpc_util.h"
 #include "services/worker_service.h"
 #include "tools/reference_eval.h"
+#include "worker/cpu_engine.h"
 #include "worker/model_weights.h"
 #include "worker/safetensors.h"
 
@@ -19,6 +20,7 @@ namespace tessera {
 namespace {
 
 struct TestWorker {
+  std::unique_ptr<Engine> engine;
   std::unique_ptr<WorkerService> service;
   std::unique_ptr<grpc::Server> server;
   std::string address;
@@ -33,7 +35,8 @@ std::vector<TestWorker> StartWorkers(const ModelWeights& weights, int n, int64_t
     ConfigureServerBuilder(builder, "127.0.0.1:0", &port);
     WorkerOptions options;
     options.memory_budget_bytes = budget;
-    w.service = std::make_unique<WorkerService>(weights, options);
+    w.engine = MakeCpuEngineView(weights);
+    w.service = std::make_unique<WorkerService>(*w.engine, options);
     builder.RegisterService(w.service.get());
     w.server = builder.BuildAndStart();
     w.address = WithPort("127.0.0.1:0", port);

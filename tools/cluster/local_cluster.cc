@@ -183,6 +183,10 @@ absl::Status LocalCluster::SpawnWorker(int i) {
   std::vector<std::string> argv = {options_.binary, "worker",  "--listen", "127.0.0.1:0", "--coordinator",
                                    address_,        "--model", options_.model_dir};
   argv.insert(argv.end(), options_.worker_flags.begin(), options_.worker_flags.end());
+  if (!options_.worker_devices.empty()) {
+    const size_t slot = static_cast<size_t>(i) % options_.worker_devices.size();
+    argv.insert(argv.end(), {"--device", absl::StrCat(options_.worker_devices[slot])});
+  }
   absl::StatusOr<std::unique_ptr<ChildProcess>> child =
       ChildProcess::Spawn({.argv = argv, .stdout_fd = log_fd_, .stderr_fd = log_fd_});
   if (!child.ok()) return child.status();

@@ -46,6 +46,9 @@ struct LocalClusterOptions {
   int coordinator_port = 0;  // 0: any free port
   std::vector<std::string> coordinator_flags;
   std::vector<std::string> worker_flags;
+  // When non-empty, worker i also gets --device worker_devices[i % size]
+  // (one GPU per worker process on a multi-GPU host).
+  std::vector<int> worker_devices;
   // Start's whole budget: address line, then every worker ready.
   std::chrono::milliseconds ready_timeout = std::chrono::seconds(60);
   // Between SIGTERM and SIGKILL in Stop.

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "tools/cli_flags.h"
 #include "tools/cluster/local_cluster.h"
+#include "worker/engine_factory.h"
 
 namespace tessera {
 namespace {
@@ -29,6 +30,8 @@ constexpr FlagSpec kLocalFlags[] = {
     {"tokenizer", true, "tokenizer.json for text (passed to the coordinator; default: the model's, if any)"},
     {"log-file", true, "append the children's output to this file instead of stderr"},
     {"ready-timeout-s", true, "how long the cluster may take to become ready (default 60)"},
+    {"backend", true, "workers' backend: auto (default: cuda when a GPU is visible), cuda or cpu"},
+    {"precision", true, "workers' precision: auto (default: bf16 on cuda, fp32 on cpu), bf16 or fp32"},
 };
 
 constexpr char kSummary[] =
@@ -64,7 +67,15 @@ absl::StatusOr<LocalClusterOptions> OptionsFromFlags(const CliFlags& flags) {
   if (flags.Has("memory-budget-mb")) {
     absl::StatusOr<int64_t> budget_mb = flags.GetInt("memory-budget-mb", 0);
     if (!budget_mb.ok()) return budget_mb.status();
-    options.worker_flags = {"--memory-budget-mb", absl::StrCat(*budget_mb)};
+    options.worker_flags.insert(options.worker_flags.end(), {"--memory-budget-mb", absl::StrCat(*budget_mb)});
+  }
+  const std::string backend = flags.GetString("backend", "auto");
+  options.worker_flags.insert(options.worker_flags.end(), {"--backend", backend});
+  if (flags.Has("precision")) {
+    options.worker_flags.insert(options.worker_flags.end(), {"--precision", flags.GetString("precision", "")});
+  }
+  if (backend != "cpu") {  // one GPU per worker, round robin over the visible ones
+    for (int i = 0; i < VisibleCudaDevices(); ++i) options.worker_devices.push_back(i);
   }
   if (flags.Has("min-shard-tokens")) {
     absl::StatusOr<int64_t> min_shard_tokens = flags.GetInt("min-shard-tokens", 0);
