@@ -41,8 +41,7 @@ absl::Status CheckSsdShape(absl::string_view op, int64_t seq_len, int64_t heads,
 
 }  // namespace
 
-absl::Status CheckLinearParams(const LinearParams& p) {
-  constexpr absl::string_view kOp = "Linear";
+absl::Status CheckLinearParams(const LinearParams& p, absl::string_view kOp) {
   RETURN_IF_ERROR(CheckNonNegative(kOp, "rows", p.rows));
   RETURN_IF_ERROR(CheckPositive(kOp, "in_features", p.in_features));
   RETURN_IF_ERROR(CheckPositive(kOp, "out_features", p.out_features));

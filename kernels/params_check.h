@@ -30,7 +30,8 @@
 
 namespace tessera {
 
-absl::Status CheckLinearParams(const LinearParams& p);
+// `op` names the caller in messages (MixedLinear reuses these checks).
+absl::Status CheckLinearParams(const LinearParams& p, absl::string_view op = "Linear");
 absl::Status CheckEmbeddingParams(const EmbeddingParams& p);
 // Every id of `ids` (host memory, num_tokens of them) lies in [0, vocab_size).
 // Run after CheckEmbeddingParams and before any row is written.

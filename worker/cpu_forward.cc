@@ -18,6 +18,7 @@
 #include "kernels/rope.h"
 #include "kernels/ssd_scan.h"
 #include "kernels/ssd_step.h"
+#include "worker/block_params.h"
 
 namespace tessera {
 namespace {
@@ -86,138 +87,53 @@ absl::StatusOr<std::vector<float>> ComposeInitialState(const MambaConfig& m, con
   return h_in;
 }
 
+block_params::MambaTensors TensorsOf(const MambaWeights& w) {
+  return {w.conv_weight.data, OrNull(w.conv_bias), w.dt_bias.data, w.A.data(), w.D.data, w.norm.data};
+}
+
 absl::Status MambaBlock(const ModelConfig& c, const MambaWeights& w, MambaLayerState& state, int64_t block,
                         const ShardContext& ctx, int64_t L, const float* normed, float* residual) {
   const MambaConfig& m = c.mamba;
-  const int64_t d_inner = m.d_inner();
-  const int64_t channels = m.conv_channels();
-  const int64_t width = m.in_proj_width();
-  const int64_t gn = m.num_groups * m.state_size;
+  const block_params::MambaTensors t = TensorsOf(w);
+  const bool sharded = ctx.sharded();
 
-  std::vector<float> proj(L * width);  // (L, [z | xBC | dt])
+  std::vector<float> proj(L * m.in_proj_width());  // (L, [z | xBC | dt])
   RETURN_IF_ERROR(Project(L, normed, 0, w.in_proj, w.in_proj_bias, proj.data(), 0, false));
-  const float* z = proj.data();
-  const float* xbc = proj.data() + d_inner;
-  const float* dt_raw = proj.data() + d_inner + channels;
 
-  std::vector<float> conv(L * channels);  // (L, C) = [x | B | C] after conv + SiLU
-  CausalConv1dParams cp;
-  cp.seq_len = L;
-  cp.channels = channels;
-  cp.kernel_width = m.conv_kernel;
-  cp.x = xbc;
-  cp.x_stride = width;
-  cp.weight = w.conv_weight.data;
-  cp.bias = OrNull(w.conv_bias);
   std::vector<float> halo;  // (K-1, C) when sharded
-  if (ctx.sharded()) {
-    ASSIGN_OR_RETURN(halo, GatherConvHalo(m, ctx, block, xbc, width, L));
+  if (sharded) {
+    ASSIGN_OR_RETURN(halo, GatherConvHalo(m, ctx, block, proj.data() + m.d_inner(), m.in_proj_width(), L));
   }
-  cp.state_in = ctx.sharded() ? halo.data() : state.conv.data();
-  cp.out = conv.data();
-  cp.state_out = state.conv.data();
-  RETURN_IF_ERROR(cpu::CausalConv1d(cp));
-
+  std::vector<float> conv(L * m.conv_channels());  // (L, C) = [x | B | C] after conv + SiLU
+  RETURN_IF_ERROR(cpu::CausalConv1d(block_params::Conv(m, t, L, proj.data(), sharded ? halo.data() : state.conv.data(),
+                                                       conv.data(), state.conv.data())));
   std::vector<float> dt(L * m.num_heads);  // (L, H)
-  DtSoftplusParams dp;
-  dp.rows = L;
-  dp.num_heads = m.num_heads;
-  dp.dt_raw = dt_raw;
-  dp.dt_stride = width;
-  dp.dt_bias = w.dt_bias.data;
-  dp.dt_min = m.dt_min;
-  dp.dt_max = m.dt_max;
-  dp.out = dt.data();
-  RETURN_IF_ERROR(cpu::DtSoftplus(dp));
+  RETURN_IF_ERROR(cpu::DtSoftplus(block_params::Dt(m, t, L, proj.data(), dt.data())));
 
-  std::vector<float> y(L * d_inner);  // (L, H, P)
-  const float* xs = conv.data();
-  const float* bs = conv.data() + d_inner;
-  const float* cs = conv.data() + d_inner + gn;
-  if (L == 1 && !ctx.sharded()) {  // decode: the one-token update
-    SsdStepParams sp;
-    sp.num_heads = m.num_heads;
-    sp.head_dim = m.head_dim;
-    sp.num_groups = m.num_groups;
-    sp.state_size = m.state_size;
-    sp.x = xs;
-    sp.dt = dt.data();
-    sp.A = w.A.data();
-    sp.B = bs;
-    sp.C = cs;
-    sp.D = w.D.data;
-    sp.state = state.ssm.data();
-    sp.y = y.data();
-    RETURN_IF_ERROR(cpu::SsdStep(sp));
+  std::vector<float> y(L * m.d_inner());  // (L, H, P)
+  if (L == 1 && !sharded) {  // decode: the one-token update
+    RETURN_IF_ERROR(cpu::SsdStep(block_params::Step(m, t, conv.data(), dt.data(), state.ssm.data(), y.data())));
   } else {
-    SsdScanParams sp;
-    sp.seq_len = L;
-    sp.num_heads = m.num_heads;
-    sp.head_dim = m.head_dim;
-    sp.num_groups = m.num_groups;
-    sp.state_size = m.state_size;
-    sp.chunk_size = m.chunk_size;
-    sp.x = xs;
-    sp.x_stride = channels;
-    sp.dt = dt.data();
-    sp.A = w.A.data();
-    sp.B = bs;
-    sp.b_stride = channels;
-    sp.C = cs;
-    sp.c_stride = channels;
-    sp.D = w.D.data;
-    sp.initial_state = ctx.sharded() ? nullptr : state.ssm.data();
-    sp.y = y.data();
-    sp.final_state = state.ssm.data();
     std::vector<float> log_decay(m.num_heads);  // (H)
-    sp.log_decay = log_decay.data();
-    RETURN_IF_ERROR(cpu::SsdScan(sp));
-    if (ctx.sharded()) {
+    RETURN_IF_ERROR(cpu::SsdScan(block_params::Scan(m, t, L, conv.data(), dt.data(),
+                                                    sharded ? nullptr : state.ssm.data(), y.data(), state.ssm.data(),
+                                                    log_decay.data())));
+    if (sharded) {
       // This shard ran from a zero state; add its true initial state's share.
       ASSIGN_OR_RETURN(std::vector<float> h_in, ComposeInitialState(m, ctx, block, log_decay, state.ssm));
       if (ctx.peers->rank() > 0) {
-        SsdAddInitialStateParams ap;
-        ap.seq_len = L;
-        ap.num_heads = m.num_heads;
-        ap.head_dim = m.head_dim;
-        ap.num_groups = m.num_groups;
-        ap.state_size = m.state_size;
-        ap.dt = dt.data();
-        ap.A = w.A.data();
-        ap.C = cs;
-        ap.c_stride = channels;
-        ap.initial_state = h_in.data();
-        ap.y = y.data();
-        ap.final_state = state.ssm.data();
-        RETURN_IF_ERROR(cpu::SsdAddInitialState(ap));
+        RETURN_IF_ERROR(cpu::SsdAddInitialState(block_params::AddInitialState(
+            m, t, L, conv.data(), dt.data(), h_in.data(), y.data(), state.ssm.data())));
       }
     }
   }
-
-  GatedRmsNormParams gp;
-  gp.rows = L;
-  gp.width = d_inner;
-  gp.group_size = m.norm_group_size();
-  gp.eps = c.norm_eps;
-  gp.y = y.data();
-  gp.z = z;
-  gp.z_stride = width;
-  gp.weight = w.norm.data;
-  gp.out = y.data();
-  RETURN_IF_ERROR(cpu::GatedRmsNorm(gp));
-
+  RETURN_IF_ERROR(cpu::GatedRmsNorm(block_params::GatedNorm(c, t, L, proj.data(), y.data())));
   return Project(L, y.data(), 0, w.out_proj, w.out_proj_bias, residual, 0, /*accumulate=*/true);
 }
 
-absl::Status MergeInto(AttentionPartial& acc, AttentionPartial& part, int64_t rows, int64_t head_dim) {
-  AttentionMergeParams mp;
-  mp.rows = rows;
-  mp.head_dim = head_dim;
-  mp.out = acc.out.data();
-  mp.lse = acc.lse.data();
-  mp.part_out = part.out.data();
-  mp.part_lse = part.lse.data();
-  return cpu::AttentionMerge(mp);
+absl::Status MergeInto(const AttentionConfig& a, int64_t L, AttentionPartial& acc, const AttentionPartial& part) {
+  return cpu::AttentionMerge(
+      block_params::Merge(a, L, acc.out.data(), acc.lse.data(), part.out.data(), part.lse.data()));
 }
 
 // Attention of q (L rows from q_position0) over one K/V block that starts at kv_position0.
@@ -227,21 +143,11 @@ absl::StatusOr<AttentionPartial> AttendBlock(const AttentionConfig& a, int64_t L
   AttentionPartial part;
   part.out.resize(L * a.num_heads * a.head_dim);  // (L, Hq, D)
   part.lse.resize(L * a.num_heads);              // (L, Hq)
-  AttentionParams ap;
-  ap.q_len = L;
-  ap.kv_len = kv_len;
-  ap.num_q_heads = a.num_heads;
-  ap.num_kv_heads = a.num_kv_heads;
-  ap.head_dim = a.head_dim;
+  AttentionParams ap = block_params::Attention(a, L, q_position0, kv_len, kv_position0, part.out.data(),
+                                                part.lse.data());
   ap.q = q;
   ap.k = k;
   ap.v = v;
-  ap.q_position0 = q_position0;
-  ap.kv_position0 = kv_position0;
-  ap.causal = true;
-  ap.scale = 1.0f / std::sqrt(static_cast<float>(a.head_dim));
-  ap.out = part.out.data();
-  ap.lse = part.lse.data();
   RETURN_IF_ERROR(cpu::Attention(ap));
   return part;
 }
@@ -265,7 +171,7 @@ absl::Status AttendRing(const AttentionConfig& a, const ShardContext& ctx, int64
     if (begin >= position0) continue;  // a later shard: causally invisible
     ASSIGN_OR_RETURN(AttentionPartial part,
                      AttendBlock(a, L, q, position0, len, kv_block.data(), kv_block.data() + len * kv_width, begin));
-    RETURN_IF_ERROR(MergeInto(acc, part, L * a.num_heads, a.head_dim));
+    RETURN_IF_ERROR(MergeInto(a, L, acc, part));
   }
   return absl::OkStatus();
 }
@@ -288,18 +194,8 @@ absl::Status AttentionBlock(const ModelConfig& c, const AttentionWeights& w, Att
   RETURN_IF_ERROR(Project(L, normed, 0, w.v_proj, w.v_bias, v_new, 0, false));
 
   if (a.rotary_dim > 0) {
-    RopeParams rp;
-    rp.num_tokens = L;
-    rp.head_dim = a.head_dim;
-    rp.rotary_dim = a.rotary_dim;
-    rp.theta = a.rope_theta;
-    rp.position0 = position0;
-    rp.num_heads = a.num_heads;
-    rp.x = q.data();
-    RETURN_IF_ERROR(cpu::Rope(rp));
-    rp.num_heads = a.num_kv_heads;
-    rp.x = k_new;
-    RETURN_IF_ERROR(cpu::Rope(rp));
+    RETURN_IF_ERROR(cpu::Rope(block_params::Rope(a, L, position0, a.num_heads, q.data())));
+    RETURN_IF_ERROR(cpu::Rope(block_params::Rope(a, L, position0, a.num_kv_heads, k_new)));
   }
 
   ASSIGN_OR_RETURN(AttentionPartial acc,
@@ -307,7 +203,7 @@ absl::Status AttentionBlock(const ModelConfig& c, const AttentionWeights& w, Att
   if (ctx.sharded()) RETURN_IF_ERROR(AttendRing(a, ctx, block, L, q.data(), position0, k_new, v_new, acc));
   if (ctx.remote_kv != nullptr) {
     ASSIGN_OR_RETURN(std::vector<AttentionPartial> parts, ctx.remote_kv->Attend(slot, q, L, position0));
-    for (AttentionPartial& part : parts) RETURN_IF_ERROR(MergeInto(acc, part, L * a.num_heads, a.head_dim));
+    for (const AttentionPartial& part : parts) RETURN_IF_ERROR(MergeInto(a, L, acc, part));
   }
   const std::vector<float>& out = acc.out;  // (L, Hq, D)
 
@@ -361,14 +257,7 @@ absl::Status RunBlock(const ModelConfig& c, const BlockWeights& block, int64_t b
 }
 
 absl::Status Normalize(const ModelConfig& c, const HostTensor& weight, int64_t rows, const float* x, float* out) {
-  RmsNormParams p;
-  p.rows = rows;
-  p.width = c.hidden_size;
-  p.eps = c.norm_eps;
-  p.x = x;
-  p.weight = weight.data;
-  p.out = out;
-  return cpu::RmsNorm(p);
+  return cpu::RmsNorm(block_params::Norm(c, rows, x, weight.data, out));
 }
 
 }  // namespace

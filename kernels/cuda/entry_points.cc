@@ -45,8 +45,8 @@ absl::Status Linear(const LinearParams& p, CudaStream stream) {
   constexpr absl::string_view kOp = "Linear";
   RETURN_IF_ERROR(CheckLinearParams(p));
   if (p.rows == 0) return absl::OkStatus();
-  ASSIGN_OR_RETURN(cublasHandle_t handle, CublasHandle(kOp));
-  RETURN_IF_ERROR(FromCublas(kOp, cublasSetStream(handle, ToCuda(stream))));
+  ASSIGN_OR_RETURN(cuda_host::CublasContext blas, CublasHandle(kOp));
+  RETURN_IF_ERROR(FromCublas(kOp, blas.api->SetStream(blas.handle, ToCuda(stream))));
   float beta = p.accumulate ? 1.0f : 0.0f;
   if (p.bias != nullptr) {
     RETURN_IF_ERROR(FromCuda(kOp, cuda_launch::LinearBias(p, ToCuda(stream))));
@@ -56,7 +56,7 @@ absl::Status Linear(const LinearParams& p, CudaStream stream) {
   // where W row-major (N, K) read column-major is (K, N), hence OP_T.
   const float alpha = 1.0f;
   return FromCublas(
-      kOp, cublasSgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(p.out_features),
+      kOp, blas.api->Sgemm(blas.handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(p.out_features),
                        static_cast<int>(p.rows), static_cast<int>(p.in_features), &alpha, p.weight,
                        static_cast<int>(p.in_features), p.x,
                        static_cast<int>(StrideOr(p.x_stride, p.in_features)), &beta, p.y,

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "kernels/attention.h"
+#include "kernels/cuda/cublas_api.h"
 #include "kernels/embedding.h"
 
 namespace tessera::cuda_host {
@@ -23,9 +24,14 @@ namespace tessera::cuda_host {
 absl::Status FromCuda(absl::string_view op, cudaError_t e);
 absl::Status FromCublas(absl::string_view op, cublasStatus_t s);
 
-// One handle per (thread, device), created on first use in the default math
+// The loaded cuBLAS (cublas_api.h) and this thread's handle for the current
+// device: one per (thread, device), created on first use in the default math
 // mode (no TF32) and kept for the thread.
-absl::StatusOr<cublasHandle_t> CublasHandle(absl::string_view op);
+struct CublasContext {
+  const CublasApi* api = nullptr;
+  cublasHandle_t handle = nullptr;
+};
+absl::StatusOr<CublasContext> CublasHandle(absl::string_view op);
 
 // Copies p.ids (num_tokens device int32) back and checks every id against
 // the vocabulary (CheckEmbeddingTokenIds); synchronizes `stream`.

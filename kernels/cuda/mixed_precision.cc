@@ -46,32 +46,25 @@ absl::Status CheckElementType(absl::string_view op, ElementType type) {
                     absl::StrCat("type must be kF32 or kBF16. Given: ", static_cast<int>(type)));
 }
 
+// The fp32 Linear of the same shapes and pointers (the pointers are only
+// dereferenced by the fp32 path; the checks read their nullness).
+LinearParams AsLinearParams(const MixedLinearParams& p) {
+  return LinearParams{p.rows,    p.in_features, p.out_features, static_cast<const float*>(p.x), p.x_stride,
+                      static_cast<const float*>(p.weight), p.bias, p.y, p.y_stride, p.accumulate};
+}
+
 absl::Status CheckMixedLinearParams(const MixedLinearParams& p) {
   constexpr absl::string_view kOp = "MixedLinear";
   RETURN_IF_ERROR(CheckElementType(kOp, p.type));
-  RETURN_IF_ERROR(CheckNonNegative(kOp, "rows", p.rows));
-  RETURN_IF_ERROR(CheckPositive(kOp, "in_features", p.in_features));
-  RETURN_IF_ERROR(CheckPositive(kOp, "out_features", p.out_features));
-  RETURN_IF_ERROR(CheckRowStride(kOp, "x_stride", p.x_stride, p.in_features));
-  RETURN_IF_ERROR(CheckRowStride(kOp, "y_stride", p.y_stride, p.out_features));
-  RETURN_IF_ERROR(CheckFitsBlasInt(kOp, "rows", p.rows));
-  RETURN_IF_ERROR(CheckFitsBlasInt(kOp, "in_features", p.in_features));
-  RETURN_IF_ERROR(CheckFitsBlasInt(kOp, "out_features", p.out_features));
-  RETURN_IF_ERROR(CheckFitsBlasInt(kOp, "x_stride", p.x_stride));
-  RETURN_IF_ERROR(CheckFitsBlasInt(kOp, "y_stride", p.y_stride));
-  if (p.rows == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(CheckNotNull(kOp, "x", p.x));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "weight", p.weight));
-  RETURN_IF_ERROR(CheckNotNull(kOp, "y", p.y));
-  return absl::OkStatus();
+  return CheckLinearParams(AsLinearParams(p), kOp);
 }
 
 // Validated params, rows > 0, bf16 operands. The bias step of cuda::Linear
 // (y = bias, or y += bias), then one GEMM with beta = 1 when there was a bias.
 absl::Status LinearBf16(const MixedLinearParams& p, cudaStream_t stream) {
   constexpr absl::string_view kOp = "MixedLinear";
-  ASSIGN_OR_RETURN(cublasHandle_t handle, CublasHandle(kOp));
-  RETURN_IF_ERROR(FromCublas(kOp, cublasSetStream(handle, stream)));
+  ASSIGN_OR_RETURN(cuda_host::CublasContext blas, CublasHandle(kOp));
+  RETURN_IF_ERROR(FromCublas(kOp, blas.api->SetStream(blas.handle, stream)));
   const int64_t x_stride = StrideOr(p.x_stride, p.in_features);
   const int64_t y_stride = StrideOr(p.y_stride, p.out_features);
   float beta = p.accumulate ? 1.0f : 0.0f;
@@ -92,7 +85,7 @@ absl::Status LinearBf16(const MixedLinearParams& p, cudaStream_t stream) {
   // (K, N), hence OP_T. bf16 operands, fp32 accumulation and output.
   const float alpha = 1.0f;
   return FromCublas(
-      kOp, cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(p.out_features),
+      kOp, blas.api->GemmEx(blas.handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(p.out_features),
                         static_cast<int>(p.rows), static_cast<int>(p.in_features), &alpha, p.weight,
                         CUDA_R_16BF, static_cast<int>(p.in_features), p.x, CUDA_R_16BF,
                         static_cast<int>(x_stride), &beta, p.y, CUDA_R_32F,
@@ -142,49 +135,44 @@ absl::Status MixedLinear(const MixedLinearParams& p, CudaStream stream) {
   if (p.rows == 0) return absl::OkStatus();
   switch (p.type) {
     case ElementType::kF32:
-      return Linear(
-          LinearParams{p.rows, p.in_features, p.out_features, static_cast<const float*>(p.x),
-                       p.x_stride, static_cast<const float*>(p.weight), p.bias, p.y, p.y_stride,
-                       p.accumulate},
-          stream);
+      return Linear(AsLinearParams(p), stream);
     case ElementType::kBF16:
       return LinearBf16(p, ToCuda(stream));
   }
   return absl::InternalError("MixedLinear: unhandled element type");
 }
 
-absl::Status StoreAs(ElementType type, int64_t rows, int64_t width, const float* in,
-                     int64_t in_stride, void* out, int64_t out_stride, CudaStream stream) {
-  constexpr absl::string_view kOp = "StoreAs";
-  RETURN_IF_ERROR(CheckCastParams(kOp, type, rows, width, in, in_stride, out, out_stride));
+namespace {
+
+// StoreAs and LoadAsFloat: the same checks and row walk; fp32 is a copy, bf16
+// the cast `to_or_from_bf16`.
+absl::Status CastRows(absl::string_view op, ElementType type, int64_t rows, int64_t width, const void* in,
+                      int64_t in_stride, void* out, int64_t out_stride, CudaStream stream,
+                      cudaError_t (*to_or_from_bf16)(const cuda_launch::CastRowsParams&, cudaStream_t)) {
+  RETURN_IF_ERROR(CheckCastParams(op, type, rows, width, in, in_stride, out, out_stride));
   if (rows == 0) return absl::OkStatus();
-  const cuda_launch::CastRowsParams cast =
-      MakeCastRows(rows, width, in, in_stride, out, out_stride);
+  const cuda_launch::CastRowsParams cast = MakeCastRows(rows, width, in, in_stride, out, out_stride);
   switch (type) {
     case ElementType::kF32:
       if (in == out) return absl::OkStatus();  // same rows, same stride
-      return FromCuda(kOp, cuda_launch::CopyF32(cast, ToCuda(stream)));
+      return FromCuda(op, cuda_launch::CopyF32(cast, ToCuda(stream)));
     case ElementType::kBF16:
-      return FromCuda(kOp, cuda_launch::CastF32ToBf16(cast, ToCuda(stream)));
+      return FromCuda(op, to_or_from_bf16(cast, ToCuda(stream)));
   }
-  return absl::InternalError("StoreAs: unhandled element type");
+  return absl::InternalError(absl::StrCat(op, ": unhandled element type"));
 }
 
-absl::Status LoadAsFloat(ElementType type, int64_t rows, int64_t width, const void* in,
-                         int64_t in_stride, float* out, int64_t out_stride, CudaStream stream) {
-  constexpr absl::string_view kOp = "LoadAsFloat";
-  RETURN_IF_ERROR(CheckCastParams(kOp, type, rows, width, in, in_stride, out, out_stride));
-  if (rows == 0) return absl::OkStatus();
-  const cuda_launch::CastRowsParams cast =
-      MakeCastRows(rows, width, in, in_stride, out, out_stride);
-  switch (type) {
-    case ElementType::kF32:
-      if (in == out) return absl::OkStatus();  // same rows, same stride
-      return FromCuda(kOp, cuda_launch::CopyF32(cast, ToCuda(stream)));
-    case ElementType::kBF16:
-      return FromCuda(kOp, cuda_launch::CastBf16ToF32(cast, ToCuda(stream)));
-  }
-  return absl::InternalError("LoadAsFloat: unhandled element type");
+}  // namespace
+
+absl::Status StoreAs(ElementType type, int64_t rows, int64_t width, const float* in, int64_t in_stride, void* out,
+                     int64_t out_stride, CudaStream stream) {
+  return CastRows("StoreAs", type, rows, width, in, in_stride, out, out_stride, stream, cuda_launch::CastF32ToBf16);
+}
+
+absl::Status LoadAsFloat(ElementType type, int64_t rows, int64_t width, const void* in, int64_t in_stride,
+                         float* out, int64_t out_stride, CudaStream stream) {
+  return CastRows("LoadAsFloat", type, rows, width, in, in_stride, out, out_stride, stream,
+                  cuda_launch::CastBf16ToF32);
 }
 
 absl::Status MixedEmbedding(const EmbeddingParams& p, ElementType type, const void* table,

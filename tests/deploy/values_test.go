@@ -21,6 +21,8 @@ func TestSchemaRejects(t *testing.T) {
 		{"misspelt key in a section", "metrics.servicemonitor.enabled=true", "Additional property servicemonitor is not allowed"},
 		{"string for a number", "workers.memoryBudgetMb=lots", "workers.memoryBudgetMb: Invalid type. Expected: integer, given: string"},
 		{"unknown backend", "workers.backend=rocm", "workers.backend"},
+		{"unknown precision", "workers.precision=fp8", "workers.precision"},
+		{"two GPUs per worker", "workers.gpusPerWorker=2", "workers.gpusPerWorker: Must be less than or equal to 1"},
 		{"port out of range", "coordinator.ports.grpc=0", "coordinator.ports.grpc"},
 		{"second coordinator", "coordinator.replicas=2", "coordinator.replicas"},
 		{"bad shm size", "workers.shm.sizeLimit=lots", "workers.shm.sizeLimit"},
@@ -52,8 +54,8 @@ func TestSchemaRejects(t *testing.T) {
 
 func TestCrossFieldRules(t *testing.T) {
 	cases := []struct{ set, wantInMessage string }{
-		{"workers.backend=cuda", "workers.gpusPerWorker must be >= 1 when workers.backend is cuda. Given: 0"},
-		{"workers.gpusPerWorker=1", "workers.gpusPerWorker must be 0 when workers.backend is cpu. Given: 1"},
+		{"workers.gpusPerWorker=0", "workers.gpusPerWorker must be 1 when workers.backend is cuda. Given: 0"},
+		{"workers.backend=cpu", "workers.gpusPerWorker must be 0 when workers.backend is cpu. Given: 1"},
 		{"model.source=hostPath", "model.hostPath.path is required when model.source is hostPath"},
 		{"model.pvc.existingClaim=", "model.pvc.existingClaim is required when model.source is pvc"},
 		{"model.path=/data/model", "model.path must lie under model.mountPath (/models)"},

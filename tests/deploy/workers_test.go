@@ -54,7 +54,7 @@ func checkHeadlessService(t *testing.T, objects []object, set object) {
 	}
 }
 
-// checkWorkerPod checks the default (cpu backend, no GPU) worker pod template.
+// checkWorkerPod checks the default (cuda backend, bf16, one GPU) worker pod template.
 func checkWorkerPod(t *testing.T, pod interface{}, subdomain string) {
 	t.Helper()
 	c := onlyContainer(t, pod)
@@ -67,7 +67,8 @@ func checkWorkerPod(t *testing.T, pod interface{}, subdomain string) {
 	wantFlag(t, args, "--advertise", strings.Replace(workerAdvertise, "tessera-worker", subdomain, 1))
 	wantFlag(t, args, "--model", "/models/model")
 	wantFlag(t, args, "--memory-budget-mb", "16384")
-	wantFlag(t, args, "--backend", "cpu")
+	wantFlag(t, args, "--backend", "cuda")
+	wantFlag(t, args, "--precision", "bf16")
 	wantFlag(t, args, "--metrics-port", "9091")
 	for _, name := range []string{"POD_NAME", "POD_NAMESPACE"} {
 		if get(envVar(c, name), "valueFrom", "fieldRef", "fieldPath") == nil {
@@ -75,8 +76,11 @@ func checkWorkerPod(t *testing.T, pod interface{}, subdomain string) {
 		}
 	}
 	checkGrpcProbes(t, c, 50061)
-	if get(c, "resources", "limits", "nvidia.com/gpu") != nil {
-		t.Errorf("the default cpu backend must not request GPUs: %v", c["resources"])
+	if got := get(c, "resources", "limits", "nvidia.com/gpu"); number(got) != 1 {
+		t.Errorf("the default cuda worker must request one GPU, got %v", c["resources"])
+	}
+	if e := envVar(c, "NCCL_NVLS_ENABLE"); e == nil || e["value"] != "0" {
+		t.Errorf("NCCL_NVLS_ENABLE: want \"0\" by default, got %v", e)
 	}
 	checkShm(t, pod, c)
 }
@@ -121,12 +125,13 @@ func checkShm(t *testing.T, pod interface{}, c object) {
 }
 
 func TestGpusAndNccl(t *testing.T) {
-	objects := render(t, "--set", "workers.backend=cuda,workers.gpusPerWorker=4,workers.nccl.socketIfname=eth0,workers.nccl.debug=INFO",
+	objects := render(t, "--set", "workers.precision=fp32,workers.nccl.socketIfname=eth0,workers.nccl.debug=INFO",
 		"--set", "workers.nccl.nvlsEnable=true")
 	c := onlyContainer(t, get(find(t, objects, "StatefulSet", "tessera-worker"), "spec", "template"))
-	if got := get(c, "resources", "limits", "nvidia.com/gpu"); number(got) != 4 {
-		t.Errorf("nvidia.com/gpu: want 4, got %v", got)
+	if got := get(c, "resources", "limits", "nvidia.com/gpu"); number(got) != 1 {
+		t.Errorf("nvidia.com/gpu: want 1, got %v", got)
 	}
+	wantFlag(t, stringList(c["args"]), "--precision", "fp32")
 	if got := get(c, "resources", "requests", "cpu"); got != "4" {
 		t.Errorf("resources.requests from values must be kept next to the GPU limit, got cpu %v", got)
 	}

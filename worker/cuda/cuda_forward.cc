@@ -19,6 +19,7 @@
 #include "kernels/rope.h"
 #include "kernels/ssd_scan.h"
 #include "kernels/ssd_step.h"
+#include "worker/block_params.h"
 #include "worker/cuda/ssd_compose.h"
 #include "worker/cuda/staged_device_exchange.h"
 
@@ -56,8 +57,8 @@ class ForwardPass {
   absl::Status Mamba(const DeviceMamba& mw, DeviceMambaState& st, int64_t block, const Operand& normed,
                      float* residual);
   absl::StatusOr<StreamBuffer> GatherConvHalo(int64_t block, const float* xbc, int64_t stride);
-  absl::Status AddInitialStateFromPeers(const DeviceMamba& mw, DeviceMambaState& st, int64_t block,
-                                        const float* log_decay, const float* dt, const float* cs, float* y);
+  absl::Status AddInitialStateFromPeers(const block_params::MambaTensors& t, DeviceMambaState& st, int64_t block,
+                                        const float* log_decay, const float* dt, const float* conv_out, float* y);
 
   absl::Status Attention(const DeviceAttention& aw, DeviceKv& kv, int64_t slot, int64_t block,
                          const Operand& normed, float* residual);
@@ -111,14 +112,7 @@ absl::Status ForwardPass::Project(int64_t rows, const Operand& x, const DeviceMa
 }
 
 absl::Status ForwardPass::Normalize(const DeviceVector& weight, int64_t rows, const float* x, float* out) {
-  RmsNormParams p;
-  p.rows = rows;
-  p.width = c_.hidden_size;
-  p.eps = c_.norm_eps;
-  p.x = x;
-  p.weight = weight.data();
-  p.out = out;
-  return cuda::RmsNorm(p, stream_);
+  return cuda::RmsNorm(block_params::Norm(c_, rows, x, weight.data(), out), stream_);
 }
 
 // The K-1 pre-conv rows before this shard, from the tails every rank sends:
@@ -159,9 +153,9 @@ absl::StatusOr<StreamBuffer> ForwardPass::GatherConvHalo(int64_t block, const fl
 
 // This shard ran from a zero state; all-gather (log Λ, S), compose h_in and
 // add its contribution to y and the final state (DESIGN.md).
-absl::Status ForwardPass::AddInitialStateFromPeers(const DeviceMamba& mw, DeviceMambaState& st, int64_t block,
-                                                   const float* log_decay, const float* dt, const float* cs,
-                                                   float* y) {
+absl::Status ForwardPass::AddInitialStateFromPeers(const block_params::MambaTensors& t, DeviceMambaState& st,
+                                                   int64_t block, const float* log_decay, const float* dt,
+                                                   const float* conv_out, float* y) {
   const MambaConfig& m = c_.mamba;
   const int64_t heads = m.num_heads;
   const int64_t per_head = m.head_dim * m.state_size;
@@ -181,158 +175,62 @@ absl::Status ForwardPass::AddInitialStateFromPeers(const DeviceMamba& mw, Device
   ASSIGN_OR_RETURN(StreamBuffer h_in, Floats(heads * per_head));  // (H, P, N)
   RETURN_IF_ERROR(Check("SSD compose", ComposeInitialState(all.as<float>(), rank, heads, per_head,
                                                            h_in.as<float>(), stream_)));
-  SsdAddInitialStateParams ap;
-  ap.seq_len = L_;
-  ap.num_heads = m.num_heads;
-  ap.head_dim = m.head_dim;
-  ap.num_groups = m.num_groups;
-  ap.state_size = m.state_size;
-  ap.dt = dt;
-  ap.A = mw.A.data();
-  ap.C = cs;
-  ap.c_stride = m.conv_channels();
-  ap.initial_state = h_in.as<float>();
-  ap.y = y;
-  ap.final_state = st.ssm.as<float>();
-  return cuda::SsdAddInitialState(ap, stream_);
+  return cuda::SsdAddInitialState(
+      block_params::AddInitialState(m, t, L_, conv_out, dt, h_in.as<float>(), y, st.ssm.as<float>()), stream_);
 }
 
 absl::Status ForwardPass::Mamba(const DeviceMamba& mw, DeviceMambaState& st, int64_t block, const Operand& normed,
                                 float* residual) {
   const MambaConfig& m = c_.mamba;
-  const int64_t d_inner = m.d_inner();
-  const int64_t channels = m.conv_channels();
-  const int64_t width = m.in_proj_width();
-  const int64_t gn = m.num_groups * m.state_size;
+  const block_params::MambaTensors t{mw.conv_weight.data(), mw.conv_bias.data(), mw.dt_bias.data(),
+                                     mw.A.data(),           mw.D.data(),         mw.norm.data()};
   const bool sharded = ctx_.sharded();
 
-  ASSIGN_OR_RETURN(StreamBuffer proj, Floats(L_ * width));  // (L, [z | xBC | dt])
+  ASSIGN_OR_RETURN(StreamBuffer proj, Floats(L_ * m.in_proj_width()));  // (L, [z | xBC | dt])
   RETURN_IF_ERROR(Project(L_, normed, mw.in_proj, mw.in_proj_bias, proj.as<float>(), 0, false));
-  const float* z = proj.as<float>();
-  const float* xbc = z + d_inner;
-  const float* dt_raw = z + d_inner + channels;
 
   StreamBuffer halo;  // (K-1, C) when sharded
   if (sharded) {
-    ASSIGN_OR_RETURN(halo, GatherConvHalo(block, xbc, width));
+    ASSIGN_OR_RETURN(halo, GatherConvHalo(block, proj.as<float>() + m.d_inner(), m.in_proj_width()));
   }
-  ASSIGN_OR_RETURN(StreamBuffer conv, Floats(L_ * channels));  // (L, C) = [x | B | C] after conv + SiLU
-  CausalConv1dParams cp;
-  cp.seq_len = L_;
-  cp.channels = channels;
-  cp.kernel_width = m.conv_kernel;
-  cp.x = xbc;
-  cp.x_stride = width;
-  cp.weight = mw.conv_weight.data();
-  cp.bias = mw.conv_bias.data();
-  cp.state_in = sharded ? halo.as<float>() : st.conv.as<float>();
-  cp.out = conv.as<float>();
-  cp.state_out = st.conv.as<float>();
-  RETURN_IF_ERROR(cuda::CausalConv1d(cp, stream_));
-
+  ASSIGN_OR_RETURN(StreamBuffer conv, Floats(L_ * m.conv_channels()));  // (L, C) = [x | B | C] after conv + SiLU
+  RETURN_IF_ERROR(cuda::CausalConv1d(block_params::Conv(m, t, L_, proj.as<float>(),
+                                                        sharded ? halo.as<float>() : st.conv.as<float>(),
+                                                        conv.as<float>(), st.conv.as<float>()),
+                                     stream_));
   ASSIGN_OR_RETURN(StreamBuffer dt, Floats(L_ * m.num_heads));  // (L, H)
-  DtSoftplusParams dp;
-  dp.rows = L_;
-  dp.num_heads = m.num_heads;
-  dp.dt_raw = dt_raw;
-  dp.dt_stride = width;
-  dp.dt_bias = mw.dt_bias.data();
-  dp.dt_min = m.dt_min;
-  dp.dt_max = m.dt_max;
-  dp.out = dt.as<float>();
-  RETURN_IF_ERROR(cuda::DtSoftplus(dp, stream_));
+  RETURN_IF_ERROR(cuda::DtSoftplus(block_params::Dt(m, t, L_, proj.as<float>(), dt.as<float>()), stream_));
 
-  ASSIGN_OR_RETURN(StreamBuffer y, Floats(L_ * d_inner));  // (L, H, P)
-  const float* xs = conv.as<float>();
-  const float* bs = xs + d_inner;
-  const float* cs = xs + d_inner + gn;
+  ASSIGN_OR_RETURN(StreamBuffer y, Floats(L_ * m.d_inner()));  // (L, H, P)
   if (L_ == 1 && !sharded) {  // decode: the one-token update
-    SsdStepParams sp;
-    sp.num_heads = m.num_heads;
-    sp.head_dim = m.head_dim;
-    sp.num_groups = m.num_groups;
-    sp.state_size = m.state_size;
-    sp.x = xs;
-    sp.dt = dt.as<float>();
-    sp.A = mw.A.data();
-    sp.B = bs;
-    sp.C = cs;
-    sp.D = mw.D.data();
-    sp.state = st.ssm.as<float>();
-    sp.y = y.as<float>();
-    RETURN_IF_ERROR(cuda::SsdStep(sp, stream_));
+    RETURN_IF_ERROR(cuda::SsdStep(
+        block_params::Step(m, t, conv.as<float>(), dt.as<float>(), st.ssm.as<float>(), y.as<float>()), stream_));
   } else {
     ASSIGN_OR_RETURN(StreamBuffer log_decay, Floats(m.num_heads));  // (H)
-    SsdScanParams sp;
-    sp.seq_len = L_;
-    sp.num_heads = m.num_heads;
-    sp.head_dim = m.head_dim;
-    sp.num_groups = m.num_groups;
-    sp.state_size = m.state_size;
-    sp.chunk_size = m.chunk_size;
-    sp.x = xs;
-    sp.x_stride = channels;
-    sp.dt = dt.as<float>();
-    sp.A = mw.A.data();
-    sp.B = bs;
-    sp.b_stride = channels;
-    sp.C = cs;
-    sp.c_stride = channels;
-    sp.D = mw.D.data();
-    sp.initial_state = sharded ? nullptr : st.ssm.as<float>();
-    sp.y = y.as<float>();
-    sp.final_state = st.ssm.as<float>();
-    sp.log_decay = log_decay.as<float>();
-    RETURN_IF_ERROR(cuda::SsdScan(sp, stream_));
+    RETURN_IF_ERROR(cuda::SsdScan(block_params::Scan(m, t, L_, conv.as<float>(), dt.as<float>(),
+                                                     sharded ? nullptr : st.ssm.as<float>(), y.as<float>(),
+                                                     st.ssm.as<float>(), log_decay.as<float>()),
+                                  stream_));
     if (sharded) {
-      RETURN_IF_ERROR(AddInitialStateFromPeers(mw, st, block, log_decay.as<float>(), dt.as<float>(), cs,
-                                               y.as<float>()));
+      RETURN_IF_ERROR(AddInitialStateFromPeers(t, st, block, log_decay.as<float>(), dt.as<float>(),
+                                               conv.as<float>(), y.as<float>()));
     }
   }
+  RETURN_IF_ERROR(cuda::GatedRmsNorm(block_params::GatedNorm(c_, t, L_, proj.as<float>(), y.as<float>()), stream_));
 
-  GatedRmsNormParams gp;
-  gp.rows = L_;
-  gp.width = d_inner;
-  gp.group_size = m.norm_group_size();
-  gp.eps = c_.norm_eps;
-  gp.y = y.as<float>();
-  gp.z = z;
-  gp.z_stride = width;
-  gp.weight = mw.norm.data();
-  gp.out = y.as<float>();
-  RETURN_IF_ERROR(cuda::GatedRmsNorm(gp, stream_));
-
-  ASSIGN_OR_RETURN(Operand y_op, MakeOperand(y.as<float>(), L_, d_inner, 0));
+  ASSIGN_OR_RETURN(Operand y_op, MakeOperand(y.as<float>(), L_, m.d_inner(), 0));
   return Project(L_, y_op, mw.out_proj, mw.out_proj_bias, residual, 0, /*accumulate=*/true);
 }
 
 absl::Status ForwardPass::Attend(const void* q, int64_t kv_len, const void* k, const void* v, int64_t kv_position0,
                                  float* out, float* lse) {
-  const AttentionConfig& a = c_.attention;
-  AttentionParams ap;
-  ap.q_len = L_;
-  ap.kv_len = kv_len;
-  ap.num_q_heads = a.num_heads;
-  ap.num_kv_heads = a.num_kv_heads;
-  ap.head_dim = a.head_dim;
-  ap.q_position0 = state_.num_tokens_;
-  ap.kv_position0 = kv_position0;
-  ap.causal = true;
-  ap.scale = 1.0f / std::sqrt(static_cast<float>(a.head_dim));
-  ap.out = out;
-  ap.lse = lse;
+  const AttentionParams ap =
+      block_params::Attention(c_.attention, L_, state_.num_tokens_, kv_len, kv_position0, out, lse);
   return cuda::MixedAttention(ap, w_.type, q, k, v, stream_);
 }
 
 absl::Status ForwardPass::Merge(float* out, float* lse, const float* part_out, const float* part_lse) {
-  AttentionMergeParams mp;
-  mp.rows = L_ * c_.attention.num_heads;
-  mp.head_dim = c_.attention.head_dim;
-  mp.out = out;
-  mp.lse = lse;
-  mp.part_out = part_out;
-  mp.part_lse = part_lse;
-  return cuda::AttentionMerge(mp, stream_);
+  return cuda::AttentionMerge(block_params::Merge(c_.attention, L_, out, lse, part_out, part_lse), stream_);
 }
 
 // Ring attention: this shard's new K/V travels around the ring while every
@@ -413,18 +311,9 @@ absl::Status ForwardPass::Attention(const DeviceAttention& aw, DeviceKv& kv, int
   RETURN_IF_ERROR(Project(L_, normed, aw.k_proj, aw.k_bias, k_new.as<float>(), 0, false));
   RETURN_IF_ERROR(Project(L_, normed, aw.v_proj, aw.v_bias, v_new.as<float>(), 0, false));
   if (a.rotary_dim > 0) {
-    RopeParams rp;
-    rp.num_tokens = L_;
-    rp.head_dim = a.head_dim;
-    rp.rotary_dim = a.rotary_dim;
-    rp.theta = a.rope_theta;
-    rp.position0 = state_.num_tokens_;
-    rp.num_heads = a.num_heads;
-    rp.x = q.as<float>();
-    RETURN_IF_ERROR(cuda::Rope(rp, stream_));
-    rp.num_heads = a.num_kv_heads;
-    rp.x = k_new.as<float>();
-    RETURN_IF_ERROR(cuda::Rope(rp, stream_));
+    RETURN_IF_ERROR(cuda::Rope(block_params::Rope(a, L_, state_.num_tokens_, a.num_heads, q.as<float>()), stream_));
+    RETURN_IF_ERROR(
+        cuda::Rope(block_params::Rope(a, L_, state_.num_tokens_, a.num_kv_heads, k_new.as<float>()), stream_));
   }
   // Append to the cache in its element type.
   const int64_t cached = kv.tokens;
@@ -577,18 +466,8 @@ absl::StatusOr<AttentionPartial> AttendStoredKvCuda(const DeviceWeights& w, cons
   RETURN_IF_ERROR(cuda::StoreAs(w.type, q_len, q_width, q_f32.as<float>(), 0, q_op.get(), 0, stream));
   ASSIGN_OR_RETURN(StreamBuffer out, StreamBuffer::Allocate(q.size() * sizeof(float), stream));  // (q_len, Hq, D)
   ASSIGN_OR_RETURN(StreamBuffer lse, StreamBuffer::Allocate(q_len * a.num_heads * sizeof(float), stream));  // (q_len, Hq)
-  AttentionParams ap;
-  ap.q_len = q_len;
-  ap.kv_len = kv.tokens;
-  ap.num_q_heads = a.num_heads;
-  ap.num_kv_heads = a.num_kv_heads;
-  ap.head_dim = a.head_dim;
-  ap.q_position0 = q_position0;
-  ap.kv_position0 = state.kv_begin_;
-  ap.causal = true;
-  ap.scale = 1.0f / std::sqrt(static_cast<float>(a.head_dim));
-  ap.out = out.as<float>();
-  ap.lse = lse.as<float>();
+  const AttentionParams ap =
+      block_params::Attention(a, q_len, q_position0, kv.tokens, state.kv_begin_, out.as<float>(), lse.as<float>());
   RETURN_IF_ERROR(cuda::MixedAttention(ap, w.type, q_op.get(), kv.k.get(), kv.v.get(), stream));
   AttentionPartial part;
   part.out.resize(q.size());

@@ -124,7 +124,7 @@ Cross-field rules the schema does not express; the message quotes the value.
 {{- define "tessera.validate" -}}
 {{- $w := .Values.workers }}
 {{- if and (eq $w.backend "cuda") (lt ($w.gpusPerWorker | int) 1) }}
-{{- fail (printf "workers.gpusPerWorker must be >= 1 when workers.backend is cuda. Given: %d" ($w.gpusPerWorker | int)) }}
+{{- fail (printf "workers.gpusPerWorker must be 1 when workers.backend is cuda. Given: %d" ($w.gpusPerWorker | int)) }}
 {{- end }}
 {{- if and (eq $w.backend "cpu") (gt ($w.gpusPerWorker | int) 0) }}
 {{- fail (printf "workers.gpusPerWorker must be 0 when workers.backend is cpu. Given: %d" ($w.gpusPerWorker | int)) }}

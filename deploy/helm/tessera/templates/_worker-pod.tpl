@@ -52,6 +52,10 @@ spec:
         - {{ $w.memoryBudgetMb | int | quote }}
         - --backend
         - {{ $w.backend }}
+        {{- if eq $w.backend "cuda" }}
+        - --precision
+        - {{ $w.precision | default "bf16" }}
+        {{- end }}
         - --metrics-port
         - {{ $w.ports.metrics | int | quote }}
         {{- if and (eq $w.backend "cpu") (gt ($w.blasThreads | int) 0) }}
