@@ -35,7 +35,8 @@ constexpr FlagSpec kWorkerFlags[] = {
     {"listen", true, "address to serve on (default 127.0.0.1:0: a free port)"},
     {"coordinator", true, "coordinator address to register with (optional)"},
     {"advertise", true, "address peers dial (default: the listen host and bound port)"},
-    {"memory-budget-mb", true, "K/V + state memory this worker may hold (default 1024)"},
+    {"memory-budget-mb", true, "K/V + state memory this worker may hold (default: 1024 on cpu; on cuda half the "
+                               "GPU memory free after the weights)"},
     {"blas-threads", true, "BLAS threads per matrix product (default 1)"},
     {"metrics-port", true, "serve Prometheus /metrics on this port of the listen host (0: any free port)"},
     {"backend", true, "auto (default: cuda when a GPU is visible, else cpu), cuda or cpu"},
@@ -90,9 +91,11 @@ class Registrar {
 absl::Status Serve(const CliFlags& flags) {
   ASSIGN_OR_RETURN(std::string model_dir, flags.RequireString("model"));
   const std::string listen = flags.GetString("listen", "127.0.0.1:0");
-  ASSIGN_OR_RETURN(int64_t budget_mb, flags.GetInt("memory-budget-mb", 1024));
+  ASSIGN_OR_RETURN(int64_t budget_mb, flags.GetInt("memory-budget-mb", 0));  // 0: the engine's default
   ASSIGN_OR_RETURN(int64_t blas_threads, flags.GetInt("blas-threads", 1));
-  if (budget_mb <= 0) return absl::InvalidArgumentError(absl::StrCat("--memory-budget-mb must be > 0. Given: ", budget_mb));
+  if (flags.Has("memory-budget-mb") && budget_mb <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--memory-budget-mb must be > 0. Given: ", budget_mb));
+  }
   cpu::SetBlasThreads(static_cast<int>(blas_threads));
 
   EngineOptions engine_options;
@@ -104,6 +107,7 @@ absl::Status Serve(const CliFlags& flags) {
   ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, LoadEngine(model_dir, engine_options));
   const std::string backend = engine->backend();
   WorkerOptions options;
+  if (!flags.Has("memory-budget-mb")) budget_mb = engine->DefaultMemoryBudgetBytes() >> 20;
   options.memory_budget_bytes = budget_mb << 20;
 #ifdef TESSERA_HAVE_NCCL
   // GPU workers exchange shard data over NCCL when the coordinator forms a group.

@@ -47,6 +47,10 @@ class Engine {
   // state bytes of one request, in this engine's storage types.
   virtual int64_t KvBytesPerToken() const = 0;
   virtual int64_t StateBytesPerRequest() const = 0;
+  // The K/V + state budget a worker takes when not told: 1 GiB on the CPU;
+  // on a GPU half the device memory free after the weights (the other half
+  // stays for a long prefill's activations and the CUDA libraries).
+  virtual int64_t DefaultMemoryBudgetBytes() const = 0;
 
   // Fresh state for a shard starting at global position `begin` (0: a whole
   // sequence); `capacity_tokens` is a hint of how many tokens it will hold.

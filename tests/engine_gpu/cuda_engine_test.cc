@@ -8,10 +8,10 @@
 
 #include "coordinator/shard_plan.h"
 #include "gtest/gtest.h"
+#include "tests/support/sharded_run.h"
 #include "tools/engine_greedy_runner.h"
 #include "tools/reference_eval.h"
 #include "worker/engine_factory.h"
-#include "worker/local_peer_group.h"
 #include "worker/safetensors.h"
 #include "worker/sampler.h"
 
@@ -39,7 +39,7 @@ std::vector<int32_t> ReferencePrompt(const std::string& fixture, int64_t length)
   return std::vector<int32_t>(ids->begin(), ids->begin() + length);
 }
 
-class CudaEngineTest : public testing::TestWithParam<std::string> {
+class CudaEngineTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     if (VisibleCudaDevices() == 0) GTEST_SKIP() << "no CUDA device";
@@ -66,78 +66,6 @@ TEST_P(CudaEngineTest, Bf16WithinThreePercent) {
   for (const LengthReport& r : *reports) EXPECT_TRUE(r.passed) << "length " << r.length;
 }
 
-// Other shards' K/V answered in process, as AttendKv would over gRPC.
-class InProcessRemoteKv : public RemoteKvAttention {
- public:
-  InProcessRemoteKv(Engine& engine, std::vector<const ShardState*> others) : engine_(engine), others_(std::move(others)) {}
-  absl::StatusOr<std::vector<AttentionPartial>> Attend(int64_t slot, absl::Span<const float> q, int64_t q_len,
-                                                       int64_t q_position0) override {
-    std::vector<AttentionPartial> parts;
-    for (const ShardState* s : others_) {
-      absl::StatusOr<AttentionPartial> p = engine_.AttendStoredKv(*s, slot, q, q_len, q_position0);
-      if (!p.ok()) return p.status();
-      parts.push_back(*std::move(p));
-    }
-    return parts;
-  }
-
- private:
-  Engine& engine_;
-  std::vector<const ShardState*> others_;
-};
-
-// Prompt logits of W shards run concurrently, then greedy decode on the last.
-absl::StatusOr<GreedyRun> RunSharded(Engine& engine, const std::vector<int32_t>& prompt,
-                                     const std::vector<int64_t>& bounds, int steps) {
-  const int size = static_cast<int>(bounds.size()) - 1;
-  auto mailbox = std::make_shared<PeerMailbox>();
-  std::vector<std::unique_ptr<LocalPeerGroup>> groups;
-  std::vector<std::unique_ptr<ShardState>> states;
-  for (int r = 0; r < size; ++r) {
-    groups.push_back(std::make_unique<LocalPeerGroup>(mailbox, "req", r, size, std::chrono::seconds(60)));
-    absl::StatusOr<std::unique_ptr<ShardState>> s = engine.NewState(bounds[r], bounds[r + 1] - bounds[r]);
-    if (!s.ok()) return s.status();
-    states.push_back(*std::move(s));
-  }
-  std::vector<absl::StatusOr<std::vector<float>>> logits(size, absl::UnknownError("not run"));
-  std::vector<std::thread> threads;
-  for (int r = 0; r < size; ++r) {
-    threads.emplace_back([&, r] {
-      ShardContext ctx;
-      ctx.peers = groups[r].get();
-      ctx.shard_bounds = bounds;
-      logits[r] = engine.Forward(*states[r], absl::MakeConstSpan(prompt).subspan(bounds[r], bounds[r + 1] - bounds[r]),
-                                 LogitsRows::kAll, ctx);
-    });
-  }
-  for (std::thread& t : threads) t.join();
-  GreedyRun run;
-  for (int r = 0; r < size; ++r) {
-    if (!logits[r].ok()) return logits[r].status();
-    run.prompt_logits.insert(run.prompt_logits.end(), logits[r]->begin(), logits[r]->end());
-  }
-  std::vector<const ShardState*> others;
-  for (int r = 0; r + 1 < size; ++r) {
-    states[r]->DropMambaStates();  // as a worker does: only K/V stays
-    others.push_back(states[r].get());
-  }
-  InProcessRemoteKv remote(engine, others);
-  ShardContext decode_ctx;
-  decode_ctx.remote_kv = size > 1 ? &remote : nullptr;
-  const int64_t vocab = engine.config().vocab_size;
-  std::vector<float> last(run.prompt_logits.end() - vocab, run.prompt_logits.end());
-  for (int step = 0; step < steps; ++step) {
-    const int32_t token = GreedyToken(last);
-    run.tokens.push_back(token);
-    run.step_logits.insert(run.step_logits.end(), last.begin(), last.end());
-    const int32_t next[1] = {token};
-    absl::StatusOr<std::vector<float>> out = engine.Forward(*states.back(), next, LogitsRows::kLast, decode_ctx);
-    if (!out.ok()) return out.status();
-    last = *std::move(out);
-  }
-  return run;
-}
-
 void ExpectShardedMatchesWhole(const std::string& fixture, const std::string& precision, double tolerance) {
   std::unique_ptr<Engine> engine = LoadOrDie(fixture, precision);
   ASSERT_NE(engine, nullptr);
@@ -151,8 +79,8 @@ void ExpectShardedMatchesWhole(const std::string& fixture, const std::string& pr
     cuts.push_back(*planned);
   }
   for (const std::vector<int64_t>& bounds : cuts) {
-    SCOPED_TRACE(testing::Message() << fixture << " " << precision << " shards " << bounds.size() - 1);
-    absl::StatusOr<GreedyRun> sharded = RunSharded(*engine, prompt, bounds, kDecodeSteps);
+    SCOPED_TRACE(::testing::Message() << fixture << " " << precision << " shards " << bounds.size() - 1);
+    absl::StatusOr<GreedyRun> sharded = testing::RunShardedGreedy(*engine, prompt, bounds, kDecodeSteps);
     ASSERT_TRUE(sharded.ok()) << sharded.status();
     const double prompt_err = RelativeL2(sharded->prompt_logits, whole->prompt_logits);
     const double step_err = RelativeL2(sharded->step_logits, whole->step_logits);
@@ -208,7 +136,7 @@ TEST_P(CudaEngineTest, BadInputIsRefusedAndTheEngineStaysUsable) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(HfTiny, CudaEngineTest, testing::Values("mamba2-tiny", "bamba-tiny", "nemotronh-tiny"),
+INSTANTIATE_TEST_SUITE_P(HfTiny, CudaEngineTest, ::testing::Values("mamba2-tiny", "bamba-tiny", "nemotronh-tiny"),
                          [](const auto& info) {
                            std::string name = info.param;
                            for (char& ch : name) ch = ch == '-' ? '_' : ch;

@@ -44,8 +44,8 @@ const char* TypeName(cuda::ElementType type) { return type == cuda::ElementType:
 
 class CudaEngine final : public Engine {
  public:
-  CudaEngine(std::unique_ptr<DeviceWeights> weights, std::string device_name)
-      : w_(std::move(weights)), device_name_(std::move(device_name)) {}
+  CudaEngine(std::unique_ptr<DeviceWeights> weights, std::string device_name, int64_t free_after_weights)
+      : w_(std::move(weights)), device_name_(std::move(device_name)), free_after_weights_(free_after_weights) {}
 
   const ModelConfig& config() const override { return w_->config; }
   std::string backend() const override { return "cuda"; }
@@ -57,6 +57,7 @@ class CudaEngine final : public Engine {
     return tessera::KvBytesPerToken(config(), cuda::ElementBytes(w_->type));
   }
   int64_t StateBytesPerRequest() const override { return tessera::StateBytesPerRequest(config()); }
+  int64_t DefaultMemoryBudgetBytes() const override { return free_after_weights_ / 2; }
 
   absl::StatusOr<std::unique_ptr<ShardState>> NewState(int64_t begin, int64_t capacity_tokens) override {
     RETURN_IF_ERROR(UseDevice());
@@ -97,6 +98,7 @@ class CudaEngine final : public Engine {
 
   std::unique_ptr<DeviceWeights> w_;
   std::string device_name_;
+  int64_t free_after_weights_;  // device bytes free once the weights were uploaded
 };
 
 }  // namespace
@@ -129,7 +131,9 @@ absl::StatusOr<std::unique_ptr<Engine>> MakeCudaEngine(std::unique_ptr<ModelWeig
   ASSIGN_OR_RETURN(std::unique_ptr<DeviceWeights> device_weights,
                    cuda_engine::UploadWeights(*weights, options.type, options.device));
   weights.reset();  // the host copy (and the checkpoint mapping) is no longer needed
-  return std::make_unique<CudaEngine>(std::move(device_weights), prop.name);
+  size_t free_bytes = 0, total_bytes = 0;
+  RETURN_IF_ERROR(CudaStatus("cudaMemGetInfo", cudaMemGetInfo(&free_bytes, &total_bytes)));
+  return std::make_unique<CudaEngine>(std::move(device_weights), prop.name, static_cast<int64_t>(free_bytes));
 }
 
 }  // namespace tessera
