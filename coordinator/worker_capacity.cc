@@ -8,10 +8,13 @@ namespace tessera {
 int64_t WorkerFreeTokens(const v1::WorkerStatus& status, int64_t held_bytes) {
   const int64_t room = status.memory_budget_bytes() - held_bytes - status.state_bytes_per_request();
   if (room < 0) return 0;
+  int64_t tokens = 0;
   if (status.kv_bytes_per_token() <= 0) {
-    return status.max_position_embeddings() > 0 ? status.max_position_embeddings() : kUnboundedTokens;
+    tokens = status.max_position_embeddings() > 0 ? status.max_position_embeddings() : kUnboundedTokens;
+  } else {
+    tokens = room / status.kv_bytes_per_token();
   }
-  return room / status.kv_bytes_per_token();
+  return status.max_shard_tokens() > 0 ? std::min(tokens, status.max_shard_tokens()) : tokens;
 }
 
 int64_t ShardReservationBytes(const v1::WorkerStatus& status, int64_t tokens) {

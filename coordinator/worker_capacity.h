@@ -7,6 +7,8 @@
 //
 // A model without attention (kv_bytes_per_token 0) holds any length: its
 // capacity is max_position_embeddings, or kUnboundedTokens when that is 0.
+// A worker that reports max_shard_tokens (the longest shard its prefill can
+// take: GPU activation memory) never counts more than that.
 #pragma once
 
 #include <cstdint>

@@ -138,6 +138,11 @@ absl::StatusOr<std::shared_ptr<WorkerService::ActiveShard>> WorkerService::Admit
   const int64_t tokens = r.token_ids_size() + (last ? std::max(0, r.stopping().max_new_tokens()) : 0);
   const int64_t needed = std::max<int64_t>(r.reserved_bytes(), tokens * engine_.KvBytesPerToken() +
                                                                     engine_.StateBytesPerRequest());
+  if (options_.max_shard_tokens > 0 && r.token_ids_size() > options_.max_shard_tokens) {
+    return absl::ResourceExhaustedError(absl::StrCat("worker ", options_.advertised_address, " prefills at most ",
+                                                     options_.max_shard_tokens, " tokens per shard (GPU memory for "
+                                                     "activations); shard ", r.rank(), " has ", r.token_ids_size()));
+  }
   std::unique_lock<std::mutex> lock(mu_);
   if (shards_.count(r.request_id()) > 0) {
     return absl::AlreadyExistsError(absl::StrCat("request ", r.request_id(), " is already running here"));
@@ -196,6 +201,7 @@ grpc::Status WorkerService::GetStatus(grpc::ServerContext*, const tessera::v1::G
   response->set_num_layers(static_cast<int32_t>(config.blocks.size()));
   response->set_metrics_address(options_.metrics_address);
   response->set_backend(engine_.backend());
+  response->set_max_shard_tokens(options_.max_shard_tokens);
   response->add_peer_transports("grpc");
   if (options_.nccl_groups != nullptr) response->add_peer_transports("nccl");
   return grpc::Status::OK;

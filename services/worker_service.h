@@ -30,6 +30,9 @@ struct WorkerOptions {
   // The NCCL communicators of this worker's groups (a CUDA worker in a build
   // with NCCL); null: shards exchange over gRPC only. Must outlive the service.
   NcclGroups* nccl_groups = nullptr;
+  // The longest shard this worker prefills (Engine::PrefillTokenLimit); 0: no
+  // limit. Reported in GetStatus; a longer shard is refused.
+  int64_t max_shard_tokens = 0;
 };
 
 class WorkerService final : public tessera::v1::Worker::Service {

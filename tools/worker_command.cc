@@ -109,6 +109,11 @@ absl::Status Serve(const CliFlags& flags) {
   WorkerOptions options;
   if (!flags.Has("memory-budget-mb")) budget_mb = engine->DefaultMemoryBudgetBytes() >> 20;
   options.memory_budget_bytes = budget_mb << 20;
+  options.max_shard_tokens = engine->PrefillTokenLimit(options.memory_budget_bytes);
+  if (backend == "cuda" && options.max_shard_tokens < engine->config().mamba.chunk_size) {
+    return absl::InvalidArgumentError(absl::StrCat("--memory-budget-mb ", budget_mb, " leaves too little GPU memory for "
+                                                   "a prefill's activations; lower it"));
+  }
 #ifdef TESSERA_HAVE_NCCL
   // GPU workers exchange shard data over NCCL when the coordinator forms a group.
   std::unique_ptr<NcclGroups> nccl_groups;
@@ -141,8 +146,10 @@ absl::Status Serve(const CliFlags& flags) {
   const std::string address = flags.GetString("advertise", WithPort(listen, port));
   service->set_advertised_address(address);
   std::cout << "worker listening on " << address << " (" << engine->config().model_type << ", "
-            << engine->Describe() << ", budget " << budget_mb
-            << " MiB" << (metrics_endpoint ? ", metrics on " + metrics_endpoint->address() : std::string()) << ")"
+            << engine->Describe() << ", K/V budget " << budget_mb << " MiB"
+            << (options.max_shard_tokens > 0 ? absl::StrCat(", shards up to ", options.max_shard_tokens, " tokens")
+                                             : std::string())
+            << (metrics_endpoint ? ", metrics on " + metrics_endpoint->address() : std::string()) << ")"
             << std::endl;
 
   std::unique_ptr<Registrar> registrar;

@@ -30,6 +30,7 @@ class CpuEngine final : public Engine {
   int64_t KvBytesPerToken() const override { return tessera::KvBytesPerToken(config(), sizeof(float)); }
   int64_t StateBytesPerRequest() const override { return tessera::StateBytesPerRequest(config()); }
   int64_t DefaultMemoryBudgetBytes() const override { return int64_t{1} << 30; }
+  int64_t PrefillTokenLimit(int64_t) const override { return 0; }
 
   absl::StatusOr<std::unique_ptr<ShardState>> NewState(int64_t begin, int64_t) override {
     return std::make_unique<CpuShardState>(SequenceState::ForShard(config(), begin));

@@ -51,6 +51,10 @@ class Engine {
   // on a GPU half the device memory free after the weights (the other half
   // stays for a long prefill's activations and the CUDA libraries).
   virtual int64_t DefaultMemoryBudgetBytes() const = 0;
+  // The longest shard one Forward can prefill when `memory_budget_bytes` are
+  // set aside for K/V and states: the GPU memory left for activations over
+  // their bytes per token. 0: no limit known (the CPU engine).
+  virtual int64_t PrefillTokenLimit(int64_t memory_budget_bytes) const = 0;
 
   // Fresh state for a shard starting at global position `begin` (0: a whole
   // sequence); `capacity_tokens` is a hint of how many tokens it will hold.

@@ -284,6 +284,29 @@ TEST_F(CoordinatorServiceTest, OtherShardsAreCancelledAfterTheLastFinishesAndMem
   EXPECT_EQ(ServerInfo().running_requests(), 0);
 }
 
+TEST_F(CoordinatorServiceTest, APrefillLimitCapsCapacityAndLongPromptsSpreadWider) {
+  StartCoordinator();
+  FakeWorkerScript script;
+  script.capacity_tokens = 1000;  // K/V room for 1000 tokens, but a prefill of at most 120
+  script.max_shard_tokens = 120;
+  for (int w = 0; w < 3; ++w) AddWorker(script);
+  EXPECT_EQ(ModelInfo().context_capacity_tokens(), 360);
+
+  v1::GenerateResponse response;
+  ASSERT_TRUE(Generate(Prompt(200, 5), &response).ok());
+  EXPECT_GE(response.shards(), 2);
+  for (const auto& worker : workers_) {
+    for (const v1::RunShardRequest& shard : worker->Requests()) {
+      const bool last = shard.rank() == shard.shards_size() - 1;
+      EXPECT_LE(shard.token_ids_size() + (last ? 5 : 0), 120) << "shard " << shard.rank();
+    }
+  }
+  // Past every worker's limit together: refused up front, quoting the capacity.
+  const grpc::Status too_long = Generate(Prompt(400, 5), &response);
+  EXPECT_EQ(too_long.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << too_long.error_message();
+  EXPECT_NE(too_long.error_message().find("360"), std::string::npos) << too_long.error_message();
+}
+
 TEST_F(CoordinatorServiceTest, MomentarilyFullIsResourceExhausted) {
   StartCoordinator();
   FakeWorkerScript script;

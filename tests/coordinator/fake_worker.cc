@@ -45,6 +45,7 @@ v1::WorkerStatus FakeWorker::Status() const {
   status.set_num_layers(script_.layers);
   status.set_metrics_address("127.0.0.1:9" + address_.substr(address_.rfind(':') + 1));
   status.set_backend(script_.backend);
+  status.set_max_shard_tokens(script_.max_shard_tokens);
   for (const std::string& transport : script_.peer_transports) status.add_peer_transports(transport);
   absl::MutexLock lock(&mu_);
   status.set_active_requests(running_);

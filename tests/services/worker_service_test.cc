@@ -27,7 +27,8 @@ struct TestWorker {
   std::unique_ptr<tessera::v1::Worker::Stub> stub;
 };
 
-std::vector<TestWorker> StartWorkers(const ModelWeights& weights, int n, int64_t budget = int64_t{1} << 30) {
+std::vector<TestWorker> StartWorkers(const ModelWeights& weights, int n, int64_t budget = int64_t{1} << 30,
+                                     int64_t max_shard_tokens = 0) {
   std::vector<TestWorker> workers(n);
   for (TestWorker& w : workers) {
     grpc::ServerBuilder builder;
@@ -35,6 +36,7 @@ std::vector<TestWorker> StartWorkers(const ModelWeights& weights, int n, int64_t
     ConfigureServerBuilder(builder, "127.0.0.1:0", &port);
     WorkerOptions options;
     options.memory_budget_bytes = budget;
+    options.max_shard_tokens = max_shard_tokens;
     w.engine = MakeCpuEngineView(weights);
     w.service = std::make_unique<WorkerService>(*w.engine, options);
     builder.RegisterService(w.service.get());
@@ -172,6 +174,36 @@ TEST(WorkerServiceAdmissionTest, OverBudgetIsResourceExhausted) {
   }
   const grpc::Status status = reader->Finish();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  workers[0].server->Shutdown();
+}
+
+TEST(WorkerServiceAdmissionTest, AShardPastThePrefillLimitIsRefusedAndReported) {
+  const std::string dir = std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/bamba-tiny";
+  auto weights = LoadModelWeights(dir);
+  ASSERT_TRUE(weights.ok());
+  std::vector<TestWorker> workers = StartWorkers(**weights, 1, int64_t{1} << 30, /*max_shard_tokens=*/64);
+  {
+    grpc::ClientContext context;
+    tessera::v1::WorkerStatus status;
+    ASSERT_TRUE(workers[0].stub->GetStatus(&context, tessera::v1::GetWorkerStatusRequest(), &status).ok());
+    EXPECT_EQ(status.max_shard_tokens(), 64);
+  }
+  tessera::v1::RunShardRequest request;
+  request.set_request_id("long");
+  auto* shard = request.add_shards();
+  shard->set_address(workers[0].address);
+  shard->set_token_begin(0);
+  shard->set_token_end(65);
+  for (int i = 0; i < 65; ++i) request.add_token_ids(i);
+  request.mutable_stopping()->set_max_new_tokens(1);
+  grpc::ClientContext context;
+  auto reader = workers[0].stub->RunShard(&context, request);
+  tessera::v1::RunShardEvent event;
+  while (reader->Read(&event)) {
+  }
+  const grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_NE(status.error_message().find("at most 64 tokens"), std::string::npos) << status.error_message();
   workers[0].server->Shutdown();
 }
 

@@ -58,6 +58,10 @@ class CudaEngine final : public Engine {
   }
   int64_t StateBytesPerRequest() const override { return tessera::StateBytesPerRequest(config()); }
   int64_t DefaultMemoryBudgetBytes() const override { return free_after_weights_ / 2; }
+  int64_t PrefillTokenLimit(int64_t memory_budget_bytes) const override {
+    const int64_t room = free_after_weights_ - memory_budget_bytes;
+    return room > 0 ? room / cuda_engine::ActivationBytesPerToken(w_->config, w_->type) : 0;
+  }
 
   absl::StatusOr<std::unique_ptr<ShardState>> NewState(int64_t begin, int64_t capacity_tokens) override {
     RETURN_IF_ERROR(UseDevice());

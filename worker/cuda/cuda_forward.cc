@@ -446,6 +446,33 @@ absl::StatusOr<std::vector<float>> ForwardCuda(const DeviceWeights& w, CudaShard
   return pass.Run(ids, rows);
 }
 
+int64_t ActivationBytesPerToken(const ModelConfig& c, cuda::ElementType type) {
+  const int64_t f32 = sizeof(float);
+  const int64_t kv = cuda::ElementBytes(type);
+  const int64_t copy = type == ElementType::kF32 ? 0 : kv;  // a GEMM operand's bf16 copy (fp32: none)
+  const int64_t d = c.hidden_size;
+  const int64_t common = 2 * f32 * d + copy * d;  // residual stream, normed rows and their operand
+  int64_t widest = 0;
+  if (c.CountBlocks(BlockKind::kMamba) > 0) {
+    const MambaConfig& m = c.mamba;
+    widest = std::max(widest, f32 * (m.in_proj_width() + m.conv_channels() + m.num_heads + m.d_inner()) +
+                                  copy * m.d_inner());  // proj, conv, dt, y, y's operand
+  }
+  if (c.CountBlocks(BlockKind::kAttention) > 0) {
+    const AttentionConfig& a = c.attention;
+    const int64_t q = a.num_heads * a.head_dim;
+    const int64_t kv_width = a.num_kv_heads * a.head_dim;
+    widest = std::max(widest, f32 * (3 * q + 2 * kv_width + 2 * a.num_heads) + 2 * copy * q +
+                                  4 * kv * kv_width);  // q, out, part; k/v new; lse; operands; ring send + recv
+  }
+  if (c.CountBlocks(BlockKind::kMlp) > 0) {
+    const int64_t inner = c.mlp.intermediate_size;
+    const int64_t gate = c.mlp.activation == MlpActivation::kSwiGlu ? inner : 0;
+    widest = std::max(widest, f32 * (inner + gate) + copy * inner);
+  }
+  return (common + widest) * 5 / 4;
+}
+
 absl::StatusOr<AttentionPartial> AttendStoredKvCuda(const DeviceWeights& w, const CudaShardState& state,
                                                     int64_t attention_slot, absl::Span<const float> q,
                                                     int64_t q_len, int64_t q_position0, cudaStream_t stream) {

@@ -25,6 +25,12 @@ absl::StatusOr<std::vector<float>> ForwardCuda(const DeviceWeights& w, CudaShard
                                                absl::Span<const int32_t> ids, LogitsRows rows,
                                                const ShardContext& shard, cudaStream_t stream);
 
+// Device bytes one prompt token of a prefill needs at the peak of a pass (the
+// residual stream and normed rows, plus the widest block's scratch), with a
+// margin for the allocator and cuBLAS workspaces; logits of every row
+// (return_logits) are not counted.
+int64_t ActivationBytesPerToken(const ModelConfig& config, cuda::ElementType type);
+
 // Engine::AttendStoredKv on `stream`.
 absl::StatusOr<AttentionPartial> AttendStoredKvCuda(const DeviceWeights& w, const CudaShardState& state,
                                                     int64_t attention_slot, absl::Span<const float> q,
