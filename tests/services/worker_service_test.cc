@@ -154,25 +154,30 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, WorkerServiceTest,
                            return name;
                          });
 
+// One shard holding a whole `tokens`-token prompt on `worker`, to the end of its stream.
+grpc::Status RunWholePrompt(TestWorker& worker, const std::string& request_id, int tokens) {
+  tessera::v1::RunShardRequest request;
+  request.set_request_id(request_id);
+  auto* shard = request.add_shards();
+  shard->set_address(worker.address);
+  shard->set_token_begin(0);
+  shard->set_token_end(tokens);
+  for (int i = 0; i < tokens; ++i) request.add_token_ids(i);
+  request.mutable_stopping()->set_max_new_tokens(1);
+  grpc::ClientContext context;
+  auto reader = worker.stub->RunShard(&context, request);
+  tessera::v1::RunShardEvent event;
+  while (reader->Read(&event)) {
+  }
+  return reader->Finish();
+}
+
 TEST(WorkerServiceAdmissionTest, OverBudgetIsResourceExhausted) {
   const std::string dir = std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/bamba-tiny";
   auto weights = LoadModelWeights(dir);
   ASSERT_TRUE(weights.ok());
   std::vector<TestWorker> workers = StartWorkers(**weights, 1, /*budget=*/4096);
-  tessera::v1::RunShardRequest request;
-  request.set_request_id("big");
-  auto* shard = request.add_shards();
-  shard->set_address(workers[0].address);
-  shard->set_token_begin(0);
-  shard->set_token_end(100);
-  for (int i = 0; i < 100; ++i) request.add_token_ids(i);
-  request.mutable_stopping()->set_max_new_tokens(1);
-  grpc::ClientContext context;
-  auto reader = workers[0].stub->RunShard(&context, request);
-  tessera::v1::RunShardEvent event;
-  while (reader->Read(&event)) {
-  }
-  const grpc::Status status = reader->Finish();
+  const grpc::Status status = RunWholePrompt(workers[0], "big", 100);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
   workers[0].server->Shutdown();
 }
@@ -188,20 +193,7 @@ TEST(WorkerServiceAdmissionTest, AShardPastThePrefillLimitIsRefusedAndReported) 
     ASSERT_TRUE(workers[0].stub->GetStatus(&context, tessera::v1::GetWorkerStatusRequest(), &status).ok());
     EXPECT_EQ(status.max_shard_tokens(), 64);
   }
-  tessera::v1::RunShardRequest request;
-  request.set_request_id("long");
-  auto* shard = request.add_shards();
-  shard->set_address(workers[0].address);
-  shard->set_token_begin(0);
-  shard->set_token_end(65);
-  for (int i = 0; i < 65; ++i) request.add_token_ids(i);
-  request.mutable_stopping()->set_max_new_tokens(1);
-  grpc::ClientContext context;
-  auto reader = workers[0].stub->RunShard(&context, request);
-  tessera::v1::RunShardEvent event;
-  while (reader->Read(&event)) {
-  }
-  const grpc::Status status = reader->Finish();
+  const grpc::Status status = RunWholePrompt(workers[0], "long", 65);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
   EXPECT_NE(status.error_message().find("at most 64 tokens"), std::string::npos) << status.error_message();
   workers[0].server->Shutdown();
