@@ -189,26 +189,15 @@ absl::StatusOr<bool> Compare(const CompareOptions& o) {
   ASSIGN_OR_RETURN(GreedyRun baseline, RunCluster(o, "baseline", o.baseline_workers, worker_flags, prompt, vocab));
   ASSIGN_OR_RETURN(GreedyRun candidate, RunCluster(o, "candidate", o.candidate_workers, worker_flags, prompt, vocab));
 
-  const double prompt_rel_l2 = RelativeL2(candidate.prompt_logits, baseline.prompt_logits);
-  const double prompt_max_abs = MaxAbsDiff(candidate.prompt_logits, baseline.prompt_logits);
-  int64_t matched = 0;
-  while (matched < o.steps && candidate.tokens[matched] == baseline.tokens[matched]) ++matched;
-  // Row k of the step logits depends on tokens 0..k-1: rows up to the first mismatch share their input.
-  const size_t compared_values = static_cast<size_t>(std::min(matched + 1, o.steps) * vocab);
-  const absl::Span<const float> candidate_steps = absl::MakeConstSpan(candidate.step_logits).first(compared_values);
-  const absl::Span<const float> baseline_steps = absl::MakeConstSpan(baseline.step_logits).first(compared_values);
-  const double decode_rel_l2 = RelativeL2(candidate_steps, baseline_steps);
-  const double decode_max_abs = MaxAbsDiff(candidate_steps, baseline_steps);
-  const bool passed = prompt_rel_l2 <= o.tolerance && decode_rel_l2 <= o.tolerance &&
-                      (matched == o.steps || !o.require_identical_greedy);
+  const LengthReport r = CompareGreedyRuns(candidate, baseline, o.tolerance, o.require_identical_greedy);
   std::cout << absl::StrFormat(
                    "%s: prompt_rel_l2=%.3e prompt_max_abs=%.3e decode_rel_l2=%.3e decode_max_abs=%.3e "
                    "greedy=%d/%d%s tolerance=%.1e (candidate %d workers vs baseline %d)",
-                   passed ? "PASS" : "FAIL", prompt_rel_l2, prompt_max_abs, decode_rel_l2, decode_max_abs, matched,
-                   o.steps, o.require_identical_greedy ? "" : " (reported)", o.tolerance, o.candidate_workers,
-                   o.baseline_workers)
+                   r.passed ? "PASS" : "FAIL", r.prompt_rel_l2, r.prompt_max_abs, r.decode_rel_l2, r.decode_max_abs,
+                   r.greedy_matched, r.greedy_total, o.require_identical_greedy ? "" : " (reported)", o.tolerance,
+                   o.candidate_workers, o.baseline_workers)
             << std::endl;
-  return passed;
+  return r.passed;
 }
 
 }  // namespace

@@ -41,13 +41,12 @@ double DefaultTolerance(const std::string& backend, const std::string& precision
 absl::StatusOr<bool> Evaluate(const CliFlags& flags) {
   ASSIGN_OR_RETURN(std::string model_dir, flags.RequireString("model"));
   const std::string reference = flags.GetString("reference", model_dir + "/reference.safetensors");
-  EngineOptions engine_options;
-  engine_options.backend = flags.GetString("backend", "auto");
-  if (engine_options.backend == "auto") engine_options.backend = VisibleCudaDevices() > 0 ? "cuda" : "cpu";
-  engine_options.precision = flags.GetString("precision", "auto");
-  if (engine_options.precision == "auto") engine_options.precision = engine_options.backend == "cuda" ? "bf16" : "fp32";
+  EngineOptions requested;
+  requested.backend = flags.GetString("backend", "auto");
+  requested.precision = flags.GetString("precision", "auto");
   ASSIGN_OR_RETURN(int64_t device, flags.GetInt("device", 0));
-  engine_options.device = static_cast<int>(device);
+  requested.device = static_cast<int>(device);
+  ASSIGN_OR_RETURN(const EngineOptions engine_options, ResolveEngineOptions(requested));
   ASSIGN_OR_RETURN(double tolerance,
                    flags.GetDouble("tolerance", DefaultTolerance(engine_options.backend, engine_options.precision)));
   const std::string greedy = flags.GetString("greedy", engine_options.precision == "bf16" ? "report" : "require");

@@ -48,28 +48,38 @@ absl::StatusOr<LengthReport> EvaluateLength(const SafetensorsFile& file, int64_t
                                             ", ", ref_step_logits.size(), ", ", steps));
   }
 
-  LengthReport r;
+  GreedyRun reference;
+  reference.prompt_logits = std::move(ref_logits);
+  reference.tokens.assign(ref_greedy.begin(), ref_greedy.end());
+  reference.step_logits = std::move(ref_step_logits);
+  LengthReport r = CompareGreedyRuns(run, reference, tolerance, require_greedy);
   r.length = length;
-  r.prompt_rel_l2 = RelativeL2(run.prompt_logits, ref_logits);
-  r.prompt_max_abs = MaxAbsDiff(run.prompt_logits, ref_logits);
-  r.greedy_total = steps;
-  while (r.greedy_matched < steps && run.tokens[r.greedy_matched] == ref_greedy[r.greedy_matched]) {
-    ++r.greedy_matched;
-  }
-  // Step i's logits follow the tokens before it: comparable while every
-  // earlier token matched, i.e. through the first mismatch.
-  const size_t vocab = ref_step_logits.size() / std::max(steps, 1);
-  const size_t compared = std::min(steps, r.greedy_matched + 1) * vocab;
-  const absl::Span<const float> ours = absl::MakeConstSpan(run.step_logits).subspan(0, compared);
-  const absl::Span<const float> theirs = absl::MakeConstSpan(ref_step_logits).subspan(0, compared);
-  r.decode_rel_l2 = RelativeL2(ours, theirs);
-  r.decode_max_abs = MaxAbsDiff(ours, theirs);
-  r.passed = r.prompt_rel_l2 <= tolerance && r.decode_rel_l2 <= tolerance &&
-             (!require_greedy || r.greedy_matched == steps);
   return r;
 }
 
 }  // namespace
+
+LengthReport CompareGreedyRuns(const GreedyRun& ours, const GreedyRun& reference, double rel_l2_tolerance,
+                               bool require_identical_greedy) {
+  LengthReport r;
+  r.prompt_rel_l2 = RelativeL2(ours.prompt_logits, reference.prompt_logits);
+  r.prompt_max_abs = MaxAbsDiff(ours.prompt_logits, reference.prompt_logits);
+  const int steps = static_cast<int>(reference.tokens.size());
+  r.greedy_total = steps;
+  while (r.greedy_matched < steps && r.greedy_matched < static_cast<int>(ours.tokens.size()) &&
+         ours.tokens[r.greedy_matched] == reference.tokens[r.greedy_matched]) {
+    ++r.greedy_matched;
+  }
+  const size_t vocab = reference.step_logits.size() / std::max(steps, 1);
+  const size_t compared = std::min(steps, r.greedy_matched + 1) * vocab;
+  const absl::Span<const float> our_steps = absl::MakeConstSpan(ours.step_logits).subspan(0, compared);
+  const absl::Span<const float> their_steps = absl::MakeConstSpan(reference.step_logits).subspan(0, compared);
+  r.decode_rel_l2 = RelativeL2(our_steps, their_steps);
+  r.decode_max_abs = MaxAbsDiff(our_steps, their_steps);
+  r.passed = r.prompt_rel_l2 <= rel_l2_tolerance && r.decode_rel_l2 <= rel_l2_tolerance &&
+             (!require_identical_greedy || r.greedy_matched == steps);
+  return r;
+}
 
 double RelativeL2(absl::Span<const float> ours, absl::Span<const float> reference) {
   if (ours.size() != reference.size()) return std::numeric_limits<double>::infinity();

@@ -36,6 +36,14 @@ struct LengthReport {
   bool passed = false;
 };
 
+// `ours` against `reference` (same prompt, same number of steps): prompt
+// logits over every row; greedy tokens; step logits through the first greedy
+// mismatch (step i's logits follow the tokens before it, so later rows are no
+// longer comparable). `passed`: both errors within `rel_l2_tolerance` and, when
+// `require_identical_greedy`, every token the same. `length` is left 0.
+LengthReport CompareGreedyRuns(const GreedyRun& ours, const GreedyRun& reference, double rel_l2_tolerance,
+                               bool require_identical_greedy);
+
 // Runs every length in the reference file. Fails (status) only when the file
 // or the runner fails; tolerance failures are reported in `passed`, which
 // also needs every greedy token identical unless !require_identical_greedy

@@ -28,18 +28,26 @@ std::string AvailableBackends() {
 #endif
 }
 
-absl::StatusOr<std::unique_ptr<Engine>> LoadEngine(const std::string& model_dir, const EngineOptions& options) {
-  const std::string& b = options.backend;
-  const std::string& p = options.precision;
+absl::StatusOr<EngineOptions> ResolveEngineOptions(EngineOptions options) {
+  std::string& b = options.backend;
+  std::string& p = options.precision;
   if (b != "auto" && b != "cuda" && b != "cpu") {
     return absl::InvalidArgumentError(absl::StrCat("--backend must be auto, cuda or cpu. Given: '", b, "'"));
   }
   if (p != "auto" && p != "bf16" && p != "fp32") {
     return absl::InvalidArgumentError(absl::StrCat("--precision must be auto, bf16 or fp32. Given: '", p, "'"));
   }
-  const bool use_cuda = b == "cuda" || (b == "auto" && VisibleCudaDevices() > 0);
-  if (!use_cuda) {
-    if (p == "bf16") return absl::InvalidArgumentError("the cpu backend computes in fp32 only (--precision fp32)");
+  if (b == "auto") b = VisibleCudaDevices() > 0 ? "cuda" : "cpu";
+  if (p == "auto") p = b == "cuda" ? "bf16" : "fp32";
+  if (b == "cpu" && p == "bf16") {
+    return absl::InvalidArgumentError("the cpu backend computes in fp32 only (--precision fp32)");
+  }
+  return options;
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> LoadEngine(const std::string& model_dir, const EngineOptions& requested) {
+  ASSIGN_OR_RETURN(const EngineOptions options, ResolveEngineOptions(requested));
+  if (options.backend == "cpu") {
     ASSIGN_OR_RETURN(std::unique_ptr<ModelWeights> weights, LoadModelWeights(model_dir, WeightStorage::kFloat32));
     return MakeCpuEngine(std::move(weights));
   }
@@ -49,7 +57,7 @@ absl::StatusOr<std::unique_ptr<Engine>> LoadEngine(const std::string& model_dir,
   }
   CudaEngineOptions cuda_options;
   cuda_options.device = options.device;
-  cuda_options.type = p == "fp32" ? cuda::ElementType::kF32 : cuda::ElementType::kBF16;
+  cuda_options.type = options.precision == "fp32" ? cuda::ElementType::kF32 : cuda::ElementType::kBF16;
   ASSIGN_OR_RETURN(std::unique_ptr<ModelWeights> weights,
                    LoadModelWeights(model_dir, WeightStorage::kMatricesAsStored));
   return MakeCudaEngine(std::move(weights), cuda_options);

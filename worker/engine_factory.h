@@ -17,6 +17,12 @@ struct EngineOptions {
   int device = 0;                  // CUDA device index
 };
 
+// `options` with "auto" decided for this process: backend cuda when this
+// build has the CUDA engine and a GPU is visible, else cpu; precision bf16 on
+// cuda, fp32 on cpu. INVALID_ARGUMENT for a value that is not a choice, or
+// bf16 on the cpu.
+absl::StatusOr<EngineOptions> ResolveEngineOptions(EngineOptions options);
+
 // Loads the model in `model_dir` onto the chosen backend. INVALID_ARGUMENT
 // for an unknown or impossible choice (cuda in a build without it, bf16 on
 // the CPU), FAILED_PRECONDITION when cuda was asked for and no GPU is visible.

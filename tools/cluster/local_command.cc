@@ -69,12 +69,14 @@ absl::StatusOr<LocalClusterOptions> OptionsFromFlags(const CliFlags& flags) {
     if (!budget_mb.ok()) return budget_mb.status();
     options.worker_flags.insert(options.worker_flags.end(), {"--memory-budget-mb", absl::StrCat(*budget_mb)});
   }
-  const std::string backend = flags.GetString("backend", "auto");
-  options.worker_flags.insert(options.worker_flags.end(), {"--backend", backend});
-  if (flags.Has("precision")) {
-    options.worker_flags.insert(options.worker_flags.end(), {"--precision", flags.GetString("precision", "")});
-  }
-  if (backend != "cpu") {  // one GPU per worker, round robin over the visible ones
+  EngineOptions engine;
+  engine.backend = flags.GetString("backend", "auto");
+  engine.precision = flags.GetString("precision", "auto");
+  options.worker_flags.insert(options.worker_flags.end(), {"--backend", engine.backend});
+  if (flags.Has("precision")) options.worker_flags.insert(options.worker_flags.end(), {"--precision", engine.precision});
+  absl::StatusOr<EngineOptions> resolved = ResolveEngineOptions(engine);
+  if (!resolved.ok()) return resolved.status();
+  if (resolved->backend == "cuda") {  // one GPU per worker, round robin over the visible ones
     for (int i = 0; i < VisibleCudaDevices(); ++i) options.worker_devices.push_back(i);
   }
   if (flags.Has("min-shard-tokens")) {
