@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "worker/model_config.h"
+#include "model/model_config.h"
 
 namespace tessera {
 

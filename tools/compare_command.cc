@@ -21,7 +21,7 @@
 #include "tools/cluster/local_cluster.h"
 #include "tools/grpc_greedy_runner.h"
 #include "tools/reference_eval.h"
-#include "worker/model_config.h"
+#include "model/model_config.h"
 
 namespace tessera {
 namespace {

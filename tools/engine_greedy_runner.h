@@ -4,7 +4,7 @@
 
 #include "tools/reference_eval.h"
 #include "worker/engine.h"
-#include "worker/model_weights.h"
+#include "model/model_weights.h"
 
 namespace tessera {
 

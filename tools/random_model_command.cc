@@ -21,7 +21,7 @@
 #include "nlohmann/json.hpp"
 #include "tools/cli_flags.h"
 #include "tools/safetensors_writer.h"
-#include "worker/model_config.h"
+#include "model/model_config.h"
 
 namespace tessera {
 namespace {

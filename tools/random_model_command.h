@@ -24,7 +24,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "worker/safetensors.h"
+#include "model/safetensors.h"
 
 namespace tessera {
 

@@ -10,7 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
-#include "worker/safetensors.h"
+#include "model/safetensors.h"
 
 namespace tessera {
 namespace {

@@ -18,7 +18,7 @@
 #include "kernels/rope.h"
 #include "kernels/ssd_scan.h"
 #include "kernels/ssd_step.h"
-#include "worker/model_config.h"
+#include "model/model_config.h"
 
 namespace tessera::block_params {
 

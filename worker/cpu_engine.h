@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "worker/engine.h"
-#include "worker/model_weights.h"
+#include "model/model_weights.h"
 
 namespace tessera {
 

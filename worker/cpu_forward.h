@@ -10,7 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "worker/engine.h"
-#include "worker/model_weights.h"
+#include "model/model_weights.h"
 #include "worker/sequence_state.h"
 #include "worker/shard_context.h"
 

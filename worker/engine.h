@@ -16,7 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "worker/model_config.h"
+#include "model/model_config.h"
 #include "worker/shard_context.h"
 
 namespace tessera {

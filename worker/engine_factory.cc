@@ -4,7 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "worker/cpu_engine.h"
-#include "worker/model_weights.h"
+#include "model/model_weights.h"
 
 #ifdef TESSERA_HAVE_CUDA_ENGINE
 #include "worker/cuda/cuda_engine.h"

@@ -12,8 +12,8 @@
 #include "tests/support/sharded_run.h"
 #include "tools/engine_greedy_runner.h"
 #include "worker/cpu_engine.h"
-#include "worker/model_weights.h"
-#include "worker/safetensors.h"
+#include "model/model_weights.h"
+#include "model/safetensors.h"
 
 namespace tessera {
 namespace {

@@ -9,7 +9,7 @@
 #include "tools/engine_greedy_runner.h"
 #include "tools/grpc_greedy_runner.h"
 #include "tools/reference_eval.h"
-#include "worker/model_weights.h"
+#include "model/model_weights.h"
 
 namespace tessera {
 namespace {

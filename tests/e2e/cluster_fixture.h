@@ -10,7 +10,7 @@
 #include "services/grpc_util.h"
 #include "tessera/v1/tessera.grpc.pb.h"
 #include "tools/cluster/local_cluster.h"
-#include "worker/safetensors.h"
+#include "model/safetensors.h"
 
 namespace tessera {
 

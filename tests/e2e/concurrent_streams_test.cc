@@ -6,7 +6,7 @@
 
 #include "tests/e2e/cluster_fixture.h"
 #include "tools/engine_greedy_runner.h"
-#include "worker/model_weights.h"
+#include "model/model_weights.h"
 
 namespace tessera {
 namespace {

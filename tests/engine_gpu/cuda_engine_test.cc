@@ -12,7 +12,7 @@
 #include "tools/engine_greedy_runner.h"
 #include "tools/reference_eval.h"
 #include "worker/engine_factory.h"
-#include "worker/safetensors.h"
+#include "model/safetensors.h"
 #include "worker/sampler.h"
 
 namespace tessera {

@@ -7,7 +7,7 @@
 #include "gtest/gtest.h"
 #include "tools/engine_greedy_runner.h"
 #include "tools/reference_eval.h"
-#include "worker/model_weights.h"
+#include "model/model_weights.h"
 
 namespace tessera {
 namespace {

@@ -1,6 +1,6 @@
 // config.json parsing: every family and spelling the fixtures and hub files
 // use, and a named error for each thing not understood.
-#include "worker/model_config.h"
+#include "model/model_config.h"
 
 #include <cmath>
 #include <string>

@@ -1,7 +1,7 @@
 // Loading weights against a config: a checkpoint that disagrees with its
 // config (shape, missing tensor, unknown family) fails with a named error, and
 // `tessera eval` turns such errors into a message and a non-zero exit.
-#include "worker/model_weights.h"
+#include "model/model_weights.h"
 
 #include <cstdlib>
 #include <filesystem>

@@ -13,8 +13,8 @@
 #include "services/worker_service.h"
 #include "tools/reference_eval.h"
 #include "worker/cpu_engine.h"
-#include "worker/model_weights.h"
-#include "worker/safetensors.h"
+#include "model/model_weights.h"
+#include "model/safetensors.h"
 
 namespace tessera {
 namespace {

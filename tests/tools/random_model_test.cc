@@ -16,8 +16,8 @@
 
 #include "gtest/gtest.h"
 #include "worker/cpu_forward.h"
-#include "worker/model_weights.h"
-#include "worker/safetensors.h"
+#include "model/model_weights.h"
+#include "model/safetensors.h"
 
 namespace tessera {
 

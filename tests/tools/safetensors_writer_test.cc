@@ -11,7 +11,7 @@
 #include <numeric>
 
 #include "gtest/gtest.h"
-#include "worker/safetensors.h"
+#include "model/safetensors.h"
 
 namespace tessera {
 namespace {

@@ -8,7 +8,7 @@
 #include "absl/status/statusor.h"
 #include "kernels/cuda/mixed_precision.h"
 #include "worker/engine.h"
-#include "worker/model_weights.h"
+#include "model/model_weights.h"
 
 namespace tessera {
 

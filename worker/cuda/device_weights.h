@@ -14,7 +14,7 @@
 #include "absl/status/statusor.h"
 #include "kernels/cuda/mixed_precision.h"
 #include "worker/cuda/device_buffer.h"
-#include "worker/model_weights.h"
+#include "model/model_weights.h"
 
 namespace tessera::cuda_engine {
 

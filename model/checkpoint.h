@@ -27,7 +27,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "worker/safetensors.h"
+#include "model/safetensors.h"
 
 namespace tessera {
 

@@ -1,5 +1,5 @@
 // Binds checkpoint tensors to ModelConfig blocks, checking each shape.
-#include "worker/model_weights.h"
+#include "model/model_weights.h"
 
 #include <cmath>
 

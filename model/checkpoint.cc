@@ -1,6 +1,6 @@
 // Resolves a Hugging Face model directory to validated, mapped safetensors
 // files once at Open, then serves fp32 tensors by name. See checkpoint.h.
-#include "worker/checkpoint.h"
+#include "model/checkpoint.h"
 
 #include <cstdint>
 #include <filesystem>

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "worker/checkpoint.h"
-#include "worker/model_config.h"
+#include "model/checkpoint.h"
+#include "model/model_config.h"
 
 namespace tessera {
 

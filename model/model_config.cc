@@ -1,6 +1,6 @@
 // Hugging Face config.json → ModelConfig, one function per family, every key
 // looked up through one reader that knows the aliases and names what is wrong.
-#include "worker/model_config.h"
+#include "model/model_config.h"
 
 #include <cmath>
 #include <fstream>

@@ -1,6 +1,6 @@
 // Validation-first safetensors reader: map, check every header field against
 // the file, and only then hand out pointers. See safetensors.h for the rules.
-#include "worker/safetensors.h"
+#include "model/safetensors.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>

@@ -5,7 +5,7 @@
 // tensor its index lists, LoadFloat32 rejects a shape the config does not
 // imply with a message naming both, and a HostTensor (zero-copy view or owned
 // conversion) stays correct however it is moved. Each is pinned here.
-#include "worker/checkpoint.h"
+#include "model/checkpoint.h"
 
 #include <stdlib.h>
 

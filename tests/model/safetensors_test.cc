@@ -6,7 +6,7 @@
 // are built byte by byte here (no Python, no writer in the library), and a
 // seeded random-corruption loop checks Open never crashes or hands out an
 // out-of-bounds range.
-#include "worker/safetensors.h"
+#include "model/safetensors.h"
 
 #include <stdlib.h>
 
