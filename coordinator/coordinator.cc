@@ -9,12 +9,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
+#include "coordinator/coordinator_metrics.h"
 #include "coordinator/metered_request.h"
 #include "coordinator/request_validation.h"
 #include "coordinator/shard_execution.h"
 #include "coordinator/text_deltas.h"
-#include "services/coordinator_metrics.h"
-#include "services/metrics_endpoint.h"  // kTesseraVersion
+#include "rpc/metrics_endpoint.h"  // kTesseraVersion
 
 namespace tessera {
 namespace {
@@ -56,42 +56,48 @@ bool Coordinator::WaitForRequestsToEnd(absl::Duration timeout) const {
   return true;
 }
 
-absl::StatusOr<v1::GenerateResponse> Coordinator::Generate(const v1::GenerateRequest& request,
-                                                           const CallerContext& caller, GenerateEvents& events) {
+absl::StatusOr<int> Coordinator::RegisterWorker(const std::string& address) {
+  if (address.empty()) return absl::InvalidArgumentError("address must be HOST:PORT. Given: an empty string");
+  return registry_.Register(address);
+}
+
+absl::StatusOr<GenerateResult> Coordinator::Generate(const GenerateRequest& request, const CallerContext& caller,
+                                                     GenerateEvents& events) {
   MeteredRequest metered(options_.metrics, events);
-  absl::StatusOr<v1::GenerateResponse> result = RunGenerate(request, caller, metered);
-  metered.End(result.status(), result.ok() ? result->finish_reason() : v1::FINISH_REASON_UNSPECIFIED);
+  absl::StatusOr<GenerateResult> result = RunGenerate(request, caller, metered);
+  metered.End(result.status(), result.ok() ? result->finish_reason : FinishReason::kUnspecified);
   return result;
 }
 
-absl::StatusOr<v1::GenerateResponse> Coordinator::RunGenerate(const v1::GenerateRequest& original,
-                                                              const CallerContext& caller, MeteredRequest& metered) {
+absl::StatusOr<GenerateResult> Coordinator::RunGenerate(const GenerateRequest& original, const CallerContext& caller,
+                                                        MeteredRequest& metered) {
   if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
   RETURN_IF_ERROR(ValidatePromptForm(original));
-  v1::GenerateRequest tokenized;
-  if (!original.prompt_text().empty()) {
+  GenerateRequest tokenized;
+  if (!original.prompt_text.empty()) {
     ASSIGN_OR_RETURN(tokenized, TokenizePrompt(original));
   }
-  const v1::GenerateRequest& request = original.prompt_text().empty() ? original : tokenized;
+  const GenerateRequest& request = original.prompt_text.empty() ? original : tokenized;
   GenerateLimits limits;
   limits.vocab_size = model_.vocab_size;
   limits.max_new_tokens_limit = options_.max_new_tokens_limit;
   limits.max_position_embeddings = model_.max_position_embeddings;
   RETURN_IF_ERROR(ValidateGenerateRequest(request, limits));
 
+  const int64_t prompt_tokens = static_cast<int64_t>(request.prompt_token_ids.size());
   ASSIGN_OR_RETURN(std::unique_ptr<Admission> admission,
-                   registry_.Admit(request.prompt_token_ids_size(), request.stopping().max_new_tokens()));
+                   registry_.Admit(prompt_tokens, request.stopping.max_new_tokens));
   RunningRequest running(running_requests_);
-  metered.Admitted(request.prompt_token_ids_size());
+  metered.Admitted(prompt_tokens);
 
   ShardExecution execution;
   const uint64_t number = ++request_counter_;
   // Workers key their state by request id: make it unique even when callers reuse theirs.
-  execution.client_request_id = request.request_id().empty() ? absl::StrCat("req-", number) : request.request_id();
+  execution.client_request_id = request.request_id.empty() ? absl::StrCat("req-", number) : request.request_id;
   execution.worker_request_id =
-      request.request_id().empty() ? execution.client_request_id : absl::StrCat(request.request_id(), "-", number);
+      request.request_id.empty() ? execution.client_request_id : absl::StrCat(request.request_id, "-", number);
   const int64_t eos = model_.eos_token_id >= 0 ? model_.eos_token_id : admission->eos_token_id();
-  execution.eos_token_id = request.stopping().ignore_eos() ? -1 : eos;
+  execution.eos_token_id = request.stopping.ignore_eos ? -1 : eos;
   execution.peer_timeout_ms = options_.peer_timeout_ms;
   execution.deadline = caller.deadline;
   execution.poll_interval = options_.cancel_poll_interval;
@@ -108,11 +114,11 @@ absl::StatusOr<v1::GenerateResponse> Coordinator::RunGenerate(const v1::Generate
     execution.nccl = nccl_turn->group();
     execution.on_prefill_end = [&nccl_turn](const absl::Status& prefill) { nccl_turn->End(prefill); };
   }
-  TextDeltaEvents text(model_.tokenizer.get(), request.keep_special_tokens(), metered);
-  ASSIGN_OR_RETURN(v1::GenerateResponse response, ExecuteShards(admission->shards(), request, execution, text));
+  TextDeltaEvents text(model_.tokenizer.get(), request.keep_special_tokens, metered);
+  ASSIGN_OR_RETURN(GenerateResult result, ExecuteShards(admission->shards(), request, execution, text));
   if (!text.Finish()) return absl::CancelledError("the client went away");
-  response.set_text(text.text());
-  return response;
+  result.text = text.text();
+  return result;
 }
 
 absl::StatusOr<const Tokenizer*> Coordinator::RequireTokenizer() const {
@@ -122,53 +128,49 @@ absl::StatusOr<const Tokenizer*> Coordinator::RequireTokenizer() const {
   return model_.tokenizer.get();
 }
 
-absl::StatusOr<v1::GenerateRequest> Coordinator::TokenizePrompt(const v1::GenerateRequest& request) const {
+absl::StatusOr<GenerateRequest> Coordinator::TokenizePrompt(const GenerateRequest& request) const {
   ASSIGN_OR_RETURN(const Tokenizer* tokenizer, RequireTokenizer());
-  absl::StatusOr<std::vector<int32_t>> ids = tokenizer->Encode(request.prompt_text(), request.add_special_tokens());
+  absl::StatusOr<std::vector<int32_t>> ids = tokenizer->Encode(request.prompt_text, request.add_special_tokens);
   if (!ids.ok()) return absl::Status(ids.status().code(), absl::StrCat("prompt_text: ", ids.status().message()));
   if (ids->empty()) {
     return absl::InvalidArgumentError(absl::StrCat("prompt_text must encode to at least 1 token. Given: ",
-                                                   request.prompt_text().size(), " bytes that encode to 0 tokens"));
+                                                   request.prompt_text.size(), " bytes that encode to 0 tokens"));
   }
-  v1::GenerateRequest tokenized = request;
-  tokenized.clear_prompt_text();
-  tokenized.mutable_prompt_token_ids()->Add(ids->begin(), ids->end());
+  GenerateRequest tokenized = request;
+  tokenized.prompt_text.clear();
+  tokenized.prompt_token_ids = *std::move(ids);
   return tokenized;
 }
 
-absl::StatusOr<v1::TokenizeResponse> Coordinator::Tokenize(const v1::TokenizeRequest& request) const {
+absl::StatusOr<std::vector<int32_t>> Coordinator::Tokenize(const TokenizeRequest& request) const {
   ASSIGN_OR_RETURN(const Tokenizer* tokenizer, RequireTokenizer());
-  absl::StatusOr<std::vector<int32_t>> ids = tokenizer->Encode(request.text(), request.add_special_tokens());
+  absl::StatusOr<std::vector<int32_t>> ids = tokenizer->Encode(request.text, request.add_special_tokens);
   if (!ids.ok()) return absl::Status(ids.status().code(), absl::StrCat("text: ", ids.status().message()));
-  v1::TokenizeResponse response;
-  response.mutable_token_ids()->Add(ids->begin(), ids->end());
-  return response;
+  return ids;
 }
 
-absl::StatusOr<v1::DetokenizeResponse> Coordinator::Detokenize(const v1::DetokenizeRequest& request) const {
+absl::StatusOr<std::string> Coordinator::Detokenize(const DetokenizeRequest& request) const {
   ASSIGN_OR_RETURN(const Tokenizer* tokenizer, RequireTokenizer());
-  absl::StatusOr<std::string> text = tokenizer->Decode(request.token_ids(), !request.keep_special_tokens());
+  absl::StatusOr<std::string> text = tokenizer->Decode(request.token_ids, !request.keep_special_tokens);
   if (!text.ok()) return absl::Status(text.status().code(), absl::StrCat("token_ids: ", text.status().message()));
-  v1::DetokenizeResponse response;
-  response.set_text(*std::move(text));
-  return response;
+  return text;
 }
 
 void Coordinator::RefreshClusterGauges() {
   if (options_.metrics == nullptr) return;
   absl::MutexLock lock(&gauges_mu_);
-  const v1::ModelInfo info = GetModelInfo();
-  options_.metrics->workers_ready.Set(info.workers_ready());
-  options_.metrics->context_capacity_tokens.Set(static_cast<double>(info.context_capacity_tokens()));
-  options_.metrics->context_available_tokens.Set(static_cast<double>(info.context_available_tokens()));
+  const ModelInfo info = GetModelInfo();
+  options_.metrics->workers_ready.Set(info.workers_ready);
+  options_.metrics->context_capacity_tokens.Set(static_cast<double>(info.context_capacity_tokens));
+  options_.metrics->context_available_tokens.Set(static_cast<double>(info.context_available_tokens));
 }
 
-v1::ModelInfo Coordinator::GetModelInfo() const {
-  v1::ModelInfo info;
-  info.set_model_type(model_.model_type);
-  info.set_model_path(model_.model_path);
-  info.set_vocab_size(static_cast<int32_t>(model_.vocab_size));
-  info.set_num_layers(static_cast<int32_t>(model_.num_layers));
+ModelInfo Coordinator::GetModelInfo() const {
+  ModelInfo info;
+  info.model_type = model_.model_type;
+  info.model_path = model_.model_path;
+  info.vocab_size = static_cast<int32_t>(model_.vocab_size);
+  info.num_layers = static_cast<int32_t>(model_.num_layers);
   int64_t capacity = 0, available = 0;
   int32_t ready = 0;
   for (const WorkerView& worker : registry_.Workers()) {
@@ -181,35 +183,35 @@ v1::ModelInfo Coordinator::GetModelInfo() const {
     capacity = std::min(capacity, model_.max_position_embeddings);
     available = std::min(available, model_.max_position_embeddings);
   }
-  info.set_context_capacity_tokens(capacity);
-  info.set_context_available_tokens(available);
-  info.set_workers_ready(ready);
-  info.set_max_new_tokens_limit(options_.max_new_tokens_limit);
-  info.set_eos_token_id(model_.eos_token_id);
-  info.set_tokenizer_path(model_.tokenizer_path);
+  info.context_capacity_tokens = capacity;
+  info.context_available_tokens = available;
+  info.workers_ready = ready;
+  info.max_new_tokens_limit = options_.max_new_tokens_limit;
+  info.eos_token_id = model_.eos_token_id;
+  info.tokenizer_path = model_.tokenizer_path;
   return info;
 }
 
-v1::ServerInfo Coordinator::GetServerInfo() const {
-  v1::ServerInfo info;
-  info.set_version(kTesseraVersion);
-  info.set_backend("cpu");
+ServerInfo Coordinator::GetServerInfo() const {
+  ServerInfo info;
+  info.version = kTesseraVersion;
+  info.backend = "cpu";
   for (const WorkerView& worker : registry_.Workers()) {
-    v1::WorkerInfo* w = info.add_workers();
-    w->set_address(worker.address);
-    w->set_ready(worker.ready);
-    w->set_capacity_tokens(worker.capacity_tokens);
-    w->set_memory_used_bytes(std::max(worker.held_bytes, worker.status.memory_used_bytes()));
-    w->set_memory_budget_bytes(worker.status.memory_budget_bytes());
-    w->set_active_requests(std::max(worker.running_shards, worker.status.active_requests()));
-    w->set_metrics_address(worker.status.metrics_address());
-    w->set_backend(worker.status.backend());
-    *w->mutable_peer_transports() = worker.status.peer_transports();
+    WorkerInfo& w = info.workers.emplace_back();
+    w.address = worker.address;
+    w.ready = worker.ready;
+    w.capacity_tokens = worker.capacity_tokens;
+    w.memory_used_bytes = std::max(worker.held_bytes, worker.status.memory_used_bytes());
+    w.memory_budget_bytes = worker.status.memory_budget_bytes();
+    w.active_requests = std::max(worker.running_shards, worker.status.active_requests());
+    w.metrics_address = worker.status.metrics_address();
+    w.backend = worker.status.backend();
+    w.peer_transports.assign(worker.status.peer_transports().begin(), worker.status.peer_transports().end());
   }
-  info.set_running_requests(running_requests_);
-  info.set_metrics_address(options_.metrics_address);
-  info.set_peer_transport(std::string(PeerTransportModeName(options_.peer_transport)));
-  info.set_nccl_groups(nccl_groups_.size());
+  info.running_requests = running_requests_;
+  info.metrics_address = options_.metrics_address;
+  info.peer_transport = std::string(PeerTransportModeName(options_.peer_transport));
+  info.nccl_groups = nccl_groups_.size();
   return info;
 }
 

@@ -1,26 +1,28 @@
-// The coordinator's logic behind its gRPC services: validate a request
-// (tokenizing a text prompt first), admit it (plan shards, reserve memory),
-// run it on the workers (over NCCL when they offer it: nccl_groups.h) and
-// relay the result with its text; describe the model and the cluster; keep
-// the metrics. services/coordinator_service.h adapts it to gRPC; this class
-// knows nothing of ServerContext, so its callers say how to notice a client
-// going away.
+// The coordinator's logic: validate a request (tokenizing a text prompt
+// first), admit it (plan shards, reserve memory), run it on the workers (over
+// NCCL when they offer it: nccl_groups.h) and relay the result with its text;
+// describe the model and the cluster; keep the metrics. Its API is plain C++
+// (generate_types.h) and absl::Status: the public API's messages and
+// ServerContext stay in the gRPC service that adapts it, so its callers say
+// how to notice a client going away.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "coordinator/coordinator_options.h"
 #include "coordinator/generate_events.h"
+#include "coordinator/generate_types.h"
 #include "coordinator/nccl_groups.h"
 #include "coordinator/served_model.h"
 #include "coordinator/worker_registry.h"
-#include "tessera/v1/tessera.pb.h"
 
 namespace tessera {
 
@@ -45,25 +47,29 @@ class Coordinator {
   // Waits until no request runs; false when some still do after `timeout`.
   bool WaitForRequestsToEnd(absl::Duration timeout) const;
 
-  // Returns the number of ready workers.
-  int RegisterWorker(const std::string& address) { return registry_.Register(address); }
+  // Adds or refreshes the worker at `address` (HOST:PORT); returns the
+  // number of ready workers. INVALID_ARGUMENT for an empty address.
+  absl::StatusOr<int> RegisterWorker(const std::string& address);
 
-  absl::StatusOr<v1::GenerateResponse> Generate(const v1::GenerateRequest& request, const CallerContext& caller,
-                                                GenerateEvents& events);
+  // Runs one request from arrival to end: validation, admission, execution.
+  // Progress and tokens go to `events` as they happen; the result has every
+  // token and the whole text.
+  absl::StatusOr<GenerateResult> Generate(const GenerateRequest& request, const CallerContext& caller,
+                                          GenerateEvents& events);
   // FAILED_PRECONDITION when the model has no tokenizer.
-  absl::StatusOr<v1::TokenizeResponse> Tokenize(const v1::TokenizeRequest& request) const;
-  absl::StatusOr<v1::DetokenizeResponse> Detokenize(const v1::DetokenizeRequest& request) const;
-  v1::ModelInfo GetModelInfo() const;
-  v1::ServerInfo GetServerInfo() const;
+  absl::StatusOr<std::vector<int32_t>> Tokenize(const TokenizeRequest& request) const;
+  absl::StatusOr<std::string> Detokenize(const DetokenizeRequest& request) const;
+  ModelInfo GetModelInfo() const;
+  ServerInfo GetServerInfo() const;
 
   WorkerRegistry& registry() { return registry_; }
   const ServedModel& model() const { return model_; }
 
  private:
-  absl::StatusOr<v1::GenerateResponse> RunGenerate(const v1::GenerateRequest& request, const CallerContext& caller,
-                                                   MeteredRequest& metered);
+  absl::StatusOr<GenerateResult> RunGenerate(const GenerateRequest& request, const CallerContext& caller,
+                                             MeteredRequest& metered);
   // The request with prompt_text replaced by its token ids.
-  absl::StatusOr<v1::GenerateRequest> TokenizePrompt(const v1::GenerateRequest& request) const;
+  absl::StatusOr<GenerateRequest> TokenizePrompt(const GenerateRequest& request) const;
   absl::StatusOr<const Tokenizer*> RequireTokenizer() const;
   // Sets the cluster gauges (ready workers, context) from the registry.
   void RefreshClusterGauges();

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "tessera/v1/tessera.pb.h"
+#include "coordinator/generate_types.h"
 
 namespace tessera {
 
@@ -14,15 +14,15 @@ class GenerateEvents {
   // The request was admitted under this id (the caller's, or a generated one).
   virtual void OnStart(const std::string& request_id) {}
   // Each returns false when the client is gone; the request then ends.
-  virtual bool OnProgress(const v1::PrefillProgress& progress) = 0;
-  virtual bool OnTokens(const v1::TokenDelta& tokens) = 0;
+  virtual bool OnProgress(const PrefillProgress& progress) = 0;
+  virtual bool OnTokens(const TokenDelta& tokens) = 0;
 };
 
-// For callers that only want the final response.
+// For callers that only want the final result.
 class IgnoreGenerateEvents final : public GenerateEvents {
  public:
-  bool OnProgress(const v1::PrefillProgress&) override { return true; }
-  bool OnTokens(const v1::TokenDelta&) override { return true; }
+  bool OnProgress(const PrefillProgress&) override { return true; }
+  bool OnTokens(const TokenDelta&) override { return true; }
 };
 
 }  // namespace tessera

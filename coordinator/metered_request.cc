@@ -12,7 +12,7 @@ MeteredRequest::MeteredRequest(CoordinatorMetrics* metrics, GenerateEvents& inne
 }
 
 MeteredRequest::~MeteredRequest() {
-  if (!ended_) End(absl::InternalError("the request ended unrecorded"), v1::FINISH_REASON_UNSPECIFIED);
+  if (!ended_) End(absl::InternalError("the request ended unrecorded"), FinishReason::kUnspecified);
 }
 
 void MeteredRequest::Admitted(int64_t prompt_tokens) {
@@ -25,8 +25,8 @@ void MeteredRequest::Admitted(int64_t prompt_tokens) {
   metrics_->requests_running.Increment();
 }
 
-bool MeteredRequest::OnTokens(const v1::TokenDelta& tokens) {
-  const int count = tokens.token_ids_size();
+bool MeteredRequest::OnTokens(const TokenDelta& tokens) {
+  const int count = static_cast<int>(tokens.token_ids.size());
   if (metrics_ != nullptr && count > 0) {
     const absl::Time now = absl::Now();
     if (!first_token_seen_) {
@@ -44,7 +44,7 @@ bool MeteredRequest::OnTokens(const v1::TokenDelta& tokens) {
   return inner_.OnTokens(tokens);
 }
 
-void MeteredRequest::End(const absl::Status& status, v1::FinishReason finish_reason) {
+void MeteredRequest::End(const absl::Status& status, FinishReason finish_reason) {
   if (ended_) return;
   ended_ = true;
   if (metrics_ == nullptr) return;
@@ -57,20 +57,18 @@ void MeteredRequest::End(const absl::Status& status, v1::FinishReason finish_rea
   metrics_->request_duration_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - arrived_));
 }
 
-prometheus::Counter& MeteredRequest::EndCounter(const absl::Status& status, v1::FinishReason finish_reason) const {
+prometheus::Counter& MeteredRequest::EndCounter(const absl::Status& status, FinishReason finish_reason) const {
   if (!admitted_) return metrics_->requests_rejected;
   if (absl::IsCancelled(status) || absl::IsDeadlineExceeded(status)) return metrics_->requests_cancelled;
   if (!status.ok()) return metrics_->requests_error;
   switch (finish_reason) {
-    case v1::FINISH_REASON_LENGTH:
+    case FinishReason::kLength:
       return metrics_->requests_length;
-    case v1::FINISH_REASON_STOP_TOKEN:
+    case FinishReason::kStopToken:
       return metrics_->requests_stop_token;
-    case v1::FINISH_REASON_EOS:
+    case FinishReason::kEos:
       return metrics_->requests_eos;
-    case v1::FINISH_REASON_UNSPECIFIED:
-    case v1::FinishReason_INT_MIN_SENTINEL_DO_NOT_USE_:
-    case v1::FinishReason_INT_MAX_SENTINEL_DO_NOT_USE_:
+    case FinishReason::kUnspecified:
       break;
   }
   return metrics_->requests_error;  // OK without a reason: a worker broke the contract

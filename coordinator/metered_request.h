@@ -19,9 +19,9 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "coordinator/coordinator_metrics.h"
 #include "coordinator/generate_events.h"
-#include "services/coordinator_metrics.h"
-#include "tessera/v1/tessera.pb.h"
+#include "coordinator/generate_types.h"
 
 namespace tessera {
 
@@ -36,14 +36,14 @@ class MeteredRequest final : public GenerateEvents {
   // Shards placed and memory reserved: waiting -> running.
   void Admitted(int64_t prompt_tokens);
   // How the request ended; `finish_reason` matters when `status` is OK. Once.
-  void End(const absl::Status& status, v1::FinishReason finish_reason);
+  void End(const absl::Status& status, FinishReason finish_reason);
 
   void OnStart(const std::string& request_id) override { inner_.OnStart(request_id); }
-  bool OnProgress(const v1::PrefillProgress& progress) override { return inner_.OnProgress(progress); }
-  bool OnTokens(const v1::TokenDelta& tokens) override;
+  bool OnProgress(const PrefillProgress& progress) override { return inner_.OnProgress(progress); }
+  bool OnTokens(const TokenDelta& tokens) override;
 
  private:
-  prometheus::Counter& EndCounter(const absl::Status& status, v1::FinishReason finish_reason) const;
+  prometheus::Counter& EndCounter(const absl::Status& status, FinishReason finish_reason) const;
 
   CoordinatorMetrics* const metrics_;
   GenerateEvents& inner_;

@@ -11,8 +11,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
-#include "services/coordinator_metrics.h"
-#include "services/grpc_util.h"
+#include "coordinator/coordinator_metrics.h"
+#include "rpc/grpc_util.h"
 
 namespace tessera {
 namespace {

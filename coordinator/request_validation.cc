@@ -2,13 +2,13 @@
 #include "coordinator/request_validation.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
 
 namespace tessera {
 namespace {
 
-absl::Status CheckTokenIds(absl::string_view field, const google::protobuf::RepeatedField<int32_t>& ids,
-                           int64_t vocab_size) {
-  for (int i = 0; i < ids.size(); ++i) {
+absl::Status CheckTokenIds(absl::string_view field, absl::Span<const int32_t> ids, int64_t vocab_size) {
+  for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= vocab_size) {
       return absl::InvalidArgumentError(absl::StrCat(field, "[", i, "] must be in [0, ", vocab_size,
                                                      ") (the model's vocab_size is ", vocab_size,
@@ -18,29 +18,29 @@ absl::Status CheckTokenIds(absl::string_view field, const google::protobuf::Repe
   return absl::OkStatus();
 }
 
-absl::Status CheckSampling(const v1::SamplingParams& sampling) {
+absl::Status CheckSampling(const SamplingParams& sampling) {
   // Written as negated ranges so that NaN fails too.
-  if (!(sampling.temperature() >= 0.0f)) {
-    return absl::InvalidArgumentError(absl::StrCat("temperature must be >= 0. Given: ", sampling.temperature()));
+  if (!(sampling.temperature >= 0.0f)) {
+    return absl::InvalidArgumentError(absl::StrCat("temperature must be >= 0. Given: ", sampling.temperature));
   }
-  if (!(sampling.top_p() >= 0.0f && sampling.top_p() <= 1.0f)) {
-    return absl::InvalidArgumentError(absl::StrCat("top_p must be in [0, 1]. Given: ", sampling.top_p()));
+  if (!(sampling.top_p >= 0.0f && sampling.top_p <= 1.0f)) {
+    return absl::InvalidArgumentError(absl::StrCat("top_p must be in [0, 1]. Given: ", sampling.top_p));
   }
-  if (sampling.top_k() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("top_k must be >= 0. Given: ", sampling.top_k()));
+  if (sampling.top_k < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("top_k must be >= 0. Given: ", sampling.top_k));
   }
   return absl::OkStatus();
 }
 
 }  // namespace
 
-absl::Status ValidatePromptForm(const v1::GenerateRequest& request) {
-  const bool has_ids = request.prompt_token_ids_size() > 0;
-  const bool has_text = !request.prompt_text().empty();
+absl::Status ValidatePromptForm(const GenerateRequest& request) {
+  const bool has_ids = !request.prompt_token_ids.empty();
+  const bool has_text = !request.prompt_text.empty();
   if (has_ids && has_text) {
     return absl::InvalidArgumentError(absl::StrCat("give prompt_token_ids or prompt_text, not both. Given: ",
-                                                   request.prompt_token_ids_size(), " token ids and ",
-                                                   request.prompt_text().size(), " bytes of text"));
+                                                   request.prompt_token_ids.size(), " token ids and ",
+                                                   request.prompt_text.size(), " bytes of text"));
   }
   if (!has_ids && !has_text) {
     return absl::InvalidArgumentError(
@@ -49,16 +49,16 @@ absl::Status ValidatePromptForm(const v1::GenerateRequest& request) {
   return absl::OkStatus();
 }
 
-absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request, const GenerateLimits& limits) {
+absl::Status ValidateGenerateRequest(const GenerateRequest& request, const GenerateLimits& limits) {
   if (absl::Status s = ValidatePromptForm(request); !s.ok()) return s;
-  if (!request.prompt_text().empty()) {
+  if (!request.prompt_text.empty()) {
     return absl::InternalError("prompt_text must be tokenized before the request is validated");
   }
-  const int64_t prompt_tokens = request.prompt_token_ids_size();
-  if (absl::Status s = CheckTokenIds("prompt_token_ids", request.prompt_token_ids(), limits.vocab_size); !s.ok()) {
+  const int64_t prompt_tokens = static_cast<int64_t>(request.prompt_token_ids.size());
+  if (absl::Status s = CheckTokenIds("prompt_token_ids", request.prompt_token_ids, limits.vocab_size); !s.ok()) {
     return s;
   }
-  const int32_t max_new_tokens = request.stopping().max_new_tokens();
+  const int32_t max_new_tokens = request.stopping.max_new_tokens;
   if (max_new_tokens < 1) {
     return absl::InvalidArgumentError(absl::StrCat("max_new_tokens must be >= 1. Given: ", max_new_tokens));
   }
@@ -66,11 +66,11 @@ absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request, const G
     return absl::InvalidArgumentError(
         absl::StrCat("max_new_tokens must be <= ", limits.max_new_tokens_limit, ". Given: ", max_new_tokens));
   }
-  if (absl::Status s = CheckTokenIds("stop_token_ids", request.stopping().stop_token_ids(), limits.vocab_size);
+  if (absl::Status s = CheckTokenIds("stop_token_ids", request.stopping.stop_token_ids, limits.vocab_size);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = CheckSampling(request.sampling()); !s.ok()) return s;
+  if (absl::Status s = CheckSampling(request.sampling); !s.ok()) return s;
   const int64_t total_tokens = prompt_tokens + max_new_tokens;
   if (limits.max_position_embeddings > 0 && total_tokens > limits.max_position_embeddings) {
     return absl::InvalidArgumentError(absl::StrCat(

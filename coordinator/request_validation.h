@@ -8,7 +8,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
-#include "tessera/v1/tessera.pb.h"
+#include "coordinator/generate_types.h"
 
 namespace tessera {
 
@@ -20,10 +20,10 @@ struct GenerateLimits {
 
 // Exactly one of prompt_token_ids and prompt_text must be given. Checked
 // before a text prompt is tokenized; ValidateGenerateRequest checks it again.
-absl::Status ValidatePromptForm(const v1::GenerateRequest& request);
+absl::Status ValidatePromptForm(const GenerateRequest& request);
 
 // Every field of a request whose prompt is token ids (a text prompt is
 // validated after tokenization, as the ids it became).
-absl::Status ValidateGenerateRequest(const v1::GenerateRequest& request, const GenerateLimits& limits);
+absl::Status ValidateGenerateRequest(const GenerateRequest& request, const GenerateLimits& limits);
 
 }  // namespace tessera

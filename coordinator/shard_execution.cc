@@ -8,12 +8,65 @@
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/shard_streams.h"
-#include "services/grpc_util.h"
+#include "rpc/grpc_util.h"
+#include "tessera/v1/worker.grpc.pb.h"
 
 namespace tessera {
 namespace {
 
-std::vector<ShardStreams::Call> MakeCalls(const std::vector<ShardLease>& shards, const v1::GenerateRequest& request,
+// The request's parameters as the workers' API spells them (the last shard samples and stops).
+v1::SamplingParams WorkerSampling(const SamplingParams& sampling) {
+  v1::SamplingParams out;
+  out.set_temperature(sampling.temperature);
+  out.set_top_k(sampling.top_k);
+  out.set_top_p(sampling.top_p);
+  out.set_seed(sampling.seed);
+  return out;
+}
+
+v1::StoppingCriteria WorkerStopping(const StoppingCriteria& stopping) {
+  v1::StoppingCriteria out;
+  out.set_max_new_tokens(stopping.max_new_tokens);
+  out.mutable_stop_token_ids()->Add(stopping.stop_token_ids.begin(), stopping.stop_token_ids.end());
+  out.set_ignore_eos(stopping.ignore_eos);
+  return out;
+}
+
+// What a worker reports, as the coordinator's types. A finish reason this
+// build does not know is a worker breaking the contract: unspecified.
+FinishReason FinishReasonOf(v1::FinishReason reason) {
+  switch (reason) {
+    case v1::FINISH_REASON_LENGTH:
+      return FinishReason::kLength;
+    case v1::FINISH_REASON_STOP_TOKEN:
+      return FinishReason::kStopToken;
+    case v1::FINISH_REASON_EOS:
+      return FinishReason::kEos;
+    case v1::FINISH_REASON_UNSPECIFIED:
+    case v1::FinishReason_INT_MIN_SENTINEL_DO_NOT_USE_:
+    case v1::FinishReason_INT_MAX_SENTINEL_DO_NOT_USE_:
+      break;
+  }
+  return FinishReason::kUnspecified;
+}
+
+Logits LogitsOf(const v1::Logits& logits) {
+  Logits out;
+  out.rows = logits.rows();
+  out.vocab_size = logits.vocab_size();
+  out.values.assign(logits.values().begin(), logits.values().end());
+  return out;
+}
+
+TokenDelta TokenDeltaOf(const v1::TokenDelta& delta) {
+  TokenDelta out;
+  out.token_ids.assign(delta.token_ids().begin(), delta.token_ids().end());
+  if (delta.has_logits()) out.logits = LogitsOf(delta.logits());
+  out.text = delta.text();
+  return out;
+}
+
+std::vector<ShardStreams::Call> MakeCalls(const std::vector<ShardLease>& shards, const GenerateRequest& request,
                                           const ShardExecution& execution) {
   std::vector<ShardStreams::Call> calls;
   for (size_t rank = 0; rank < shards.size(); ++rank) {
@@ -30,11 +83,11 @@ std::vector<ShardStreams::Call> MakeCalls(const std::vector<ShardLease>& shards,
       p->set_token_begin(peer.token_begin);
       p->set_token_end(peer.token_end);
     }
-    r.mutable_token_ids()->Add(request.prompt_token_ids().begin() + shard.token_begin,
-                               request.prompt_token_ids().begin() + shard.token_end);
-    *r.mutable_sampling() = request.sampling();
-    *r.mutable_stopping() = request.stopping();
-    r.set_return_logits(request.return_logits());
+    r.mutable_token_ids()->Add(request.prompt_token_ids.begin() + shard.token_begin,
+                               request.prompt_token_ids.begin() + shard.token_end);
+    *r.mutable_sampling() = WorkerSampling(request.sampling);
+    *r.mutable_stopping() = WorkerStopping(request.stopping);
+    r.set_return_logits(request.return_logits);
     r.set_peer_timeout_ms(execution.peer_timeout_ms);
     r.set_reserved_bytes(shard.reserved_bytes);
     r.set_eos_token_id(execution.eos_token_id);
@@ -44,10 +97,16 @@ std::vector<ShardStreams::Call> MakeCalls(const std::vector<ShardLease>& shards,
   return calls;
 }
 
-void AppendLogits(const v1::Logits& part, v1::Logits& into) {
-  into.set_rows(into.rows() + part.rows());
-  if (into.vocab_size() == 0) into.set_vocab_size(part.vocab_size());
-  into.mutable_values()->Add(part.values().begin(), part.values().end());
+void AppendLogits(const v1::Logits& part, Logits& into) {
+  into.rows += part.rows();
+  if (into.vocab_size == 0) into.vocab_size = part.vocab_size();
+  into.values.insert(into.values.end(), part.values().begin(), part.values().end());
+}
+
+void AppendLogits(const Logits& part, Logits& into) {
+  into.rows += part.rows;
+  if (into.vocab_size == 0) into.vocab_size = part.vocab_size;
+  into.values.insert(into.values.end(), part.values.begin(), part.values.end());
 }
 
 // What a shard's failed call means for the client.
@@ -63,7 +122,7 @@ absl::Status ShardFailure(const ShardLease& shard, int rank, int num_shards, con
 
 class ShardRelay {
  public:
-  ShardRelay(const std::vector<ShardLease>& shards, const v1::GenerateRequest& request, const ShardExecution& execution,
+  ShardRelay(const std::vector<ShardLease>& shards, const GenerateRequest& request, const ShardExecution& execution,
              GenerateEvents& events)
       : shards_(shards),
         request_(request),
@@ -75,7 +134,7 @@ class ShardRelay {
         layers_done_(shards.size(), 0),
         prompt_logits_(shards.size()) {}
 
-  absl::StatusOr<v1::GenerateResponse> Run() {
+  absl::StatusOr<GenerateResult> Run() {
     ShardStreams streams(MakeCalls(shards_, request_, execution_), execution_.deadline);
     int ended = 0;
     absl::Time next_poll = absl::Now();
@@ -135,7 +194,7 @@ class ShardRelay {
         RelayProgress();
         break;
       case v1::RunShardEvent::kPromptLogits:
-        if (request_.return_logits()) AppendLogits(event.prompt_logits(), prompt_logits_[rank]);
+        if (request_.return_logits) AppendLogits(event.prompt_logits(), prompt_logits_[rank]);
         break;
       case v1::RunShardEvent::kPrefilled:
         prefilled_[rank] = true;
@@ -147,12 +206,12 @@ class ShardRelay {
         }
         break;
       case v1::RunShardEvent::kTokens:
-        if (last) RelayTokens(event.tokens());
+        if (last) RelayTokens(TokenDeltaOf(event.tokens()));
         break;
       case v1::RunShardEvent::kFinished:
         if (last) {
           finished_ = true;
-          finish_reason_ = event.finished().finish_reason();
+          finish_reason_ = FinishReasonOf(event.finished().finish_reason());
         }
         break;
       case v1::RunShardEvent::EVENT_NOT_SET:
@@ -168,7 +227,7 @@ class ShardRelay {
     for (int rank = 0; rank + 1 < num_shards_; ++rank) all_prefilled &= prefilled_[rank] || ended_[rank];
     if (all_prefilled) return absl::OkStatus();
     if (absl::Now() - last_finished_at_ < kPrefilledGrace) return std::nullopt;
-    if (!request_.return_logits()) return absl::OkStatus();  // nothing is missing
+    if (!request_.return_logits) return absl::OkStatus();  // nothing is missing
     for (int rank = 0; rank + 1 < num_shards_; ++rank) {
       if (!prefilled_[rank] && !ended_[rank]) {
         return absl::InternalError(absl::StrCat("worker ", shards_[rank].address, " (shard ", rank + 1, " of ",
@@ -183,15 +242,15 @@ class ShardRelay {
     const int32_t done = *std::min_element(layers_done_.begin(), layers_done_.end());
     if (done == progress_sent_) return;
     progress_sent_ = done;
-    v1::PrefillProgress progress;
-    progress.set_layers_done(std::min(done, layers_total_));
-    progress.set_layers_total(layers_total_);
-    progress.set_prompt_tokens(request_.prompt_token_ids_size());
-    progress.set_shards(num_shards_);
+    PrefillProgress progress;
+    progress.layers_done = std::min(done, layers_total_);
+    progress.layers_total = layers_total_;
+    progress.prompt_tokens = static_cast<int32_t>(request_.prompt_token_ids.size());
+    progress.shards = num_shards_;
     if (!events_.OnProgress(progress)) outcome_ = absl::CancelledError("the client went away");
   }
 
-  void RelayTokens(const v1::TokenDelta& delta) {
+  void RelayTokens(const TokenDelta& delta) {
     if (!tokens_started_) {
       // Decoding means every shard is prefilled, whatever their progress
       // messages still in flight say: report prefill complete, then tokens.
@@ -200,30 +259,30 @@ class ShardRelay {
       tokens_started_ = true;
       if (outcome_) return;
     }
-    token_ids_.insert(token_ids_.end(), delta.token_ids().begin(), delta.token_ids().end());
-    if (request_.return_logits() && delta.has_logits()) AppendLogits(delta.logits(), token_logits_);
+    token_ids_.insert(token_ids_.end(), delta.token_ids.begin(), delta.token_ids.end());
+    if (request_.return_logits && delta.logits) AppendLogits(*delta.logits, token_logits_);
     if (!events_.OnTokens(delta)) outcome_ = absl::CancelledError("the client went away");
   }
 
-  v1::GenerateResponse Response() const {
-    v1::GenerateResponse response;
-    response.set_request_id(execution_.client_request_id);
-    response.mutable_token_ids()->Add(token_ids_.begin(), token_ids_.end());
-    response.set_finish_reason(finish_reason_);
-    v1::Usage* usage = response.mutable_usage();
-    usage->set_prompt_tokens(request_.prompt_token_ids_size());
-    usage->set_completion_tokens(static_cast<int32_t>(token_ids_.size()));
-    usage->set_total_tokens(usage->prompt_tokens() + usage->completion_tokens());
-    if (request_.return_logits()) {
-      for (const v1::Logits& part : prompt_logits_) AppendLogits(part, *response.mutable_prompt_logits());
-      *response.mutable_token_logits() = token_logits_;
+  GenerateResult Response() const {
+    GenerateResult result;
+    result.request_id = execution_.client_request_id;
+    result.token_ids = token_ids_;
+    result.finish_reason = finish_reason_;
+    result.usage.prompt_tokens = static_cast<int32_t>(request_.prompt_token_ids.size());
+    result.usage.completion_tokens = static_cast<int32_t>(token_ids_.size());
+    result.usage.total_tokens = result.usage.prompt_tokens + result.usage.completion_tokens;
+    if (request_.return_logits) {
+      result.prompt_logits.emplace();
+      for (const Logits& part : prompt_logits_) AppendLogits(part, *result.prompt_logits);
+      result.token_logits = token_logits_;
     }
-    response.set_shards(num_shards_);
-    return response;
+    result.shards = num_shards_;
+    return result;
   }
 
   const std::vector<ShardLease>& shards_;
-  const v1::GenerateRequest& request_;
+  const GenerateRequest& request_;
   const ShardExecution& execution_;
   GenerateEvents& events_;
   const int num_shards_;
@@ -240,18 +299,17 @@ class ShardRelay {
   int32_t layers_total_ = 0;
   std::vector<int32_t> layers_done_;  // per shard
   int32_t progress_sent_ = -1;
-  std::vector<v1::Logits> prompt_logits_;  // per shard
+  std::vector<Logits> prompt_logits_;  // per shard
   std::vector<int32_t> token_ids_;
-  v1::Logits token_logits_;
+  Logits token_logits_;
   bool finished_ = false;
-  v1::FinishReason finish_reason_ = v1::FINISH_REASON_UNSPECIFIED;
+  FinishReason finish_reason_ = FinishReason::kUnspecified;
 };
 
 }  // namespace
 
-absl::StatusOr<v1::GenerateResponse> ExecuteShards(const std::vector<ShardLease>& shards,
-                                                   const v1::GenerateRequest& request, const ShardExecution& execution,
-                                                   GenerateEvents& events) {
+absl::StatusOr<GenerateResult> ExecuteShards(const std::vector<ShardLease>& shards, const GenerateRequest& request,
+                                             const ShardExecution& execution, GenerateEvents& events) {
   if (shards.empty()) return absl::InternalError("a request was admitted with no shards");
   events.OnStart(execution.client_request_id);
   return ShardRelay(shards, request, execution, events).Run();

@@ -1,4 +1,5 @@
-// Runs an admitted request on its workers and relays what they send. The
+// Runs an admitted request on its workers and relays what they send (the
+// workers speak tessera/v1/worker.proto; the caller gets generate_types.h). The
 // coordinator is not in the data path: it starts one RunShard call per shard
 // and reads them all at once (see shard_streams.h), then
 //  - relays prefill progress as one aggregate: the fewest layers any shard
@@ -28,8 +29,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "coordinator/generate_events.h"
+#include "coordinator/generate_types.h"
 #include "coordinator/worker_registry.h"
-#include "tessera/v1/tessera.pb.h"
 #include "tessera/v1/worker.pb.h"
 
 namespace tessera {
@@ -51,8 +52,8 @@ struct ShardExecution {
   std::function<void(const absl::Status& prefill)> on_prefill_end = [](const absl::Status&) {};
 };
 
-absl::StatusOr<v1::GenerateResponse> ExecuteShards(const std::vector<ShardLease>& shards,
-                                                   const v1::GenerateRequest& request, const ShardExecution& execution,
-                                                   GenerateEvents& events);
+// `request` has its prompt as token ids (text is tokenized before).
+absl::StatusOr<GenerateResult> ExecuteShards(const std::vector<ShardLease>& shards, const GenerateRequest& request,
+                                             const ShardExecution& execution, GenerateEvents& events);
 
 }  // namespace tessera

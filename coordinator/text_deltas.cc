@@ -9,24 +9,23 @@ TextDeltaEvents::TextDeltaEvents(const Tokenizer* tokenizer, bool keep_special_t
   if (tokenizer != nullptr) decoder_.emplace(tokenizer, /*skip_special_tokens=*/!keep_special_tokens);
 }
 
-bool TextDeltaEvents::OnTokens(const v1::TokenDelta& tokens) {
+bool TextDeltaEvents::OnTokens(const TokenDelta& tokens) {
   if (!decoder_) return inner_.OnTokens(tokens);
-  v1::TokenDelta with_text = tokens;
-  std::string& text = *with_text.mutable_text();
-  for (int32_t id : tokens.token_ids()) {
+  TokenDelta with_text = tokens;
+  for (int32_t id : tokens.token_ids) {
     absl::StatusOr<std::string> piece = decoder_->Feed(id);
-    if (piece.ok()) text += *piece;  // an unknown id adds nothing
+    if (piece.ok()) with_text.text += *piece;  // an unknown id adds nothing
   }
-  text_ += text;
+  text_ += with_text.text;
   return inner_.OnTokens(with_text);
 }
 
 bool TextDeltaEvents::Finish() {
   if (!decoder_) return true;
-  v1::TokenDelta tail;
-  tail.set_text(decoder_->Finish());
-  if (tail.text().empty()) return true;
-  text_ += tail.text();
+  TokenDelta tail;
+  tail.text = decoder_->Finish();
+  if (tail.text.empty()) return true;
+  text_ += tail.text;
   return inner_.OnTokens(tail);
 }
 

@@ -23,8 +23,8 @@ class TextDeltaEvents final : public GenerateEvents {
   TextDeltaEvents(const Tokenizer* tokenizer, bool keep_special_tokens, GenerateEvents& inner);
 
   void OnStart(const std::string& request_id) override { inner_.OnStart(request_id); }
-  bool OnProgress(const v1::PrefillProgress& progress) override { return inner_.OnProgress(progress); }
-  bool OnTokens(const v1::TokenDelta& tokens) override;
+  bool OnProgress(const PrefillProgress& progress) override { return inner_.OnProgress(progress); }
+  bool OnTokens(const TokenDelta& tokens) override;
 
   // After the last token: relays the held-back tail, if any. False when the
   // client is gone.

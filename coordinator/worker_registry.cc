@@ -11,7 +11,7 @@
 #include "common/status_macros.h"
 #include "coordinator/shard_placement.h"
 #include "coordinator/worker_capacity.h"
-#include "services/grpc_util.h"
+#include "rpc/grpc_util.h"
 
 namespace tessera {
 

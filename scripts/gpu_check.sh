@@ -5,9 +5,10 @@
 #   Here (build machine):  scripts/gpu_check.sh pack BUILD_DIR OUT_DIR
 #     bundles the gpu-labelled test binaries (BUILD_DIR/tests/{kernels_gpu,nccl,
 #     engine_gpu}/*_test, whichever exist), bench/ssd_scan_bench if built, the
-#     `tessera` binary, their shared libraries (through ../shared/tools/gpu-bundle.sh),
-#     this script, bench/sdpa_bench.py, and the Hugging Face fixtures
-#     (../shared/fixtures/hf-tiny, or $GPU_CHECK_FIXTURES_SRC) under
+#     `tessera` and `tessera-coordinator` binaries, their shared libraries
+#     (through ../shared/tools/gpu-bundle.sh), this script, bench/sdpa_bench.py,
+#     and the Hugging Face fixtures (../shared/fixtures/hf-tiny, or
+#     $GPU_CHECK_FIXTURES_SRC) under
 #     OUT_DIR/fixtures/hf-tiny. cuBLAS is left out (over 500 MB): the GPU host's
 #     CUDA or PyTorch provides it. With GPU_CHECK_TARBALL=FILE.tar.xz the bundle
 #     is also written compressed (~17 MB with tessera and OpenBLAS, against ~70 MB).
@@ -54,6 +55,12 @@ if [[ $mode == pack ]]; then
   [[ -x $build/bench/ssd_scan_bench ]] && bins+=("$build/bench/ssd_scan_bench")
   if [[ -x $build/tools/tessera ]]; then
     bins+=("$build/tools/tessera")
+    # `tessera coordinator` (eval --workers, compare) execs it from the same directory.
+    if [[ -x $build/tools/tessera-coordinator ]]; then
+      bins+=("$build/tools/tessera-coordinator")
+    else
+      echo "warning: $build/tools/tessera-coordinator is not built: multi-worker evals and the comparison will fail" >&2
+    fi
   else
     echo "warning: $build/tools/tessera is not built: the evals and the comparison will not run" >&2
   fi

@@ -1,11 +1,13 @@
-// Thin handlers: every decision lives in coordinator/.
+// Thin handlers: convert, delegate, convert back. Every decision lives in
+// coordinator/.
 #include "services/coordinator_service.h"
 
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/health_check_service_interface.h"
-#include "services/grpc_util.h"
+#include "rpc/grpc_util.h"
+#include "services/coordinator_proto.h"
 
 namespace tessera {
 namespace {
@@ -27,17 +29,17 @@ class StreamWriterEvents final : public GenerateEvents {
 
   void OnStart(const std::string& request_id) override { request_id_ = request_id; }
 
-  bool OnProgress(const v1::PrefillProgress& progress) override {
+  bool OnProgress(const PrefillProgress& progress) override {
     v1::GenerateStreamResponse message;
     message.set_request_id(request_id_);
-    *message.mutable_progress() = progress;
+    *message.mutable_progress() = ToProto(progress);
     return writer_->Write(message);
   }
 
-  bool OnTokens(const v1::TokenDelta& tokens) override {
+  bool OnTokens(const TokenDelta& tokens) override {
     v1::GenerateStreamResponse message;
     message.set_request_id(request_id_);
-    *message.mutable_tokens() = tokens;
+    *message.mutable_tokens() = ToProto(tokens);
     return writer_->Write(message);
   }
 
@@ -59,62 +61,56 @@ void SetServing(grpc::Server& server, bool serving) {
 grpc::Status TesseraService::Generate(grpc::ServerContext* context, const v1::GenerateRequest* request,
                                       v1::GenerateResponse* response) {
   IgnoreGenerateEvents events;
-  absl::StatusOr<v1::GenerateResponse> result = coordinator_.Generate(*request, CallerOf(context), events);
+  absl::StatusOr<GenerateResult> result = coordinator_.Generate(FromProto(*request), CallerOf(context), events);
   if (!result.ok()) return ToGrpcStatus(result.status());
-  *response = *std::move(result);
+  *response = ToProto(*result);
   return grpc::Status::OK;
 }
 
 grpc::Status TesseraService::GenerateStream(grpc::ServerContext* context, const v1::GenerateRequest* request,
                                             grpc::ServerWriter<v1::GenerateStreamResponse>* writer) {
   StreamWriterEvents events(writer);
-  absl::StatusOr<v1::GenerateResponse> result = coordinator_.Generate(*request, CallerOf(context), events);
+  absl::StatusOr<GenerateResult> result = coordinator_.Generate(FromProto(*request), CallerOf(context), events);
   if (!result.ok()) return ToGrpcStatus(result.status());
-  v1::GenerateStreamResponse last;
-  last.set_request_id(result->request_id());
-  v1::GenerateResponse* finished = last.mutable_finished();
-  *finished = *std::move(result);
-  finished->clear_token_ids();     // already streamed
-  finished->clear_token_logits();  // already streamed with their tokens
-  finished->clear_text();          // already streamed as the deltas' text
-  if (!writer->Write(last)) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+  if (!writer->Write(ToStreamFinished(*std::move(result)))) {
+    return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+  }
   return grpc::Status::OK;
 }
 
 grpc::Status TesseraService::GetModelInfo(grpc::ServerContext*, const v1::GetModelInfoRequest*,
                                           v1::ModelInfo* response) {
-  *response = coordinator_.GetModelInfo();
+  *response = ToProto(coordinator_.GetModelInfo());
   return grpc::Status::OK;
 }
 
 grpc::Status TesseraService::GetServerInfo(grpc::ServerContext*, const v1::GetServerInfoRequest*,
                                            v1::ServerInfo* response) {
-  *response = coordinator_.GetServerInfo();
+  *response = ToProto(coordinator_.GetServerInfo());
   return grpc::Status::OK;
 }
 
 grpc::Status TesseraService::Tokenize(grpc::ServerContext*, const v1::TokenizeRequest* request,
                                       v1::TokenizeResponse* response) {
-  absl::StatusOr<v1::TokenizeResponse> result = coordinator_.Tokenize(*request);
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  *response = *std::move(result);
+  absl::StatusOr<std::vector<int32_t>> token_ids = coordinator_.Tokenize(FromProto(*request));
+  if (!token_ids.ok()) return ToGrpcStatus(token_ids.status());
+  *response = ToTokenizeResponse(*token_ids);
   return grpc::Status::OK;
 }
 
 grpc::Status TesseraService::Detokenize(grpc::ServerContext*, const v1::DetokenizeRequest* request,
                                         v1::DetokenizeResponse* response) {
-  absl::StatusOr<v1::DetokenizeResponse> result = coordinator_.Detokenize(*request);
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  *response = *std::move(result);
+  absl::StatusOr<std::string> text = coordinator_.Detokenize(FromProto(*request));
+  if (!text.ok()) return ToGrpcStatus(text.status());
+  *response = ToDetokenizeResponse(*std::move(text));
   return grpc::Status::OK;
 }
 
 grpc::Status WorkerRegistrationService::RegisterWorker(grpc::ServerContext*, const v1::RegisterWorkerRequest* request,
                                                        v1::RegisterWorkerResponse* response) {
-  if (request->address().empty()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "address must be HOST:PORT. Given: an empty string");
-  }
-  response->set_workers_ready(coordinator_.RegisterWorker(request->address()));
+  absl::StatusOr<int> workers_ready = coordinator_.RegisterWorker(request->address());
+  if (!workers_ready.ok()) return ToGrpcStatus(workers_ready.status());
+  response->set_workers_ready(*workers_ready);
   return grpc::Status::OK;
 }
 

@@ -1,8 +1,9 @@
 // The coordinator's gRPC face: tessera.v1.Tessera for clients and
 // tessera.v1.Coordinator for workers' registration, on one server with the
-// standard health and reflection services. Handlers convert at the boundary
-// (absl::Status inside, grpc::Status out) and hand ServerContext's
-// cancellation and deadline to the Coordinator as a CallerContext.
+// standard health and reflection services. Each handler converts the message
+// to the coordinator's types (coordinator_proto.h), hands ServerContext's
+// cancellation and deadline over as a CallerContext, calls the Coordinator,
+// and converts back (absl::Status inside, grpc::Status out). Nothing else.
 #pragma once
 
 #include <memory>

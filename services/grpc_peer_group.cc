@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "services/grpc_util.h"
+#include "rpc/grpc_util.h"
 
 namespace tessera {
 

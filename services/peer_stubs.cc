@@ -1,7 +1,7 @@
 // Lazily made channels, one per peer address.
 #include "services/peer_stubs.h"
 
-#include "services/grpc_util.h"
+#include "rpc/grpc_util.h"
 
 namespace tessera {
 

@@ -1,7 +1,7 @@
 // Metric families registered once per worker process.
 #include "services/worker_metrics.h"
 
-#include "services/metrics_endpoint.h"
+#include "rpc/metrics_endpoint.h"
 
 namespace tessera {
 namespace {

@@ -14,7 +14,7 @@
 #include "common/status_macros.h"
 #include "services/grpc_peer_group.h"
 #include "services/grpc_remote_kv.h"
-#include "services/grpc_util.h"
+#include "rpc/grpc_util.h"
 #include "worker/sampler.h"
 
 #ifdef TESSERA_HAVE_NCCL

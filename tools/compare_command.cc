@@ -15,7 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
-#include "services/grpc_util.h"
+#include "rpc/grpc_util.h"
 #include "worker/sequence_state.h"
 #include "tools/cli_flags.h"
 #include "tools/cluster/local_cluster.h"

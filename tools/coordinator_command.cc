@@ -14,11 +14,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "coordinator/coordinator_metrics.h"
 #include "coordinator/nccl_groups.h"
 #include "coordinator/served_model.h"
-#include "services/coordinator_metrics.h"
+#include "rpc/metrics_endpoint.h"
 #include "services/coordinator_service.h"
-#include "services/metrics_endpoint.h"
 #include "tools/cli_flags.h"
 #include "tools/shutdown_signal.h"
 

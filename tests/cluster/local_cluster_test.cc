@@ -20,7 +20,7 @@
 #include "gmock/gmock.h"
 #include "common/status_macros.h"
 #include "gtest/gtest.h"
-#include "services/grpc_util.h"
+#include "rpc/grpc_util.h"
 #include "tessera/v1/tessera.grpc.pb.h"
 #include "tests/cluster/cluster_test_util.h"
 

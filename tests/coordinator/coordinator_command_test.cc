@@ -1,4 +1,4 @@
-// The command as a process: it prints the address it bound, serves the
+// tessera-coordinator as a process: it prints the address it bound, serves the
 // public API, and exits 0 on SIGTERM; bad flags exit 2.
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -13,7 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
-#include "services/grpc_util.h"
+#include "rpc/grpc_util.h"
 #include "tessera/v1/tessera.grpc.pb.h"
 
 extern char** environ;
@@ -27,7 +27,7 @@ struct Child {
 };
 
 Child Spawn(std::vector<std::string> args) {
-  args.insert(args.begin(), COORDINATOR_COMMAND_MAIN);
+  args.insert(args.begin(), TESSERA_COORDINATOR_BINARY);
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -4,15 +4,15 @@
 // latency histograms get one observation per request (inter-token: one per
 // token after the first), the running/waiting gauges return to zero and the
 // cluster gauges follow the workers.
-#include "services/coordinator_metrics.h"
+#include "coordinator/coordinator_metrics.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <thread>
 
+#include "rpc/grpc_util.h"
 #include "services/coordinator_service.h"
-#include "services/grpc_util.h"
 #include "tessera/v1/tessera.grpc.pb.h"
 #include "tests/coordinator/fake_worker.h"
 

@@ -8,7 +8,7 @@
 
 #include <thread>
 
-#include "services/grpc_util.h"
+#include "rpc/grpc_util.h"
 #include "tessera/v1/tessera.grpc.pb.h"
 #include "tests/coordinator/fake_worker.h"
 

@@ -7,8 +7,8 @@
 #include <gtest/gtest.h>
 
 #include "coordinator/served_model.h"
+#include "rpc/grpc_util.h"
 #include "services/coordinator_service.h"
-#include "services/grpc_util.h"
 #include "tessera/v1/tessera.grpc.pb.h"
 #include "tests/coordinator/fake_worker.h"
 #include "tests/coordinator/utf8_check.h"

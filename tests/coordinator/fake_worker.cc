@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "absl/time/clock.h"
-#include "services/grpc_util.h"
+#include "rpc/grpc_util.h"
 
 namespace tessera::testing {
 

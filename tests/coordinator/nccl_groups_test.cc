@@ -10,9 +10,9 @@
 
 #include <thread>
 
-#include "services/coordinator_metrics.h"
+#include "coordinator/coordinator_metrics.h"
+#include "rpc/grpc_util.h"
 #include "services/coordinator_service.h"
-#include "services/grpc_util.h"
 #include "tessera/v1/tessera.grpc.pb.h"
 #include "tests/coordinator/fake_worker.h"
 

@@ -17,14 +17,14 @@ GenerateLimits Limits() {
   return limits;
 }
 
-v1::GenerateRequest Valid() {
-  v1::GenerateRequest request;
-  for (int id : {1, 2, 3}) request.add_prompt_token_ids(id);
-  request.mutable_stopping()->set_max_new_tokens(8);
+GenerateRequest Valid() {
+  GenerateRequest request;
+  request.prompt_token_ids = {1, 2, 3};
+  request.stopping.max_new_tokens = 8;
   return request;
 }
 
-void ExpectRejected(const v1::GenerateRequest& request, const std::string& fragment,
+void ExpectRejected(const GenerateRequest& request, const std::string& fragment,
                     const GenerateLimits& limits = Limits()) {
   const absl::Status status = ValidateGenerateRequest(request, limits);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
@@ -34,15 +34,15 @@ void ExpectRejected(const v1::GenerateRequest& request, const std::string& fragm
 TEST(GenerateRequestValidationTest, AcceptsAValidRequest) { EXPECT_TRUE(ValidateGenerateRequest(Valid(), Limits()).ok()); }
 
 TEST(GenerateRequestValidationTest, EmptyPrompt) {
-  v1::GenerateRequest request = Valid();
-  request.clear_prompt_token_ids();
+  GenerateRequest request = Valid();
+  request.prompt_token_ids.clear();
   ExpectRejected(request, "the prompt is empty: give prompt_token_ids (at least 1 token) or prompt_text");
   EXPECT_EQ(ValidatePromptForm(request).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(GenerateRequestValidationTest, PromptTextOrIdsNotBoth) {
-  v1::GenerateRequest request = Valid();
-  request.set_prompt_text("Hello");
+  GenerateRequest request = Valid();
+  request.prompt_text = "Hello";
   const absl::Status both = ValidatePromptForm(request);
   EXPECT_EQ(both.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(both.message()),
@@ -51,52 +51,52 @@ TEST(GenerateRequestValidationTest, PromptTextOrIdsNotBoth) {
 }
 
 TEST(GenerateRequestValidationTest, PromptTextAloneIsAValidForm) {
-  v1::GenerateRequest request = Valid();
-  request.clear_prompt_token_ids();
-  request.set_prompt_text("Hello");
+  GenerateRequest request = Valid();
+  request.prompt_token_ids.clear();
+  request.prompt_text = "Hello";
   EXPECT_TRUE(ValidatePromptForm(request).ok());
   // The rest is checked on the ids the text becomes, never on the text itself.
   EXPECT_EQ(ValidateGenerateRequest(request, Limits()).code(), absl::StatusCode::kInternal);
 }
 
 TEST(GenerateRequestValidationTest, AddSpecialTokensAloneDoesNotMakeAPrompt) {
-  v1::GenerateRequest request = Valid();
-  request.clear_prompt_token_ids();
-  request.set_add_special_tokens(true);
+  GenerateRequest request = Valid();
+  request.prompt_token_ids.clear();
+  request.add_special_tokens = true;
   EXPECT_EQ(ValidatePromptForm(request).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(GenerateRequestValidationTest, TokenIdOutsideTheVocabulary) {
-  v1::GenerateRequest request = Valid();
-  request.set_prompt_token_ids(2, 64);
+  GenerateRequest request = Valid();
+  request.prompt_token_ids[2] = 64;
   ExpectRejected(request, "prompt_token_ids[2] must be in [0, 64) (the model's vocab_size is 64). Given: 64");
-  request.set_prompt_token_ids(2, -1);
+  request.prompt_token_ids[2] = -1;
   ExpectRejected(request, "Given: -1");
 }
 
 TEST(GenerateRequestValidationTest, MaxNewTokens) {
-  v1::GenerateRequest request = Valid();
-  request.mutable_stopping()->set_max_new_tokens(0);
+  GenerateRequest request = Valid();
+  request.stopping.max_new_tokens = 0;
   ExpectRejected(request, "max_new_tokens must be >= 1. Given: 0");
-  request.mutable_stopping()->set_max_new_tokens(5000);
+  request.stopping.max_new_tokens = 5000;
   ExpectRejected(request, "max_new_tokens must be <= 4096. Given: 5000");
 }
 
 TEST(GenerateRequestValidationTest, StopTokenOutsideTheVocabulary) {
-  v1::GenerateRequest request = Valid();
-  request.mutable_stopping()->add_stop_token_ids(100);
+  GenerateRequest request = Valid();
+  request.stopping.stop_token_ids.push_back(100);
   ExpectRejected(request, "stop_token_ids[0] must be in [0, 64)");
 }
 
 TEST(GenerateRequestValidationTest, Sampling) {
-  v1::GenerateRequest request = Valid();
-  request.mutable_sampling()->set_temperature(-0.5f);
+  GenerateRequest request = Valid();
+  request.sampling.temperature = -0.5f;
   ExpectRejected(request, "temperature must be >= 0. Given: -0.5");
   request = Valid();
-  request.mutable_sampling()->set_top_p(1.5f);
+  request.sampling.top_p = 1.5f;
   ExpectRejected(request, "top_p must be in [0, 1]. Given: 1.5");
   request = Valid();
-  request.mutable_sampling()->set_top_k(-1);
+  request.sampling.top_k = -1;
   ExpectRejected(request, "top_k must be >= 0. Given: -1");
 }
 

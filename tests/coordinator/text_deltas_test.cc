@@ -23,12 +23,12 @@ constexpr char kTokenizerPath[] = TESSERA_TEST_DATA_DIR "/tokenizers/bpe512-gpt2
 
 class RecordingEvents final : public GenerateEvents {
  public:
-  bool OnProgress(const v1::PrefillProgress&) override { return true; }
-  bool OnTokens(const v1::TokenDelta& tokens) override {
+  bool OnProgress(const PrefillProgress&) override { return true; }
+  bool OnTokens(const TokenDelta& tokens) override {
     deltas.push_back(tokens);
     return keep_going;
   }
-  std::vector<v1::TokenDelta> deltas;
+  std::vector<TokenDelta> deltas;
   bool keep_going = true;
 };
 
@@ -38,9 +38,9 @@ std::unique_ptr<Tokenizer> LoadTokenizer() {
   return tokenizer.ok() ? *std::move(tokenizer) : nullptr;
 }
 
-v1::TokenDelta Delta(std::initializer_list<int32_t> ids) {
-  v1::TokenDelta delta;
-  delta.mutable_token_ids()->Add(ids.begin(), ids.end());
+TokenDelta Delta(std::initializer_list<int32_t> ids) {
+  TokenDelta delta;
+  delta.token_ids = ids;
   return delta;
 }
 
@@ -58,11 +58,11 @@ TEST(TextDeltaEventsTest, DeltasAreWholeCharactersAndJoinToTheDecodedText) {
   ASSERT_EQ(sink.deltas.size(), ids->size()) << "nothing held back at the end: no extra delta";
   std::string joined;
   int empty_deltas = 0;
-  for (const v1::TokenDelta& delta : sink.deltas) {
-    EXPECT_TRUE(IsValidUtf8(delta.text())) << delta.DebugString();
-    EXPECT_EQ(delta.token_ids_size(), 1);
-    empty_deltas += delta.text().empty() ? 1 : 0;
-    joined += delta.text();
+  for (const TokenDelta& delta : sink.deltas) {
+    EXPECT_TRUE(IsValidUtf8(delta.text)) << delta.text;
+    EXPECT_EQ(delta.token_ids.size(), 1u);
+    empty_deltas += delta.text.empty() ? 1 : 0;
+    joined += delta.text;
   }
   EXPECT_GT(empty_deltas, 0) << "some tokens end inside a character and wait for the next";
   EXPECT_EQ(joined, text);
@@ -81,9 +81,9 @@ TEST(TextDeltaEventsTest, ACharacterCutOffAtTheEndIsFlushedAsALastTextOnlyDelta)
   for (int32_t id : *ids) ASSERT_TRUE(events.OnTokens(Delta({id})));
   ASSERT_TRUE(events.Finish());
   ASSERT_EQ(sink.deltas.size(), ids->size() + 1);
-  const v1::TokenDelta& tail = sink.deltas.back();
-  EXPECT_EQ(tail.token_ids_size(), 0);
-  EXPECT_EQ(tail.text(), "\xEF\xBF\xBD");  // U+FFFD, like Hugging Face's decode
+  const TokenDelta& tail = sink.deltas.back();
+  EXPECT_EQ(tail.token_ids.size(), 0u);
+  EXPECT_EQ(tail.text, "\xEF\xBF\xBD");  // U+FFFD, like Hugging Face's decode
   absl::StatusOr<std::string> decoded = tokenizer->Decode(*ids, /*skip_special_tokens=*/true);
   ASSERT_TRUE(decoded.ok());
   EXPECT_EQ(events.text(), *decoded);
@@ -113,15 +113,15 @@ TEST(TextDeltaEventsTest, UnknownIdsAddNoTextAndWithoutATokenizerDeltasPassUncha
   ASSERT_TRUE(events.Finish());
   EXPECT_EQ(events.text(), "HH");
   ASSERT_EQ(sink.deltas.size(), 1u);
-  EXPECT_EQ(sink.deltas[0].token_ids_size(), 3);
+  EXPECT_EQ(sink.deltas[0].token_ids.size(), 3u);
 
   RecordingEvents plain;
   TextDeltaEvents no_text(nullptr, false, plain);
   ASSERT_TRUE(no_text.OnTokens(Delta({h})));
   ASSERT_TRUE(no_text.Finish());
   ASSERT_EQ(plain.deltas.size(), 1u);
-  EXPECT_FALSE(plain.deltas[0].has_logits());
-  EXPECT_TRUE(plain.deltas[0].text().empty());
+  EXPECT_FALSE(plain.deltas[0].logits.has_value());
+  EXPECT_TRUE(plain.deltas[0].text.empty());
   EXPECT_TRUE(no_text.text().empty());
 }
 

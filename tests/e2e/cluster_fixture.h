@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "services/grpc_util.h"
+#include "rpc/grpc_util.h"
 #include "tessera/v1/tessera.grpc.pb.h"
 #include "tools/cluster/local_cluster.h"
 #include "model/safetensors.h"

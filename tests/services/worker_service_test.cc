@@ -9,7 +9,7 @@
 #include "coordinator/shard_plan.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "services/grpc_util.h"
+#include "rpc/grpc_util.h"
 #include "services/worker_service.h"
 #include "tools/reference_eval.h"
 #include "worker/cpu_engine.h"

@@ -26,7 +26,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "common/status_macros.h"
-#include "services/grpc_util.h"
+#include "rpc/grpc_util.h"
 #include "tessera/v1/tessera.grpc.pb.h"
 #include "tools/cli_flags.h"
 #include "tools/cluster/token_id_list.h"

@@ -17,7 +17,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "common/status_macros.h"
-#include "services/grpc_util.h"
+#include "rpc/grpc_util.h"
 #include "tessera/v1/tessera.grpc.pb.h"
 
 namespace tessera {

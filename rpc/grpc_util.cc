@@ -1,5 +1,5 @@
 // Status mapping keeps Abseil's codes (they are gRPC's codes by number).
-#include "services/grpc_util.h"
+#include "rpc/grpc_util.h"
 
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"

@@ -1,9 +1,9 @@
 // Metric families registered once per coordinator process; every
 // finish_reason series exists from the start (at 0), so rates work from the
 // first scrape.
-#include "services/coordinator_metrics.h"
+#include "coordinator/coordinator_metrics.h"
 
-#include "services/metrics_endpoint.h"
+#include "rpc/metrics_endpoint.h"
 
 namespace tessera {
 namespace {

@@ -1,5 +1,5 @@
 // prometheus-cpp exposer construction with errors as statuses, not throws.
-#include "services/metrics_endpoint.h"
+#include "rpc/metrics_endpoint.h"
 
 #include <exception>
 

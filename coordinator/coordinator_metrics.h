@@ -4,7 +4,7 @@
 // running and waiting, ready workers, context capacity and what is free,
 // NCCL groups formed).
 // Per-worker memory, step times and transport live on the workers
-// (worker_metrics.h). Base units; counters end in _total.
+// (services/worker_metrics.h). Base units; counters end in _total.
 #pragma once
 
 #include "prometheus/counter.h"

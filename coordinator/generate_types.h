@@ -1,0 +1,132 @@
+// The coordinator's own request and answer types: what the public API
+// (proto/tessera/v1/tessera.proto) carries, field for field, as plain C++, so
+// that the coordinator's logic knows no wire format. services/coordinator_proto.h
+// converts at the gRPC boundary. Presence matters where the wire has it:
+// logits are optional (absent unless asked for), everything else always set.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tessera {
+
+enum class FinishReason {
+  kUnspecified,  // still running, or a worker broke the contract
+  kLength,       // max_new_tokens reached
+  kStopToken,    // a stop token id was produced
+  kEos,          // the model's end-of-sequence token was produced
+};
+
+struct SamplingParams {
+  float temperature = 0.0f;  // 0: greedy
+  int32_t top_k = 0;         // 0: no top-k cut
+  float top_p = 0.0f;        // 0 or 1: no nucleus cut
+  uint64_t seed = 0;         // equal seeds give equal samples
+};
+
+struct StoppingCriteria {
+  int32_t max_new_tokens = 0;           // must be in [1, max_new_tokens_limit]
+  std::vector<int32_t> stop_token_ids;  // generation stops after emitting any of these
+  bool ignore_eos = false;              // do not stop at the model's end-of-sequence token
+};
+
+struct GenerateRequest {
+  std::string request_id;  // the caller's, for logs; empty: the coordinator makes one
+  // The prompt: exactly one of token ids and text (UTF-8, tokenized by the coordinator).
+  std::vector<int32_t> prompt_token_ids;
+  std::string prompt_text;
+  bool add_special_tokens = false;   // with prompt_text: add the template's tokens (e.g. BOS)
+  bool keep_special_tokens = false;  // in the returned text: spell special tokens
+  SamplingParams sampling;
+  StoppingCriteria stopping;
+  bool return_logits = false;  // every prompt position's and generated token's logits
+};
+
+struct Usage {
+  int32_t prompt_tokens = 0;
+  int32_t completion_tokens = 0;
+  int32_t total_tokens = 0;
+};
+
+struct Logits {
+  int32_t rows = 0;
+  int32_t vocab_size = 0;
+  std::vector<float> values;  // (rows, vocab_size)
+};
+
+struct GenerateResult {
+  std::string request_id;  // the caller's, or the one the coordinator made
+  std::vector<int32_t> token_ids;
+  FinishReason finish_reason = FinishReason::kUnspecified;
+  Usage usage;
+  // Present when the request asked for logits: prompt rows, then one row per generated token.
+  std::optional<Logits> prompt_logits;
+  std::optional<Logits> token_logits;
+  int32_t shards = 0;  // workers that held shards of the request
+  std::string text;    // token_ids decoded, when the model has a tokenizer
+};
+
+// Prefill progress over all shards: the fewest layers any shard has done.
+struct PrefillProgress {
+  int32_t layers_done = 0;
+  int32_t layers_total = 0;
+  int32_t prompt_tokens = 0;
+  int32_t shards = 0;
+};
+
+// Tokens as they are generated. `text` holds whole UTF-8 characters only
+// (see text_deltas.h); the deltas' texts joined are the completion's text.
+struct TokenDelta {
+  std::vector<int32_t> token_ids;
+  std::optional<Logits> logits;  // as the worker sent them (when the request asked for logits)
+  std::string text;
+};
+
+struct TokenizeRequest {
+  std::string text;
+  bool add_special_tokens = false;
+};
+
+struct DetokenizeRequest {
+  std::vector<int32_t> token_ids;
+  bool keep_special_tokens = false;
+};
+
+struct ModelInfo {
+  std::string model_type;
+  std::string model_path;
+  int32_t vocab_size = 0;
+  int32_t num_layers = 0;
+  int64_t context_capacity_tokens = 0;   // longest prompt + generation, every worker empty
+  int64_t context_available_tokens = 0;  // what is free now
+  int32_t workers_ready = 0;
+  int32_t max_new_tokens_limit = 0;
+  int64_t eos_token_id = -1;
+  std::string tokenizer_path;  // empty: no tokenizer
+};
+
+struct WorkerInfo {
+  std::string address;
+  bool ready = false;
+  int64_t capacity_tokens = 0;
+  int64_t memory_used_bytes = 0;
+  int64_t memory_budget_bytes = 0;
+  int32_t active_requests = 0;
+  std::string metrics_address;               // empty when the worker serves none
+  std::string backend;                       // "cpu" or "cuda", as the worker reports it
+  std::vector<std::string> peer_transports;  // "grpc", "nccl"
+};
+
+struct ServerInfo {
+  std::string version;
+  std::string backend;
+  std::vector<WorkerInfo> workers;  // in registration order
+  int32_t running_requests = 0;
+  std::string metrics_address;  // empty when the coordinator serves none
+  std::string peer_transport;   // "auto", "grpc" or "nccl"
+  int32_t nccl_groups = 0;      // NCCL worker groups formed and still in use
+};
+
+}  // namespace tessera
