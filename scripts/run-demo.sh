@@ -2,7 +2,9 @@
 # The newcomer's main job: install, build, check the bundled model against its
 # Hugging Face reference, then start a local cluster (a coordinator and 3
 # worker processes on 127.0.0.1) and answer a long-document request whose
-# prompt is split across the workers.
+# prompt is split across the workers. The document (README.md followed by
+# deploy/README.md unless DOCUMENT names another) is counted with the same
+# tokenizer and defaults as the server's before it is sent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -35,6 +37,10 @@ if [ -z "$DOCUMENT" ]; then
   DOCUMENT="$WORK/document.txt"
   cat README.md deploy/README.md > "$DOCUMENT"
 fi
-echo "document: $DOCUMENT ($(wc -c < "$DOCUMENT") bytes; the tokenizer's count is in the summary below)"
+# `tokenize` and the server share their defaults (no special tokens added), so
+# this is the prompt's length as sent; the summary's "usage: prompt" repeats it.
+IDS=$("$BIN" tokenize --tokenizer "$TOKENIZER" < "$DOCUMENT")
+TOKENS=$(printf '%s' "$IDS" | tr -d '[]\n' | tr ',' '\n' | grep -c . || true)
+echo "document: $DOCUMENT ($(wc -c < "$DOCUMENT") bytes, $TOKENS tokens)"
 "$BIN" generate --server "127.0.0.1:$PORT" --prompt-file "$DOCUMENT" --max-new-tokens 48
 echo

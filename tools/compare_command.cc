@@ -36,6 +36,7 @@ constexpr FlagSpec kCompareFlags[] = {
     {"backend", true, "passed to every worker as --backend (default: the worker's)"},
     {"precision", true, "passed to every worker as --precision (default: the worker's)"},
     {"devices", true, "0 (default): no --device flags; N > 0: worker i gets --device i % N"},
+    {"device", true, "every worker gets --device N (one GPU for all; not with --devices)"},
     {"tolerance", true, "relative L2 bound on prompt and decode logits (default 1e-2)"},
     {"greedy", true, "require (default): every greedy token identical; report: shown, not judged"},
     {"ready-timeout-s", true, "how long each cluster may take to load and register (default 600)"},
@@ -53,6 +54,7 @@ struct CompareOptions {
   std::string backend;    // empty: not passed
   std::string precision;  // empty: not passed
   int64_t devices = 0;
+  int64_t device = -1;  // >= 0: every worker on this GPU (--device)
   double tolerance = 1e-2;
   bool require_identical_greedy = true;
   int64_t ready_timeout_s = 600;
@@ -78,6 +80,10 @@ absl::StatusOr<CompareOptions> OptionsFromFlags(const CliFlags& flags) {
   o.backend = flags.GetString("backend", "");
   o.precision = flags.GetString("precision", "");
   ASSIGN_OR_RETURN(o.devices, PositiveInt(flags, "devices", 0, 0));
+  if (flags.Has("device")) {
+    if (flags.Has("devices")) return absl::InvalidArgumentError("give --device or --devices, not both");
+    ASSIGN_OR_RETURN(o.device, PositiveInt(flags, "device", 0, 0));
+  }
   ASSIGN_OR_RETURN(o.tolerance, flags.GetDouble("tolerance", o.tolerance));
   if (!(o.tolerance >= 0)) return absl::InvalidArgumentError("--tolerance must be >= 0");
   const std::string greedy = flags.GetString("greedy", "require");
@@ -117,6 +123,7 @@ absl::StatusOr<GreedyRun> RunCluster(const CompareOptions& o, absl::string_view 
   options.coordinator_flags = {"--min-shard-tokens", "1"};  // every prompt spans all workers
   options.worker_flags = worker_flags;
   for (int64_t d = 0; d < o.devices; ++d) options.worker_devices.push_back(static_cast<int>(d));
+  if (o.device >= 0) options.worker_devices = {static_cast<int>(o.device)};
   options.ready_timeout = std::chrono::seconds(o.ready_timeout_s);
   options.log_path = o.log_file;
 
@@ -180,10 +187,11 @@ absl::StatusOr<bool> Compare(const CompareOptions& o) {
   if (!o.precision.empty()) worker_flags.insert(worker_flags.end(), {"--precision", o.precision});
   std::cout << absl::StrFormat(
                    "compare %s (%s, vocab %d, %d layers): prompt %d tokens (seed %d), %d steps, backend %s, "
-                   "precision %s, devices %d, budget %d MiB per worker",
+                   "precision %s, devices %s, budget %d MiB per worker",
                    o.model_dir, config.model_type, vocab, config.num_layers, o.prompt_length, o.seed, o.steps,
                    o.backend.empty() ? "(worker default)" : o.backend,
-                   o.precision.empty() ? "(worker default)" : o.precision, o.devices, budget_mb)
+                   o.precision.empty() ? "(worker default)" : o.precision,
+                   o.device >= 0 ? absl::StrCat("all on ", o.device) : absl::StrCat(o.devices), budget_mb)
             << std::endl;
 
   ASSIGN_OR_RETURN(GreedyRun baseline, RunCluster(o, "baseline", o.baseline_workers, worker_flags, prompt, vocab));

@@ -24,7 +24,9 @@ constexpr FlagSpec kEvalFlags[] = {
     {"tolerance", true, "relative L2 bound for prompt and decode logits (default: 1e-4 cpu, 1e-3 cuda fp32, 3e-2 bf16)"},
     {"backend", true, "auto (default: cuda when a GPU is visible, else cpu), cuda or cpu"},
     {"precision", true, "auto (default: bf16 on cuda, fp32 on cpu), bf16 or fp32"},
-    {"device", true, "CUDA device for the in-process run (default 0); workers get one GPU each, round robin"},
+    {"device", true, "CUDA device of the in-process run, or of every worker (default: 0 in process; workers one GPU "
+                     "each, round robin)"},
+    {"memory-budget-mb", true, "each worker's K/V + state budget in MiB (with --workers N; passed to the workers)"},
     {"greedy", true, "require (default for fp32): every greedy token identical; report (default for bf16)"},
     {"workers", true, "0 (default): in this process; N >= 1: through a local cluster of N worker processes"},
 };
@@ -47,6 +49,17 @@ absl::StatusOr<bool> Evaluate(const CliFlags& flags) {
   ASSIGN_OR_RETURN(int64_t device, flags.GetInt("device", 0));
   requested.device = static_cast<int>(device);
   ASSIGN_OR_RETURN(const EngineOptions engine_options, ResolveEngineOptions(requested));
+  if (flags.Has("device")) {
+    if (engine_options.backend != "cuda") {
+      return absl::InvalidArgumentError(absl::StrCat("--device ", device, " applies to CUDA; this eval runs on the ",
+                                                     engine_options.backend, " (--backend ", requested.backend, ")"));
+    }
+    const int visible = VisibleCudaDevices();
+    if (device < 0 || device >= visible) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--device must be in [0, ", visible, ") (the visible CUDA devices). Given: ", device));
+    }
+  }
   ASSIGN_OR_RETURN(double tolerance,
                    flags.GetDouble("tolerance", DefaultTolerance(engine_options.backend, engine_options.precision)));
   const std::string greedy = flags.GetString("greedy", engine_options.precision == "bf16" ? "report" : "require");
@@ -55,6 +68,15 @@ absl::StatusOr<bool> Evaluate(const CliFlags& flags) {
   }
   ASSIGN_OR_RETURN(int64_t workers, flags.GetInt("workers", 0));
   if (workers < 0) return absl::InvalidArgumentError(absl::StrCat("--workers must be >= 0. Given: ", workers));
+  ASSIGN_OR_RETURN(int64_t budget_mb, flags.GetInt("memory-budget-mb", 0));
+  if (flags.Has("memory-budget-mb")) {
+    if (workers == 0) {
+      return absl::InvalidArgumentError("--memory-budget-mb applies to worker processes: give --workers N too");
+    }
+    if (budget_mb <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat("--memory-budget-mb must be > 0. Given: ", budget_mb));
+    }
+  }
 
   std::unique_ptr<Engine> engine;
   std::unique_ptr<LocalCluster> cluster;
@@ -71,7 +93,12 @@ absl::StatusOr<bool> Evaluate(const CliFlags& flags) {
     options.workers = static_cast<int>(workers);
     options.coordinator_flags = {"--min-shard-tokens", "1"};  // every prompt spans all workers
     options.worker_flags = {"--backend", engine_options.backend, "--precision", engine_options.precision};
-    if (engine_options.backend == "cuda") {
+    if (flags.Has("memory-budget-mb")) {
+      options.worker_flags.insert(options.worker_flags.end(), {"--memory-budget-mb", absl::StrCat(budget_mb)});
+    }
+    if (flags.Has("device")) {
+      options.worker_devices = {engine_options.device};  // every worker on this GPU
+    } else if (engine_options.backend == "cuda") {
       const int gpus = VisibleCudaDevices();
       if (gpus == 0) return absl::FailedPreconditionError("--backend cuda: no CUDA device is visible");
       for (int i = 0; i < gpus; ++i) options.worker_devices.push_back(i);

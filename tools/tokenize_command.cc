@@ -1,7 +1,10 @@
 // `tessera tokenize`: stdin -> ids or ids -> text. Input bytes are used
 // exactly as read (no trailing-newline stripping), so `printf 'hi'` and
 // `echo hi` differ by the "\n" token; decoded text is written without adding
-// a newline, so encode | decode round-trips byte for byte.
+// a newline, so encode | decode --keep-special-tokens round-trips byte for
+// byte. The defaults are the API's (Tokenize, Detokenize): no template tokens
+// added, special tokens left out of decoded text; one flag each, named after
+// the request field, turns them on.
 #include "tools/tokenize_command.h"
 
 #include <iostream>
@@ -20,8 +23,11 @@ namespace {
 
 constexpr FlagSpec kTokenizeFlags[] = {
     {"tokenizer", true, "path to a Hugging Face tokenizer.json (required)"},
-    {"no-special", false, "encode: do not add the template's special tokens; decode: skip special tokens"},
+    {"add-special-tokens", false, "encode: add the template's special tokens such as BOS (default: none, as the "
+                                  "API's add_special_tokens)"},
     {"decode", false, "read a JSON array of ids from stdin and print the text"},
+    {"keep-special-tokens", false, "decode: spell special tokens such as <|eos|> (default: left out, as the API's "
+                                   "keep_special_tokens)"},
 };
 
 constexpr char kSummary[] =
@@ -48,15 +54,16 @@ absl::Status Run(const CliFlags& flags) {
   absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer = Tokenizer::FromFile(*path);
   if (!tokenizer.ok()) return tokenizer.status();
   const std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-  const bool no_special = flags.Has("no-special");
   if (flags.Has("decode")) {
     absl::StatusOr<std::vector<int32_t>> ids = ParseIds(input);
     if (!ids.ok()) return ids.status();
-    absl::StatusOr<std::string> text = (*tokenizer)->Decode(*ids, /*skip_special_tokens=*/no_special);
+    absl::StatusOr<std::string> text =
+        (*tokenizer)->Decode(*ids, /*skip_special_tokens=*/!flags.Has("keep-special-tokens"));
     if (!text.ok()) return text.status();
     std::cout << *text;
   } else {
-    absl::StatusOr<std::vector<int32_t>> ids = (*tokenizer)->Encode(input, /*add_special_tokens=*/!no_special);
+    absl::StatusOr<std::vector<int32_t>> ids =
+        (*tokenizer)->Encode(input, /*add_special_tokens=*/flags.Has("add-special-tokens"));
     if (!ids.ok()) return ids.status();
     std::cout << "[" << absl::StrJoin(*ids, ",") << "]\n";
   }
@@ -74,6 +81,12 @@ int RunTokenizeCommand(int argc, char** argv) {
     return 0;
   }
   if (flags.ok() && !flags->Has("tokenizer")) flags = absl::InvalidArgumentError("--tokenizer is required");
+  if (flags.ok() && flags->Has("decode") && flags->Has("add-special-tokens")) {
+    flags = absl::InvalidArgumentError("--add-special-tokens applies to encoding, not to --decode");
+  }
+  if (flags.ok() && !flags->Has("decode") && flags->Has("keep-special-tokens")) {
+    flags = absl::InvalidArgumentError("--keep-special-tokens applies to --decode");
+  }
   if (!flags.ok()) {
     std::cerr << "tessera tokenize: " << flags.status().message() << "\n\n"
               << FlagsUsage("tokenize", kSummary, kTokenizeFlags);

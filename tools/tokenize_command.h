@@ -1,6 +1,8 @@
 // `tessera tokenize`: encode standard input to token ids (a JSON array on one
 // line) or, with --decode, a JSON array of ids back to text, with a
-// tokenizer.json. For checking the tokenizer by hand and from scripts.
+// tokenizer.json. For checking the tokenizer by hand and from scripts. Its
+// defaults are the API's: no template tokens added (--add-special-tokens adds
+// them), special tokens left out of decoded text (--keep-special-tokens).
 #pragma once
 
 namespace tessera {

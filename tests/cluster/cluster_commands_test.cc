@@ -74,6 +74,16 @@ TEST_F(GenerateCommandTest, StreamsIdsToStdoutAndProgressAndSummaryToStderr) {
   EXPECT_THAT(result.stderr_text, HasSubstr("tokens/s"));
 }
 
+TEST_F(GenerateCommandTest, OneShardAndOneTokenAreSingular) {
+  const testing::CommandResult result =
+      testing::RunCommand(Generate(server(), {"--prompt-ids", "5", "--max-new-tokens", "1", "--ignore-eos"}), 10s);
+  EXPECT_EQ(result.exit_code(), 0) << result.stderr_text;
+  EXPECT_THAT(result.stderr_text, HasSubstr("prefill: layers 4/4, 1 token over 1 shard\n"));
+  EXPECT_THAT(result.stderr_text, HasSubstr("usage: prompt 1, completion 1, total 2 tokens; 1 shard;"));
+  EXPECT_THAT(result.stderr_text, Not(HasSubstr("1 shards")));
+  EXPECT_THAT(result.stderr_text, Not(HasSubstr("1 tokens")));
+}
+
 TEST_F(GenerateCommandTest, StopIdsAndDefaults) {
   testing::CommandResult result = testing::RunCommand(
       Generate(server(), {"--prompt-ids", "[20, 21]", "--stop-ids", "30,24", "--temperature", "0.8", "--top-k",

@@ -171,16 +171,22 @@ absl::StatusOr<v1::GenerateRequest> BuildRequest(const CliFlags& flags) {
   return request;
 }
 
-// "prefill: layers X/Y, N tokens over S shards" on stderr: rewritten in place
-// on a terminal, else at most one line a second (and always the last).
+// "1 shard", "3 shards".
+std::string CountOf(int64_t n, absl::string_view singular, absl::string_view plural) {
+  return absl::StrCat(n, " ", n == 1 ? singular : plural);
+}
+
+// "prefill: layers X/Y, N tokens over S shards" on stderr, X/Y as the server
+// reports layers_done/layers_total: rewritten in place on a terminal, else at
+// most one line a second (and always the last).
 class PrefillProgressLine {
  public:
   PrefillProgressLine() : is_tty_(isatty(STDERR_FILENO) == 1) {}
 
   void Update(const v1::PrefillProgress& progress) {
     const std::string line =
-        absl::StrFormat("prefill: layers %d/%d, %d tokens over %d shards", progress.layers_done(),
-                        progress.layers_total(), progress.prompt_tokens(), progress.shards());
+        absl::StrFormat("prefill: layers %d/%d, %s over %s", progress.layers_done(), progress.layers_total(),
+                        CountOf(progress.prompt_tokens(), "token", "tokens"), CountOf(progress.shards(), "shard", "shards"));
     const Clock::time_point now = Clock::now();
     if (is_tty_) {
       std::cerr << "\r" << line << "\033[K" << std::flush;
@@ -279,9 +285,10 @@ absl::Status Generate(const std::string& server, const v1::GenerateRequest& requ
   if (!finished.has_value()) return absl::InternalError("the server ended the stream without a summary");
 
   const v1::Usage& usage = finished->usage();
-  std::string summary = absl::StrFormat("finished: %s; usage: prompt %d, completion %d, total %d tokens; %d shards",
+  std::string summary = absl::StrFormat("finished: %s; usage: prompt %d, completion %d, total %s; %s",
                                         FinishReasonName(finished->finish_reason()), usage.prompt_tokens(),
-                                        usage.completion_tokens(), usage.total_tokens(), finished->shards());
+                                        usage.completion_tokens(), CountOf(usage.total_tokens(), "token", "tokens"),
+                                        CountOf(finished->shards(), "shard", "shards"));
   if (first_token_at.has_value()) {
     absl::StrAppendFormat(&summary, "; first token after %.3f s", SecondsBetween(start, *first_token_at));
     const double decode_s = SecondsBetween(*first_token_at, end);

@@ -9,11 +9,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "rpc/grpc_util.h"
+#include "tessera/v1/tessera.grpc.pb.h"
 #include "tools/cli_flags.h"
 #include "tools/cluster/local_cluster.h"
 #include "worker/engine_factory.h"
@@ -32,6 +36,9 @@ constexpr FlagSpec kLocalFlags[] = {
     {"ready-timeout-s", true, "how long the cluster may take to become ready (default 60)"},
     {"backend", true, "workers' backend: auto (default: cuda when a GPU is visible), cuda or cpu"},
     {"precision", true, "workers' precision: auto (default: bf16 on cuda, fp32 on cpu), bf16 or fp32"},
+    {"device", true, "CUDA device of every worker (default: one GPU per worker, round robin over the visible ones)"},
+    {"metrics-port", true, "serve the coordinator's Prometheus /metrics on this port (0: any free port); each worker "
+                           "then serves its own on a free port (GetServerInfo lists them)"},
 };
 
 constexpr char kSummary[] =
@@ -76,8 +83,32 @@ absl::StatusOr<LocalClusterOptions> OptionsFromFlags(const CliFlags& flags) {
   if (flags.Has("precision")) options.worker_flags.insert(options.worker_flags.end(), {"--precision", engine.precision});
   absl::StatusOr<EngineOptions> resolved = ResolveEngineOptions(engine);
   if (!resolved.ok()) return resolved.status();
-  if (resolved->backend == "cuda") {  // one GPU per worker, round robin over the visible ones
+  if (flags.Has("device")) {
+    absl::StatusOr<int64_t> device = flags.GetInt("device", 0);
+    if (!device.ok()) return device.status();
+    if (resolved->backend != "cuda") {
+      return absl::InvalidArgumentError(absl::StrCat("--device ", *device, " applies to CUDA workers; these run on the ",
+                                                     resolved->backend, " (--backend ", engine.backend, ")"));
+    }
+    const int visible = VisibleCudaDevices();
+    if (*device < 0 || *device >= visible) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--device must be in [0, ", visible, ") (the visible CUDA devices). Given: ", *device));
+    }
+    options.worker_devices = {static_cast<int>(*device)};  // every worker on this GPU
+  } else if (resolved->backend == "cuda") {  // one GPU per worker, round robin over the visible ones
     for (int i = 0; i < VisibleCudaDevices(); ++i) options.worker_devices.push_back(i);
+  }
+  if (flags.Has("metrics-port")) {
+    absl::StatusOr<int64_t> metrics_port = flags.GetInt("metrics-port", 0);
+    if (!metrics_port.ok()) return metrics_port.status();
+    if (*metrics_port < 0 || *metrics_port > 65535) {
+      return absl::InvalidArgumentError(absl::StrCat("--metrics-port must be in [0, 65535]. Given: ", *metrics_port));
+    }
+    // The coordinator on the port asked for; workers on free ones, so that
+    // several on one host never collide.
+    options.coordinator_flags.insert(options.coordinator_flags.end(), {"--metrics-port", absl::StrCat(*metrics_port)});
+    options.worker_flags.insert(options.worker_flags.end(), {"--metrics-port", "0"});
   }
   if (flags.Has("min-shard-tokens")) {
     absl::StatusOr<int64_t> min_shard_tokens = flags.GetInt("min-shard-tokens", 0);
@@ -102,6 +133,25 @@ absl::StatusOr<LocalClusterOptions> OptionsFromFlags(const CliFlags& flags) {
 bool HasTokenizer(const CliFlags& flags, const std::string& model_dir) {
   if (flags.Has("tokenizer")) return !flags.GetString("tokenizer", "").empty();
   return access((model_dir + "/tokenizer.json").c_str(), R_OK) == 0;
+}
+
+// "  metrics: coordinator http://H:P/metrics, workers http://..., ..." from
+// GetServerInfo (the ports are the bound ones when 0 was asked for).
+std::string MetricsLine(const std::string& address) {
+  std::unique_ptr<v1::Tessera::Stub> stub = v1::Tessera::NewStub(MakeChannel(address));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  v1::ServerInfo info;
+  const grpc::Status status = stub->GetServerInfo(&context, v1::GetServerInfoRequest(), &info);
+  if (!status.ok()) return absl::StrCat("  metrics: GetServerInfo failed: ", status.error_message(), "\n");
+  const auto url = [](const std::string& host_port) {
+    return host_port.empty() ? std::string("(not served)") : absl::StrCat("http://", host_port, "/metrics");
+  };
+  std::string line = absl::StrCat("  metrics: coordinator ", url(info.metrics_address()), ", workers");
+  for (int i = 0; i < info.workers_size(); ++i) {
+    absl::StrAppend(&line, i == 0 ? " " : ", ", url(info.workers(i).metrics_address()));
+  }
+  return line + "\n";
 }
 
 sigset_t StopSignals() {
@@ -177,6 +227,7 @@ int RunLocalCommand(int argc, char** argv) {
       const std::string prompt =
           HasTokenizer(*flags, options->model_dir) ? "--prompt \"Hello\"" : "--prompt-ids \"1,2,3\"";
       std::cout << "local cluster: coordinator on " << address << ", " << (*cluster)->workers() << " workers ready\n"
+                << (flags->Has("metrics-port") ? MetricsLine(address) : std::string())
                 << "  try: tessera generate --server " << address << " " << prompt << " --max-new-tokens 16\n"
                 << "  Ctrl-C stops the cluster" << std::endl;
       exit_code = ServeUntilSignal(**cluster);
