@@ -11,8 +11,8 @@
 namespace tessera {
 
 struct SiluMulParams {
-  int64_t rows = 0;
-  int64_t width = 0;
+  int64_t rows = 0;   // R (may be 0)
+  int64_t width = 0;  // W
   const float* gate = nullptr;  // (rows, width), row stride gate_stride
   int64_t gate_stride = 0;      // 0 means width
   const float* up = nullptr;    // (rows, width), row stride up_stride
@@ -21,10 +21,15 @@ struct SiluMulParams {
 };
 
 struct ReluSquaredParams {
-  int64_t count = 0;
+  int64_t count = 0;  // elements (may be 0)
   const float* x = nullptr;  // (count)
   float* out = nullptr;      // (count); may alias x
 };
+
+// The contract's checks (kernels/activation.cc), which every backend runs first:
+// OK or INVALID_ARGUMENT "<Op>: <what>" naming the field and the value given.
+absl::Status CheckSiluMulParams(const SiluMulParams& p);
+absl::Status CheckReluSquaredParams(const ReluSquaredParams& p);
 
 namespace cpu {
 absl::Status SiluMul(const SiluMulParams& p);

@@ -8,12 +8,19 @@
 // kv_position0 + j) iff causal is false or kv_position0 + j <= q_position0 + i.
 // Query head h reads KV head h / (num_q_heads / num_kv_heads).
 // A row that sees no key gets out = 0 and lse = -inf (merges as "nothing").
+//
+// q, k and v share one storage type (`type`): fp32, or bf16 widened to fp32 as
+// it is read; scores, softmax, accumulation, out and lse are fp32 whatever the
+// type. The CPU reference takes fp32 only (UNIMPLEMENTED for bf16); CUDA runs
+// one kernel for both types, so bf16 has every feature and limit of fp32 (GQA,
+// positions, causal or not, kv_len 0, lse optional, head_dim <= 256).
 #pragma once
 
 #include <cstdint>
 
 #include "absl/status/status.h"
 #include "kernels/cuda_stream.h"
+#include "kernels/element_type.h"
 
 namespace tessera {
 
@@ -23,18 +30,19 @@ struct AttentionParams {
   int64_t num_q_heads = 0;   // Hq
   int64_t num_kv_heads = 0;  // Hkv, divides Hq
   int64_t head_dim = 0;      // D
-  const float* q = nullptr;  // (Lq, Hq, D), token stride q_stride
-  int64_t q_stride = 0;      // 0 means Hq·D
-  const float* k = nullptr;  // (Lk, Hkv, D), token stride k_stride
-  int64_t k_stride = 0;      // 0 means Hkv·D
-  const float* v = nullptr;  // (Lk, Hkv, D), token stride v_stride
-  int64_t v_stride = 0;      // 0 means Hkv·D
-  int64_t q_position0 = 0;
-  int64_t kv_position0 = 0;
+  ElementType type = ElementType::kF32;  // of q, k, v
+  const void* q = nullptr;   // (Lq, Hq, D) of `type`, token stride q_stride
+  int64_t q_stride = 0;      // elements; 0 means Hq·D
+  const void* k = nullptr;   // (Lk, Hkv, D) of `type`, token stride k_stride
+  int64_t k_stride = 0;      // elements; 0 means Hkv·D
+  const void* v = nullptr;   // (Lk, Hkv, D) of `type`, token stride v_stride
+  int64_t v_stride = 0;      // elements; 0 means Hkv·D
+  int64_t q_position0 = 0;   // global position of query row 0
+  int64_t kv_position0 = 0;  // global position of key 0
   bool causal = true;
   float scale = 0.0f;        // softmax scale, usually 1/sqrt(D)
-  float* out = nullptr;      // (Lq, Hq, D) contiguous
-  float* lse = nullptr;      // (Lq, Hq) natural log, or null
+  float* out = nullptr;      // (Lq, Hq, D) fp32 contiguous
+  float* lse = nullptr;      // (Lq, Hq) fp32 natural log, or null
 };
 
 // Merges a partial result into an accumulator, in place, by the rule above.
@@ -46,6 +54,11 @@ struct AttentionMergeParams {
   const float* part_out = nullptr;  // (rows, D)
   const float* part_lse = nullptr;  // (rows)
 };
+
+// The contract's checks (kernels/attention.cc), which every backend runs first:
+// OK or INVALID_ARGUMENT "<Op>: <what>" naming the field and the value given.
+absl::Status CheckAttentionParams(const AttentionParams& p);
+absl::Status CheckAttentionMergeParams(const AttentionMergeParams& p);
 
 namespace cpu {
 absl::Status Attention(const AttentionParams& p);

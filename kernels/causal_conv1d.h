@@ -27,6 +27,10 @@ struct CausalConv1dParams {
   float* state_out = nullptr;       // (K-1, C) or null; may alias state_in
 };
 
+// The contract's checks (kernels/causal_conv1d.cc), which every backend runs first:
+// OK or INVALID_ARGUMENT "<Op>: <what>" naming the field and the value given.
+absl::Status CheckCausalConv1dParams(const CausalConv1dParams& p);
+
 namespace cpu {
 absl::Status CausalConv1d(const CausalConv1dParams& p);
 }  // namespace cpu

@@ -20,6 +20,10 @@ struct DtSoftplusParams {
   float* out = nullptr;            // (rows, H) contiguous
 };
 
+// The contract's checks (kernels/dt_softplus.cc), which every backend runs first:
+// OK or INVALID_ARGUMENT "<Op>: <what>" naming the field and the value given.
+absl::Status CheckDtSoftplusParams(const DtSoftplusParams& p);
+
 namespace cpu {
 absl::Status DtSoftplus(const DtSoftplusParams& p);
 }  // namespace cpu

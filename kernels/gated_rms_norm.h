@@ -13,10 +13,10 @@
 namespace tessera {
 
 struct GatedRmsNormParams {
-  int64_t rows = 0;
+  int64_t rows = 0;         // R (may be 0)
   int64_t width = 0;        // d_inner
   int64_t group_size = 0;   // divides width
-  float eps = 1e-5f;
+  float eps = 1e-5f;        // finite, >= 0
   const float* y = nullptr;     // (rows, width), row stride y_stride
   int64_t y_stride = 0;         // 0 means width
   const float* z = nullptr;     // (rows, width) gate, row stride z_stride
@@ -24,6 +24,10 @@ struct GatedRmsNormParams {
   const float* weight = nullptr;  // (width)
   float* out = nullptr;         // (rows, width) contiguous; may alias y when y_stride == width
 };
+
+// The contract's checks (kernels/gated_rms_norm.cc), which every backend runs first:
+// OK or INVALID_ARGUMENT "<Op>: <what>" naming the field and the value given.
+absl::Status CheckGatedRmsNormParams(const GatedRmsNormParams& p);
 
 namespace cpu {
 absl::Status GatedRmsNorm(const GatedRmsNormParams& p);

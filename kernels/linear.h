@@ -1,28 +1,40 @@
 // Linear layer: y = x · Wᵀ (+ bias), the matrix product behind every projection
 // and the lm_head. W is stored (out_features, in_features) row-major, exactly as
 // Hugging Face checkpoints store nn.Linear weights, so no transpose at load.
-// The CPU version calls BLAS (OpenBLAS); the CUDA version cuBLAS.
+//
+// x and W share one storage type (`type`): fp32, or bf16 with fp32
+// accumulation. bias and y are fp32 whatever the type. The bias, when given,
+// is laid into y (or added to it) before one GEMM with beta = 1 finishes the job.
+// The CPU version calls BLAS (OpenBLAS) on fp32 operands only (UNIMPLEMENTED
+// for bf16); the CUDA version cuBLAS, fp32 without TF32 (results match the CPU
+// to fp32 rounding) or bf16 GemmEx with fp32 accumulation.
 #pragma once
 
 #include <cstdint>
 
 #include "absl/status/status.h"
 #include "kernels/cuda_stream.h"
+#include "kernels/element_type.h"
 
 namespace tessera {
 
 struct LinearParams {
-  int64_t rows = 0;          // M: tokens
+  int64_t rows = 0;          // M: tokens (may be 0: nothing happens)
   int64_t in_features = 0;   // K
   int64_t out_features = 0;  // N
-  const float* x = nullptr;  // (rows, in_features), row stride x_stride
+  ElementType type = ElementType::kF32;  // of x and weight
+  const void* x = nullptr;   // (rows, in_features) of `type`, row stride x_stride
   int64_t x_stride = 0;      // elements between rows of x; 0 means in_features
-  const float* weight = nullptr;  // (out_features, in_features) row-major
-  const float* bias = nullptr;    // (out_features) or null
-  float* y = nullptr;        // (rows, out_features), row stride y_stride
+  const void* weight = nullptr;  // (out_features, in_features) of `type`, row-major
+  const float* bias = nullptr;   // (out_features) fp32, or null
+  float* y = nullptr;        // (rows, out_features) fp32, row stride y_stride
   int64_t y_stride = 0;      // 0 means out_features
   bool accumulate = false;   // true: y += x·Wᵀ (residual add fused), false: y = x·Wᵀ
 };
+
+// The contract's checks (kernels/linear.cc), which every backend runs first:
+// OK or INVALID_ARGUMENT "Linear: <what>" naming the field and the value given.
+absl::Status CheckLinearParams(const LinearParams& p);
 
 namespace cpu {
 absl::Status Linear(const LinearParams& p);

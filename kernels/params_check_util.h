@@ -1,5 +1,5 @@
-// The spelling of a kernel parameter check, for kernels/params_check.cc and for
-// the few checks a backend adds of its own: INVALID_ARGUMENT "<op>: <what>",
+// The spelling of a kernel parameter check, for the checks of kernels/<op>.cc
+// and for the few a backend adds of its own: INVALID_ARGUMENT "<op>: <what>",
 // naming the field and the value given. Also StrideOr, the one reading of the
 // "stride 0 means packed" rule that the checks and the kernels share.
 #pragma once
@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "kernels/element_type.h"
 
 namespace tessera::params_check {
 
@@ -51,6 +52,18 @@ inline absl::Status CheckDivides(absl::string_view op, absl::string_view divisor
 inline absl::Status CheckFitsBlasInt(absl::string_view op, absl::string_view field, int64_t value) {
   if (value <= INT_MAX) return absl::OkStatus();
   return ParamError(op, absl::StrCat(field, " must be <= ", INT_MAX, ". Given: ", value));
+}
+
+// An ElementType outside the enum (a cast from an int) is a bad request.
+inline absl::Status CheckElementType(absl::string_view op, absl::string_view field,
+                                     ElementType type) {
+  switch (type) {
+    case ElementType::kF32:
+    case ElementType::kBF16:
+      return absl::OkStatus();
+  }
+  return ParamError(op, absl::StrCat(field, " must be kF32 or kBF16. Given: ",
+                                     static_cast<int>(type)));
 }
 
 inline int64_t StrideOr(int64_t stride, int64_t packed) { return stride == 0 ? packed : stride; }

@@ -10,14 +10,18 @@
 namespace tessera {
 
 struct RmsNormParams {
-  int64_t rows = 0;
-  int64_t width = 0;
-  float eps = 1e-5f;
+  int64_t rows = 0;   // R (may be 0)
+  int64_t width = 0;  // W, normalized over
+  float eps = 1e-5f;  // finite, >= 0
   const float* x = nullptr;       // (rows, width), row stride x_stride
   int64_t x_stride = 0;           // 0 means width
   const float* weight = nullptr;  // (width)
   float* out = nullptr;           // (rows, width) contiguous; may alias x when x_stride == width
 };
+
+// The contract's checks (kernels/rms_norm.cc), which every backend runs first:
+// OK or INVALID_ARGUMENT "<Op>: <what>" naming the field and the value given.
+absl::Status CheckRmsNormParams(const RmsNormParams& p);
 
 namespace cpu {
 absl::Status RmsNorm(const RmsNormParams& p);

@@ -15,15 +15,19 @@
 namespace tessera {
 
 struct RopeParams {
-  int64_t num_tokens = 0;
-  int64_t num_heads = 0;
-  int64_t head_dim = 0;
+  int64_t num_tokens = 0;   // T (may be 0)
+  int64_t num_heads = 0;    // H
+  int64_t head_dim = 0;     // D
   int64_t rotary_dim = 0;   // even, <= head_dim
-  float theta = 10000.0f;
+  float theta = 10000.0f;   // rope_theta, finite, > 0
   int64_t position0 = 0;    // global position of token 0
   float* x = nullptr;       // (num_tokens, num_heads, head_dim), token stride x_stride
   int64_t x_stride = 0;     // 0 means num_heads·head_dim
 };
+
+// The contract's checks (kernels/rope.cc), which every backend runs first:
+// OK or INVALID_ARGUMENT "<Op>: <what>" naming the field and the value given.
+absl::Status CheckRopeParams(const RopeParams& p);
 
 namespace cpu {
 absl::Status Rope(const RopeParams& p);

@@ -48,20 +48,25 @@ struct SsdScanParams {
 };
 
 struct SsdAddInitialStateParams {
-  int64_t seq_len = 0;
-  int64_t num_heads = 0;
-  int64_t head_dim = 0;
-  int64_t num_groups = 0;
-  int64_t state_size = 0;
+  int64_t seq_len = 0;     // L (may be 0)
+  int64_t num_heads = 0;   // H
+  int64_t head_dim = 0;    // P
+  int64_t num_groups = 0;  // G, divides H
+  int64_t state_size = 0;  // N
   const float* dt = nullptr;  // (L, H), token stride dt_stride
-  int64_t dt_stride = 0;
+  int64_t dt_stride = 0;      // 0 means H
   const float* A = nullptr;   // (H)
   const float* C = nullptr;   // (L, G, N), token stride c_stride
-  int64_t c_stride = 0;
+  int64_t c_stride = 0;       // 0 means G·N
   const float* initial_state = nullptr;  // (H, P, N): h_in
   float* y = nullptr;            // (L, H, P): y += exp(cumsum dA)_t · (h_in · C_t)
   float* final_state = nullptr;  // (H, P, N) or null: final += exp(Σ dt·A) · h_in
 };
+
+// The contract's checks (kernels/ssd_scan.cc), which every backend runs first:
+// OK or INVALID_ARGUMENT "<Op>: <what>" naming the field and the value given.
+absl::Status CheckSsdScanParams(const SsdScanParams& p);
+absl::Status CheckSsdAddInitialStateParams(const SsdAddInitialStateParams& p);
 
 namespace cpu {
 absl::Status SsdScan(const SsdScanParams& p);

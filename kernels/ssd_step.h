@@ -14,7 +14,7 @@ namespace tessera {
 struct SsdStepParams {
   int64_t num_heads = 0;   // H
   int64_t head_dim = 0;    // P
-  int64_t num_groups = 0;  // G
+  int64_t num_groups = 0;  // G, divides H
   int64_t state_size = 0;  // N
   const float* x = nullptr;   // (H, P)
   const float* dt = nullptr;  // (H) after DtSoftplus
@@ -25,6 +25,10 @@ struct SsdStepParams {
   float* state = nullptr;     // (H, P, N) in/out, fp32
   float* y = nullptr;         // (H, P)
 };
+
+// The contract's checks (kernels/ssd_step.cc), which every backend runs first:
+// OK or INVALID_ARGUMENT "<Op>: <what>" naming the field and the value given.
+absl::Status CheckSsdStepParams(const SsdStepParams& p);
 
 namespace cpu {
 absl::Status SsdStep(const SsdStepParams& p);

@@ -1,6 +1,7 @@
 // Attention, two-pass softmax per (query row, head) in fp32 with the row max
 // subtracted, returning the log-sum-exp so that partial results over disjoint
 // key blocks merge exactly. Under the causal rule a row sees a prefix of keys.
+// fp32 q, k, v only: bf16 operands are the CUDA backend's (UNIMPLEMENTED here).
 #include "kernels/attention.h"
 
 #include <algorithm>
@@ -10,7 +11,6 @@
 
 #include "common/status_macros.h"
 #include "kernels/cpu/kernel_util.h"
-#include "kernels/params_check.h"
 
 namespace tessera::cpu {
 namespace {
@@ -33,10 +33,10 @@ float AttendRow(const AttentionParams& p, const Strides& s, int64_t i, int64_t h
                 int64_t visible, std::vector<float>& scores, float* out) {
   const int64_t d = p.head_dim;
   const int64_t kv_head = h / (p.num_q_heads / p.num_kv_heads);
-  const float* q = p.q + i * s.q + h * d;  // (D)
+  const float* q = static_cast<const float*>(p.q) + i * s.q + h * d;  // (D)
   float max_score = kNegInf;
   for (int64_t j = 0; j < visible; ++j) {
-    const float* k = p.k + j * s.k + kv_head * d;  // (D)
+    const float* k = static_cast<const float*>(p.k) + j * s.k + kv_head * d;  // (D)
     float dot = 0.0f;
     for (int64_t c = 0; c < d; ++c) dot += q[c] * k[c];
     scores[j] = dot * p.scale;
@@ -47,7 +47,7 @@ float AttendRow(const AttentionParams& p, const Strides& s, int64_t i, int64_t h
   for (int64_t j = 0; j < visible; ++j) {
     const float weight = std::exp(scores[j] - max_score);
     sum += weight;
-    const float* v = p.v + j * s.v + kv_head * d;  // (D)
+    const float* v = static_cast<const float*>(p.v) + j * s.v + kv_head * d;  // (D)
     for (int64_t c = 0; c < d; ++c) out[c] += weight * v[c];
   }
   for (int64_t c = 0; c < d; ++c) out[c] /= sum;
@@ -77,6 +77,7 @@ void MergeRow(int64_t d, const float* part_out, float part_lse, float* out, floa
 
 absl::Status Attention(const AttentionParams& p) {
   RETURN_IF_ERROR(CheckAttentionParams(p));
+  RETURN_IF_ERROR(RequireF32Operands("Attention", p.type));
   const Strides strides{StrideOr(p.q_stride, p.num_q_heads * p.head_dim),
                         StrideOr(p.k_stride, p.num_kv_heads * p.head_dim),
                         StrideOr(p.v_stride, p.num_kv_heads * p.head_dim)};

@@ -8,7 +8,6 @@
 
 #include "common/status_macros.h"
 #include "kernels/cpu/kernel_util.h"
-#include "kernels/params_check.h"
 
 namespace tessera::cpu {
 namespace {

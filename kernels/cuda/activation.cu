@@ -1,10 +1,18 @@
 // Elementwise MLP activations, one thread per element (grid-stride), so out may
-// alias an input read at the same index, as on the CPU.
-#include "kernels/cuda/cuda_util.cuh"
-#include "kernels/cuda/launch.h"
+// alias an input read at the same index, as on the CPU. The entry points run
+// the shared checks (kernels/activation.cc) and launch.
+#include "kernels/activation.h"
 
-namespace tessera::cuda_launch {
+#include "common/status_macros.h"
+#include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/host_util.h"
+
+namespace tessera::cuda {
 namespace {
+
+using cuda_host::FromCuda;
+using cuda_launch::DeviceSilu;
+using cuda_launch::GridFor;
 
 __global__ void SiluMulKernel(SiluMulParams p, int64_t gate_stride, int64_t up_stride) {
   const int64_t count = p.rows * p.width;
@@ -24,9 +32,7 @@ __global__ void ReluSquaredKernel(ReluSquaredParams p) {
   }
 }
 
-}  // namespace
-
-cudaError_t SiluMul(const SiluMulParams& p, cudaStream_t stream) {
+cudaError_t LaunchSiluMul(const SiluMulParams& p, cudaStream_t stream) {
   if (p.rows == 0) return cudaSuccess;
   constexpr int kThreads = 256;
   SiluMulKernel<<<GridFor(p.rows * p.width, kThreads), kThreads, 0, stream>>>(
@@ -34,11 +40,23 @@ cudaError_t SiluMul(const SiluMulParams& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
-cudaError_t ReluSquared(const ReluSquaredParams& p, cudaStream_t stream) {
+cudaError_t LaunchReluSquared(const ReluSquaredParams& p, cudaStream_t stream) {
   if (p.count == 0) return cudaSuccess;
   constexpr int kThreads = 256;
   ReluSquaredKernel<<<GridFor(p.count, kThreads), kThreads, 0, stream>>>(p);
   return cudaGetLastError();
 }
 
-}  // namespace tessera::cuda_launch
+}  // namespace
+
+absl::Status SiluMul(const SiluMulParams& p, CudaStream stream) {
+  RETURN_IF_ERROR(CheckSiluMulParams(p));
+  return FromCuda("SiluMul", LaunchSiluMul(p, stream));
+}
+
+absl::Status ReluSquared(const ReluSquaredParams& p, CudaStream stream) {
+  RETURN_IF_ERROR(CheckReluSquaredParams(p));
+  return FromCuda("ReluSquared", LaunchReluSquared(p, stream));
+}
+
+}  // namespace tessera::cuda

@@ -3,25 +3,40 @@
 // time, and an online softmax (running row max m, running sum l, output
 // rescaled by exp(m_old - m_new)) keeps one pass over the keys. Key tiles past
 // the tile's last visible key (causal by global position) are never loaded.
-// The element type T of q/k/v is float (cuda::Attention) or __nv_bfloat16
-// (cuda::MixedAttention in bf16): one kernel, so both support every feature of
-// AttentionParams alike. Operands are widened to fp32 as they are staged, by
-// scalar loads (bf16 rows at odd strides are only 2-byte aligned); everything
-// after the load is fp32.
+// The element type T of q/k/v (AttentionParams::type) is float or
+// __nv_bfloat16: one kernel, so both support every feature of AttentionParams
+// alike. Operands are widened to fp32 as they are staged, by scalar loads
+// (bf16 rows at odd strides are only 2-byte aligned); everything after the
+// load is fp32.
 //
 // Threads: 256 as 16×16; thread (ty, tx) owns query rows ty + 16i, score
 // columns tx + 16j and output columns tx + 16d. Shared rows are padded by one
 // float so those reads are conflict-free; row reductions are shuffles across
 // the 16 lanes sharing ty.
+//
+// The entry points run the shared checks (kernels/attention.cc), then the
+// limits of these kernels (largest head_dim, grid size: UNIMPLEMENTED), and
+// launch the instantiation for the operands' type.
+#include "kernels/attention.h"
+
 #include <cuda_bf16.h>
 
 #include <cmath>
 
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "kernels/cuda/cuda_util.cuh"
-#include "kernels/cuda/launch.h"
+#include "kernels/cuda/host_util.h"
 
-namespace tessera::cuda_launch {
+namespace tessera::cuda {
 namespace {
+
+using cuda_host::FromCuda;
+using cuda_launch::CeilDiv;
+using cuda_launch::ToFloat;
+
+// Largest head_dim the attention kernels instantiate (fp32 and bf16 alike).
+constexpr int64_t kAttentionMaxHeadDim = 256;
 
 template <int kD_, int kBM_, int kBN_>
 struct AttentionTraits {
@@ -204,8 +219,8 @@ cudaError_t LaunchAttention(const AttentionArgs& args, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
-AttentionArgs MakeArgs(const AttentionParams& p, const void* q, const void* k, const void* v) {
-  AttentionArgs args{p, q, k, v, p.q_stride, p.k_stride, p.v_stride};
+AttentionArgs MakeArgs(const AttentionParams& p) {
+  AttentionArgs args{p, p.q, p.k, p.v, p.q_stride, p.k_stride, p.v_stride};
   if (args.q_stride == 0) args.q_stride = p.num_q_heads * p.head_dim;
   if (args.k_stride == 0) args.k_stride = p.num_kv_heads * p.head_dim;
   if (args.v_stride == 0) args.v_stride = p.num_kv_heads * p.head_dim;
@@ -253,20 +268,21 @@ __global__ void AttentionMergeKernel(AttentionMergeParams p) {
   if (lane == 0) p.lse[row] = merged;
 }
 
-}  // namespace
-
-cudaError_t Attention(const AttentionParams& p, cudaStream_t stream) {
-  if (p.q_len == 0) return cudaSuccess;
-  return LaunchForHeadDim<float>(MakeArgs(p, p.q, p.k, p.v), stream);
+// Beyond the shared checks: the head_dim these kernels instantiate and the
+// grid limit of one block row per query head.
+absl::Status CheckAttentionSupported(const AttentionParams& p) {
+  if (p.head_dim > kAttentionMaxHeadDim) {
+    return absl::UnimplementedError(absl::StrCat(
+        "Attention (CUDA): head_dim must be <= ", kAttentionMaxHeadDim, ". Given: ", p.head_dim));
+  }
+  if (p.num_q_heads > 65535) {
+    return absl::UnimplementedError(
+        absl::StrCat("Attention (CUDA): num_q_heads must be <= 65535. Given: ", p.num_q_heads));
+  }
+  return absl::OkStatus();
 }
 
-cudaError_t AttentionBf16(const AttentionParams& p, const void* q, const void* k, const void* v,
-                          cudaStream_t stream) {
-  if (p.q_len == 0) return cudaSuccess;
-  return LaunchForHeadDim<__nv_bfloat16>(MakeArgs(p, q, k, v), stream);
-}
-
-cudaError_t AttentionMerge(const AttentionMergeParams& p, cudaStream_t stream) {
+cudaError_t LaunchAttentionMerge(const AttentionMergeParams& p, cudaStream_t stream) {
   if (p.rows == 0) return cudaSuccess;
   constexpr int kThreads = 256;
   const int64_t blocks = CeilDiv(p.rows * 32, kThreads);
@@ -275,4 +291,25 @@ cudaError_t AttentionMerge(const AttentionMergeParams& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
-}  // namespace tessera::cuda_launch
+}  // namespace
+
+absl::Status Attention(const AttentionParams& p, CudaStream stream) {
+  constexpr absl::string_view kOp = "Attention";
+  RETURN_IF_ERROR(CheckAttentionParams(p));
+  RETURN_IF_ERROR(CheckAttentionSupported(p));
+  if (p.q_len == 0) return absl::OkStatus();
+  switch (p.type) {
+    case ElementType::kF32:
+      return FromCuda(kOp, LaunchForHeadDim<float>(MakeArgs(p), stream));
+    case ElementType::kBF16:
+      return FromCuda(kOp, LaunchForHeadDim<__nv_bfloat16>(MakeArgs(p), stream));
+  }
+  return absl::InternalError("Attention: unhandled type");  // rejected by the checks
+}
+
+absl::Status AttentionMerge(const AttentionMergeParams& p, CudaStream stream) {
+  RETURN_IF_ERROR(CheckAttentionMergeParams(p));
+  return FromCuda("AttentionMerge", LaunchAttentionMerge(p, stream));
+}
+
+}  // namespace tessera::cuda

@@ -1,17 +1,40 @@
-// The row casts of the bf16 mode (cuda::StoreAs, cuda::LoadAsFloat): strided
-// (rows, width) copies fp32 -> bf16 (round to nearest even), bf16 -> fp32
-// (exact) and fp32 -> fp32. One block row per matrix row and threads across
-// the row, so no per-element division; scalar loads and stores, because a bf16
-// row at an odd stride or offset is only 2-byte aligned.
+// Strided (rows, width) casts between storage types: fp32 -> bf16 (round to
+// nearest even, __float2bfloat16_rn), bf16 -> fp32 (exact) and same-type
+// copies. One block row per matrix row and threads across the row, so no
+// per-element division; scalar loads and stores, because a bf16 row at an odd
+// stride or offset is only 2-byte aligned. The entry point runs the shared
+// checks (kernels/cast.cc) and launches the instantiation for the two types;
+// the allowed aliasing (same type and stride) does nothing.
+#include "kernels/cast.h"
+
 #include <cuda_bf16.h>
 
-#include "kernels/cuda/cuda_util.cuh"
-#include "kernels/cuda/launch.h"
+#include <type_traits>
 
-namespace tessera::cuda_launch {
+#include "common/status_macros.h"
+#include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/host_util.h"
+#include "kernels/params_check_util.h"
+
+namespace tessera::cuda {
 namespace {
 
+using cuda_host::FromCuda;
+using cuda_launch::RowGrid;
+using cuda_launch::ToFloat;
+using params_check::StrideOr;
+
 constexpr int kThreads = 256;
+
+// Strides resolved from 0 (>= width), in elements of their own array.
+struct CastRows {
+  int64_t rows = 0;
+  int64_t width = 0;
+  const void* in = nullptr;  // (rows, width), row stride in_stride
+  int64_t in_stride = 0;
+  void* out = nullptr;       // (rows, width), row stride out_stride
+  int64_t out_stride = 0;
+};
 
 __device__ __forceinline__ void StoreFloat(float* out, float v) { *out = v; }
 __device__ __forceinline__ void StoreFloat(__nv_bfloat16* out, float v) {
@@ -19,36 +42,54 @@ __device__ __forceinline__ void StoreFloat(__nv_bfloat16* out, float v) {
 }
 
 template <typename In, typename Out>
-__global__ void CastRowsKernel(CastRowsParams p) {
+__global__ void CastRowsKernel(CastRows p) {
   const In* in = static_cast<const In*>(p.in);  // (rows, in_stride)
   Out* out = static_cast<Out*>(p.out);          // (rows, out_stride)
   for (int64_t r = blockIdx.y; r < p.rows; r += gridDim.y) {
     for (int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; c < p.width;
          c += int64_t{gridDim.x} * blockDim.x) {
-      StoreFloat(out + r * p.out_stride + c, ToFloat(in[r * p.in_stride + c]));
+      if constexpr (std::is_same_v<In, Out>) {
+        out[r * p.out_stride + c] = in[r * p.in_stride + c];  // a copy, bit for bit
+      } else {
+        StoreFloat(out + r * p.out_stride + c, ToFloat(in[r * p.in_stride + c]));
+      }
     }
   }
 }
 
 template <typename In, typename Out>
-cudaError_t LaunchCastRows(const CastRowsParams& p, cudaStream_t stream) {
-  if (p.rows == 0) return cudaSuccess;
+cudaError_t LaunchCastRows(const CastRows& p, cudaStream_t stream) {
   CastRowsKernel<In, Out><<<RowGrid(p.rows, p.width, kThreads), kThreads, 0, stream>>>(p);
   return cudaGetLastError();
 }
 
+// The instantiation for (in_type, out_type); both checked to lie in the enum.
+template <typename In>
+cudaError_t LaunchFrom(ElementType out_type, const CastRows& rows, cudaStream_t stream) {
+  switch (out_type) {
+    case ElementType::kF32:
+      return LaunchCastRows<In, float>(rows, stream);
+    case ElementType::kBF16:
+      return LaunchCastRows<In, __nv_bfloat16>(rows, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
 }  // namespace
 
-cudaError_t CastF32ToBf16(const CastRowsParams& p, cudaStream_t stream) {
-  return LaunchCastRows<float, __nv_bfloat16>(p, stream);
+absl::Status Cast(const CastParams& p, CudaStream stream) {
+  constexpr absl::string_view kOp = "Cast";
+  RETURN_IF_ERROR(CheckCastParams(p));
+  if (p.rows == 0 || p.in == p.out) return absl::OkStatus();  // aliasing: same type and stride
+  const CastRows rows{p.rows, p.width, p.in, StrideOr(p.in_stride, p.width),
+                      p.out, StrideOr(p.out_stride, p.width)};
+  switch (p.in_type) {
+    case ElementType::kF32:
+      return FromCuda(kOp, LaunchFrom<float>(p.out_type, rows, stream));
+    case ElementType::kBF16:
+      return FromCuda(kOp, LaunchFrom<__nv_bfloat16>(p.out_type, rows, stream));
+  }
+  return absl::InternalError("Cast: unhandled in_type");  // rejected by the checks
 }
 
-cudaError_t CastBf16ToF32(const CastRowsParams& p, cudaStream_t stream) {
-  return LaunchCastRows<__nv_bfloat16, float>(p, stream);
-}
-
-cudaError_t CopyF32(const CastRowsParams& p, cudaStream_t stream) {
-  return LaunchCastRows<float, float>(p, stream);
-}
-
-}  // namespace tessera::cuda_launch
+}  // namespace tessera::cuda

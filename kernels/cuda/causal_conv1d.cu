@@ -2,12 +2,21 @@
 // Two launches on one stream: the convolution (one thread per output element),
 // then the state shift (one thread per channel walking the K-1 state rows in
 // ascending order, reading row L+r of xpad before writing row r), so state_out
-// may alias state_in exactly as on the CPU.
-#include "kernels/cuda/cuda_util.cuh"
-#include "kernels/cuda/launch.h"
+// may alias state_in exactly as on the CPU. The entry point runs the shared
+// checks (kernels/causal_conv1d.cc) and launches.
+#include "kernels/causal_conv1d.h"
 
-namespace tessera::cuda_launch {
+#include "common/status_macros.h"
+#include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/host_util.h"
+
+namespace tessera::cuda {
 namespace {
+
+using cuda_host::FromCuda;
+using cuda_launch::CeilDiv;
+using cuda_launch::DeviceSilu;
+using cuda_launch::GridFor;
 
 // Element c of row `row` of xpad (zero where state_in is null).
 __device__ __forceinline__ float PaddedValue(const CausalConv1dParams& p, int64_t x_stride,
@@ -39,9 +48,7 @@ __global__ void CausalConv1dStateKernel(CausalConv1dParams p, int64_t x_stride) 
   }
 }
 
-}  // namespace
-
-cudaError_t CausalConv1d(const CausalConv1dParams& p, cudaStream_t stream) {
+cudaError_t LaunchCausalConv1d(const CausalConv1dParams& p, cudaStream_t stream) {
   constexpr int kThreads = 256;
   const int64_t x_stride = p.x_stride == 0 ? p.channels : p.x_stride;
   if (p.seq_len > 0) {
@@ -58,4 +65,11 @@ cudaError_t CausalConv1d(const CausalConv1dParams& p, cudaStream_t stream) {
   return cudaSuccess;
 }
 
-}  // namespace tessera::cuda_launch
+}  // namespace
+
+absl::Status CausalConv1d(const CausalConv1dParams& p, CudaStream stream) {
+  RETURN_IF_ERROR(CheckCausalConv1dParams(p));
+  return FromCuda("CausalConv1d", LaunchCausalConv1d(p, stream));
+}
+
+}  // namespace tessera::cuda

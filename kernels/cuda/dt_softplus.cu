@@ -1,10 +1,18 @@
 // Mamba-2 step sizes, one thread per (token, head): softplus with torch's
-// threshold, then the time_step_limit clamp in std::clamp's order.
-#include "kernels/cuda/cuda_util.cuh"
-#include "kernels/cuda/launch.h"
+// threshold, then the time_step_limit clamp in std::clamp's order. The entry
+// point runs the shared checks (kernels/dt_softplus.cc) and launches.
+#include "kernels/dt_softplus.h"
 
-namespace tessera::cuda_launch {
+#include "common/status_macros.h"
+#include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/host_util.h"
+
+namespace tessera::cuda {
 namespace {
+
+using cuda_host::FromCuda;
+using cuda_launch::DeviceSoftplus;
+using cuda_launch::GridFor;
 
 __global__ void DtSoftplusKernel(DtSoftplusParams p, int64_t dt_stride) {
   const int64_t count = p.rows * p.num_heads;
@@ -17,9 +25,7 @@ __global__ void DtSoftplusKernel(DtSoftplusParams p, int64_t dt_stride) {
   }
 }
 
-}  // namespace
-
-cudaError_t DtSoftplus(const DtSoftplusParams& p, cudaStream_t stream) {
+cudaError_t LaunchDtSoftplus(const DtSoftplusParams& p, cudaStream_t stream) {
   if (p.rows == 0) return cudaSuccess;
   constexpr int kThreads = 256;
   DtSoftplusKernel<<<GridFor(p.rows * p.num_heads, kThreads), kThreads, 0, stream>>>(
@@ -27,4 +33,11 @@ cudaError_t DtSoftplus(const DtSoftplusParams& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
-}  // namespace tessera::cuda_launch
+}  // namespace
+
+absl::Status DtSoftplus(const DtSoftplusParams& p, CudaStream stream) {
+  RETURN_IF_ERROR(CheckDtSoftplusParams(p));
+  return FromCuda("DtSoftplus", LaunchDtSoftplus(p, stream));
+}
+
+}  // namespace tessera::cuda

@@ -1,11 +1,20 @@
 // Gated RMSNorm, one block per (row, group): g = y · silu(z) summed in squares
 // over the group, then each thread rewrites the elements it read, so out may
-// alias y (y_stride == width).
-#include "kernels/cuda/cuda_util.cuh"
-#include "kernels/cuda/launch.h"
+// alias y (y_stride == width). The entry point runs the shared checks
+// (kernels/gated_rms_norm.cc) and launches.
+#include "kernels/gated_rms_norm.h"
 
-namespace tessera::cuda_launch {
+#include "common/status_macros.h"
+#include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/host_util.h"
+
+namespace tessera::cuda {
 namespace {
+
+using cuda_host::FromCuda;
+using cuda_launch::BlockSum;
+using cuda_launch::CeilDiv;
+using cuda_launch::DeviceSilu;
 
 __global__ void GatedRmsNormKernel(GatedRmsNormParams p, int64_t y_stride, int64_t z_stride,
                                    int64_t groups) {
@@ -28,9 +37,7 @@ __global__ void GatedRmsNormKernel(GatedRmsNormParams p, int64_t y_stride, int64
   }
 }
 
-}  // namespace
-
-cudaError_t GatedRmsNorm(const GatedRmsNormParams& p, cudaStream_t stream) {
+cudaError_t LaunchGatedRmsNorm(const GatedRmsNormParams& p, cudaStream_t stream) {
   if (p.rows == 0) return cudaSuccess;
   const int64_t groups = p.width / p.group_size;
   const int64_t blocks = p.rows * groups;
@@ -41,4 +48,11 @@ cudaError_t GatedRmsNorm(const GatedRmsNormParams& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
-}  // namespace tessera::cuda_launch
+}  // namespace
+
+absl::Status GatedRmsNorm(const GatedRmsNormParams& p, CudaStream stream) {
+  RETURN_IF_ERROR(CheckGatedRmsNormParams(p));
+  return FromCuda("GatedRmsNorm", LaunchGatedRmsNorm(p, stream));
+}
+
+}  // namespace tessera::cuda

@@ -1,13 +1,11 @@
 // The shared host plumbing of the CUDA entry points (see host_util.h): one
-// spelling of CUDA/cuBLAS failures, one cuBLAS handle cache, one token-id check.
+// spelling of CUDA/cuBLAS failures, one cuBLAS handle cache.
 #include "kernels/cuda/host_util.h"
 
 #include <string>
-#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "kernels/params_check.h"
 
 namespace tessera::cuda_host {
 
@@ -52,27 +50,6 @@ absl::StatusOr<CublasContext> CublasHandle(absl::string_view op) {
     RETURN_IF_ERROR(FromCublas(op, api->SetMathMode(handle, CUBLAS_DEFAULT_MATH)));
   }
   return CublasContext{api, handle};
-}
-
-absl::Status CheckDeviceTokenIds(absl::string_view op, const EmbeddingParams& p,
-                                 cudaStream_t stream) {
-  std::vector<int32_t> ids(p.num_tokens);  // (num_tokens)
-  RETURN_IF_ERROR(FromCuda(op, cudaMemcpyAsync(ids.data(), p.ids, sizeof(int32_t) * ids.size(),
-                                               cudaMemcpyDeviceToHost, stream)));
-  RETURN_IF_ERROR(FromCuda(op, cudaStreamSynchronize(stream)));
-  return CheckEmbeddingTokenIds(ids.data(), p.num_tokens, p.vocab_size);
-}
-
-absl::Status CheckAttentionSupported(const AttentionParams& p, int64_t max_head_dim) {
-  if (p.head_dim > max_head_dim) {
-    return absl::UnimplementedError(absl::StrCat(
-        "Attention (CUDA): head_dim must be <= ", max_head_dim, ". Given: ", p.head_dim));
-  }
-  if (p.num_q_heads > 65535) {
-    return absl::UnimplementedError(
-        absl::StrCat("Attention (CUDA): num_q_heads must be <= 65535. Given: ", p.num_q_heads));
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace tessera::cuda_host

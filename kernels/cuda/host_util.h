@@ -1,21 +1,17 @@
-// The host-side plumbing that the CUDA entry points (entry_points.cc,
-// mixed_precision.cc) share, so that both report errors alike: CUDA and cuBLAS
-// errors as absl::Status, one cuBLAS handle per thread and device, the check of
-// device-resident token ids, and the limits of the attention kernels.
-// Host-compiled only (the .cu files never include it).
+// The host-side plumbing that the CUDA entry points (kernels/cuda/<op>.cu)
+// share, so that all report errors alike: CUDA and cuBLAS errors as
+// absl::Status, and one cuBLAS handle per thread and device. Nothing here
+// knows an op; an op's own limits live in its .cu file.
 #pragma once
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
-#include <cstdint>
-
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "kernels/attention.h"
 #include "kernels/cuda/cublas_api.h"
-#include "kernels/embedding.h"
+#include "kernels/cuda_stream.h"
 
 namespace tessera::cuda_host {
 
@@ -32,14 +28,5 @@ struct CublasContext {
   cublasHandle_t handle = nullptr;
 };
 absl::StatusOr<CublasContext> CublasHandle(absl::string_view op);
-
-// Copies p.ids (num_tokens device int32) back and checks every id against
-// the vocabulary (CheckEmbeddingTokenIds); synchronizes `stream`.
-absl::Status CheckDeviceTokenIds(absl::string_view op, const EmbeddingParams& p,
-                                 cudaStream_t stream);
-
-// Beyond the shared checks of kernels/params_check.h: the head_dim the
-// attention kernels instantiate (UNIMPLEMENTED above it) and the grid limit.
-absl::Status CheckAttentionSupported(const AttentionParams& p, int64_t max_head_dim);
 
 }  // namespace tessera::cuda_host

@@ -1,10 +1,17 @@
 // RMSNorm, one block per row: a block-wide sum of squares, then each thread
-// writes the elements it read, so out may alias x (x_stride == width).
-#include "kernels/cuda/cuda_util.cuh"
-#include "kernels/cuda/launch.h"
+// writes the elements it read, so out may alias x (x_stride == width). The
+// entry point runs the shared checks (kernels/rms_norm.cc) and launches.
+#include "kernels/rms_norm.h"
 
-namespace tessera::cuda_launch {
+#include "common/status_macros.h"
+#include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/host_util.h"
+
+namespace tessera::cuda {
 namespace {
+
+using cuda_host::FromCuda;
+using cuda_launch::BlockSum;
 
 constexpr int kThreads = 256;
 
@@ -21,9 +28,7 @@ __global__ void RmsNormKernel(RmsNormParams p, int64_t x_stride) {
   }
 }
 
-}  // namespace
-
-cudaError_t RmsNorm(const RmsNormParams& p, cudaStream_t stream) {
+cudaError_t LaunchRmsNorm(const RmsNormParams& p, cudaStream_t stream) {
   if (p.rows == 0) return cudaSuccess;
   if (p.rows > INT32_MAX) return cudaErrorInvalidValue;
   RmsNormKernel<<<static_cast<unsigned>(p.rows), kThreads, 0, stream>>>(
@@ -31,4 +36,11 @@ cudaError_t RmsNorm(const RmsNormParams& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
-}  // namespace tessera::cuda_launch
+}  // namespace
+
+absl::Status RmsNorm(const RmsNormParams& p, CudaStream stream) {
+  RETURN_IF_ERROR(CheckRmsNormParams(p));
+  return FromCuda("RmsNorm", LaunchRmsNorm(p, stream));
+}
+
+}  // namespace tessera::cuda

@@ -1,12 +1,23 @@
 // Rotary embedding in place, one thread per (token, head, i < rotary_dim/2):
 // each thread owns the pair (i, i + r/2), so no two threads touch one element.
 // inv_freq comes from the host (same std::pow as the CPU reference), and the
-// phase is position · inv_freq in fp32, as transformers forms it.
-#include "kernels/cuda/cuda_util.cuh"
-#include "kernels/cuda/launch.h"
+// phase is position · inv_freq in fp32, as transformers forms it. The entry
+// point runs the shared checks (kernels/rope.cc), uploads inv_freq to
+// stream-ordered scratch and launches.
+#include "kernels/rope.h"
 
-namespace tessera::cuda_launch {
+#include <cmath>
+#include <vector>
+
+#include "common/status_macros.h"
+#include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/host_util.h"
+
+namespace tessera::cuda {
 namespace {
+
+using cuda_host::FromCuda;
+using cuda_launch::GridFor;
 
 __global__ void RopeKernel(RopeParams p, const float* inv_freq, int64_t x_stride) {
   const int64_t half = p.rotary_dim / 2;
@@ -29,9 +40,8 @@ __global__ void RopeKernel(RopeParams p, const float* inv_freq, int64_t x_stride
   }
 }
 
-}  // namespace
-
-cudaError_t Rope(const RopeParams& p, const float* inv_freq, cudaStream_t stream) {
+// inv_freq: (rotary_dim / 2) device floats.
+cudaError_t LaunchRope(const RopeParams& p, const float* inv_freq, cudaStream_t stream) {
   if (p.num_tokens == 0) return cudaSuccess;
   constexpr int kThreads = 256;
   RopeKernel<<<GridFor(p.num_tokens * p.num_heads * (p.rotary_dim / 2), kThreads), kThreads, 0,
@@ -39,4 +49,35 @@ cudaError_t Rope(const RopeParams& p, const float* inv_freq, cudaStream_t stream
   return cudaGetLastError();
 }
 
-}  // namespace tessera::cuda_launch
+// inv_freq_i = 1 / theta^(2i / rotary_dim), exactly as the CPU reference forms it.
+std::vector<float> RopeInverseFrequencies(float theta, int64_t rotary_dim) {
+  std::vector<float> inv_freq(rotary_dim / 2);  // (rotary_dim / 2)
+  for (int64_t i = 0; i < rotary_dim / 2; ++i) {
+    const float exponent = static_cast<float>(2 * i) / static_cast<float>(rotary_dim);
+    inv_freq[i] = 1.0f / std::pow(theta, exponent);
+  }
+  return inv_freq;
+}
+
+}  // namespace
+
+absl::Status Rope(const RopeParams& p, CudaStream stream) {
+  constexpr absl::string_view kOp = "Rope";
+  RETURN_IF_ERROR(CheckRopeParams(p));
+  if (p.num_tokens == 0) return absl::OkStatus();
+  const std::vector<float> inv_freq = RopeInverseFrequencies(p.theta, p.rotary_dim);
+  float* device_inv_freq = nullptr;  // (rotary_dim / 2)
+  RETURN_IF_ERROR(FromCuda(kOp, cudaMallocAsync(reinterpret_cast<void**>(&device_inv_freq),
+                                                sizeof(float) * inv_freq.size(), stream)));
+  // A pageable host-to-device copy returns once the source is staged, so the
+  // host vector may go out of scope after it.
+  const absl::Status copied = FromCuda(
+      kOp, cudaMemcpyAsync(device_inv_freq, inv_freq.data(), sizeof(float) * inv_freq.size(),
+                           cudaMemcpyHostToDevice, stream));
+  const absl::Status launched =
+      copied.ok() ? FromCuda(kOp, LaunchRope(p, device_inv_freq, stream)) : copied;
+  const absl::Status freed = FromCuda(kOp, cudaFreeAsync(device_inv_freq, stream));
+  return launched.ok() ? freed : launched;
+}
+
+}  // namespace tessera::cuda

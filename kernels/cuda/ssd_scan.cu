@@ -10,15 +10,23 @@
 // Steps 2, 3 and 5 are 64×64-tile products (tile_mma.cuh). Decays are
 // exp(cum_t - cum_s) of chunk-local cumsums, never ratios of exps, with the
 // same fp32 formulas as the CPU reference. Scratch is stream-ordered
-// (cudaMallocAsync) and freed on the stream.
+// (cudaMallocAsync) and freed on the stream. The entry points run the shared
+// checks (kernels/ssd_scan.cc) and launch.
+#include "kernels/ssd_scan.h"
+
 #include <cuda_runtime.h>
 
+#include "common/status_macros.h"
 #include "kernels/cuda/cuda_util.cuh"
-#include "kernels/cuda/launch.h"
+#include "kernels/cuda/host_util.h"
 #include "kernels/cuda/tile_mma.cuh"
 
-namespace tessera::cuda_launch {
+namespace tessera::cuda {
 namespace {
+
+using cuda_host::FromCuda;
+using cuda_launch::CeilDiv;
+using cuda_launch::TileMma;
 
 using Mma = TileMma;
 constexpr int kT = Mma::kTile;
@@ -325,9 +333,7 @@ struct ScratchBuffers {
   }
 };
 
-}  // namespace
-
-cudaError_t SsdScan(const SsdScanParams& p, cudaStream_t stream) {
+cudaError_t LaunchSsdScan(const SsdScanParams& p, cudaStream_t stream) {
   ScanShape s;
   s.seq_len = p.seq_len;
   s.heads = p.num_heads;
@@ -385,7 +391,7 @@ cudaError_t SsdScan(const SsdScanParams& p, cudaStream_t stream) {
   return cudaSuccess;
 }
 
-cudaError_t SsdAddInitialState(const SsdAddInitialStateParams& p, cudaStream_t stream) {
+cudaError_t LaunchSsdAddInitialState(const SsdAddInitialStateParams& p, cudaStream_t stream) {
   const int64_t gn = p.num_groups * p.state_size;
   const int64_t dt_stride = p.dt_stride == 0 ? p.num_heads : p.dt_stride;
   const int64_t c_stride = p.c_stride == 0 ? gn : p.c_stride;
@@ -415,4 +421,17 @@ cudaError_t SsdAddInitialState(const SsdAddInitialStateParams& p, cudaStream_t s
   return cudaSuccess;
 }
 
-}  // namespace tessera::cuda_launch
+}  // namespace
+
+absl::Status SsdScan(const SsdScanParams& p, CudaStream stream) {
+  RETURN_IF_ERROR(CheckSsdScanParams(p));
+  return FromCuda("SsdScan", LaunchSsdScan(p, stream));
+}
+
+absl::Status SsdAddInitialState(const SsdAddInitialStateParams& p, CudaStream stream) {
+  RETURN_IF_ERROR(CheckSsdAddInitialStateParams(p));
+  if (p.seq_len == 0 && p.final_state == nullptr) return absl::OkStatus();
+  return FromCuda("SsdAddInitialState", LaunchSsdAddInitialState(p, stream));
+}
+
+}  // namespace tessera::cuda

@@ -1,12 +1,20 @@
 // One-token Mamba-2 state update, one warp per state row (head h, channel p):
 // lanes stride over N, so the state row is read and written coalesced, and the
 // readout state·C is a warp sum. Every lane reads x before lane 0 writes y, so
-// y may alias x as on the CPU.
-#include "kernels/cuda/cuda_util.cuh"
-#include "kernels/cuda/launch.h"
+// y may alias x as on the CPU. The entry point runs the shared checks
+// (kernels/ssd_step.cc) and launches.
+#include "kernels/ssd_step.h"
 
-namespace tessera::cuda_launch {
+#include "common/status_macros.h"
+#include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/host_util.h"
+
+namespace tessera::cuda {
 namespace {
+
+using cuda_host::FromCuda;
+using cuda_launch::CeilDiv;
+using cuda_launch::WarpSum;
 
 constexpr int kWarpsPerBlock = 8;
 
@@ -34,13 +42,18 @@ __global__ void SsdStepKernel(SsdStepParams p) {
   if (lane == 0) p.y[row] = readout + (p.D == nullptr ? 0.0f : p.D[h]) * x;
 }
 
-}  // namespace
-
-cudaError_t SsdStep(const SsdStepParams& p, cudaStream_t stream) {
+cudaError_t LaunchSsdStep(const SsdStepParams& p, cudaStream_t stream) {
   const int64_t blocks = CeilDiv(p.num_heads * p.head_dim, kWarpsPerBlock);
   if (blocks > INT32_MAX) return cudaErrorInvalidValue;
   SsdStepKernel<<<static_cast<unsigned>(blocks), kWarpsPerBlock * 32, 0, stream>>>(p);
   return cudaGetLastError();
 }
 
-}  // namespace tessera::cuda_launch
+}  // namespace
+
+absl::Status SsdStep(const SsdStepParams& p, CudaStream stream) {
+  RETURN_IF_ERROR(CheckSsdStepParams(p));
+  return FromCuda("SsdStep", LaunchSsdStep(p, stream));
+}
+
+}  // namespace tessera::cuda

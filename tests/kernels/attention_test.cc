@@ -247,6 +247,17 @@ TEST(AttentionTest, RejectsInvalidParams) {
   p = valid;
   p.v = nullptr;
   EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::Attention(p), "v must not be null"));
+  p = valid;
+  p.type = static_cast<ElementType>(7);
+  EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::Attention(p), "type must be kF32 or kBF16. Given: 7"));
+  // bf16 operands are a valid request the CPU reference does not compute.
+  p = valid;
+  p.type = ElementType::kBF16;
+  const absl::Status bf16 = cpu::Attention(p);
+  EXPECT_EQ(bf16.code(), absl::StatusCode::kUnimplemented) << bf16;
+  EXPECT_NE(bf16.message().find("Attention: the CPU backend computes fp32 operands. Given: bf16"),
+            absl::string_view::npos)
+      << bf16;
 
   AttentionMergeParams m{-1, 4, out.data(), out.data(), out.data(), out.data()};
   EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::AttentionMerge(m), "rows"));

@@ -120,6 +120,31 @@ TEST(LinearTest, RejectsInvalidParams) {
   p = valid;
   p.out_features = -2;
   EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::Linear(p), "out_features"));
+  p = valid;
+  p.type = static_cast<ElementType>(7);
+  EXPECT_TRUE(
+      IsInvalidArgumentMentioning(cpu::Linear(p), "Linear: type must be kF32 or kBF16. Given: 7"));
+}
+
+// bf16 operands are a valid request that the CPU reference does not compute
+// (the CUDA backend does): UNIMPLEMENTED naming the type, y untouched.
+TEST(LinearTest, RefusesBf16OperandsAsUnimplemented) {
+  std::vector<uint16_t> x(2 * 4), w(3 * 4);
+  std::vector<float> y(2 * 3, 5.0f);
+  LinearParams p;
+  p.rows = 2;
+  p.in_features = 4;
+  p.out_features = 3;
+  p.type = ElementType::kBF16;
+  p.x = x.data();
+  p.weight = w.data();
+  p.y = y.data();
+  const absl::Status status = cpu::Linear(p);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented) << status;
+  EXPECT_NE(status.message().find("Linear: the CPU backend computes fp32 operands. Given: bf16"),
+            absl::string_view::npos)
+      << status;
+  EXPECT_EQ(y, std::vector<float>(2 * 3, 5.0f));
 }
 
 }  // namespace

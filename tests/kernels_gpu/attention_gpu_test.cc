@@ -1,16 +1,21 @@
-// Attention on CUDA against the CPU reference: GQA, causal by global position
-// (queries after, before and overlapping the keys), rows that see no key
-// (out 0, lse -inf), odd head dims, strides, kv_len 0; AttentionMerge with
-// -inf partials; and the bf16 check (MixedAttention on bf16 q/k/v, the same
-// kernel, must be within 2× the error of a plain implementation rounding inputs
-// and outputs; mixed_precision_gpu_test.cc covers its other features).
+// Attention on CUDA for both operand types. fp32 against the CPU reference:
+// GQA, causal by global position (queries after, before and overlapping the
+// keys), rows that see no key (out 0, lse -inf), odd head dims, strides,
+// kv_len 0; AttentionMerge with -inf partials. bf16 q/k/v run the same kernel,
+// widened as they are staged: bit-identical to the fp32 kernel on the rounded
+// inputs, and, by the flash-attention rule, within 2x the error of a plain
+// implementation that rounds its inputs and its output to bf16, both measured
+// against the fp32 reference on the unrounded inputs.
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "kernels/attention.h"
-#include "kernels/cuda/mixed_precision.h"
 #include "tests/kernels_gpu/gpu_test_util.h"
 
 namespace tessera {
@@ -23,6 +28,7 @@ using gpu_test::GpuTest;
 using gpu_test::NaNs;
 using gpu_test::RandomFloats;
 using gpu_test::RandomRows;
+using kernel_test::IsInvalidArgumentMentioning;
 
 constexpr double kTolerance = 1e-5;
 
@@ -60,7 +66,7 @@ TEST_F(AttentionGpuTest, MatchesCpu) {
     const auto v = RandomRows(rng, c.kv_len, c.kv_heads * c.head_dim, kv_stride);
     const int64_t out_elems = c.q_len * c.q_heads * c.head_dim, rows = c.q_len * c.q_heads;
     std::vector<float> want_out(out_elems), want_lse(rows);
-    AttentionParams p{c.q_len, c.kv_len, c.q_heads, c.kv_heads, c.head_dim,
+    AttentionParams p{c.q_len, c.kv_len, c.q_heads, c.kv_heads, c.head_dim, ElementType::kF32,
                       q.data(), q_stride, k.data(), kv_stride, v.data(), kv_stride,
                       c.q_pos0, c.kv_pos0, c.causal, 1.0f / std::sqrt(float(c.head_dim)),
                       want_out.data(), want_lse.data()};
@@ -114,14 +120,14 @@ TEST_F(AttentionGpuTest, MergeMatchesCpu) {
   }
 }
 
-TEST_F(AttentionGpuTest, Bf16WithinTwiceTheErrorOfPlainBf16) {
+TEST_F(AttentionGpuTest, Bf16PrefillWithinTwiceTheErrorOfPlainBf16) {
   std::mt19937 rng(std::random_device{}());
   const int64_t L = 512, Hq = 4, Hkv = 2, D = 128;
   const auto q = RandomFloats(rng, L * Hq * D, -2.0f, 2.0f);
   const auto k = RandomFloats(rng, L * Hkv * D, -2.0f, 2.0f);
   const auto v = RandomFloats(rng, L * Hkv * D);
-  AttentionParams p{L, L, Hq, Hkv, D, nullptr, 0, nullptr, 0, nullptr, 0, 0, 0, true,
-                    1.0f / std::sqrt(float(D)), nullptr, nullptr};
+  AttentionParams p{L, L, Hq, Hkv, D, ElementType::kF32, nullptr, 0, nullptr, 0, nullptr, 0, 0, 0,
+                    true, 1.0f / std::sqrt(float(D)), nullptr, nullptr};
   // fp32 reference on the unrounded inputs.
   std::vector<float> ref(L * Hq * D);
   p.q = q.data(), p.k = k.data(), p.v = v.data(), p.out = ref.data();
@@ -136,10 +142,12 @@ TEST_F(AttentionGpuTest, Bf16WithinTwiceTheErrorOfPlainBf16) {
   DeviceArray<uint16_t> d_q(gpu_test::ToBf16(q)), d_k(gpu_test::ToBf16(k)),
       d_v(gpu_test::ToBf16(v));
   DeviceArray<float> d_out(NaNs(L * Hq * D));
-  p.q = p.k = p.v = nullptr;
+  p.type = ElementType::kBF16;
+  p.q = d_q.get();
+  p.k = d_k.get();
+  p.v = d_v.get();
   p.out = d_out.get();
-  const absl::Status status = cuda::MixedAttention(p, cuda::ElementType::kBF16, d_q.get(),
-                                                   d_k.get(), d_v.get(), nullptr);
+  const absl::Status status = cuda::Attention(p, nullptr);
   ASSERT_TRUE(status.ok()) << status;
   const auto got = d_out.Download();
   const std::vector<double> ref64(ref.begin(), ref.end());
@@ -149,6 +157,244 @@ TEST_F(AttentionGpuTest, Bf16WithinTwiceTheErrorOfPlainBf16) {
   std::printf("Attention bf16: relative L2 %.3g, plain bf16 %.3g\n", err, plain_err);
   EXPECT_GT(plain_err, 0.0);
   EXPECT_LE(err, 2.0 * plain_err);
+}
+
+// Bitwise equality, so -inf, signed zeros and (unexpected) NaNs all count.
+bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;
+}
+
+// ------------------------------------------------ both types, awkward shapes
+
+struct TypedCase {
+  int64_t q_len, kv_len, q_heads, kv_heads, head_dim, q_pos0, kv_pos0;
+  bool causal, with_lse;
+  int64_t pad;  // extra elements per token row of q, k, v
+};
+
+const TypedCase kTypedCases[] = {
+    {300, 200, 6, 2, 64, 120, 20, true, true, 3},  // q after k, Lq != Lk, 5 q tiles, strides
+    {77, 333, 6, 2, 128, 300, 0, true, true, 1},   // queries after most keys
+    {200, 150, 6, 2, 128, 0, 70, true, true, 5},   // rows 0..69 see nothing: tile 0 all future
+    {50, 40, 6, 2, 64, 0, 100, true, true, 1},     // no row sees a key
+    {130, 90, 6, 2, 64, 0, 0, false, false, 2},    // not causal, no lse
+    {20, 0, 6, 2, 128, 0, 0, true, true, 0},       // kv_len 0
+    {1, 777, 6, 2, 128, 776, 0, true, true, 0},    // decode row
+    {513, 513, 6, 2, 128, 0, 0, true, false, 0},   // prefill, no lse
+    {70, 95, 4, 1, 80, 40, 10, true, true, 7},     // odd head_dim, GQA 4:1
+    {100, 150, 2, 2, 256, 50, 0, true, true, 2},   // head_dim 256 tiles
+    {33, 47, 3, 1, 16, 5, 0, true, true, 1},       // small head_dim
+};
+
+std::string Describe(const TypedCase& c) {
+  return absl::StrCat("Lq ", c.q_len, " Lk ", c.kv_len, " Hq ", c.q_heads, " Hkv ", c.kv_heads,
+                      " D ", c.head_dim, " q0 ", c.q_pos0, " k0 ", c.kv_pos0, " causal ",
+                      static_cast<int>(c.causal), " lse ", static_cast<int>(c.with_lse), " pad ",
+                      c.pad);
+}
+
+// Inputs of one case: fp32 rows padded with NaN, strides in elements.
+struct AttentionInputs {
+  int64_t q_stride, kv_stride;
+  std::vector<float> q, k, v;
+};
+
+AttentionInputs MakeAttentionInputs(std::mt19937& rng, const TypedCase& c) {
+  AttentionInputs in;
+  in.q_stride = c.q_heads * c.head_dim + c.pad;
+  in.kv_stride = c.kv_heads * c.head_dim + c.pad;
+  in.q = RandomRows(rng, c.q_len, c.q_heads * c.head_dim, in.q_stride, -2.0f, 2.0f);
+  in.k = RandomRows(rng, c.kv_len, c.kv_heads * c.head_dim, in.kv_stride, -2.0f, 2.0f);
+  in.v = RandomRows(rng, c.kv_len, c.kv_heads * c.head_dim, in.kv_stride);
+  return in;
+}
+
+AttentionParams MakeAttentionParams(const TypedCase& c, const AttentionInputs& in) {
+  AttentionParams p;
+  p.q_len = c.q_len;
+  p.kv_len = c.kv_len;
+  p.num_q_heads = c.q_heads;
+  p.num_kv_heads = c.kv_heads;
+  p.head_dim = c.head_dim;
+  p.q_stride = in.q_stride;
+  p.k_stride = in.kv_stride;
+  p.v_stride = in.kv_stride;
+  p.q_position0 = c.q_pos0;
+  p.kv_position0 = c.kv_pos0;
+  p.causal = c.causal;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  return p;
+}
+
+// The output rows (of Lq·Hq rows of D) whose lse is finite, i.e. that see a key.
+std::vector<float> SeenRows(const std::vector<float>& rows, const std::vector<float>& lse,
+                            int64_t head_dim) {
+  std::vector<float> seen;
+  for (size_t r = 0; r < lse.size(); ++r) {
+    if (lse[r] == -INFINITY) continue;
+    seen.insert(seen.end(), rows.begin() + r * head_dim, rows.begin() + (r + 1) * head_dim);
+  }
+  return seen;
+}
+
+std::vector<double> ToDouble(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+TEST_F(AttentionGpuTest, Bf16WithinTwiceTheErrorOfPlainBf16) {
+  std::mt19937 rng(std::random_device{}());
+  for (const TypedCase& c : kTypedCases) {
+    SCOPED_TRACE(Describe(c));
+    const AttentionInputs in = MakeAttentionInputs(rng, c);
+    const int64_t rows = c.q_len * c.q_heads, out_elems = rows * c.head_dim;
+    AttentionParams p = MakeAttentionParams(c, in);
+    // fp32 reference on the unrounded inputs.
+    std::vector<float> ref_out(out_elems), ref_lse(rows);
+    p.q = in.q.data(), p.k = in.k.data(), p.v = in.v.data();
+    p.out = ref_out.data(), p.lse = ref_lse.data();
+    ASSERT_TRUE(cpu::Attention(p).ok());
+    // Plain bf16: rounded inputs, fp32 math, out rounded to bf16 (lse is an
+    // fp32 output of the op, so the plain lse is left unrounded: stricter).
+    const auto qr = gpu_test::RoundedBf16(in.q), kr = gpu_test::RoundedBf16(in.k),
+               vr = gpu_test::RoundedBf16(in.v);
+    std::vector<float> plain_out(out_elems), plain_lse(rows);
+    p.q = qr.data(), p.k = kr.data(), p.v = vr.data();
+    p.out = plain_out.data(), p.lse = plain_lse.data();
+    ASSERT_TRUE(cpu::Attention(p).ok());
+    plain_out = gpu_test::RoundedBf16(plain_out);
+
+    DeviceArray<uint16_t> d_q(gpu_test::ToBf16(in.q)), d_k(gpu_test::ToBf16(in.k)),
+        d_v(gpu_test::ToBf16(in.v));
+    DeviceArray<float> d_out(NaNs(out_elems)), d_lse(NaNs(rows));
+    p.type = ElementType::kBF16;
+    p.q = d_q.get();
+    p.k = c.kv_len > 0 ? d_k.get() : nullptr;
+    p.v = c.kv_len > 0 ? d_v.get() : nullptr;
+    p.out = d_out.get();
+    p.lse = c.with_lse ? d_lse.get() : nullptr;
+    const absl::Status status = cuda::Attention(p, nullptr);
+    ASSERT_TRUE(status.ok()) << status;
+    const std::vector<float> got_out = d_out.Download();
+    const std::vector<float> got_lse = d_lse.Download();
+
+    // Rows that see no key: out exactly 0 and lse exactly -inf.
+    int64_t unseen = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      if (ref_lse[r] != -INFINITY) continue;
+      ++unseen;
+      for (int64_t d = 0; d < c.head_dim; ++d) {
+        ASSERT_EQ(got_out[r * c.head_dim + d], 0.0f) << "row " << r << " sees no key";
+      }
+      if (c.with_lse) {
+        ASSERT_EQ(got_lse[r], -INFINITY) << "row " << r;
+      }
+    }
+    if (!c.with_lse) {
+      for (float l : got_lse) ASSERT_TRUE(std::isnan(l)) << "lse written though null";
+    }
+    if (unseen == rows) {
+      std::printf("Attention bf16: %s: no row sees a key; out 0 and lse -inf exactly\n",
+                  Describe(c).c_str());
+      continue;
+    }
+    // The rows that see keys: the 2x rule on out, and on lse where returned.
+    const auto got_seen = SeenRows(got_out, ref_lse, c.head_dim);
+    for (float x : got_seen) ASSERT_TRUE(std::isfinite(x));
+    const auto ref_seen = ToDouble(SeenRows(ref_out, ref_lse, c.head_dim));
+    const double err = gpu_test::RelativeL2(got_seen, ref_seen);
+    const double plain_err =
+        gpu_test::RelativeL2(SeenRows(plain_out, ref_lse, c.head_dim), ref_seen);
+    double lse_err = 0.0, plain_lse_err = 0.0;
+    if (c.with_lse) {
+      const auto ref_lse_seen = ToDouble(SeenRows(ref_lse, ref_lse, 1));
+      lse_err = gpu_test::RelativeL2(SeenRows(got_lse, ref_lse, 1), ref_lse_seen);
+      plain_lse_err = gpu_test::RelativeL2(SeenRows(plain_lse, ref_lse, 1), ref_lse_seen);
+    }
+    std::printf(
+        "Attention bf16: %s: out relative L2 %.3g, plain bf16 %.3g; lse %.3g, "
+        "plain %.3g; %lld of %lld rows see nothing\n",
+        Describe(c).c_str(), err, plain_err, lse_err, plain_lse_err, static_cast<long long>(unseen),
+        static_cast<long long>(rows));
+    EXPECT_GT(plain_err, 0.0);
+    EXPECT_LE(err, 2.0 * plain_err) << "out";
+    if (c.with_lse) {
+      EXPECT_GT(plain_lse_err, 0.0);
+      EXPECT_LE(lse_err, 2.0 * plain_lse_err) << "lse";
+    }
+  }
+}
+
+// One kernel for both types: bf16 operands are widened exactly as they are
+// staged and everything after is the fp32 path, so bf16 q/k/v give bit for bit
+// what fp32 q/k/v holding the same (rounded) values give.
+TEST_F(AttentionGpuTest, Bf16IsTheF32KernelOnRoundedInputs) {
+  std::mt19937 rng(std::random_device{}());
+  for (const TypedCase& c : kTypedCases) {
+    SCOPED_TRACE(Describe(c));
+    const AttentionInputs in = MakeAttentionInputs(rng, c);
+    const int64_t rows = c.q_len * c.q_heads, out_elems = rows * c.head_dim;
+    DeviceArray<float> d_q(gpu_test::RoundedBf16(in.q)), d_k(gpu_test::RoundedBf16(in.k)),
+        d_v(gpu_test::RoundedBf16(in.v));
+    DeviceArray<uint16_t> d_q16(gpu_test::ToBf16(in.q)), d_k16(gpu_test::ToBf16(in.k)),
+        d_v16(gpu_test::ToBf16(in.v));
+    DeviceArray<float> want_out(NaNs(out_elems)), want_lse(NaNs(rows));
+    DeviceArray<float> got_out(NaNs(out_elems)), got_lse(NaNs(rows));
+    AttentionParams p = MakeAttentionParams(c, in);
+    p.type = ElementType::kF32;
+    p.q = d_q.get();
+    p.k = c.kv_len > 0 ? d_k.get() : nullptr;
+    p.v = c.kv_len > 0 ? d_v.get() : nullptr;
+    p.out = want_out.get();
+    p.lse = c.with_lse ? want_lse.get() : nullptr;
+    absl::Status status = cuda::Attention(p, nullptr);
+    ASSERT_TRUE(status.ok()) << status;
+    p.type = ElementType::kBF16;
+    p.q = d_q16.get();
+    p.k = c.kv_len > 0 ? d_k16.get() : nullptr;
+    p.v = c.kv_len > 0 ? d_v16.get() : nullptr;
+    p.out = got_out.get();
+    p.lse = c.with_lse ? got_lse.get() : nullptr;
+    status = cuda::Attention(p, nullptr);
+    ASSERT_TRUE(status.ok()) << status;
+    EXPECT_TRUE(SameBits(got_out.Download(), want_out.Download())) << "out";
+    EXPECT_TRUE(SameBits(got_lse.Download(), want_lse.Download())) << "lse";
+  }
+}
+
+TEST_F(AttentionGpuTest, RejectsBadParamsOfEitherType) {
+  DeviceArray<uint16_t> d_buf(std::vector<uint16_t>(4096, 0));
+  DeviceArray<float> d_out(NaNs(1024));
+  AttentionParams p;
+  p.q_len = 2;
+  p.kv_len = 2;
+  p.num_q_heads = 2;
+  p.num_kv_heads = 1;
+  p.head_dim = 8;
+  p.scale = 0.5f;
+  p.out = d_out.get();
+  p.q = p.k = p.v = d_buf.get();
+  for (ElementType type : {ElementType::kF32, ElementType::kBF16}) {
+    SCOPED_TRACE(ElementTypeName(type));
+    p.type = type;
+    EXPECT_TRUE(cuda::Attention(p, nullptr).ok());
+    AttentionParams bad = p;
+    bad.q = nullptr;
+    EXPECT_TRUE(IsInvalidArgumentMentioning(cuda::Attention(bad, nullptr), "q must not be null"));
+    bad = p;
+    bad.v = nullptr;
+    EXPECT_TRUE(IsInvalidArgumentMentioning(cuda::Attention(bad, nullptr), "v must not be null"));
+    bad = p;
+    bad.k_stride = 4;
+    EXPECT_TRUE(IsInvalidArgumentMentioning(cuda::Attention(bad, nullptr), "k_stride"));
+    bad = p;
+    bad.num_kv_heads = 3;
+    EXPECT_TRUE(IsInvalidArgumentMentioning(cuda::Attention(bad, nullptr), "num_kv_heads"));
+    bad = p;
+    bad.head_dim = 300;
+    bad.q_len = bad.kv_len = 1;
+    bad.num_q_heads = bad.num_kv_heads = 1;
+    EXPECT_EQ(cuda::Attention(bad, nullptr).code(), absl::StatusCode::kUnimplemented);
+  }
+  p.type = static_cast<ElementType>(7);
+  EXPECT_TRUE(IsInvalidArgumentMentioning(cuda::Attention(p, nullptr), "Attention: type"));
 }
 
 }  // namespace

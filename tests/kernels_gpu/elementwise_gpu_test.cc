@@ -1,7 +1,7 @@
 // CUDA against CPU for the row-wise and elementwise ops: SiluMul, ReluSquared,
-// DtSoftplus, Embedding, RmsNorm, GatedRmsNorm, Rope. Fresh random inputs of
-// awkward sizes, outputs poisoned with NaN, strided rows padded with NaN, and
-// the in-place forms the contracts allow.
+// DtSoftplus, RmsNorm, GatedRmsNorm, Rope (Embedding: embedding_gpu_test.cc).
+// Fresh random inputs of awkward sizes, outputs poisoned with NaN, strided rows
+// padded with NaN, and the in-place forms the contracts allow.
 #include <cmath>
 #include <limits>
 #include <random>
@@ -10,7 +10,6 @@
 #include "gtest/gtest.h"
 #include "kernels/activation.h"
 #include "kernels/dt_softplus.h"
-#include "kernels/embedding.h"
 #include "kernels/gated_rms_norm.h"
 #include "kernels/rms_norm.h"
 #include "kernels/rope.h"
@@ -92,38 +91,6 @@ TEST_F(ElementwiseGpuTest, DtSoftplusMatchesCpu) {
     p.out = d_out.get();
     ASSERT_TRUE(cuda::DtSoftplus(p, nullptr).ok());
     EXPECT_TRUE(CloseInRelativeL2(d_out.Download(), want, kTolerance)) << rows << "x" << heads;
-  }
-}
-
-TEST_F(ElementwiseGpuTest, EmbeddingMatchesCpuAndRejectsBadIds) {
-  std::mt19937 rng(std::random_device{}());
-  for (auto [tokens, vocab, hidden] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1},
-                                       {7, 50, 33},
-                                       {513, 1000, 256}}) {
-    std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(vocab - 1));
-    std::vector<int32_t> ids(tokens);
-    for (int32_t& id : ids) id = pick(rng);
-    const auto table = RandomFloats(rng, vocab * hidden);
-    std::vector<float> want(tokens * hidden);
-    EmbeddingParams p{tokens, vocab, hidden, ids.data(), table.data(), want.data()};
-    ASSERT_TRUE(cpu::Embedding(p).ok());
-    DeviceArray<int32_t> d_ids(ids);
-    DeviceArray<float> d_table(table), d_out(NaNs(tokens * hidden));
-    p.ids = d_ids.get();
-    p.table = d_table.get();
-    p.out = d_out.get();
-    ASSERT_TRUE(cuda::Embedding(p, nullptr).ok());
-    EXPECT_TRUE(CloseInRelativeL2(d_out.Download(), want, kTolerance));
-  }
-  // A bad id is INVALID_ARGUMENT and leaves the output untouched.
-  for (int32_t bad : {-1, 50}) {
-    std::vector<int32_t> ids = {3, bad, 4};
-    DeviceArray<int32_t> d_ids(ids);
-    DeviceArray<float> d_table(RandomFloats(rng, 50 * 8)), d_out(NaNs(3 * 8));
-    EmbeddingParams p{3, 50, 8, d_ids.get(), d_table.get(), d_out.get()};
-    const absl::Status status = cuda::Embedding(p, nullptr);
-    EXPECT_TRUE(kernel_test::IsInvalidArgumentMentioning(status, "position 1")) << status;
-    for (float v : d_out.Download()) EXPECT_TRUE(std::isnan(v));
   }
 }
 

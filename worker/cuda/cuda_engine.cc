@@ -40,7 +40,7 @@ class ScopedStream {
   cudaStream_t stream_ = nullptr;
 };
 
-const char* TypeName(cuda::ElementType type) { return type == cuda::ElementType::kBF16 ? "bf16" : "fp32"; }
+const char* TypeName(ElementType type) { return type == ElementType::kBF16 ? "bf16" : "fp32"; }
 
 class CudaEngine final : public Engine {
  public:
@@ -54,7 +54,7 @@ class CudaEngine final : public Engine {
                            device_name_, static_cast<double>(w_->bytes) / (1 << 30));
   }
   int64_t KvBytesPerToken() const override {
-    return tessera::KvBytesPerToken(config(), cuda::ElementBytes(w_->type));
+    return tessera::KvBytesPerToken(config(), ElementBytes(w_->type));
   }
   int64_t StateBytesPerRequest() const override { return tessera::StateBytesPerRequest(config()); }
   int64_t DefaultMemoryBudgetBytes() const override { return free_after_weights_ / 2; }
@@ -66,7 +66,7 @@ class CudaEngine final : public Engine {
   absl::StatusOr<std::unique_ptr<ShardState>> NewState(int64_t begin, int64_t capacity_tokens) override {
     RETURN_IF_ERROR(UseDevice());
     const ModelConfig& c = config();
-    const int64_t kv_row_bytes = c.attention.num_kv_heads * c.attention.head_dim * cuda::ElementBytes(w_->type);
+    const int64_t kv_row_bytes = c.attention.num_kv_heads * c.attention.head_dim * ElementBytes(w_->type);
     auto state = std::make_unique<CudaShardState>(begin, capacity_tokens, kv_row_bytes);
     state->attention.resize(c.CountBlocks(BlockKind::kAttention));
     const MambaConfig& m = c.mamba;
@@ -125,7 +125,7 @@ absl::StatusOr<std::unique_ptr<Engine>> MakeCudaEngine(std::unique_ptr<ModelWeig
                                                       " visible)"));
   }
   const ModelConfig& c = weights->config;
-  if (options.type == cuda::ElementType::kBF16 && c.CountBlocks(BlockKind::kAttention) > 0 &&
+  if (options.type == ElementType::kBF16 && c.CountBlocks(BlockKind::kAttention) > 0 &&
       c.attention.head_dim > 128) {
     return absl::UnimplementedError(absl::StrCat("bf16 attention supports head_dim <= 128; this model has ",
                                                  c.attention.head_dim, " (use --precision fp32)"));

@@ -6,7 +6,7 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
-#include "kernels/cuda/mixed_precision.h"
+#include "kernels/element_type.h"
 #include "worker/engine.h"
 #include "model/model_weights.h"
 
@@ -16,7 +16,7 @@ struct CudaEngineOptions {
   int device = 0;
   // bf16: matrices, GEMM operands and K/V in bf16 (fp32 accumulation and
   // states); fp32: everything fp32 (no TF32), for checking against references.
-  cuda::ElementType type = cuda::ElementType::kBF16;
+  ElementType type = ElementType::kBF16;
 };
 
 // Uploads `weights` (best loaded with WeightStorage::kMatricesAsStored) and
@@ -26,5 +26,11 @@ absl::StatusOr<std::unique_ptr<Engine>> MakeCudaEngine(std::unique_ptr<ModelWeig
 
 // CUDA devices visible to this process (0 when the driver or devices are missing).
 int CudaDeviceCount();
+
+// The element type's former spelling, for worker/engine_factory.cc until it
+// names tessera::ElementType (kernels/element_type.h) itself.
+namespace cuda {
+using ::tessera::ElementType;
+}  // namespace cuda
 
 }  // namespace tessera

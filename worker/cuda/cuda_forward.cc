@@ -11,16 +11,18 @@
 #include "common/status_macros.h"
 #include "kernels/activation.h"
 #include "kernels/attention.h"
+#include "kernels/cast.h"
 #include "kernels/causal_conv1d.h"
-#include "kernels/cuda/mixed_precision.h"
 #include "kernels/dt_softplus.h"
+#include "kernels/embedding.h"
 #include "kernels/gated_rms_norm.h"
+#include "kernels/linear.h"
 #include "kernels/rms_norm.h"
 #include "kernels/rope.h"
+#include "kernels/ssd_compose.h"
 #include "kernels/ssd_scan.h"
 #include "kernels/ssd_step.h"
 #include "worker/block_params.h"
-#include "worker/cuda/ssd_compose.h"
 #include "worker/cuda/staged_device_exchange.h"
 
 namespace tessera::cuda_engine {
@@ -87,8 +89,9 @@ absl::StatusOr<Operand> ForwardPass::MakeOperand(const float* x, int64_t rows, i
     op.stride = stride == 0 ? width : stride;
     return op;
   }
-  ASSIGN_OR_RETURN(op.storage, Bytes(rows * width * cuda::ElementBytes(w_.type)));  // (rows, width) bf16
-  RETURN_IF_ERROR(cuda::StoreAs(w_.type, rows, width, x, stride, op.storage.get(), width, stream_));
+  ASSIGN_OR_RETURN(op.storage, Bytes(rows * width * ElementBytes(w_.type)));  // (rows, width) bf16
+  RETURN_IF_ERROR(cuda::Cast(CastParams{rows, width, ElementType::kF32, x, stride, w_.type, op.storage.get(), width},
+                             stream_));
   op.data = op.storage.get();
   op.stride = width;
   return op;
@@ -96,7 +99,7 @@ absl::StatusOr<Operand> ForwardPass::MakeOperand(const float* x, int64_t rows, i
 
 absl::Status ForwardPass::Project(int64_t rows, const Operand& x, const DeviceMatrix& weight,
                                   const DeviceVector& bias, float* y, int64_t y_stride, bool accumulate) {
-  cuda::MixedLinearParams p;
+  LinearParams p;
   p.rows = rows;
   p.in_features = weight.cols;
   p.out_features = weight.rows;
@@ -108,7 +111,7 @@ absl::Status ForwardPass::Project(int64_t rows, const Operand& x, const DeviceMa
   p.y = y;
   p.y_stride = y_stride;
   p.accumulate = accumulate;
-  return cuda::MixedLinear(p, stream_);
+  return cuda::Linear(p, stream_);
 }
 
 absl::Status ForwardPass::Normalize(const DeviceVector& weight, int64_t rows, const float* x, float* out) {
@@ -173,8 +176,13 @@ absl::Status ForwardPass::AddInitialStateFromPeers(const block_params::MambaTens
                                        summary.bytes(), all.get(), stream_));
   if (rank == 0) return absl::OkStatus();
   ASSIGN_OR_RETURN(StreamBuffer h_in, Floats(heads * per_head));  // (H, P, N)
-  RETURN_IF_ERROR(Check("SSD compose", ComposeInitialState(all.as<float>(), rank, heads, per_head,
-                                                           h_in.as<float>(), stream_)));
+  SsdComposeParams compose;
+  compose.ranks_before = rank;
+  compose.num_heads = heads;
+  compose.per_head = per_head;
+  compose.summaries = all.as<float>();
+  compose.h_in = h_in.as<float>();
+  RETURN_IF_ERROR(cuda::SsdComposeInitialState(compose, stream_));
   return cuda::SsdAddInitialState(
       block_params::AddInitialState(m, t, L_, conv_out, dt, h_in.as<float>(), y, st.ssm.as<float>()), stream_);
 }
@@ -224,9 +232,13 @@ absl::Status ForwardPass::Mamba(const DeviceMamba& mw, DeviceMambaState& st, int
 
 absl::Status ForwardPass::Attend(const void* q, int64_t kv_len, const void* k, const void* v, int64_t kv_position0,
                                  float* out, float* lse) {
-  const AttentionParams ap =
+  AttentionParams ap =
       block_params::Attention(c_.attention, L_, state_.num_tokens_, kv_len, kv_position0, out, lse);
-  return cuda::MixedAttention(ap, w_.type, q, k, v, stream_);
+  ap.type = w_.type;
+  ap.q = q;
+  ap.k = k;
+  ap.v = v;
+  return cuda::Attention(ap, stream_);
 }
 
 absl::Status ForwardPass::Merge(float* out, float* lse, const float* part_out, const float* part_lse) {
@@ -317,10 +329,12 @@ absl::Status ForwardPass::Attention(const DeviceAttention& aw, DeviceKv& kv, int
   }
   // Append to the cache in its element type.
   const int64_t cached = kv.tokens;
-  RETURN_IF_ERROR(cuda::StoreAs(w_.type, L_, kv_width, k_new.as<float>(), 0, kv.k.as<uint8_t>() + cached * row_bytes,
-                                0, stream_));
-  RETURN_IF_ERROR(cuda::StoreAs(w_.type, L_, kv_width, v_new.as<float>(), 0, kv.v.as<uint8_t>() + cached * row_bytes,
-                                0, stream_));
+  RETURN_IF_ERROR(cuda::Cast(CastParams{L_, kv_width, ElementType::kF32, k_new.as<float>(), 0, w_.type,
+                                        kv.k.as<uint8_t>() + cached * row_bytes, 0},
+                             stream_));
+  RETURN_IF_ERROR(cuda::Cast(CastParams{L_, kv_width, ElementType::kF32, v_new.as<float>(), 0, w_.type,
+                                        kv.v.as<uint8_t>() + cached * row_bytes, 0},
+                             stream_));
   kv.tokens += L_;
 
   ASSIGN_OR_RETURN(Operand q_op, MakeOperand(q.as<float>(), L_, q_width, 0));
@@ -393,8 +407,10 @@ absl::StatusOr<std::vector<float>> ForwardPass::Run(absl::Span<const int32_t> id
   ep.vocab_size = c_.vocab_size;
   ep.hidden = d;
   ep.ids = device_ids.as<int32_t>();
+  ep.table_type = w_.embedding.type;
+  ep.table = w_.embedding.data();
   ep.out = hidden.as<float>();
-  RETURN_IF_ERROR(cuda::MixedEmbedding(ep, w_.embedding.type, w_.embedding.data(), stream_));
+  RETURN_IF_ERROR(cuda::Embedding(ep, stream_));
 
   ASSIGN_OR_RETURN(StreamBuffer normed, Floats(L_ * d));  // (L, hidden)
   const int64_t total = static_cast<int64_t>(w_.blocks.size());
@@ -446,9 +462,9 @@ absl::StatusOr<std::vector<float>> ForwardCuda(const DeviceWeights& w, CudaShard
   return pass.Run(ids, rows);
 }
 
-int64_t ActivationBytesPerToken(const ModelConfig& c, cuda::ElementType type) {
+int64_t ActivationBytesPerToken(const ModelConfig& c, ElementType type) {
   const int64_t f32 = sizeof(float);
-  const int64_t kv = cuda::ElementBytes(type);
+  const int64_t kv = ElementBytes(type);
   const int64_t copy = type == ElementType::kF32 ? 0 : kv;  // a GEMM operand's bf16 copy (fp32: none)
   const int64_t d = c.hidden_size;
   const int64_t common = 2 * f32 * d + copy * d;  // residual stream, normed rows and their operand
@@ -485,17 +501,22 @@ absl::StatusOr<AttentionPartial> AttendStoredKvCuda(const DeviceWeights& w, cons
     return absl::InvalidArgumentError(absl::StrCat("query has ", q.size(), " floats, expected ", q_len, " x ", q_width));
   }
   const DeviceKv& kv = state.attention[attention_slot];
-  const int64_t eb = cuda::ElementBytes(w.type);
+  const int64_t eb = ElementBytes(w.type);
   ASSIGN_OR_RETURN(StreamBuffer q_f32, StreamBuffer::Allocate(q.size() * sizeof(float), stream));  // (q_len, Hq, D)
   RETURN_IF_ERROR(CudaStatus("AttendKv query", cudaMemcpyAsync(q_f32.get(), q.data(), q.size() * sizeof(float),
                                                                cudaMemcpyHostToDevice, stream)));
   ASSIGN_OR_RETURN(StreamBuffer q_op, StreamBuffer::Allocate(q.size() * eb, stream));  // (q_len, Hq, D) K/V type
-  RETURN_IF_ERROR(cuda::StoreAs(w.type, q_len, q_width, q_f32.as<float>(), 0, q_op.get(), 0, stream));
+  RETURN_IF_ERROR(
+      cuda::Cast(CastParams{q_len, q_width, ElementType::kF32, q_f32.as<float>(), 0, w.type, q_op.get(), 0}, stream));
   ASSIGN_OR_RETURN(StreamBuffer out, StreamBuffer::Allocate(q.size() * sizeof(float), stream));  // (q_len, Hq, D)
   ASSIGN_OR_RETURN(StreamBuffer lse, StreamBuffer::Allocate(q_len * a.num_heads * sizeof(float), stream));  // (q_len, Hq)
-  const AttentionParams ap =
+  AttentionParams ap =
       block_params::Attention(a, q_len, q_position0, kv.tokens, state.kv_begin_, out.as<float>(), lse.as<float>());
-  RETURN_IF_ERROR(cuda::MixedAttention(ap, w.type, q_op.get(), kv.k.get(), kv.v.get(), stream));
+  ap.type = w.type;
+  ap.q = q_op.get();
+  ap.k = kv.k.get();
+  ap.v = kv.v.get();
+  RETURN_IF_ERROR(cuda::Attention(ap, stream));
   AttentionPartial part;
   part.out.resize(q.size());
   part.lse.resize(q_len * a.num_heads);

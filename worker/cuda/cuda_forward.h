@@ -29,7 +29,7 @@ absl::StatusOr<std::vector<float>> ForwardCuda(const DeviceWeights& w, CudaShard
 // residual stream and normed rows, plus the widest block's scratch), with a
 // margin for the allocator and cuBLAS workspaces; logits of every row
 // (return_logits) are not counted.
-int64_t ActivationBytesPerToken(const ModelConfig& config, cuda::ElementType type);
+int64_t ActivationBytesPerToken(const ModelConfig& config, ElementType type);
 
 // Engine::AttendStoredKv on `stream`.
 absl::StatusOr<AttentionPartial> AttendStoredKvCuda(const DeviceWeights& w, const CudaShardState& state,

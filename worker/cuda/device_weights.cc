@@ -33,7 +33,7 @@ HostSource SourceOf(const HostTensor& t) {
 
 absl::Status CopySlices(const HostTensor& t, int64_t n, ElementType type, void* device) {
   const HostSource src = SourceOf(t);
-  const int64_t out_bytes = cuda::ElementBytes(type);
+  const int64_t out_bytes = ElementBytes(type);
   // Stored bytes already in the target type go straight to the device.
   const bool as_is = (type == ElementType::kBF16 && src.stored != nullptr && src.dtype == DType::kBF16) ||
                      (type == ElementType::kF32 && (src.f32 != nullptr || src.dtype == DType::kF32));
@@ -72,7 +72,7 @@ class Uploader {
     m.type = type_;
     m.rows = t.shape[0];
     m.cols = t.numel() / std::max<int64_t>(1, m.rows);
-    ASSIGN_OR_RETURN(m.buffer, DeviceBuffer::Allocate(t.numel() * cuda::ElementBytes(type_)));
+    ASSIGN_OR_RETURN(m.buffer, DeviceBuffer::Allocate(t.numel() * ElementBytes(type_)));
     RETURN_IF_ERROR(CopySlices(t, t.numel(), type_, m.buffer.get()));
     bytes_ += static_cast<int64_t>(m.buffer.bytes());
     return m;

@@ -12,13 +12,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "kernels/cuda/mixed_precision.h"
+#include "kernels/element_type.h"
 #include "worker/cuda/device_buffer.h"
 #include "model/model_weights.h"
 
 namespace tessera::cuda_engine {
-
-using cuda::ElementType;
 
 struct DeviceMatrix {
   DeviceBuffer buffer;

@@ -1,0 +1,31 @@
+// The checks of the CausalConv1d contract (kernels/causal_conv1d.h), one copy
+// that every backend runs before it touches memory, so a bad request gets the
+// same INVALID_ARGUMENT message whichever backend runs it.
+#include "kernels/causal_conv1d.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "common/status_macros.h"
+#include "kernels/params_check_util.h"
+
+namespace tessera {
+
+using params_check::CheckNonNegative;
+using params_check::CheckNotNull;
+using params_check::CheckPositive;
+using params_check::CheckRowStride;
+
+absl::Status CheckCausalConv1dParams(const CausalConv1dParams& p) {
+  constexpr absl::string_view kOp = "CausalConv1d";
+  RETURN_IF_ERROR(CheckNonNegative(kOp, "seq_len", p.seq_len));
+  RETURN_IF_ERROR(CheckPositive(kOp, "channels", p.channels));
+  RETURN_IF_ERROR(CheckPositive(kOp, "kernel_width", p.kernel_width));
+  RETURN_IF_ERROR(CheckRowStride(kOp, "x_stride", p.x_stride, p.channels));
+  if (p.seq_len == 0) return absl::OkStatus();
+  RETURN_IF_ERROR(CheckNotNull(kOp, "x", p.x));
+  RETURN_IF_ERROR(CheckNotNull(kOp, "weight", p.weight));
+  RETURN_IF_ERROR(CheckNotNull(kOp, "out", p.out));
+  return absl::OkStatus();
+}
+
+}  // namespace tessera
