@@ -19,8 +19,8 @@
 #include "coordinator/served_model.h"
 #include "rpc/metrics_endpoint.h"
 #include "services/coordinator_service.h"
-#include "tools/cli_flags.h"
-#include "tools/shutdown_signal.h"
+#include "tools/cli/cli_flags.h"
+#include "tools/cli/shutdown_signal.h"
 
 namespace tessera {
 namespace {

@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "common/status_macros.h"
-#include "worker/cpu_engine.h"
+#include "worker/cpu/cpu_backend.h"
 #include "worker/sampler.h"
 
 namespace tessera {
@@ -31,7 +31,11 @@ GreedyRunner MakeEngineGreedyRunner(Engine& engine) {
 }
 
 GreedyRunner MakeCpuGreedyRunner(const ModelWeights& weights) {
-  std::shared_ptr<Engine> engine = MakeCpuEngineView(weights);
+  absl::StatusOr<std::unique_ptr<Engine>> made = MakeCpuEngineView(weights);
+  if (!made.ok()) {
+    return [status = made.status()](absl::Span<const int32_t>, int) -> absl::StatusOr<GreedyRun> { return status; };
+  }
+  std::shared_ptr<Engine> engine = *std::move(made);
   GreedyRunner run = MakeEngineGreedyRunner(*engine);
   return [engine, run](absl::Span<const int32_t> prompt, int steps) { return run(prompt, steps); };
 }

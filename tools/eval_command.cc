@@ -8,12 +8,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "tools/cli_flags.h"
+#include "tools/cli/cli_flags.h"
 #include "tools/cluster/local_cluster.h"
 #include "tools/engine_greedy_runner.h"
 #include "tools/grpc_greedy_runner.h"
 #include "tools/reference_eval.h"
-#include "worker/engine_factory.h"
+#include "tools/cli/engine_factory.h"
 
 namespace tessera {
 namespace {

@@ -19,7 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
-#include "tools/cli_flags.h"
+#include "tools/cli/cli_flags.h"
 #include "tools/safetensors_writer.h"
 #include "model/model_config.h"
 

@@ -16,7 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "coordinator/tokenizer/tokenizer.h"
 #include "nlohmann/json.hpp"
-#include "tools/cli_flags.h"
+#include "tools/cli/cli_flags.h"
 
 namespace tessera {
 namespace {

@@ -16,15 +16,18 @@
 #include "kernels/linear.h"
 #include "rpc/grpc_util.h"
 #include "rpc/metrics_endpoint.h"
-#include "services/worker_metrics.h"
 #include "services/worker_service.h"
 #include "tessera/v1/worker.grpc.pb.h"
-#include "tools/cli_flags.h"
-#include "tools/shutdown_signal.h"
-#include "worker/engine_factory.h"
+#include "tools/cli/cli_flags.h"
+#include "tools/cli/engine_factory.h"
+#include "tools/cli/shutdown_signal.h"
+#include "transport/peer_metrics.h"
+#include "transport/worker_transports.h"
+#include "worker/shard_runner.h"
+#include "worker/worker_metrics.h"
 
 #ifdef TESSERA_HAVE_NCCL
-#include "worker/nccl/nccl_peer_group.h"
+#include "transport/nccl_groups.h"
 #endif
 
 namespace tessera {
@@ -106,7 +109,7 @@ absl::Status Serve(const CliFlags& flags) {
   engine_options.device = static_cast<int>(device);
   ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, LoadEngine(model_dir, engine_options));
   const std::string backend = engine->backend();
-  WorkerOptions options;
+  ShardRunnerOptions options;
   if (!flags.Has("memory-budget-mb")) budget_mb = engine->DefaultMemoryBudgetBytes() >> 20;
   options.memory_budget_bytes = budget_mb << 20;
   options.max_shard_tokens = engine->PrefillTokenLimit(options.memory_budget_bytes);
@@ -114,37 +117,41 @@ absl::Status Serve(const CliFlags& flags) {
     return absl::InvalidArgumentError(absl::StrCat("--memory-budget-mb ", budget_mb, " leaves too little GPU memory for "
                                                    "a prefill's activations; lower it"));
   }
+  NcclGroups* nccl = nullptr;
 #ifdef TESSERA_HAVE_NCCL
   // GPU workers exchange shard data over NCCL when the coordinator forms a group.
   std::unique_ptr<NcclGroups> nccl_groups;
   if (backend == "cuda") {
     nccl_groups = std::make_unique<NcclGroups>(engine_options.device);
-    options.nccl_groups = nccl_groups.get();
+    nccl = nccl_groups.get();
   }
 #endif
 
   auto registry = std::make_shared<prometheus::Registry>();
   std::unique_ptr<WorkerMetrics> metrics;
+  std::unique_ptr<PeerMetrics> peer_metrics;
   std::unique_ptr<MetricsEndpoint> metrics_endpoint;
   if (flags.Has("metrics-port")) {
     ASSIGN_OR_RETURN(int64_t metrics_port, flags.GetInt("metrics-port", 0));
     AddBuildInfo(*registry, "worker", backend);
     metrics = std::make_unique<WorkerMetrics>(*registry);
+    peer_metrics = std::make_unique<PeerMetrics>(*registry);
     ASSIGN_OR_RETURN(metrics_endpoint, MetricsEndpoint::Start(HostOf(listen), static_cast<int>(metrics_port), registry));
     options.metrics = metrics.get();
-    options.metrics_address = metrics_endpoint->address();
   }
 
+  WorkerTransports transports(nccl, peer_metrics.get());
+  ShardRunner runner(*engine, transports, options);
+  WorkerService service(runner, transports, metrics_endpoint ? metrics_endpoint->address() : std::string());
   grpc::ServerBuilder builder;
   int port = 0;
   ConfigureServerBuilder(builder, listen, &port);
-  // The service needs its advertised address before it serves; set it after binding.
-  auto service = std::make_unique<WorkerService>(*engine, options);
-  builder.RegisterService(service.get());
+  builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", listen));
+  // Messages name the advertised address, known only once the port is bound.
   const std::string address = flags.GetString("advertise", WithPort(listen, port));
-  service->set_advertised_address(address);
+  runner.set_address(address);
   std::cout << "worker listening on " << address << " (" << engine->config().model_type << ", "
             << engine->Describe() << ", K/V budget " << budget_mb << " MiB"
             << (options.max_shard_tokens > 0 ? absl::StrCat(", shards up to ", options.max_shard_tokens, " tokens")

@@ -31,7 +31,7 @@
 #include "rpc/grpc_util.h"
 #include "tessera/v1/tessera.grpc.pb.h"
 #include "tessera/v1/worker.grpc.pb.h"
-#include "tools/cli_flags.h"
+#include "tools/cli/cli_flags.h"
 #include "tools/cluster/generate_command.h"
 #include "tools/cluster/local_command.h"
 

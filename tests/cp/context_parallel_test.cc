@@ -11,7 +11,7 @@
 #include "tools/reference_eval.h"
 #include "tests/support/sharded_run.h"
 #include "tools/engine_greedy_runner.h"
-#include "worker/cpu_engine.h"
+#include "worker/cpu/cpu_backend.h"
 #include "model/model_weights.h"
 #include "model/safetensors.h"
 
@@ -58,7 +58,9 @@ TEST_P(ContextParallelTest, ShardedEqualsWholeSequence) {
   ASSERT_EQ(static_cast<int>(bounds.size()), c.shards + 1);
 
   // Whole sequence in one state (matches transformers to 1e-6: see golden_test).
-  std::unique_ptr<Engine> engine = MakeCpuEngineView(**w);
+  absl::StatusOr<std::unique_ptr<Engine>> made = MakeCpuEngineView(**w);
+  ASSERT_TRUE(made.ok()) << made.status();
+  std::unique_ptr<Engine> engine = *std::move(made);
   absl::StatusOr<GreedyRun> whole = MakeEngineGreedyRunner(*engine)(prompt, kDecodeSteps);
   ASSERT_TRUE(whole.ok()) << whole.status();
   const int64_t vocab = (*w)->config.vocab_size;

@@ -11,7 +11,7 @@
 #include "tests/support/sharded_run.h"
 #include "tools/engine_greedy_runner.h"
 #include "tools/reference_eval.h"
-#include "worker/engine_factory.h"
+#include "tools/cli/engine_factory.h"
 #include "model/safetensors.h"
 #include "worker/sampler.h"
 

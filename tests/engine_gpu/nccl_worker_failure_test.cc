@@ -14,7 +14,7 @@
 #include "gtest/gtest.h"
 #include "tests/e2e/cluster_fixture.h"
 #include "tools/random_model_command.h"
-#include "worker/engine_factory.h"
+#include "tools/cli/engine_factory.h"
 
 namespace tessera {
 namespace {

@@ -2,7 +2,7 @@
 // GPUs (threads of this process), and the failure paths (a silent peer, a
 // cancel, an abort from another thread, a group that never forms), each of
 // which must end in a status within its timeout plus slack, never a hang.
-#include "worker/nccl/nccl_communicator.h"
+#include "transport/nccl_communicator.h"
 
 #include <array>
 #include <atomic>

@@ -7,14 +7,17 @@
 
 #include "gtest/gtest.h"
 #include "tests/nccl/nccl_test_util.h"
-#include "worker/nccl/nccl_peer_group.h"
+#include "transport/nccl_groups.h"
+#include "transport/nccl_transport.h"
 
 namespace tessera {
 namespace {
 
+using nccl_test::DeviceBytes;
 using nccl_test::kJoinTimeout;
 using nccl_test::kOpTimeout;
 using nccl_test::RunRanks;
+using nccl_test::TestStream;
 
 using NcclGroupsOneGpuTest = nccl_test::OneGpuTest;
 using NcclGroupsTwoGpuTest = nccl_test::TwoGpuTest;
@@ -95,16 +98,21 @@ TEST_F(NcclGroupsOneGpuTest, CachedIdWithAnotherRankIsRefused) {
 
 TEST_F(NcclGroupsTwoGpuTest, TwoWorkersJoinOneGroupAndExchange) {
   const std::string id = NewId();
-  const std::vector<std::vector<float>> data = {{1.5f, -2.0f, 3.25f}, {4.0f}};
+  const std::vector<float> data = {1.5f, -2.0f, 3.25f, 4.0f};  // rank r contributes data[2r], data[2r + 1]
   RunRanks(2, [&](int rank) {
     NcclGroups groups(rank);  // one worker per GPU
     absl::StatusOr<std::shared_ptr<NcclCommunicator>> comm =
         groups.GetOrJoin("request-group", id, 2, rank, kJoinTimeout, nullptr);
     ASSERT_TRUE(comm.ok()) << "rank " << rank << ": " << comm.status();
-    NcclPeerGroup group(*comm, kOpTimeout, nullptr);
-    absl::StatusOr<std::vector<std::vector<float>>> all = group.AllGather(0, data[rank]);
-    ASSERT_TRUE(all.ok()) << all.status();
-    EXPECT_EQ(*all, data);
+    NcclTransport transport(*comm, kOpTimeout, nullptr, nullptr);
+    TestStream stream(rank);
+    const std::vector<uint8_t> bytes(reinterpret_cast<const uint8_t*>(data.data()),
+                                     reinterpret_cast<const uint8_t*>(data.data() + data.size()));
+    const size_t half = bytes.size() / 2;
+    DeviceBytes mine(stream.get(), std::vector<uint8_t>(bytes.begin() + rank * half, bytes.begin() + (rank + 1) * half));
+    DeviceBytes all(stream.get(), bytes.size());
+    ASSERT_TRUE(transport.AllGather(0, mine.get(), half, all.get(), stream.get()).ok());
+    EXPECT_TRUE(all.Download() == bytes);
 
     // The next request of the group reuses the communicator.
     absl::StatusOr<std::shared_ptr<NcclCommunicator>> again =

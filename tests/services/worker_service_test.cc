@@ -12,15 +12,19 @@
 #include "rpc/grpc_util.h"
 #include "services/worker_service.h"
 #include "tools/reference_eval.h"
-#include "worker/cpu_engine.h"
 #include "model/model_weights.h"
 #include "model/safetensors.h"
+#include "transport/worker_transports.h"
+#include "worker/cpu/cpu_backend.h"
+#include "worker/shard_runner.h"
 
 namespace tessera {
 namespace {
 
 struct TestWorker {
   std::unique_ptr<Engine> engine;
+  std::unique_ptr<WorkerTransports> transports;
+  std::unique_ptr<ShardRunner> runner;
   std::unique_ptr<WorkerService> service;
   std::unique_ptr<grpc::Server> server;
   std::string address;
@@ -34,15 +38,17 @@ std::vector<TestWorker> StartWorkers(const ModelWeights& weights, int n, int64_t
     grpc::ServerBuilder builder;
     int port = 0;
     ConfigureServerBuilder(builder, "127.0.0.1:0", &port);
-    WorkerOptions options;
+    ShardRunnerOptions options;
     options.memory_budget_bytes = budget;
     options.max_shard_tokens = max_shard_tokens;
-    w.engine = MakeCpuEngineView(weights);
-    w.service = std::make_unique<WorkerService>(*w.engine, options);
+    w.engine = *MakeCpuEngineView(weights);
+    w.transports = std::make_unique<WorkerTransports>(nullptr, nullptr);
+    w.runner = std::make_unique<ShardRunner>(*w.engine, *w.transports, options);
+    w.service = std::make_unique<WorkerService>(*w.runner, *w.transports, "");
     builder.RegisterService(w.service.get());
     w.server = builder.BuildAndStart();
     w.address = WithPort("127.0.0.1:0", port);
-    w.service->set_advertised_address(w.address);
+    w.runner->set_address(w.address);
     w.stub = tessera::v1::Worker::NewStub(MakeChannel(w.address));
   }
   return workers;
@@ -136,11 +142,11 @@ TEST_P(WorkerServiceTest, ShardedRunMatchesReferenceAndFreesMemory) {
   // A cancelled shard frees its memory as soon as its handler sees the cancellation.
   for (TestWorker& w : workers) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-    while (w.service->active_requests() > 0 && std::chrono::steady_clock::now() < deadline) {
+    while (w.runner->active_requests() > 0 && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    EXPECT_EQ(w.service->memory_used_bytes(), 0);
-    EXPECT_EQ(w.service->active_requests(), 0);
+    EXPECT_EQ(w.runner->memory_used_bytes(), 0);
+    EXPECT_EQ(w.runner->active_requests(), 0);
     w.server->Shutdown();
   }
 }

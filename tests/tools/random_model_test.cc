@@ -15,9 +15,9 @@
 #include <sstream>
 
 #include "gtest/gtest.h"
-#include "worker/cpu_forward.h"
 #include "model/model_weights.h"
 #include "model/safetensors.h"
+#include "worker/cpu/cpu_backend.h"
 
 namespace tessera {
 
@@ -153,8 +153,11 @@ TEST(RandomModelForwardTest, CpuForwardGivesFiniteSpreadOutLogits) {
   std::mt19937 rng(5);
   std::vector<int32_t> prompt(40);  // (tokens,)
   for (int32_t& t : prompt) t = static_cast<int32_t>(rng() % vocab);
-  SequenceState state = SequenceState::ForModel((*weights)->config);
-  absl::StatusOr<std::vector<float>> logits = ForwardCpu(**weights, state, prompt, LogitsRows::kAll);
+  absl::StatusOr<std::unique_ptr<Engine>> engine = MakeCpuEngineView(**weights);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  absl::StatusOr<std::unique_ptr<ShardState>> state = (*engine)->NewState(0, 40);
+  ASSERT_TRUE(state.ok()) << state.status();
+  absl::StatusOr<std::vector<float>> logits = (*engine)->Forward(**state, prompt, LogitsRows::kAll);
   ASSERT_TRUE(logits.ok()) << logits.status();
   ASSERT_EQ(logits->size(), prompt.size() * vocab);  // (tokens, vocab)
 

@@ -28,7 +28,7 @@
 #include "common/status_macros.h"
 #include "rpc/grpc_util.h"
 #include "tessera/v1/tessera.grpc.pb.h"
-#include "tools/cli_flags.h"
+#include "tools/cli/cli_flags.h"
 #include "tools/cluster/token_id_list.h"
 
 namespace tessera {

@@ -18,9 +18,9 @@
 #include "absl/strings/str_cat.h"
 #include "rpc/grpc_util.h"
 #include "tessera/v1/tessera.grpc.pb.h"
-#include "tools/cli_flags.h"
+#include "tools/cli/cli_flags.h"
 #include "tools/cluster/local_cluster.h"
-#include "worker/engine_factory.h"
+#include "tools/cli/engine_factory.h"
 
 namespace tessera {
 namespace {

@@ -1,0 +1,108 @@
+// What the layer loop (forward.h) asks of a backend, and nothing more: where
+// its memory lives, the model's tensors in that memory, persistent buffers
+// for K/V and states, and a stream of ops for one call. The ops are the
+// kernels' own entry points (kernels/<op>.h), each run on the backend's
+// device in call order; the layer loop builds their params once for every
+// backend, so the CPU and CUDA passes cannot drift apart.
+//
+// Implementations: worker/cpu (the fp32 reference, OpenBLAS) and worker/cuda.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "kernels/activation.h"
+#include "kernels/attention.h"
+#include "kernels/cast.h"
+#include "kernels/causal_conv1d.h"
+#include "kernels/cuda_stream.h"
+#include "kernels/dt_softplus.h"
+#include "kernels/embedding.h"
+#include "kernels/gated_rms_norm.h"
+#include "kernels/linear.h"
+#include "kernels/rms_norm.h"
+#include "kernels/rope.h"
+#include "kernels/ssd_compose.h"
+#include "kernels/ssd_scan.h"
+#include "kernels/ssd_step.h"
+#include "transport/peer_transport.h"
+#include "worker/model_tensors.h"
+#include "worker/tensor.h"
+
+namespace tessera {
+
+// One call's ops, enqueued in order on one stream of one device. Not thread
+// safe; one per forward pass or AttendKv answer.
+class OpStream {
+ public:
+  virtual ~OpStream() = default;
+
+  // Scratch for this call, uninitialized, packed (rows, cols); freed in
+  // stream order when the Buffer goes.
+  virtual absl::StatusOr<Buffer> Scratch(int64_t rows, int64_t cols, ElementType type) = 0;
+  virtual absl::Status Zero(const Tensor& t) = 0;
+  // `host` holds t.rows packed rows of t.cols elements of t.type.
+  virtual absl::Status Upload(const void* host, const Tensor& to) = 0;
+  // Into packed host rows; returns once they are there.
+  virtual absl::Status Download(const Tensor& from, void* host) = 0;
+  // Returns once everything enqueued so far has completed.
+  virtual absl::Status Finish() = 0;
+  // The stream a device transport orders its transfers on (null on the CPU).
+  virtual CudaStream cuda_stream() const = 0;
+
+  // out (ids.size(), hidden) fp32 = table rows of the host token ids.
+  virtual absl::Status Embed(absl::Span<const int32_t> ids, const Tensor& table, const Tensor& out) = 0;
+
+  // The kernels (kernels/<op>.h), all pointers in this backend's memory.
+  virtual absl::Status Run(const LinearParams& p) = 0;
+  virtual absl::Status Run(const CastParams& p) = 0;
+  virtual absl::Status Run(const RmsNormParams& p) = 0;
+  virtual absl::Status Run(const GatedRmsNormParams& p) = 0;
+  virtual absl::Status Run(const CausalConv1dParams& p) = 0;
+  virtual absl::Status Run(const DtSoftplusParams& p) = 0;
+  virtual absl::Status Run(const SsdScanParams& p) = 0;
+  virtual absl::Status Run(const SsdAddInitialStateParams& p) = 0;
+  virtual absl::Status Run(const SsdComposeParams& p) = 0;
+  virtual absl::Status Run(const SsdStepParams& p) = 0;
+  virtual absl::Status Run(const RopeParams& p) = 0;
+  virtual absl::Status Run(const AttentionParams& p) = 0;
+  virtual absl::Status Run(const AttentionMergeParams& p) = 0;
+  virtual absl::Status Run(const SiluMulParams& p) = 0;
+  virtual absl::Status Run(const ReluSquaredParams& p) = 0;
+};
+
+// One model on one device, for the engine's lifetime. Thread safe.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // "cpu" or "cuda".
+  virtual std::string name() const = 0;
+  // One line for logs: backend, precision, device.
+  virtual std::string Describe() const = 0;
+  // Where buffers live (what a peer transport must move).
+  virtual BufferSpace space() const = 0;
+  // The storage type of weight matrices, GEMM operands and K/V; vectors,
+  // activations between ops and states are fp32.
+  virtual ElementType matrix_type() const = 0;
+  // The model's weights in this backend's memory.
+  virtual const ModelTensors& tensors() const = 0;
+
+  // A stream for one call, on the calling thread (which it binds to the
+  // backend's device).
+  virtual absl::StatusOr<std::unique_ptr<OpStream>> NewStream() = 0;
+  // Memory that outlives a call (K/V, states): (rows, cols) packed, zeroed.
+  virtual absl::StatusOr<Buffer> Allocate(int64_t rows, int64_t cols, ElementType type) = 0;
+
+  // The K/V + state budget a worker takes when not told: 1 GiB on the CPU;
+  // on a GPU half the device memory free after the weights.
+  virtual int64_t DefaultMemoryBudgetBytes() const = 0;
+  // The longest shard one forward pass can prefill when `memory_budget_bytes`
+  // are set aside for K/V and states; 0: no limit known (the CPU).
+  virtual int64_t PrefillTokenLimit(int64_t memory_budget_bytes) const = 0;
+};
+
+}  // namespace tessera

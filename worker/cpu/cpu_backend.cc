@@ -1,0 +1,138 @@
+// Ops run at once on the calling thread, so Finish has nothing to wait for;
+// weights are views of the host tensors (zero-copy from the checkpoint's
+// mapping where it holds aligned fp32).
+#include "worker/cpu/cpu_backend.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "worker/backend.h"
+
+namespace tessera {
+namespace {
+
+// Host memory for a tensor (rows, cols) of `type`, packed.
+absl::StatusOr<Buffer> HostBuffer(int64_t rows, int64_t cols, ElementType type, bool zeroed) {
+  Tensor t{nullptr, type, rows, cols, cols};
+  const size_t bytes = static_cast<size_t>(rows * cols * ElementBytes(type));
+  if (bytes == 0) return Buffer(t, nullptr);
+  t.data = zeroed ? std::calloc(bytes, 1) : std::malloc(bytes);
+  if (t.data == nullptr) return absl::ResourceExhaustedError(absl::StrCat("out of host memory for ", bytes, " bytes"));
+  return Buffer(t, [](void* p) { std::free(p); });
+}
+
+// Row by row between a packed host array and a (possibly strided) tensor.
+void CopyRows(const void* from, int64_t from_stride_bytes, void* to, int64_t to_stride_bytes, int64_t rows,
+              int64_t row_bytes) {
+  for (int64_t r = 0; r < rows; ++r) {
+    std::memcpy(static_cast<char*>(to) + r * to_stride_bytes, static_cast<const char*>(from) + r * from_stride_bytes,
+                row_bytes);
+  }
+}
+
+class CpuOpStream final : public OpStream {
+ public:
+  absl::StatusOr<Buffer> Scratch(int64_t rows, int64_t cols, ElementType type) override {
+    return HostBuffer(rows, cols, type, /*zeroed=*/false);
+  }
+  absl::Status Zero(const Tensor& t) override {
+    for (int64_t r = 0; r < t.rows; ++r) {
+      std::memset(static_cast<char*>(t.data) + r * t.stride * t.element_bytes(), 0, t.cols * t.element_bytes());
+    }
+    return absl::OkStatus();
+  }
+  absl::Status Upload(const void* host, const Tensor& to) override {
+    const int64_t row_bytes = to.cols * to.element_bytes();
+    CopyRows(host, row_bytes, to.data, to.stride * to.element_bytes(), to.rows, row_bytes);
+    return absl::OkStatus();
+  }
+  absl::Status Download(const Tensor& from, void* host) override {
+    const int64_t row_bytes = from.cols * from.element_bytes();
+    CopyRows(from.data, from.stride * from.element_bytes(), host, row_bytes, from.rows, row_bytes);
+    return absl::OkStatus();
+  }
+  absl::Status Finish() override { return absl::OkStatus(); }
+  CudaStream cuda_stream() const override { return nullptr; }
+
+  absl::Status Embed(absl::Span<const int32_t> ids, const Tensor& table, const Tensor& out) override {
+    EmbeddingParams p;
+    p.num_tokens = static_cast<int64_t>(ids.size());
+    p.vocab_size = table.rows;
+    p.hidden = table.cols;
+    p.ids = ids.data();
+    p.table_type = table.type;
+    p.table = table.data;
+    p.out = out.f32();
+    return cpu::Embedding(p);
+  }
+
+  absl::Status Run(const LinearParams& p) override { return cpu::Linear(p); }
+  absl::Status Run(const CastParams& p) override { return cpu::Cast(p); }
+  absl::Status Run(const RmsNormParams& p) override { return cpu::RmsNorm(p); }
+  absl::Status Run(const GatedRmsNormParams& p) override { return cpu::GatedRmsNorm(p); }
+  absl::Status Run(const CausalConv1dParams& p) override { return cpu::CausalConv1d(p); }
+  absl::Status Run(const DtSoftplusParams& p) override { return cpu::DtSoftplus(p); }
+  absl::Status Run(const SsdScanParams& p) override { return cpu::SsdScan(p); }
+  absl::Status Run(const SsdAddInitialStateParams& p) override { return cpu::SsdAddInitialState(p); }
+  absl::Status Run(const SsdComposeParams& p) override { return cpu::SsdComposeInitialState(p); }
+  absl::Status Run(const SsdStepParams& p) override { return cpu::SsdStep(p); }
+  absl::Status Run(const RopeParams& p) override { return cpu::Rope(p); }
+  absl::Status Run(const AttentionParams& p) override { return cpu::Attention(p); }
+  absl::Status Run(const AttentionMergeParams& p) override { return cpu::AttentionMerge(p); }
+  absl::Status Run(const SiluMulParams& p) override { return cpu::SiluMul(p); }
+  absl::Status Run(const ReluSquaredParams& p) override { return cpu::ReluSquared(p); }
+};
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend(std::unique_ptr<ModelWeights> owned, ModelTensors tensors)
+      : owned_(std::move(owned)), tensors_(std::move(tensors)) {}
+
+  std::string name() const override { return "cpu"; }
+  std::string Describe() const override { return "cpu backend, fp32"; }
+  BufferSpace space() const override { return BufferSpace::kHost; }
+  ElementType matrix_type() const override { return ElementType::kF32; }
+  const ModelTensors& tensors() const override { return tensors_; }
+  absl::StatusOr<std::unique_ptr<OpStream>> NewStream() override { return std::make_unique<CpuOpStream>(); }
+  absl::StatusOr<Buffer> Allocate(int64_t rows, int64_t cols, ElementType type) override {
+    return HostBuffer(rows, cols, type, /*zeroed=*/true);
+  }
+  int64_t DefaultMemoryBudgetBytes() const override { return int64_t{1} << 30; }
+  int64_t PrefillTokenLimit(int64_t) const override { return 0; }
+
+ private:
+  std::unique_ptr<ModelWeights> owned_;  // null for a view
+  ModelTensors tensors_;
+};
+
+absl::StatusOr<std::unique_ptr<Engine>> MakeEngine(std::unique_ptr<ModelWeights> owned, const ModelWeights& weights) {
+  if (weights.storage != WeightStorage::kFloat32) {
+    return absl::InvalidArgumentError("the CPU engine needs weights loaded as fp32");
+  }
+  // Views of the host tensors: the kernels read them through const pointers.
+  const TensorPlacer view = [](const HostTensor& host, bool) -> absl::StatusOr<Tensor> {
+    Tensor t = ShapeOf(host, ElementType::kF32);
+    t.data = const_cast<float*>(host.data);
+    return t;
+  };
+  ASSIGN_OR_RETURN(ModelTensors tensors, PlaceModelTensors(weights, view));
+  ModelConfig config = weights.config;
+  return std::make_unique<Engine>(std::move(config),
+                                  std::make_unique<CpuBackend>(std::move(owned), std::move(tensors)));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Engine>> MakeCpuEngine(std::unique_ptr<ModelWeights> weights) {
+  if (weights == nullptr) return absl::InvalidArgumentError("MakeCpuEngine: no weights");
+  const ModelWeights& view = *weights;
+  return MakeEngine(std::move(weights), view);
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> MakeCpuEngineView(const ModelWeights& weights) {
+  return MakeEngine(nullptr, weights);
+}
+
+}  // namespace tessera

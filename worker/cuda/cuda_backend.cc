@@ -1,0 +1,227 @@
+// Every entry point makes the backend's device current first: calls arrive on
+// arbitrary gRPC threads. Scratch is stream-ordered (cudaMallocAsync, freed
+// with cudaFreeAsync on the same stream), so a call never waits to free, and
+// buffers that an aborted NCCL kernel may still touch are released only after it.
+#include "worker/cuda/cuda_backend.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "worker/backend.h"
+#include "worker/cuda/cuda_status.h"
+#include "worker/cuda/weight_upload.h"
+
+namespace tessera {
+namespace {
+
+using cuda_engine::CudaStatus;
+
+absl::Status UseDevice(int device) {
+  return CudaStatus(absl::StrCat("cudaSetDevice(", device, ")"), cudaSetDevice(device));
+}
+
+// Device bytes one prompt token of a prefill needs at the peak of a pass (the
+// residual stream and normed rows, plus the widest block's scratch), with a
+// margin for the allocator and cuBLAS workspaces; logits of every row are not
+// counted.
+int64_t ActivationBytesPerToken(const ModelConfig& c, ElementType type) {
+  const int64_t f32 = sizeof(float);
+  const int64_t kv = ElementBytes(type);
+  const int64_t copy = type == ElementType::kF32 ? 0 : kv;  // a GEMM operand's bf16 copy (fp32: none)
+  const int64_t d = c.hidden_size;
+  const int64_t common = 2 * f32 * d + copy * d;  // residual stream, normed rows and their operand
+  int64_t widest = 0;
+  if (c.CountBlocks(BlockKind::kMamba) > 0) {
+    const MambaConfig& m = c.mamba;
+    widest = std::max(widest, f32 * (m.in_proj_width() + m.conv_channels() + m.num_heads + m.d_inner()) +
+                                  copy * m.d_inner());  // proj, conv, dt, y, y's operand
+  }
+  if (c.CountBlocks(BlockKind::kAttention) > 0) {
+    const AttentionConfig& a = c.attention;
+    const int64_t q = a.num_heads * a.head_dim;
+    const int64_t kv_width = a.num_kv_heads * a.head_dim;
+    widest = std::max(widest, f32 * (3 * q + 2 * kv_width + 2 * a.num_heads) + 2 * copy * q +
+                                  4 * kv * kv_width);  // q, out, part; k/v new; lse; operands; ring send + recv
+  }
+  if (c.CountBlocks(BlockKind::kMlp) > 0) {
+    const int64_t inner = c.mlp.intermediate_size;
+    const int64_t gate = c.mlp.activation == MlpActivation::kSwiGlu ? inner : 0;
+    widest = std::max(widest, f32 * (inner + gate) + copy * inner);
+  }
+  return (common + widest) * 5 / 4;
+}
+
+class CudaOpStream final : public OpStream {
+ public:
+  explicit CudaOpStream(cudaStream_t stream) : stream_(stream) {}
+  ~CudaOpStream() override { cudaStreamDestroy(stream_); }  // pending work still completes
+
+  absl::StatusOr<Buffer> Scratch(int64_t rows, int64_t cols, ElementType type) override {
+    Tensor t{nullptr, type, rows, cols, cols};
+    const size_t bytes = static_cast<size_t>(rows * cols * ElementBytes(type));
+    if (bytes == 0) return Buffer(t, nullptr);
+    RETURN_IF_ERROR(CudaStatus("scratch", cudaMallocAsync(&t.data, bytes, stream_)));
+    cudaStream_t stream = stream_;
+    return Buffer(t, [stream](void* p) { cudaFreeAsync(p, stream); });
+  }
+  absl::Status Zero(const Tensor& t) override {
+    if (t.rows == 0 || t.cols == 0) return absl::OkStatus();
+    const size_t row = static_cast<size_t>(t.element_bytes());
+    return CudaStatus("zero", cudaMemset2DAsync(t.data, t.stride * row, 0, t.cols * row, t.rows, stream_));
+  }
+  absl::Status Upload(const void* host, const Tensor& to) override {
+    if (to.rows == 0 || to.cols == 0) return absl::OkStatus();
+    const size_t row = static_cast<size_t>(to.cols * to.element_bytes());
+    return CudaStatus("upload", cudaMemcpy2DAsync(to.data, to.stride * to.element_bytes(), host, row, row, to.rows,
+                                                  cudaMemcpyHostToDevice, stream_));
+  }
+  absl::Status Download(const Tensor& from, void* host) override {
+    if (from.rows == 0 || from.cols == 0) return absl::OkStatus();
+    const size_t row = static_cast<size_t>(from.cols * from.element_bytes());
+    RETURN_IF_ERROR(CudaStatus("download", cudaMemcpy2DAsync(host, row, from.data, from.stride * from.element_bytes(),
+                                                             row, from.rows, cudaMemcpyDeviceToHost, stream_)));
+    return Finish();
+  }
+  absl::Status Finish() override { return CudaStatus("cudaStreamSynchronize", cudaStreamSynchronize(stream_)); }
+  CudaStream cuda_stream() const override { return stream_; }
+
+  // The ids go up once; cuda::Embedding checks them against the vocabulary.
+  absl::Status Embed(absl::Span<const int32_t> ids, const Tensor& table, const Tensor& out) override {
+    const int64_t n = static_cast<int64_t>(ids.size());
+    ASSIGN_OR_RETURN(Buffer device_ids, Scratch(1, n, ElementType::kF32));  // (n) int32 ids, in 4-byte slots
+    RETURN_IF_ERROR(CudaStatus("token ids", cudaMemcpyAsync(device_ids.view().data, ids.data(), n * sizeof(int32_t),
+                                                            cudaMemcpyHostToDevice, stream_)));
+    EmbeddingParams p;
+    p.num_tokens = n;
+    p.vocab_size = table.rows;
+    p.hidden = table.cols;
+    p.ids = static_cast<const int32_t*>(device_ids.view().data);
+    p.table_type = table.type;
+    p.table = table.data;
+    p.out = out.f32();
+    return cuda::Embedding(p, stream_);
+  }
+
+  absl::Status Run(const LinearParams& p) override { return cuda::Linear(p, stream_); }
+  absl::Status Run(const CastParams& p) override { return cuda::Cast(p, stream_); }
+  absl::Status Run(const RmsNormParams& p) override { return cuda::RmsNorm(p, stream_); }
+  absl::Status Run(const GatedRmsNormParams& p) override { return cuda::GatedRmsNorm(p, stream_); }
+  absl::Status Run(const CausalConv1dParams& p) override { return cuda::CausalConv1d(p, stream_); }
+  absl::Status Run(const DtSoftplusParams& p) override { return cuda::DtSoftplus(p, stream_); }
+  absl::Status Run(const SsdScanParams& p) override { return cuda::SsdScan(p, stream_); }
+  absl::Status Run(const SsdAddInitialStateParams& p) override { return cuda::SsdAddInitialState(p, stream_); }
+  absl::Status Run(const SsdComposeParams& p) override { return cuda::SsdComposeInitialState(p, stream_); }
+  absl::Status Run(const SsdStepParams& p) override { return cuda::SsdStep(p, stream_); }
+  absl::Status Run(const RopeParams& p) override { return cuda::Rope(p, stream_); }
+  absl::Status Run(const AttentionParams& p) override { return cuda::Attention(p, stream_); }
+  absl::Status Run(const AttentionMergeParams& p) override { return cuda::AttentionMerge(p, stream_); }
+  absl::Status Run(const SiluMulParams& p) override { return cuda::SiluMul(p, stream_); }
+  absl::Status Run(const ReluSquaredParams& p) override { return cuda::ReluSquared(p, stream_); }
+
+ private:
+  cudaStream_t stream_;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(int device, ElementType type, std::string device_name, std::vector<Buffer> weight_buffers,
+              int64_t weight_bytes, ModelTensors tensors, const ModelConfig& config, int64_t free_after_weights)
+      : device_(device), type_(type), device_name_(std::move(device_name)),
+        weight_buffers_(std::move(weight_buffers)), weight_bytes_(weight_bytes), tensors_(std::move(tensors)),
+        activation_bytes_per_token_(ActivationBytesPerToken(config, type)),
+        free_after_weights_(free_after_weights) {}
+
+  std::string name() const override { return "cuda"; }
+  std::string Describe() const override {
+    return absl::StrFormat("cuda backend, %s, device %d (%s), weights %.2f GiB", ElementTypeName(type_), device_,
+                           device_name_, static_cast<double>(weight_bytes_) / (1 << 30));
+  }
+  BufferSpace space() const override { return BufferSpace::kDevice; }
+  ElementType matrix_type() const override { return type_; }
+  const ModelTensors& tensors() const override { return tensors_; }
+
+  absl::StatusOr<std::unique_ptr<OpStream>> NewStream() override {
+    RETURN_IF_ERROR(UseDevice(device_));
+    cudaStream_t stream = nullptr;
+    RETURN_IF_ERROR(CudaStatus("cudaStreamCreate", cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking)));
+    return std::make_unique<CudaOpStream>(stream);
+  }
+
+  absl::StatusOr<Buffer> Allocate(int64_t rows, int64_t cols, ElementType type) override {
+    RETURN_IF_ERROR(UseDevice(device_));
+    Tensor t{nullptr, type, rows, cols, cols};
+    const size_t bytes = static_cast<size_t>(rows * cols * ElementBytes(type));
+    if (bytes == 0) return Buffer(t, nullptr);
+    RETURN_IF_ERROR(CudaStatus("cudaMalloc", cudaMalloc(&t.data, bytes)));
+    Buffer buffer(t, [](void* p) { cudaFree(p); });
+    RETURN_IF_ERROR(CudaStatus("cudaMemset", cudaMemset(t.data, 0, bytes)));
+    return buffer;
+  }
+
+  int64_t DefaultMemoryBudgetBytes() const override { return free_after_weights_ / 2; }
+  int64_t PrefillTokenLimit(int64_t memory_budget_bytes) const override {
+    const int64_t room = free_after_weights_ - memory_budget_bytes;
+    return room > 0 ? room / activation_bytes_per_token_ : 0;
+  }
+
+ private:
+  int device_;
+  ElementType type_;
+  std::string device_name_;
+  std::vector<Buffer> weight_buffers_;  // the memory `tensors_` views
+  int64_t weight_bytes_;
+  ModelTensors tensors_;
+  int64_t activation_bytes_per_token_;
+  int64_t free_after_weights_;  // device bytes free once the weights were uploaded
+};
+
+}  // namespace
+
+int CudaDeviceCount() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return count;
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> MakeCudaEngine(std::unique_ptr<ModelWeights> weights,
+                                                       const CudaEngineOptions& options) {
+  if (weights == nullptr) return absl::InvalidArgumentError("MakeCudaEngine: no weights");
+  const int devices = CudaDeviceCount();
+  if (options.device < 0 || options.device >= devices) {
+    return absl::FailedPreconditionError(absl::StrCat("CUDA device ", options.device, " does not exist (", devices,
+                                                      " visible)"));
+  }
+  const ModelConfig config = weights->config;
+  if (options.type == ElementType::kBF16 && config.CountBlocks(BlockKind::kAttention) > 0 &&
+      config.attention.head_dim > 128) {
+    return absl::UnimplementedError(absl::StrCat("bf16 attention supports head_dim <= 128; this model has ",
+                                                 config.attention.head_dim, " (use --precision fp32)"));
+  }
+  RETURN_IF_ERROR(UseDevice(options.device));
+  cudaDeviceProp prop{};
+  RETURN_IF_ERROR(CudaStatus("cudaGetDeviceProperties", cudaGetDeviceProperties(&prop, options.device)));
+  cuda_engine::WeightUploader uploader(options.type);
+  ASSIGN_OR_RETURN(ModelTensors tensors,
+                   PlaceModelTensors(*weights, [&uploader](const HostTensor& host, bool matrix) {
+                     return uploader.Place(host, matrix);
+                   }));
+  weights.reset();  // the host copy (and the checkpoint mapping) is no longer needed
+  size_t free_bytes = 0, total_bytes = 0;
+  RETURN_IF_ERROR(CudaStatus("cudaMemGetInfo", cudaMemGetInfo(&free_bytes, &total_bytes)));
+  const int64_t weight_bytes = uploader.bytes();
+  auto backend = std::make_unique<CudaBackend>(options.device, options.type, prop.name, uploader.TakeBuffers(),
+                                               weight_bytes, std::move(tensors), config,
+                                               static_cast<int64_t>(free_bytes));
+  return std::make_unique<Engine>(config, std::move(backend));
+}
+
+}  // namespace tessera

@@ -1,0 +1,32 @@
+// Each call makes its own stream: calls for different requests run
+// concurrently on the backend's device.
+#include "worker/engine.h"
+
+#include "common/status_macros.h"
+
+namespace tessera {
+
+int64_t Engine::KvBytesPerToken() const {
+  return tessera::KvBytesPerToken(config_, ElementBytes(backend_->matrix_type()));
+}
+
+int64_t Engine::StateBytesPerRequest() const { return tessera::StateBytesPerRequest(config_); }
+
+absl::StatusOr<std::unique_ptr<ShardState>> Engine::NewState(int64_t begin, int64_t capacity_tokens) {
+  return ShardState::Make(*backend_, config_, begin, capacity_tokens);
+}
+
+absl::StatusOr<std::vector<float>> Engine::Forward(ShardState& state, absl::Span<const int32_t> ids, LogitsRows rows,
+                                                   const ShardContext& shard) {
+  ASSIGN_OR_RETURN(std::unique_ptr<OpStream> ops, backend_->NewStream());
+  return tessera::Forward(*backend_, *ops, config_, state, ids, rows, shard);
+}
+
+absl::StatusOr<AttentionPartial> Engine::AttendStoredKv(const ShardState& state, int64_t attention_slot,
+                                                        absl::Span<const float> q, int64_t q_len,
+                                                        int64_t q_position0) {
+  ASSIGN_OR_RETURN(std::unique_ptr<OpStream> ops, backend_->NewStream());
+  return tessera::AttendStoredKv(*backend_, *ops, config_, state, attention_slot, q, q_len, q_position0);
+}
+
+}  // namespace tessera

@@ -1,0 +1,404 @@
+// One LayerLoop object per call: it holds the call's scratch (freed in stream
+// order as each block's buffers go out of scope) and runs block after block.
+// Precision: activations between ops and every state are fp32; a GEMM's input
+// and the K/V cache are in the backend's matrix type (bf16 or fp32), converted
+// once where an activation enters a matrix product (Operand).
+#include "worker/forward.h"
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "worker/layer_params.h"
+#include "worker/peer_exchange.h"
+
+namespace tessera {
+namespace {
+
+using layer_params::MambaActivations;
+
+// A GEMM input: the fp32 activation itself, or its copy in the matrix type.
+struct Operand {
+  Tensor view;
+  Buffer storage;  // the copy, when one was made
+};
+
+class LayerLoop {
+ public:
+  LayerLoop(Backend& backend, OpStream& ops, const ModelConfig& config, ShardState& state, const ShardContext& ctx,
+            int64_t L)
+      : backend_(backend), ops_(ops), c_(config), t_(backend.tensors()), state_(state), ctx_(ctx), L_(L) {}
+
+  absl::StatusOr<std::vector<float>> Run(absl::Span<const int32_t> ids, LogitsRows rows);
+
+ private:
+  absl::StatusOr<Buffer> F32(int64_t rows, int64_t cols) { return ops_.Scratch(rows, cols, ElementType::kF32); }
+  absl::Status Copy(const Tensor& from, const Tensor& to) { return ops_.Run(layer_params::Copy(from, to)); }
+  // `x` (fp32) as a GEMM input of the backend's matrix type.
+  absl::StatusOr<Operand> In(const Tensor& x);
+  absl::Status Project(const Operand& x, const Tensor& weight, const Tensor& bias, const Tensor& y, bool accumulate) {
+    return ops_.Run(layer_params::Linear(x.view, weight, bias, y, accumulate));
+  }
+  absl::Status CheckShardContext(absl::Span<const int32_t> ids) const;
+  absl::Status LayerDone(size_t block_index);
+
+  absl::Status Mamba(const MambaTensors& w, MambaState& st, int64_t block, const Operand& normed,
+                     const Tensor& residual);
+  absl::StatusOr<Buffer> GatherConvHalo(int64_t block, const Tensor& xbc);
+  absl::Status AddInitialStateFromPeers(const MambaTensors& w, const MambaActivations& a, MambaState& st,
+                                        int64_t block, const Tensor& log_decay);
+
+  absl::Status Attention(const AttentionTensors& w, KvCache& kv, int64_t slot, int64_t block, const Operand& normed,
+                         const Tensor& residual);
+  absl::Status AttendRing(int64_t block, const Tensor& q, const KvCache& kv, int64_t cached, const Tensor& out,
+                          const Tensor& lse);
+  absl::Status AttendRemote(int64_t slot, const Tensor& q, const Tensor& out, const Tensor& lse);
+
+  absl::Status Mlp(const MlpTensors& w, const Operand& normed, const Tensor& residual);
+
+  Backend& backend_;
+  OpStream& ops_;
+  const ModelConfig& c_;
+  const ModelTensors& t_;
+  ShardState& state_;
+  const ShardContext& ctx_;
+  const int64_t L_;
+  std::optional<PeerExchange> exchange_;  // prefill across shards
+};
+
+absl::StatusOr<Operand> LayerLoop::In(const Tensor& x) {
+  Operand op;
+  if (backend_.matrix_type() == x.type) {
+    op.view = x;
+    return op;
+  }
+  ASSIGN_OR_RETURN(op.storage, ops_.Scratch(x.rows, x.cols, backend_.matrix_type()));  // (rows, cols) matrix type
+  RETURN_IF_ERROR(Copy(x, op.storage.view()));
+  op.view = op.storage.view();
+  return op;
+}
+
+absl::Status LayerLoop::CheckShardContext(absl::Span<const int32_t> ids) const {
+  if (!ctx_.sharded()) return absl::OkStatus();
+  const PeerTransport& peers = *ctx_.peers;
+  if (static_cast<int64_t>(ctx_.shard_bounds.size()) != peers.size() + 1) {
+    return absl::InternalError("shard_bounds must have one entry per shard plus one");
+  }
+  const int64_t begin = ctx_.shard_bounds[peers.rank()];
+  const int64_t end = ctx_.shard_bounds[peers.rank() + 1];
+  if (end - begin != static_cast<int64_t>(ids.size()) || begin != state_.num_tokens()) {
+    return absl::InternalError(absl::StrCat("shard ", peers.rank(), " covers [", begin, ", ", end, ") but the pass has ",
+                                            ids.size(), " tokens from position ", state_.num_tokens()));
+  }
+  return absl::OkStatus();
+}
+
+// A layer ends where the next block belongs to another Hugging Face layer.
+absl::Status LayerLoop::LayerDone(size_t block_index) {
+  if (!ctx_.on_layer_done) return absl::OkStatus();
+  const std::vector<BlockTensors>& blocks = t_.blocks;
+  const int64_t layer = blocks[block_index].spec.layer;
+  if (block_index + 1 < blocks.size() && blocks[block_index + 1].spec.layer == layer) return absl::OkStatus();
+  RETURN_IF_ERROR(ops_.Finish());  // progress means work done, not work enqueued
+  return ctx_.on_layer_done(layer + 1, c_.num_layers);
+}
+
+// The K-1 pre-conv rows before this shard, from the tails every rank sends:
+// each rank sends (K-1, C) rows, its last min(K-1, L_r) rows at the bottom
+// (zeros above); the halo is the last K-1 valid rows of ranks 0..rank-1, in
+// order, zeros before token 0 (a window may span several short shards).
+absl::StatusOr<Buffer> LayerLoop::GatherConvHalo(int64_t block, const Tensor& xbc) {
+  const MambaConfig& m = c_.mamba;
+  const int64_t channels = m.conv_channels();
+  const int64_t window = m.conv_kernel - 1;
+  ASSIGN_OR_RETURN(Buffer halo, F32(window, channels));  // (K-1, C)
+  if (window == 0) return halo;
+  ASSIGN_OR_RETURN(Buffer tail, F32(window, channels));  // (K-1, C): my last rows, bottom-aligned
+  const int64_t tail_rows = std::min(window, L_);
+  RETURN_IF_ERROR(ops_.Zero(tail.view()));
+  RETURN_IF_ERROR(Copy(xbc.Rows(L_ - tail_rows, tail_rows), tail.view().Rows(window - tail_rows, tail_rows)));
+  ASSIGN_OR_RETURN(Buffer all, F32(exchange_->size() * window, channels));  // (ranks · (K-1), C)
+  RETURN_IF_ERROR(exchange_->AllGather(ExchangeTag(block, ExchangeKind::kConvTail), tail.view(), all.view()));
+  RETURN_IF_ERROR(ops_.Zero(halo.view()));
+  int64_t filled = 0;  // walk back from the nearest earlier shard, filling the halo bottom-up
+  for (int r = exchange_->rank() - 1; r >= 0 && filled < window; --r) {
+    const int64_t len = ctx_.shard_bounds[r + 1] - ctx_.shard_bounds[r];
+    const int64_t take = std::min({window, len, window - filled});
+    RETURN_IF_ERROR(Copy(all.view().Rows(r * window + window - take, take),
+                         halo.view().Rows(window - filled - take, take)));
+    filled += take;
+  }
+  return halo;
+}
+
+// This shard ran from a zero state; all-gather (log Λ, S), compose h_in and
+// add its contribution to y and the final state (DESIGN.md).
+absl::Status LayerLoop::AddInitialStateFromPeers(const MambaTensors& w, const MambaActivations& a, MambaState& st,
+                                                 int64_t block, const Tensor& log_decay) {
+  const MambaConfig& m = c_.mamba;
+  const int64_t heads = m.num_heads;
+  const int64_t per_head = m.head_dim * m.state_size;
+  ASSIGN_OR_RETURN(Buffer summary, F32(1, heads + heads * per_head));  // (1, H + H·P·N): [log Λ | S]
+  RETURN_IF_ERROR(Copy(log_decay, summary.view().Cols(0, heads)));
+  RETURN_IF_ERROR(Copy(st.ssm.view().Reshaped(1, heads * per_head), summary.view().Cols(heads, heads * per_head)));
+  ASSIGN_OR_RETURN(Buffer all, F32(exchange_->size(), heads + heads * per_head));  // (ranks, H + H·P·N)
+  RETURN_IF_ERROR(exchange_->AllGather(ExchangeTag(block, ExchangeKind::kSsdSummary), summary.view(), all.view()));
+  if (exchange_->rank() == 0) return absl::OkStatus();
+  ASSIGN_OR_RETURN(Buffer h_in, F32(heads, per_head));  // (H, P·N)
+  RETURN_IF_ERROR(ops_.Run(layer_params::Compose(m, all.view(), exchange_->rank(), h_in.view())));
+  return ops_.Run(layer_params::AddInitialState(m, w, a, h_in.view(), st.ssm.view()));
+}
+
+absl::Status LayerLoop::Mamba(const MambaTensors& w, MambaState& st, int64_t block, const Operand& normed,
+                              const Tensor& residual) {
+  const MambaConfig& m = c_.mamba;
+  const bool sharded = exchange_.has_value();
+  ASSIGN_OR_RETURN(Buffer proj, F32(L_, m.in_proj_width()));  // (L, [z | xBC | dt])
+  ASSIGN_OR_RETURN(Buffer conv, F32(L_, m.conv_channels()));  // (L, C) = [x | B | C] after conv + SiLU
+  ASSIGN_OR_RETURN(Buffer dt, F32(L_, m.num_heads));          // (L, H)
+  ASSIGN_OR_RETURN(Buffer y, F32(L_, m.d_inner()));           // (L, H·P)
+  const MambaActivations a{proj.view(), conv.view(), dt.view(), y.view()};
+  RETURN_IF_ERROR(Project(normed, w.in_proj, w.in_proj_bias, a.proj, false));
+
+  Buffer halo;  // (K-1, C) when sharded
+  if (sharded) {
+    ASSIGN_OR_RETURN(halo, GatherConvHalo(block, a.proj.Cols(m.d_inner(), m.conv_channels())));
+  }
+  const Tensor conv_in = sharded ? halo.view() : st.conv.view();
+  RETURN_IF_ERROR(ops_.Run(layer_params::Conv(m, w, a, conv_in, st.conv.view())));
+  RETURN_IF_ERROR(ops_.Run(layer_params::Dt(m, w, a)));
+
+  if (L_ == 1 && !sharded) {  // decode: the one-token update
+    RETURN_IF_ERROR(ops_.Run(layer_params::Step(m, w, a, st.ssm.view())));
+  } else {
+    ASSIGN_OR_RETURN(Buffer log_decay, F32(1, m.num_heads));  // (1, H)
+    const Tensor initial = sharded ? Tensor{} : st.ssm.view();  // a shard runs from zero
+    RETURN_IF_ERROR(ops_.Run(layer_params::Scan(m, w, a, initial, st.ssm.view(), log_decay.view())));
+    if (sharded) RETURN_IF_ERROR(AddInitialStateFromPeers(w, a, st, block, log_decay.view()));
+  }
+  RETURN_IF_ERROR(ops_.Run(layer_params::GatedNorm(c_, w, a)));
+  ASSIGN_OR_RETURN(Operand y_op, In(a.y));
+  return Project(y_op, w.out_proj, w.out_proj_bias, residual, /*accumulate=*/true);
+}
+
+// Ring attention: this shard's new K/V travels around the ring while every
+// shard attends its queries to each block it receives from an earlier shard.
+// Blocks travel in the K/V element type: (2·len, Hkv·D), K rows then V rows.
+absl::Status LayerLoop::AttendRing(int64_t block, const Tensor& q, const KvCache& kv, int64_t cached,
+                                   const Tensor& out, const Tensor& lse) {
+  const AttentionConfig& a = c_.attention;
+  const int64_t kv_width = a.num_kv_heads * a.head_dim;
+  const int size = exchange_->size();
+  const int rank = exchange_->rank();
+  const int64_t position0 = state_.num_tokens();
+  int64_t max_len = 0;
+  for (int r = 0; r < size; ++r) max_len = std::max(max_len, ctx_.shard_bounds[r + 1] - ctx_.shard_bounds[r]);
+  ASSIGN_OR_RETURN(Buffer send, ops_.Scratch(2 * max_len, kv_width, backend_.matrix_type()));  // (2·len, Hkv·D)
+  ASSIGN_OR_RETURN(Buffer recv, ops_.Scratch(2 * max_len, kv_width, backend_.matrix_type()));  // (2·len, Hkv·D)
+  RETURN_IF_ERROR(Copy(kv.k.view().Rows(cached, L_), send.view().Rows(0, L_)));
+  RETURN_IF_ERROR(Copy(kv.v.view().Rows(cached, L_), send.view().Rows(L_, L_)));
+  ASSIGN_OR_RETURN(Buffer part_out, F32(L_, a.num_heads * a.head_dim));  // (L, Hq·D)
+  ASSIGN_OR_RETURN(Buffer part_lse, F32(L_, a.num_heads));               // (L, Hq)
+  int64_t held = L_;  // rows of the block in `send`
+  for (int step = 1; step < size; ++step) {
+    const int source = (rank - step + size) % size;
+    const int64_t begin = ctx_.shard_bounds[source];
+    const int64_t len = ctx_.shard_bounds[source + 1] - begin;
+    RETURN_IF_ERROR(exchange_->RingShift(ExchangeTag(block, ExchangeKind::kRingKv, step),
+                                         send.view().Rows(0, 2 * held), recv.view().Rows(0, 2 * len)));
+    std::swap(send, recv);
+    held = len;
+    if (begin >= position0) continue;  // a later shard: causally invisible
+    const Tensor held_kv = send.view();
+    RETURN_IF_ERROR(ops_.Run(layer_params::Attention(a, q, position0, held_kv.Rows(0, len), held_kv.Rows(len, len),
+                                                     begin, part_out.view(), part_lse.view())));
+    RETURN_IF_ERROR(ops_.Run(layer_params::Merge(a, out, lse, part_out.view(), part_lse.view())));
+  }
+  return absl::OkStatus();
+}
+
+// Split-KV decode: the other shards' partials over their K/V, merged here.
+absl::Status LayerLoop::AttendRemote(int64_t slot, const Tensor& q, const Tensor& out, const Tensor& lse) {
+  const AttentionConfig& a = c_.attention;
+  const int64_t q_width = a.num_heads * a.head_dim;
+  std::vector<float> host_q(L_ * q_width);  // (L, Hq·D), RoPE applied
+  RETURN_IF_ERROR(ops_.Download(q, host_q.data()));
+  ASSIGN_OR_RETURN(std::vector<AttentionPartial> parts,
+                   ctx_.peers->QueryKv(slot, host_q, L_, state_.num_tokens()));
+  ASSIGN_OR_RETURN(Buffer part_out, F32(L_, q_width));      // (L, Hq·D)
+  ASSIGN_OR_RETURN(Buffer part_lse, F32(L_, a.num_heads));  // (L, Hq)
+  for (const AttentionPartial& part : parts) {
+    if (static_cast<int64_t>(part.out.size()) != L_ * q_width ||
+        static_cast<int64_t>(part.lse.size()) != L_ * a.num_heads) {
+      return absl::InternalError(absl::StrCat("remote attention partial has ", part.out.size(), " + ",
+                                              part.lse.size(), " floats, expected ", L_ * q_width, " + ",
+                                              L_ * a.num_heads));
+    }
+    // Uploads from pageable host memory have read their source when they
+    // return, so `parts` may go once the loop is done.
+    RETURN_IF_ERROR(ops_.Upload(part.out.data(), part_out.view()));
+    RETURN_IF_ERROR(ops_.Upload(part.lse.data(), part_lse.view()));
+    RETURN_IF_ERROR(ops_.Run(layer_params::Merge(a, out, lse, part_out.view(), part_lse.view())));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LayerLoop::Attention(const AttentionTensors& w, KvCache& kv, int64_t slot, int64_t block,
+                                  const Operand& normed, const Tensor& residual) {
+  const AttentionConfig& a = c_.attention;
+  const int64_t q_width = a.num_heads * a.head_dim;
+  const int64_t kv_width = a.num_kv_heads * a.head_dim;
+  const int64_t position0 = state_.num_tokens();
+
+  ASSIGN_OR_RETURN(Buffer q, F32(L_, q_width));       // (L, Hq·D)
+  ASSIGN_OR_RETURN(Buffer k_new, F32(L_, kv_width));  // (L, Hkv·D)
+  ASSIGN_OR_RETURN(Buffer v_new, F32(L_, kv_width));  // (L, Hkv·D)
+  RETURN_IF_ERROR(Project(normed, w.q_proj, w.q_bias, q.view(), false));
+  RETURN_IF_ERROR(Project(normed, w.k_proj, w.k_bias, k_new.view(), false));
+  RETURN_IF_ERROR(Project(normed, w.v_proj, w.v_bias, v_new.view(), false));
+  if (a.rotary_dim > 0) {
+    RETURN_IF_ERROR(ops_.Run(layer_params::Rope(a, q.view(), a.num_heads, position0)));
+    RETURN_IF_ERROR(ops_.Run(layer_params::Rope(a, k_new.view(), a.num_kv_heads, position0)));
+  }
+  const int64_t cached = kv.tokens;  // append to the cache, in its element type
+  RETURN_IF_ERROR(Copy(k_new.view(), kv.k.view().Rows(cached, L_)));
+  RETURN_IF_ERROR(Copy(v_new.view(), kv.v.view().Rows(cached, L_)));
+  kv.tokens += L_;
+
+  ASSIGN_OR_RETURN(Operand q_op, In(q.view()));
+  ASSIGN_OR_RETURN(Buffer out, F32(L_, q_width));     // (L, Hq·D)
+  ASSIGN_OR_RETURN(Buffer lse, F32(L_, a.num_heads));  // (L, Hq)
+  RETURN_IF_ERROR(ops_.Run(layer_params::Attention(a, q_op.view, position0, kv.keys(), kv.values(),
+                                                   state_.kv_begin(), out.view(), lse.view())));
+  if (exchange_.has_value()) RETURN_IF_ERROR(AttendRing(block, q_op.view, kv, cached, out.view(), lse.view()));
+  if (ctx_.queries_remote_kv()) RETURN_IF_ERROR(AttendRemote(slot, q.view(), out.view(), lse.view()));
+
+  ASSIGN_OR_RETURN(Operand out_op, In(out.view()));
+  return Project(out_op, w.o_proj, w.o_bias, residual, /*accumulate=*/true);
+}
+
+absl::Status LayerLoop::Mlp(const MlpTensors& w, const Operand& normed, const Tensor& residual) {
+  const int64_t inner = c_.mlp.intermediate_size;
+  ASSIGN_OR_RETURN(Buffer up, F32(L_, inner));  // (L, I)
+  RETURN_IF_ERROR(Project(normed, w.up_proj, w.up_bias, up.view(), false));
+  switch (c_.mlp.activation) {
+    case MlpActivation::kSwiGlu: {
+      ASSIGN_OR_RETURN(Buffer gate, F32(L_, inner));  // (L, I)
+      RETURN_IF_ERROR(Project(normed, w.gate_proj, w.gate_bias, gate.view(), false));
+      SiluMulParams p;
+      p.rows = L_;
+      p.width = inner;
+      p.gate = gate.f32();
+      p.up = up.f32();
+      p.out = up.f32();
+      RETURN_IF_ERROR(ops_.Run(p));
+      break;
+    }
+    case MlpActivation::kRelu2: {
+      ReluSquaredParams p;
+      p.count = L_ * inner;
+      p.x = up.f32();
+      p.out = up.f32();
+      RETURN_IF_ERROR(ops_.Run(p));
+      break;
+    }
+  }
+  ASSIGN_OR_RETURN(Operand up_op, In(up.view()));
+  return Project(up_op, w.down_proj, w.down_bias, residual, /*accumulate=*/true);
+}
+
+absl::StatusOr<std::vector<float>> LayerLoop::Run(absl::Span<const int32_t> ids, LogitsRows rows) {
+  const int64_t d = c_.hidden_size;
+  if (L_ == 0) return absl::InvalidArgumentError("forward pass needs at least one token");
+  if (!state_.has_mamba_states()) {
+    return absl::FailedPreconditionError("this shard's Mamba states were dropped; it can only answer AttendKv");
+  }
+  RETURN_IF_ERROR(CheckShardContext(ids));
+  if (ctx_.sharded()) exchange_.emplace(*ctx_.peers, ops_, backend_.space());
+  RETURN_IF_ERROR(state_.ReserveKv(ops_, L_));
+
+  ASSIGN_OR_RETURN(Buffer hidden, F32(L_, d));  // (L, hidden): the residual stream
+  RETURN_IF_ERROR(ops_.Embed(ids, t_.embedding, hidden.view()));
+  ASSIGN_OR_RETURN(Buffer normed, F32(L_, d));  // (L, hidden)
+  for (size_t i = 0; i < t_.blocks.size(); ++i) {
+    const BlockTensors& block = t_.blocks[i];
+    const int64_t index = static_cast<int64_t>(i);
+    RETURN_IF_ERROR(ops_.Run(layer_params::Norm(c_, hidden.view(), block.norm, normed.view())));
+    ASSIGN_OR_RETURN(Operand normed_op, In(normed.view()));
+    switch (block.spec.kind) {
+      case BlockKind::kMamba:
+        RETURN_IF_ERROR(Mamba(std::get<MambaTensors>(block.op), state_.mamba[block.state_slot], index, normed_op,
+                              hidden.view()));
+        break;
+      case BlockKind::kAttention:
+        RETURN_IF_ERROR(Attention(std::get<AttentionTensors>(block.op), state_.attention[block.state_slot],
+                                  block.state_slot, index, normed_op, hidden.view()));
+        break;
+      case BlockKind::kMlp:
+        RETURN_IF_ERROR(Mlp(std::get<MlpTensors>(block.op), normed_op, hidden.view()));
+        break;
+    }
+    RETURN_IF_ERROR(LayerDone(i));
+  }
+  state_.Advance(L_);
+
+  std::vector<float> logits;
+  if (rows != LogitsRows::kNone) {
+    const int64_t out_rows = rows == LogitsRows::kAll ? L_ : 1;
+    const Tensor last = hidden.view().Rows(L_ - out_rows, out_rows);
+    const Tensor last_normed = normed.view().Rows(0, out_rows);
+    RETURN_IF_ERROR(ops_.Run(layer_params::Norm(c_, last, t_.final_norm, last_normed)));
+    ASSIGN_OR_RETURN(Operand normed_op, In(last_normed));
+    ASSIGN_OR_RETURN(Buffer device_logits, F32(out_rows, c_.vocab_size));  // (rows, vocab)
+    RETURN_IF_ERROR(Project(normed_op, t_.lm_head, Tensor{}, device_logits.view(), false));
+    logits.resize(out_rows * c_.vocab_size);
+    RETURN_IF_ERROR(ops_.Download(device_logits.view(), logits.data()));
+  }
+  RETURN_IF_ERROR(ops_.Finish());
+  return logits;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<float>> Forward(Backend& backend, OpStream& ops, const ModelConfig& config,
+                                           ShardState& state, absl::Span<const int32_t> ids, LogitsRows rows,
+                                           const ShardContext& ctx) {
+  LayerLoop loop(backend, ops, config, state, ctx, static_cast<int64_t>(ids.size()));
+  return loop.Run(ids, rows);
+}
+
+absl::StatusOr<AttentionPartial> AttendStoredKv(Backend& backend, OpStream& ops, const ModelConfig& config,
+                                                const ShardState& state, int64_t attention_slot,
+                                                absl::Span<const float> q, int64_t q_len, int64_t q_position0) {
+  const AttentionConfig& a = config.attention;
+  if (attention_slot < 0 || attention_slot >= static_cast<int64_t>(state.attention.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("no attention layer ", attention_slot));
+  }
+  const int64_t q_width = a.num_heads * a.head_dim;
+  if (q_len <= 0 || static_cast<int64_t>(q.size()) != q_len * q_width) {
+    return absl::InvalidArgumentError(absl::StrCat("query has ", q.size(), " floats, expected ", q_len, " x ", q_width));
+  }
+  const KvCache& kv = state.attention[attention_slot];
+  ASSIGN_OR_RETURN(Buffer q_f32, ops.Scratch(q_len, q_width, ElementType::kF32));  // (q_len, Hq·D)
+  RETURN_IF_ERROR(ops.Upload(q.data(), q_f32.view()));
+  Buffer q_copy;  // (q_len, Hq·D) in the K/V type, when that is not fp32
+  if (backend.matrix_type() != ElementType::kF32) {
+    ASSIGN_OR_RETURN(q_copy, ops.Scratch(q_len, q_width, backend.matrix_type()));
+    RETURN_IF_ERROR(ops.Run(layer_params::Copy(q_f32.view(), q_copy.view())));
+  }
+  const Tensor q_op = q_copy.view().empty() ? q_f32.view() : q_copy.view();
+  ASSIGN_OR_RETURN(Buffer out, ops.Scratch(q_len, q_width, ElementType::kF32));     // (q_len, Hq·D)
+  ASSIGN_OR_RETURN(Buffer lse, ops.Scratch(q_len, a.num_heads, ElementType::kF32));  // (q_len, Hq)
+  RETURN_IF_ERROR(ops.Run(layer_params::Attention(a, q_op, q_position0, kv.keys(), kv.values(),
+                                                  state.kv_begin(), out.view(), lse.view())));
+  AttentionPartial part;
+  part.out.resize(q.size());
+  part.lse.resize(q_len * a.num_heads);
+  RETURN_IF_ERROR(ops.Download(out.view(), part.out.data()));
+  RETURN_IF_ERROR(ops.Download(lse.view(), part.lse.data()));
+  return part;
+}
+
+}  // namespace tessera

@@ -1,0 +1,42 @@
+// The model's forward pass, written once for every backend: a loop over the
+// model's blocks that switches on the block kind (Mamba-2 mixer, attention,
+// MLP) and runs each step as an op of the backend (backend.h), with the
+// exchanges that context parallelism needs (DESIGN.md): the conv halo and
+// the SSD summaries all-gathered, K/V blocks around the ring, split-KV
+// partials merged by their log-sum-exp. The same call serves prefill (many
+// tokens) and decode (one token): it continues the sequence held in `state`,
+// appending K/V and advancing the conv/SSM states.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "model/model_config.h"
+#include "transport/peer_transport.h"
+#include "worker/backend.h"
+#include "worker/shard_context.h"
+#include "worker/shard_state.h"
+
+namespace tessera {
+
+enum class LogitsRows { kAll, kLast, kNone };
+
+// Runs `ids` (global positions state.num_tokens(), ...) through the model on
+// `ops`. Returns logits (rows, vocab) fp32: every row, the last, or none.
+// With a sharded context `ids` is this worker's shard of a fresh prompt; with
+// remote_kv attention also covers K/V held by the other ranks. On error the
+// state is partly advanced and must be discarded.
+absl::StatusOr<std::vector<float>> Forward(Backend& backend, OpStream& ops, const ModelConfig& config,
+                                           ShardState& state, absl::Span<const int32_t> ids, LogitsRows rows,
+                                           const ShardContext& ctx = {});
+
+// Split-KV decode, the answering side: attention of `q` (q_len rows at global
+// positions q_position0, ...; (q_len, Hq, D) fp32) over the K/V `state` holds
+// for attention layer `attention_slot`.
+absl::StatusOr<AttentionPartial> AttendStoredKv(Backend& backend, OpStream& ops, const ModelConfig& config,
+                                                const ShardState& state, int64_t attention_slot,
+                                                absl::Span<const float> q, int64_t q_len, int64_t q_position0);
+
+}  // namespace tessera

@@ -1,0 +1,232 @@
+// Plain field filling over Tensor views.
+#include "worker/layer_params.h"
+
+#include <cmath>
+
+namespace tessera::layer_params {
+namespace {
+
+// Column views of the Mamba activations.
+Tensor Z(const MambaConfig& m, const MambaActivations& a) { return a.proj.Cols(0, m.d_inner()); }
+Tensor Xbc(const MambaConfig& m, const MambaActivations& a) { return a.proj.Cols(m.d_inner(), m.conv_channels()); }
+Tensor DtRaw(const MambaConfig& m, const MambaActivations& a) {
+  return a.proj.Cols(m.d_inner() + m.conv_channels(), m.num_heads);
+}
+Tensor X(const MambaConfig& m, const MambaActivations& a) { return a.conv.Cols(0, m.d_inner()); }
+Tensor B(const MambaConfig& m, const MambaActivations& a) {
+  return a.conv.Cols(m.d_inner(), m.num_groups * m.state_size);
+}
+Tensor C(const MambaConfig& m, const MambaActivations& a) {
+  return a.conv.Cols(m.d_inner() + m.num_groups * m.state_size, m.num_groups * m.state_size);
+}
+
+}  // namespace
+
+LinearParams Linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y, bool accumulate) {
+  LinearParams p;
+  p.rows = x.rows;
+  p.in_features = weight.cols;
+  p.out_features = weight.rows;
+  p.type = weight.type;
+  p.x = x.data;
+  p.x_stride = x.stride;
+  p.weight = weight.data;
+  p.bias = bias.f32();
+  p.y = y.f32();
+  p.y_stride = y.stride;
+  p.accumulate = accumulate;
+  return p;
+}
+
+CastParams Copy(const Tensor& from, const Tensor& to) {
+  CastParams p;
+  p.rows = from.rows;
+  p.width = from.cols;
+  p.in_type = from.type;
+  p.in = from.data;
+  p.in_stride = from.stride;
+  p.out_type = to.type;
+  p.out = to.data;
+  p.out_stride = to.stride;
+  return p;
+}
+
+RmsNormParams Norm(const ModelConfig& c, const Tensor& x, const Tensor& weight, const Tensor& out) {
+  RmsNormParams p;
+  p.rows = x.rows;
+  p.width = c.hidden_size;
+  p.eps = c.norm_eps;
+  p.x = x.f32();
+  p.weight = weight.f32();
+  p.out = out.f32();
+  return p;
+}
+
+CausalConv1dParams Conv(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a,
+                        const Tensor& state_in, const Tensor& state_out) {
+  const Tensor xbc = Xbc(m, a);
+  CausalConv1dParams p;
+  p.seq_len = xbc.rows;
+  p.channels = m.conv_channels();
+  p.kernel_width = m.conv_kernel;
+  p.x = xbc.f32();
+  p.x_stride = xbc.stride;
+  p.weight = w.conv_weight.f32();
+  p.bias = w.conv_bias.f32();
+  p.state_in = state_in.f32();
+  p.out = a.conv.f32();
+  p.state_out = state_out.f32();
+  return p;
+}
+
+DtSoftplusParams Dt(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a) {
+  const Tensor raw = DtRaw(m, a);
+  DtSoftplusParams p;
+  p.rows = raw.rows;
+  p.num_heads = m.num_heads;
+  p.dt_raw = raw.f32();
+  p.dt_stride = raw.stride;
+  p.dt_bias = w.dt_bias.f32();
+  p.dt_min = m.dt_min;
+  p.dt_max = m.dt_max;
+  p.out = a.dt.f32();
+  return p;
+}
+
+SsdStepParams Step(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a, const Tensor& state) {
+  SsdStepParams p;
+  p.num_heads = m.num_heads;
+  p.head_dim = m.head_dim;
+  p.num_groups = m.num_groups;
+  p.state_size = m.state_size;
+  p.x = X(m, a).f32();
+  p.dt = a.dt.f32();
+  p.A = w.A.f32();
+  p.B = B(m, a).f32();
+  p.C = C(m, a).f32();
+  p.D = w.D.f32();
+  p.state = state.f32();
+  p.y = a.y.f32();
+  return p;
+}
+
+SsdScanParams Scan(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a,
+                   const Tensor& initial_state, const Tensor& final_state, const Tensor& log_decay) {
+  SsdScanParams p;
+  p.seq_len = a.conv.rows;
+  p.num_heads = m.num_heads;
+  p.head_dim = m.head_dim;
+  p.num_groups = m.num_groups;
+  p.state_size = m.state_size;
+  p.chunk_size = m.chunk_size;
+  p.x = X(m, a).f32();
+  p.x_stride = a.conv.stride;
+  p.dt = a.dt.f32();
+  p.dt_stride = a.dt.stride;
+  p.A = w.A.f32();
+  p.B = B(m, a).f32();
+  p.b_stride = a.conv.stride;
+  p.C = C(m, a).f32();
+  p.c_stride = a.conv.stride;
+  p.D = w.D.f32();
+  p.initial_state = initial_state.f32();
+  p.y = a.y.f32();
+  p.final_state = final_state.f32();
+  p.log_decay = log_decay.f32();
+  return p;
+}
+
+SsdAddInitialStateParams AddInitialState(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a,
+                                         const Tensor& h_in, const Tensor& final_state) {
+  SsdAddInitialStateParams p;
+  p.seq_len = a.conv.rows;
+  p.num_heads = m.num_heads;
+  p.head_dim = m.head_dim;
+  p.num_groups = m.num_groups;
+  p.state_size = m.state_size;
+  p.dt = a.dt.f32();
+  p.dt_stride = a.dt.stride;
+  p.A = w.A.f32();
+  p.C = C(m, a).f32();
+  p.c_stride = a.conv.stride;
+  p.initial_state = h_in.f32();
+  p.y = a.y.f32();
+  p.final_state = final_state.f32();
+  return p;
+}
+
+SsdComposeParams Compose(const MambaConfig& m, const Tensor& summaries, int64_t rank, const Tensor& h_in) {
+  SsdComposeParams p;
+  p.ranks_before = rank;
+  p.num_heads = m.num_heads;
+  p.per_head = m.head_dim * m.state_size;
+  p.summaries = summaries.f32();
+  p.h_in = h_in.f32();
+  return p;
+}
+
+GatedRmsNormParams GatedNorm(const ModelConfig& c, const MambaTensors& w, const MambaActivations& a) {
+  const Tensor z = Z(c.mamba, a);
+  GatedRmsNormParams p;
+  p.rows = a.y.rows;
+  p.width = c.mamba.d_inner();
+  p.group_size = c.mamba.norm_group_size();
+  p.eps = c.norm_eps;
+  p.y = a.y.f32();
+  p.z = z.f32();
+  p.z_stride = z.stride;
+  p.weight = w.norm.f32();
+  p.out = a.y.f32();
+  return p;
+}
+
+RopeParams Rope(const AttentionConfig& a, const Tensor& x, int64_t heads, int64_t position0) {
+  RopeParams p;
+  p.num_tokens = x.rows;
+  p.head_dim = a.head_dim;
+  p.rotary_dim = a.rotary_dim;
+  p.theta = a.rope_theta;
+  p.position0 = position0;
+  p.num_heads = heads;
+  p.x = x.f32();
+  p.x_stride = x.stride;
+  return p;
+}
+
+AttentionParams Attention(const AttentionConfig& a, const Tensor& q, int64_t q_position0, const Tensor& k,
+                          const Tensor& v, int64_t kv_position0, const Tensor& out, const Tensor& lse) {
+  AttentionParams p;
+  p.q_len = q.rows;
+  p.kv_len = k.rows;
+  p.num_q_heads = a.num_heads;
+  p.num_kv_heads = a.num_kv_heads;
+  p.head_dim = a.head_dim;
+  p.type = q.type;
+  p.q = q.data;
+  p.q_stride = q.stride;
+  p.k = k.data;
+  p.k_stride = k.stride;
+  p.v = v.data;
+  p.v_stride = v.stride;
+  p.q_position0 = q_position0;
+  p.kv_position0 = kv_position0;
+  p.causal = true;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(a.head_dim));
+  p.out = out.f32();
+  p.lse = lse.f32();
+  return p;
+}
+
+AttentionMergeParams Merge(const AttentionConfig& a, const Tensor& out, const Tensor& lse, const Tensor& part_out,
+                           const Tensor& part_lse) {
+  AttentionMergeParams p;
+  p.rows = out.rows * a.num_heads;
+  p.head_dim = a.head_dim;
+  p.out = out.f32();
+  p.lse = lse.f32();
+  p.part_out = part_out.f32();
+  p.part_lse = part_lse.f32();
+  return p;
+}
+
+}  // namespace tessera::layer_params

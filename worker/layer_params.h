@@ -1,0 +1,73 @@
+// The op params of each step of a layer, built from the model config, the
+// model's tensors and the Tensors of one forward pass: the one place that
+// knows column offsets and strides. Used by the layer loop (forward.cc) for
+// every backend, so a layout mistake cannot hide in one of them.
+//
+// Layouts (DESIGN.md): the Mamba in_proj output is (L, [z | xBC | dt]) with
+// row stride in_proj_width; the conv output is (L, [x | B | C]) with row
+// stride conv_channels.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/activation.h"
+#include "kernels/attention.h"
+#include "kernels/cast.h"
+#include "kernels/causal_conv1d.h"
+#include "kernels/dt_softplus.h"
+#include "kernels/gated_rms_norm.h"
+#include "kernels/linear.h"
+#include "kernels/rms_norm.h"
+#include "kernels/rope.h"
+#include "kernels/ssd_compose.h"
+#include "kernels/ssd_scan.h"
+#include "kernels/ssd_step.h"
+#include "model/model_config.h"
+#include "worker/model_tensors.h"
+#include "worker/tensor.h"
+
+namespace tessera::layer_params {
+
+// One Mamba mixer's activations in a forward pass of L tokens (fp32).
+struct MambaActivations {
+  Tensor proj;  // (L, [z | xBC | dt])
+  Tensor conv;  // (L, [x | B | C]) after conv + SiLU
+  Tensor dt;    // (L, H) after softplus and clamp
+  Tensor y;     // (L, d_inner)
+};
+
+// y = x · Wᵀ (+ bias), or y += ...; x in the weight's type, y fp32.
+LinearParams Linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y, bool accumulate);
+// to = from, converting the element type; same (rows, cols).
+CastParams Copy(const Tensor& from, const Tensor& to);
+// RMSNorm of x's rows into out.
+RmsNormParams Norm(const ModelConfig& c, const Tensor& x, const Tensor& weight, const Tensor& out);
+
+// conv + SiLU of xBC; state_in empty means zeros, state_out may be empty.
+CausalConv1dParams Conv(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a,
+                        const Tensor& state_in, const Tensor& state_out);
+DtSoftplusParams Dt(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a);
+// The one-token update of `state` (H, P·N).
+SsdStepParams Step(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a, const Tensor& state);
+// The chunked scan; initial_state empty means zeros.
+SsdScanParams Scan(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a,
+                   const Tensor& initial_state, const Tensor& final_state, const Tensor& log_decay);
+// y += h_in's contribution, final_state += Λ · h_in.
+SsdAddInitialStateParams AddInitialState(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a,
+                                         const Tensor& h_in, const Tensor& final_state);
+// h_in of shard `rank` from the all-gathered summaries (ranks, H + H·P·N).
+SsdComposeParams Compose(const MambaConfig& m, const Tensor& summaries, int64_t rank, const Tensor& h_in);
+// y normed in place, gated by z (the first d_inner columns of proj).
+GatedRmsNormParams GatedNorm(const ModelConfig& c, const MambaTensors& w, const MambaActivations& a);
+
+// RoPE in place on x (L, heads·D) at global positions position0, ...
+RopeParams Rope(const AttentionConfig& a, const Tensor& x, int64_t heads, int64_t position0);
+// Causal GQA attention of q (L, Hq·D) at q_position0 over k, v (kv_len,
+// Hkv·D) at kv_position0; out (L, Hq·D), lse (L, Hq) fp32.
+AttentionParams Attention(const AttentionConfig& a, const Tensor& q, int64_t q_position0, const Tensor& k,
+                          const Tensor& v, int64_t kv_position0, const Tensor& out, const Tensor& lse);
+// Merge of a partial (out, lse) into the accumulator.
+AttentionMergeParams Merge(const AttentionConfig& a, const Tensor& out, const Tensor& lse, const Tensor& part_out,
+                           const Tensor& part_lse);
+
+}  // namespace tessera::layer_params

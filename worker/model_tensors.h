@@ -1,0 +1,73 @@
+// The model's weights as a backend computes on them: one Tensor view per
+// checkpoint tensor, in the backend's memory, laid out as model/model_weights.h
+// binds them to the config. Matrices (projections, embedding, lm_head) are in
+// the backend's matrix type; vectors (norms, biases, conv taps, A, D, dt_bias)
+// are fp32 rows (1, n). The backend that placed them owns the memory.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <variant>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/model_config.h"
+#include "model/model_weights.h"
+#include "worker/tensor.h"
+
+namespace tessera {
+
+struct MambaTensors {
+  Tensor in_proj;        // (in_proj_width, hidden)
+  Tensor in_proj_bias;   // (1, in_proj_width) or empty
+  Tensor conv_weight;    // (C, K)
+  Tensor conv_bias;      // (1, C) or empty
+  Tensor dt_bias;        // (1, H)
+  Tensor A;              // (1, H): -exp(A_log)
+  Tensor D;              // (1, H)
+  Tensor norm;           // (1, d_inner): gated RMSNorm weight
+  Tensor out_proj;       // (hidden, d_inner)
+  Tensor out_proj_bias;  // (1, hidden) or empty
+};
+
+struct AttentionTensors {
+  Tensor q_proj;  // (Hq·D, hidden)
+  Tensor k_proj;  // (Hkv·D, hidden)
+  Tensor v_proj;  // (Hkv·D, hidden)
+  Tensor o_proj;  // (hidden, Hq·D)
+  Tensor q_bias, k_bias, v_bias, o_bias;  // (1, width) or empty
+};
+
+struct MlpTensors {
+  Tensor gate_proj;  // (I, hidden), SwiGLU only (else empty)
+  Tensor up_proj;    // (I, hidden)
+  Tensor down_proj;  // (hidden, I)
+  Tensor gate_bias, up_bias, down_bias;  // (1, width) or empty
+};
+
+struct BlockTensors {
+  BlockSpec spec;
+  int64_t state_slot = 0;  // index among blocks of the same kind
+  Tensor norm;             // (1, hidden)
+  std::variant<MambaTensors, AttentionTensors, MlpTensors> op;
+};
+
+struct ModelTensors {
+  Tensor embedding;   // (vocab, hidden)
+  Tensor final_norm;  // (1, hidden)
+  Tensor lm_head;     // (vocab, hidden); may view the embedding (tied)
+  std::vector<BlockTensors> blocks;
+};
+
+// How a backend holds one host tensor: `matrix` ones in its matrix type, the
+// others as fp32; an absent (empty) host tensor is never passed.
+using TensorPlacer = std::function<absl::StatusOr<Tensor>(const HostTensor& host, bool matrix)>;
+
+// The (rows, cols) a placed tensor has: (shape[0], the rest) for a tensor of
+// two or more dimensions, (1, n) for a vector.
+Tensor ShapeOf(const HostTensor& host, ElementType type);
+
+// Every tensor of `weights` through `place`, in the layout above.
+absl::StatusOr<ModelTensors> PlaceModelTensors(const ModelWeights& weights, const TensorPlacer& place);
+
+}  // namespace tessera

@@ -1,0 +1,57 @@
+// One shard of one request as the coordinator plans it (the worker-side,
+// proto-free form of tessera.v1.RunShardRequest), and what a running shard
+// reports back (ShardEvents): progress, prompt logits, the end of prefill,
+// sampled tokens, the finish. services/worker_service.cc translates both.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "worker/sampler.h"
+
+namespace tessera {
+
+struct ShardSpan {
+  std::string address;  // the worker that holds this shard
+  int64_t begin = 0;    // global positions [begin, end)
+  int64_t end = 0;
+};
+
+struct ShardRequest {
+  std::string request_id;
+  int rank = 0;                     // this worker's shard
+  std::vector<ShardSpan> shards;    // every shard, in order
+  std::vector<int32_t> token_ids;   // this shard's prompt tokens
+  bool return_logits = false;       // stream every prompt logit and each sampled token's logits
+  SamplingConfig sampling;          // last shard only
+  int32_t max_new_tokens = 0;       // last shard only
+  std::vector<int32_t> stop_token_ids;
+  int64_t eos_token_id = -1;        // -1: none
+  int64_t reserved_bytes = 0;       // memory the coordinator reserved for this shard
+  std::chrono::milliseconds peer_timeout{10000};  // a peer that keeps this shard waiting longer fails it
+  std::string nccl_group_id;        // empty: peers over gRPC
+  std::string nccl_unique_id;       // the group's ncclUniqueId bytes
+};
+
+enum class FinishReason { kLength, kStopToken, kEos };
+
+// What a running shard reports, in order: progress while it prefills, its
+// prompt logits (return_logits), prefilled; then, on the last shard, a token
+// at a time and finished. An error return (the caller went away) stops the shard.
+class ShardEvents {
+ public:
+  virtual ~ShardEvents() = default;
+  virtual absl::Status Progress(int64_t layers_done, int64_t layers_total, int64_t prompt_tokens, int shards) = 0;
+  // (rows, vocab) fp32: this shard's rows.
+  virtual absl::Status PromptLogits(absl::Span<const float> logits, int64_t vocab) = 0;
+  virtual absl::Status Prefilled(int64_t memory_bytes) = 0;
+  // `logits` (vocab) behind the choice, empty unless return_logits.
+  virtual absl::Status Token(int32_t token, absl::Span<const float> logits) = 0;
+  virtual absl::Status Finished(FinishReason reason, int32_t completion_tokens) = 0;
+};
+
+}  // namespace tessera

@@ -1,0 +1,94 @@
+// A worker's request lifecycle, below its gRPC face: admit a shard against
+// the memory budget, prefill it with its peers (progress and logits
+// reported), then either decode (the last shard) or hold its K/V for split-KV
+// attention until the caller ends the shard; answer other workers' split-KV
+// queries; release everything however a shard ends.
+//
+// Memory: every running shard reserves what the coordinator planned for it
+// (or what its tokens need, if more); a shard that would exceed the budget
+// waits a moment for memory a cancelled shard is about to free, then is
+// refused with RESOURCE_EXHAUSTED.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "transport/request_transports.h"
+#include "worker/engine.h"
+#include "worker/shard_request.h"
+#include "worker/worker_metrics.h"
+
+namespace tessera {
+
+struct ShardRunnerOptions {
+  std::string address;  // this worker's advertised address (messages name it)
+  int64_t memory_budget_bytes = int64_t{1} << 30;
+  // The longest shard this worker prefills (Engine::PrefillTokenLimit); 0: no
+  // limit. A longer shard is refused.
+  int64_t max_shard_tokens = 0;
+  WorkerMetrics* metrics = nullptr;  // optional; must outlive the runner
+};
+
+class ShardRunner {
+ public:
+  // `engine` and `transports` must outlive the runner.
+  ShardRunner(Engine& engine, RequestTransports& transports, ShardRunnerOptions options);
+
+  // Runs one shard from admission to release, reporting to `events`.
+  // `caller_gone` is polled while the shard runs (every few ms, from another
+  // thread); once it returns true the shard is cancelled: peer waits wake at
+  // once and the call returns CANCELLED (a shard that only holds K/V returns
+  // OK: that is how its caller ends it).
+  absl::Status RunShard(const ShardRequest& request, ShardEvents& events, std::function<bool()> caller_gone);
+
+  // Split-KV attention over the K/V that `request_id` holds here
+  // (NOT_FOUND when it holds none).
+  absl::StatusOr<AttentionPartial> AttendKv(const std::string& request_id, int64_t attention_slot,
+                                            absl::Span<const float> q, int64_t q_len, int64_t q_position0);
+
+  const Engine& engine() const { return engine_; }
+  const ShardRunnerOptions& options() const { return options_; }
+  void set_address(std::string address) { options_.address = std::move(address); }
+  int64_t memory_used_bytes() const;
+  int active_requests() const;
+
+ private:
+  struct ActiveShard {
+    std::mutex mu;  // guards state against AttendKv during decode appends
+    std::unique_ptr<ShardState> state;
+    int64_t reserved_bytes = 0;
+    std::atomic<int64_t> actual_bytes{0};  // state->MemoryBytes() as of the last step
+    std::atomic<bool> cancelled{false};
+  };
+
+  absl::StatusOr<std::shared_ptr<ActiveShard>> Admit(const ShardRequest& r);
+  absl::Status Prefill(const ShardRequest& r, ActiveShard& shard, ShardEvents& events);
+  absl::Status Decode(const ShardRequest& r, ActiveShard& shard, std::vector<float> logits, ShardEvents& events);
+  void Release(const std::string& request_id);
+  void PublishMemoryMetrics();
+  std::shared_ptr<ActiveShard> Find(const std::string& request_id) const;
+  RequestPeers PeersOf(const ShardRequest& r, const ActiveShard& shard) const;
+
+  Engine& engine_;
+  RequestTransports& transports_;
+  ShardRunnerOptions options_;
+  mutable std::mutex mu_;
+  std::condition_variable released_;  // memory was freed: a waiting Admit may fit now
+  std::map<std::string, std::shared_ptr<ActiveShard>> shards_;  // by request id
+};
+
+// The checks of a shard request against the model, before any memory is
+// taken: shards non-empty and contiguous from 0, the rank's token count, ids
+// inside the vocabulary (INVALID_ARGUMENT naming what is wrong).
+absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& config);
+
+}  // namespace tessera
