@@ -59,6 +59,17 @@ absl::StatusOr<bool> UseNccl(PeerTransportMode mode, const std::vector<ShardLeas
         ") does not offer the nccl peer transport (it offers: ",
         shard.peer_transports.empty() ? "none reported" : absl::StrJoin(shard.peer_transports, ", "), ")"));
   }
+  // NCCL cannot place two ranks of one group on one GPU.
+  for (size_t a = 0; a < shards.size(); ++a) {
+    for (size_t b = a + 1; b < shards.size(); ++b) {
+      if (shards[a].device_id.empty() || shards[a].device_id != shards[b].device_id) continue;
+      if (mode == PeerTransportMode::kAuto) return false;
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--peer-transport nccl: workers ", shards[a].address, " and ", shards[b].address, " (shards ", a + 1, " and ",
+          b + 1, " of ", shards.size(), ") share GPU ", shards[a].device_id,
+          "; NCCL needs one GPU per rank (use --peer-transport auto or grpc)"));
+    }
+  }
   return true;
 }
 

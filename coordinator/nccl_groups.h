@@ -47,8 +47,9 @@ absl::string_view PeerTransportModeName(PeerTransportMode mode);
 absl::StatusOr<PeerTransportMode> ParsePeerTransportMode(absl::string_view name);
 
 // Whether these shards exchange over NCCL: never for one shard; for more,
-// when every worker offers "nccl" (kAuto) or always (kNccl: FAILED_PRECONDITION
-// naming the first worker that does not offer it).
+// when every worker offers "nccl" and no two share a GPU (kAuto), or always
+// (kNccl: FAILED_PRECONDITION naming the first worker that does not offer it,
+// or the two that share a GPU).
 absl::StatusOr<bool> UseNccl(PeerTransportMode mode, const std::vector<ShardLease>& shards);
 
 class NcclGroups;

@@ -285,6 +285,7 @@ absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::AdmitLocked(int64_t p
     lease.token_end = slot.token_end;
     lease.reserved_bytes = ShardReservationBytes(entry.status, tokens);
     lease.peer_transports.assign(entry.status.peer_transports().begin(), entry.status.peer_transports().end());
+    lease.device_id = entry.status.device_id();
     entry.reserved_bytes += lease.reserved_bytes;
     ++entry.running_shards;
     admission->worker_ids_.push_back(ready_ids[slot.worker]);

@@ -51,6 +51,7 @@ struct ShardLease {
   int64_t token_end = 0;
   int64_t reserved_bytes = 0;
   std::vector<std::string> peer_transports;  // as the worker last reported them
+  std::string device_id;                     // its GPU, empty on the CPU
 };
 
 class WorkerRegistry;

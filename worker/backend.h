@@ -83,6 +83,8 @@ class Backend {
   virtual std::string name() const = 0;
   // One line for logs: backend, precision, device.
   virtual std::string Describe() const = 0;
+  // The device this backend computes on ("GPU-<uuid>"); empty on the CPU.
+  virtual std::string device_id() const = 0;
   // Where buffers live (what a peer transport must move).
   virtual BufferSpace space() const = 0;
   // The storage type of weight matrices, GEMM operands and K/V; vectors,

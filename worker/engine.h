@@ -34,6 +34,8 @@ class Engine {
   std::string backend() const { return backend_->name(); }
   // One line for logs: backend, precision, device.
   std::string Describe() const { return backend_->Describe(); }
+  // The GPU it computes on ("GPU-<uuid>"); empty on the CPU.
+  std::string device_id() const { return backend_->device_id(); }
 
   // K/V bytes one token costs across all attention layers, and conv + SSM
   // state bytes of one request, in this engine's storage types.

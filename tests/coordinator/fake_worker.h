@@ -37,6 +37,7 @@ struct FakeWorkerScript {
   bool hold_prefill = false;           // every shard waits for ReleasePrefill() (or cancellation) before `prefilled`
   std::string backend = "cpu";
   std::vector<std::string> peer_transports = {"grpc"};
+  std::string device_id;  // WorkerStatus.device_id: empty (a CPU worker)
   int64_t max_shard_tokens = 0;  // reported prefill limit; 0: none
 };
 

@@ -282,6 +282,44 @@ TEST_F(NcclGroupsTest, RequiredNcclFailsNamingTheWorkerWithoutIt) {
   EXPECT_EQ(ServerInfo().peer_transport(), "nccl");
 }
 
+TEST_F(NcclGroupsTest, WorkersSharingAGpuExchangeOverGrpc) {
+  FakeWorkerScript same_gpu = NcclScript();
+  same_gpu.device_id = "GPU-0000aaaa-0000-0000-0000-000000000001";
+  StartCoordinator();
+  AddWorker(same_gpu);
+  AddWorker(same_gpu);
+  ASSERT_TRUE(Generate(Prompt(16, 2)).ok());
+  EXPECT_EQ(workers_[0]->StartedShards(), 1);
+  EXPECT_EQ(workers_[1]->StartedShards(), 1);
+  EXPECT_FALSE(AnyNccl());
+  EXPECT_TRUE(workers_[0]->NcclUniqueIds().empty());
+}
+
+TEST_F(NcclGroupsTest, RequiredNcclOnOneSharedGpuFailsNamingBothWorkers) {
+  FakeWorkerScript same_gpu = NcclScript();
+  same_gpu.device_id = "GPU-0000aaaa-0000-0000-0000-000000000001";
+  StartCoordinator(FastOptions(PeerTransportMode::kNccl));
+  FakeWorker* first = AddWorker(same_gpu);
+  FakeWorker* second = AddWorker(same_gpu);
+  const grpc::Status status = Generate(Prompt(16, 2));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr(first->address()));
+  EXPECT_THAT(status.error_message(), HasSubstr(second->address()));
+  EXPECT_THAT(status.error_message(), HasSubstr("share GPU " + same_gpu.device_id));
+  EXPECT_EQ(first->StartedShards(), 0);
+}
+
+TEST_F(NcclGroupsTest, WorkersOnTwoGpusFormAGroup) {
+  StartCoordinator();
+  for (const char* id : {"GPU-0000aaaa-0000-0000-0000-000000000001", "GPU-0000aaaa-0000-0000-0000-000000000002"}) {
+    FakeWorkerScript script = NcclScript();
+    script.device_id = id;
+    AddWorker(script);
+  }
+  ASSERT_TRUE(Generate(Prompt(16, 2)).ok());
+  EXPECT_TRUE(AnyNccl());
+}
+
 TEST_F(NcclGroupsTest, GrpcModeNeverUsesNccl) {
   StartCoordinator(FastOptions(PeerTransportMode::kGrpc));
   for (int w = 0; w < 3; ++w) AddWorker();

@@ -92,6 +92,7 @@ class CpuBackend final : public Backend {
 
   std::string name() const override { return "cpu"; }
   std::string Describe() const override { return "cpu backend, fp32"; }
+  std::string device_id() const override { return ""; }
   BufferSpace space() const override { return BufferSpace::kHost; }
   ElementType matrix_type() const override { return ElementType::kF32; }
   const ModelTensors& tensors() const override { return tensors_; }

@@ -57,6 +57,14 @@ int64_t ActivationBytesPerToken(const ModelConfig& c, ElementType type) {
   return (common + widest) * 5 / 4;
 }
 
+// "GPU-" and the device's UUID, as nvidia-smi -L prints it: the same GPU
+// seen by two processes (whatever their device index) has the same id.
+std::string DeviceId(const cudaDeviceProp& prop) {
+  const auto* b = reinterpret_cast<const unsigned char*>(prop.uuid.bytes);
+  return absl::StrFormat("GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+                         b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
 class CudaOpStream final : public OpStream {
  public:
   explicit CudaOpStream(cudaStream_t stream) : stream_(stream) {}
@@ -130,9 +138,10 @@ class CudaOpStream final : public OpStream {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, ElementType type, std::string device_name, std::vector<Buffer> weight_buffers,
+  CudaBackend(int device, std::string device_id, ElementType type, std::string device_name,
+              std::vector<Buffer> weight_buffers,
               int64_t weight_bytes, ModelTensors tensors, const ModelConfig& config, int64_t free_after_weights)
-      : device_(device), type_(type), device_name_(std::move(device_name)),
+      : device_(device), device_id_(std::move(device_id)), type_(type), device_name_(std::move(device_name)),
         weight_buffers_(std::move(weight_buffers)), weight_bytes_(weight_bytes), tensors_(std::move(tensors)),
         activation_bytes_per_token_(ActivationBytesPerToken(config, type)),
         free_after_weights_(free_after_weights) {}
@@ -142,6 +151,7 @@ class CudaBackend final : public Backend {
     return absl::StrFormat("cuda backend, %s, device %d (%s), weights %.2f GiB", ElementTypeName(type_), device_,
                            device_name_, static_cast<double>(weight_bytes_) / (1 << 30));
   }
+  std::string device_id() const override { return device_id_; }
   BufferSpace space() const override { return BufferSpace::kDevice; }
   ElementType matrix_type() const override { return type_; }
   const ModelTensors& tensors() const override { return tensors_; }
@@ -172,6 +182,7 @@ class CudaBackend final : public Backend {
 
  private:
   int device_;
+  std::string device_id_;
   ElementType type_;
   std::string device_name_;
   std::vector<Buffer> weight_buffers_;  // the memory `tensors_` views
@@ -218,7 +229,8 @@ absl::StatusOr<std::unique_ptr<Engine>> MakeCudaEngine(std::unique_ptr<ModelWeig
   size_t free_bytes = 0, total_bytes = 0;
   RETURN_IF_ERROR(CudaStatus("cudaMemGetInfo", cudaMemGetInfo(&free_bytes, &total_bytes)));
   const int64_t weight_bytes = uploader.bytes();
-  auto backend = std::make_unique<CudaBackend>(options.device, options.type, prop.name, uploader.TakeBuffers(),
+  auto backend = std::make_unique<CudaBackend>(options.device, DeviceId(prop), options.type, prop.name,
+                                               uploader.TakeBuffers(),
                                                weight_bytes, std::move(tensors), config,
                                                static_cast<int64_t>(free_bytes));
   return std::make_unique<Engine>(config, std::move(backend));
