@@ -2,105 +2,10 @@
 // the stream, and the call's cancellation is what the runner polls.
 #include "services/worker_service.h"
 
-#include <algorithm>
-
 #include "rpc/grpc_util.h"
+#include "services/worker_proto.h"
 
 namespace tessera {
-namespace {
-
-using tessera::v1::RunShardEvent;
-
-ShardRequest FromProto(const tessera::v1::RunShardRequest& r) {
-  ShardRequest s;
-  s.request_id = r.request_id();
-  s.rank = r.rank();
-  for (const auto& peer : r.shards()) s.shards.push_back({peer.address(), peer.token_begin(), peer.token_end()});
-  s.token_ids.assign(r.token_ids().begin(), r.token_ids().end());
-  s.return_logits = r.return_logits();
-  s.sampling.temperature = r.sampling().temperature();
-  s.sampling.top_k = r.sampling().top_k();
-  s.sampling.top_p = r.sampling().top_p() > 0 ? r.sampling().top_p() : 1.0f;
-  s.sampling.seed = r.sampling().seed();
-  s.max_new_tokens = r.stopping().max_new_tokens();
-  s.stop_token_ids.assign(r.stopping().stop_token_ids().begin(), r.stopping().stop_token_ids().end());
-  s.eos_token_id = r.eos_token_id();
-  s.reserved_bytes = r.reserved_bytes();
-  s.peer_timeout = std::chrono::milliseconds(r.peer_timeout_ms());
-  if (r.has_nccl()) {
-    s.nccl_group_id = r.nccl().group_id();
-    s.nccl_unique_id = r.nccl().unique_id();
-  }
-  return s;
-}
-
-tessera::v1::Logits ToLogits(absl::Span<const float> values, int64_t vocab) {
-  tessera::v1::Logits out;
-  out.set_rows(static_cast<int32_t>(values.size() / vocab));
-  out.set_vocab_size(static_cast<int32_t>(vocab));
-  out.mutable_values()->Add(values.begin(), values.end());
-  return out;
-}
-
-tessera::v1::FinishReason ToProto(FinishReason reason) {
-  switch (reason) {
-    case FinishReason::kLength:
-      return tessera::v1::FINISH_REASON_LENGTH;
-    case FinishReason::kStopToken:
-      return tessera::v1::FINISH_REASON_STOP_TOKEN;
-    case FinishReason::kEos:
-      return tessera::v1::FINISH_REASON_EOS;
-  }
-  return tessera::v1::FINISH_REASON_LENGTH;
-}
-
-// ShardEvents as RunShardEvent messages on the call's stream.
-class StreamEvents final : public ShardEvents {
- public:
-  StreamEvents(grpc::ServerWriter<RunShardEvent>* writer, int64_t vocab) : writer_(writer), vocab_(vocab) {}
-
-  absl::Status Progress(int64_t layers_done, int64_t layers_total, int64_t prompt_tokens, int shards) override {
-    RunShardEvent event;
-    event.mutable_progress()->set_layers_done(static_cast<int32_t>(layers_done));
-    event.mutable_progress()->set_layers_total(static_cast<int32_t>(layers_total));
-    event.mutable_progress()->set_prompt_tokens(prompt_tokens);
-    event.mutable_progress()->set_shards(shards);
-    return Write(event);
-  }
-  absl::Status PromptLogits(absl::Span<const float> logits, int64_t vocab) override {
-    RunShardEvent event;
-    *event.mutable_prompt_logits() = ToLogits(logits, vocab);
-    return Write(event);
-  }
-  absl::Status Prefilled(int64_t memory_bytes) override {
-    RunShardEvent event;
-    event.mutable_prefilled()->set_memory_bytes(memory_bytes);
-    return Write(event);
-  }
-  absl::Status Token(int32_t token, absl::Span<const float> logits) override {
-    RunShardEvent event;
-    event.mutable_tokens()->add_token_ids(token);
-    if (!logits.empty()) *event.mutable_tokens()->mutable_logits() = ToLogits(logits, vocab_);
-    return Write(event);
-  }
-  absl::Status Finished(FinishReason reason, int32_t completion_tokens) override {
-    RunShardEvent event;
-    event.mutable_finished()->set_finish_reason(ToProto(reason));
-    event.mutable_finished()->set_completion_tokens(completion_tokens);
-    return Write(event);
-  }
-
- private:
-  absl::Status Write(const RunShardEvent& event) {
-    if (!writer_->Write(event)) return absl::CancelledError("the coordinator went away");
-    return absl::OkStatus();
-  }
-
-  grpc::ServerWriter<RunShardEvent>* writer_;
-  int64_t vocab_;
-};
-
-}  // namespace
 
 grpc::Status WorkerService::GetStatus(grpc::ServerContext*, const tessera::v1::GetWorkerStatusRequest*,
                                       tessera::v1::WorkerStatus* response) {
@@ -128,7 +33,7 @@ grpc::Status WorkerService::GetStatus(grpc::ServerContext*, const tessera::v1::G
 }
 
 grpc::Status WorkerService::RunShard(grpc::ServerContext* context, const tessera::v1::RunShardRequest* request,
-                                     grpc::ServerWriter<RunShardEvent>* writer) {
+                                     grpc::ServerWriter<tessera::v1::RunShardEvent>* writer) {
   StreamEvents events(writer, runner_.engine().config().vocab_size);
   return ToGrpcStatus(runner_.RunShard(FromProto(*request), events, [context] { return context->IsCancelled(); }));
 }
