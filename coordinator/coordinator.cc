@@ -81,7 +81,7 @@ absl::StatusOr<GenerateResult> Coordinator::RunGenerate(const GenerateRequest& o
   GenerateLimits limits;
   limits.vocab_size = model_.vocab_size;
   limits.max_new_tokens_limit = options_.max_new_tokens_limit;
-  limits.max_position_embeddings = model_.max_position_embeddings;
+  limits.max_context_tokens = model_.max_context_tokens;
   RETURN_IF_ERROR(ValidateGenerateRequest(request, limits));
 
   const int64_t prompt_tokens = static_cast<int64_t>(request.prompt_token_ids.size());
@@ -179,9 +179,9 @@ ModelInfo Coordinator::GetModelInfo() const {
     capacity += worker.capacity_tokens;
     available += worker.free_tokens;
   }
-  if (model_.max_position_embeddings > 0) {
-    capacity = std::min(capacity, model_.max_position_embeddings);
-    available = std::min(available, model_.max_position_embeddings);
+  if (model_.max_context_tokens > 0) {
+    capacity = std::min(capacity, model_.max_context_tokens);
+    available = std::min(available, model_.max_context_tokens);
   }
   info.context_capacity_tokens = capacity;
   info.context_available_tokens = available;
@@ -189,6 +189,8 @@ ModelInfo Coordinator::GetModelInfo() const {
   info.max_new_tokens_limit = options_.max_new_tokens_limit;
   info.eos_token_id = model_.eos_token_id;
   info.tokenizer_path = model_.tokenizer_path;
+  info.max_context_tokens = model_.max_context_tokens;
+  info.trained_context_tokens = model_.trained_context_tokens;
   return info;
 }
 

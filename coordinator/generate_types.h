@@ -105,6 +105,8 @@ struct ModelInfo {
   int32_t max_new_tokens_limit = 0;
   int64_t eos_token_id = -1;
   std::string tokenizer_path;  // empty: no tokenizer
+  int64_t max_context_tokens = 0;      // served prompt + generation limit; 0: none
+  int64_t trained_context_tokens = 0;  // the checkpoint's max_position_embeddings; 0: not stated
 };
 
 struct WorkerInfo {

@@ -72,10 +72,10 @@ absl::Status ValidateGenerateRequest(const GenerateRequest& request, const Gener
   }
   if (absl::Status s = CheckSampling(request.sampling); !s.ok()) return s;
   const int64_t total_tokens = prompt_tokens + max_new_tokens;
-  if (limits.max_position_embeddings > 0 && total_tokens > limits.max_position_embeddings) {
+  if (limits.max_context_tokens > 0 && total_tokens > limits.max_context_tokens) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "prompt_tokens + max_new_tokens must be <= ", limits.max_position_embeddings,
-        " (the model's max_position_embeddings). Given: ", prompt_tokens, " + ", max_new_tokens, " = ", total_tokens));
+        "prompt_tokens + max_new_tokens must be <= ", limits.max_context_tokens,
+        " (the served context: --max-context-tokens, else the model's max_position_embeddings). Given: ", prompt_tokens, " + ", max_new_tokens, " = ", total_tokens));
   }
   return absl::OkStatus();
 }

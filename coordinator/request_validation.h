@@ -15,7 +15,7 @@ namespace tessera {
 struct GenerateLimits {
   int64_t vocab_size = 0;
   int32_t max_new_tokens_limit = 4096;
-  int64_t max_position_embeddings = 0;  // 0: unbounded
+  int64_t max_context_tokens = 0;  // served prompt + generation limit; 0: none
 };
 
 // Exactly one of prompt_token_ids and prompt_text must be given. Checked

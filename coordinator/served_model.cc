@@ -7,19 +7,24 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "model/context_limit.h"
 #include "model/model_config.h"
 
 namespace tessera {
 
-absl::StatusOr<ServedModel> LoadServedModel(const std::string& model_dir) {
+absl::StatusOr<ServedModel> LoadServedModel(const std::string& model_dir, int64_t max_context_tokens,
+                                            std::string* warning) {
   ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(model_dir));
+  ASSIGN_OR_RETURN(ContextLimit context, ResolveContextLimit(config, max_context_tokens));
+  if (warning != nullptr) *warning = context.warning;
   ServedModel model;
   model.model_type = config.model_type;
   model.model_path = model_dir;
   model.vocab_size = config.vocab_size;
   model.num_layers = config.num_layers;
   model.eos_token_id = config.eos_token_id;
-  model.max_position_embeddings = config.max_position_embeddings;
+  model.max_context_tokens = context.served_tokens;
+  model.trained_context_tokens = context.trained_tokens;
   return model;
 }
 

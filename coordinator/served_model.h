@@ -20,13 +20,17 @@ struct ServedModel {
   int64_t vocab_size = 0;
   int64_t num_layers = 0;
   int64_t eos_token_id = -1;            // -1: the model has none
-  int64_t max_position_embeddings = 0;  // 0: unbounded
+  int64_t max_context_tokens = 0;      // served prompt + generation limit (ResolveContextLimit); 0: none
+  int64_t trained_context_tokens = 0;  // the checkpoint's max_position_embeddings; 0: not stated
   std::shared_ptr<const Tokenizer> tokenizer;  // null: token ids in and out only
   std::string tokenizer_path;
 };
 
-// Reads MODEL_DIR/config.json.
-absl::StatusOr<ServedModel> LoadServedModel(const std::string& model_dir);
+// Reads MODEL_DIR/config.json; `max_context_tokens` is --max-context-tokens
+// (0: the checkpoint's own). `warning` (optional) receives the warning of
+// serving past the trained context, if any.
+absl::StatusOr<ServedModel> LoadServedModel(const std::string& model_dir, int64_t max_context_tokens = 0,
+                                            std::string* warning = nullptr);
 
 // MODEL_DIR/tokenizer.json when that file exists, else empty.
 std::string DefaultTokenizerPath(const std::string& model_dir);

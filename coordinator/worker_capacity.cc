@@ -10,7 +10,7 @@ int64_t WorkerFreeTokens(const v1::WorkerStatus& status, int64_t held_bytes) {
   if (room < 0) return 0;
   int64_t tokens = 0;
   if (status.kv_bytes_per_token() <= 0) {
-    tokens = status.max_position_embeddings() > 0 ? status.max_position_embeddings() : kUnboundedTokens;
+    tokens = status.max_context_tokens() > 0 ? status.max_context_tokens() : kUnboundedTokens;
   } else {
     tokens = room / status.kv_bytes_per_token();
   }

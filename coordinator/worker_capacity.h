@@ -6,7 +6,7 @@
 //   capacity = floor((memory_budget_bytes - state_bytes_per_request) / kv_bytes_per_token)
 //
 // A model without attention (kv_bytes_per_token 0) holds any length: its
-// capacity is max_position_embeddings, or kUnboundedTokens when that is 0.
+// capacity is its max_context_tokens, or kUnboundedTokens when that is 0.
 // A worker that reports max_shard_tokens (the longest shard its prefill can
 // take: GPU activation memory) never counts more than that.
 #pragma once

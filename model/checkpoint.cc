@@ -160,6 +160,15 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& 
     RETURN_IF_ERROR(ckpt->OpenSingle(single.string()));
   } else if (IsRegularFile(index)) {
     RETURN_IF_ERROR(ckpt->OpenSharded(index.string()));
+  } else if (IsRegularFile(dir / "pytorch_model.bin") || IsRegularFile(dir / "pytorch_model.bin.index.json")) {
+    // PyTorch pickles are code as much as data: Tessera reads safetensors only.
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "model directory %s has PyTorch weights (pytorch_model.bin) but no %s; Tessera reads safetensors only. "
+        "Convert them once with: python3 -c \"import torch; from safetensors.torch import save_file; "
+        "sd = torch.load('%s/pytorch_model.bin', map_location='cpu', weights_only=True); "
+        "save_file({k: v.contiguous().clone() for k, v in sd.items()}, '%s/%s')\" "
+        "(a sharded pytorch_model-*.bin needs one file per shard and a model.safetensors.index.json)",
+        model_dir, kSingleFileName, model_dir, model_dir, kSingleFileName));
   } else {
     return absl::NotFoundError(absl::StrFormat("no %s or %s in model directory %s",
                                                kSingleFileName, kIndexFileName, model_dir));
@@ -207,6 +216,11 @@ absl::StatusOr<const SafetensorsFile*> Checkpoint::OpenShard(const std::string& 
 
 bool Checkpoint::Contains(std::string_view name) const {
   return tensor_file_.find(name) != tensor_file_.end();
+}
+
+const TensorInfo* Checkpoint::Info(std::string_view name) const {
+  auto it = tensor_file_.find(name);
+  return it == tensor_file_.end() ? nullptr : it->second->Find(name);
 }
 
 std::vector<std::string> Checkpoint::TensorNames() const {

@@ -66,6 +66,8 @@ class Checkpoint {
   bool Contains(std::string_view name) const;
   // All tensor names across shards, sorted.
   std::vector<std::string> TensorNames() const;
+  // The header entry of `name` (dtype, shape), or null; reads no tensor data.
+  const TensorInfo* Info(std::string_view name) const;
 
   // Loads `name` as fp32 and checks its shape equals `expected_shape`
   // (InvalidArgument naming the tensor, the file and both shapes otherwise).

@@ -1,108 +1,92 @@
-// Hugging Face config.json → ModelConfig, one function per family, every key
-// looked up through one reader that knows the aliases and names what is wrong.
+// config.json → ModelConfig: the keys every family shares, the dispatch to
+// the family's reader (config_<family>.cc), then the keys of config_keys.h:
+// refused ones checked by name, ignored ones set aside, the rest reported.
 #include "model/model_config.h"
 
 #include <cmath>
 #include <fstream>
-#include <initializer_list>
-#include <limits>
 #include <sstream>
 
-#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
-#include "nlohmann/json.hpp"
+#include "model/config_families.h"
+#include "model/config_json.h"
+#include "model/config_keys.h"
 
 namespace tessera {
 namespace {
 
-using Json = nlohmann::json;
-using Keys = std::initializer_list<absl::string_view>;
+using config_families::Keys;
 
-// Looks keys up in a config object; the first present, non-null alias wins.
-class ConfigReader {
- public:
-  ConfigReader(const Json& json, absl::string_view source) : json_(json), source_(source) {}
+// More layers than any model has: a corrupt or hostile config.
+constexpr int64_t kMaxLayers = 10000;
 
-  const Json* Find(Keys keys) const {
-    for (absl::string_view key : keys) {
-      auto it = json_.find(std::string(key));
-      if (it != json_.end() && !it->is_null()) return &*it;
+absl::Status ReadCommon(const ConfigReader& r, ModelConfig& c) {
+  ASSIGN_OR_RETURN(c.vocab_size, r.PositiveInt({"vocab_size"}));
+  ASSIGN_OR_RETURN(c.hidden_size, r.PositiveInt({"hidden_size", "d_model"}));
+  ASSIGN_OR_RETURN(c.num_layers, r.PositiveIntOr({"num_hidden_layers", "n_layer"}, 0));
+  if (c.num_layers > kMaxLayers) {
+    return r.Error({"num_hidden_layers"}, absl::StrCat("must be <= ", kMaxLayers, ". Given: ", c.num_layers));
+  }
+  ASSIGN_OR_RETURN(double eps, r.FloatOr({"rms_norm_eps", "layer_norm_epsilon", "norm_eps"}, 1e-5));
+  if (!(eps > 0 && std::isfinite(eps))) return r.Error({"rms_norm_eps"}, absl::StrCat("must be > 0. Given: ", eps));
+  c.norm_eps = static_cast<float>(eps);
+  ASSIGN_OR_RETURN(c.tie_word_embeddings, r.BoolOr({"tie_word_embeddings", "tie_embeddings"}, false));
+  ASSIGN_OR_RETURN(c.max_position_embeddings, r.PositiveIntOr({"max_position_embeddings"}, 0));
+  // eos_token_id may be a list (the first is the one generation stops at by default).
+  if (const Json* eos = r.Find({"eos_token_id"}); eos != nullptr) {
+    if (eos->is_number_integer()) {
+      c.eos_token_id = eos->get<int64_t>();
+    } else if (eos->is_array() && !eos->empty() && (*eos)[0].is_number_integer()) {
+      c.eos_token_id = (*eos)[0].get<int64_t>();
     }
-    return nullptr;
   }
+  return absl::OkStatus();
+}
 
-  absl::Status Error(Keys keys, absl::string_view what) const {
-    return absl::InvalidArgumentError(
-        absl::StrCat(source_, ": key '", *keys.begin(), "' ", what));
+absl::Status ApplyKeyLists(const ConfigReader& r, ModelConfig& c) {
+  for (const RefusedKey& refused : RefusedConfigKeys(c.family, c.naming)) {
+    RETURN_IF_ERROR(config_families::RefuseUnlessDefault(r, {refused.key}, Json::parse(refused.allowed_json),
+                                                         refused.why));
   }
+  for (const char* key : CommonIgnoredConfigKeys()) r.Find({key});
+  for (const char* key : IgnoredConfigKeys(c.family, c.naming)) r.Find({key});
+  for (const std::string& key : r.UnreadKeys()) c.unread_keys.push_back(key);
+  return absl::OkStatus();
+}
 
-  absl::StatusOr<int64_t> Int(Keys keys) const {
-    const Json* v = Find(keys);
-    if (v == nullptr) return Error(keys, "is missing");
-    if (!v->is_number_integer()) return Error(keys, absl::StrCat("must be an integer, got ", v->dump()));
-    return v->get<int64_t>();
+}  // namespace
+
+namespace config_families {
+
+absl::Status ReadMambaPrefixedMixer(const ConfigReader& r, ModelConfig& c) {
+  MambaConfig& m = c.mamba;
+  ASSIGN_OR_RETURN(m.num_heads, r.PositiveInt({"mamba_n_heads"}));
+  ASSIGN_OR_RETURN(double expand, r.FloatOr({"mamba_expand"}, 2.0));
+  const int64_t d_inner = static_cast<int64_t>(expand * c.hidden_size);
+  if (const Json* d_head = r.Find({"mamba_d_head"}); d_head != nullptr && d_head->is_string()) {
+    if (d_head->get<std::string>() != "auto") return r.Error({"mamba_d_head"}, "must be an integer or \"auto\"");
+    m.head_dim = d_inner / m.num_heads;
+  } else {
+    ASSIGN_OR_RETURN(m.head_dim, r.PositiveIntOr({"mamba_d_head"}, d_inner / m.num_heads));
   }
+  ASSIGN_OR_RETURN(m.num_groups, r.PositiveIntOr({"mamba_n_groups"}, 1));
+  ASSIGN_OR_RETURN(m.state_size, r.PositiveInt({"mamba_d_state"}));
+  ASSIGN_OR_RETURN(m.conv_kernel, r.PositiveIntOr({"mamba_d_conv"}, 4));
+  ASSIGN_OR_RETURN(m.chunk_size, r.PositiveIntOr({"mamba_chunk_size"}, 256));
+  ASSIGN_OR_RETURN(m.conv_bias, r.BoolOr({"mamba_conv_bias"}, true));
+  ASSIGN_OR_RETURN(m.proj_bias, r.BoolOr({"mamba_proj_bias"}, false));
+  m.norm_per_group = false;
+  RETURN_IF_ERROR(ReadTimeStepLimit(r, {"time_step_limit"}, m));
+  RETURN_IF_ERROR(CheckMambaShapes(r, m, d_inner, {"mamba_n_heads"}));
 
-  absl::StatusOr<int64_t> PositiveInt(Keys keys) const {
-    ASSIGN_OR_RETURN(int64_t value, Int(keys));
-    if (value <= 0) return Error(keys, absl::StrCat("must be > 0. Given: ", value));
-    return value;
-  }
+  return absl::OkStatus();
+}
 
-  absl::StatusOr<int64_t> PositiveIntOr(Keys keys, int64_t fallback) const {
-    if (Find(keys) == nullptr) return fallback;
-    return PositiveInt(keys);
-  }
-
-  absl::StatusOr<double> Float(Keys keys) const {
-    const Json* v = Find(keys);
-    if (v == nullptr) return Error(keys, "is missing");
-    return FloatValue(*v, keys);
-  }
-
-  absl::StatusOr<double> FloatOr(Keys keys, double fallback) const {
-    if (Find(keys) == nullptr) return fallback;
-    return Float(keys);
-  }
-
-  absl::StatusOr<bool> BoolOr(Keys keys, bool fallback) const {
-    const Json* v = Find(keys);
-    if (v == nullptr) return fallback;
-    if (!v->is_boolean()) return Error(keys, absl::StrCat("must be true or false, got ", v->dump()));
-    return v->get<bool>();
-  }
-
-  absl::StatusOr<std::string> StringOr(Keys keys, std::string fallback) const {
-    const Json* v = Find(keys);
-    if (v == nullptr) return fallback;
-    if (!v->is_string()) return Error(keys, absl::StrCat("must be a string, got ", v->dump()));
-    return v->get<std::string>();
-  }
-
-  // A number, or transformers' {"__float__": "Infinity"} spelling.
-  absl::StatusOr<double> FloatValue(const Json& v, Keys keys) const {
-    if (v.is_number()) return v.get<double>();
-    if (v.is_object() && v.size() == 1 && v.contains("__float__") && v["__float__"].is_string()) {
-      const std::string s = v["__float__"].get<std::string>();
-      if (s == "Infinity" || s == "inf") return std::numeric_limits<double>::infinity();
-      if (s == "-Infinity" || s == "-inf") return -std::numeric_limits<double>::infinity();
-    }
-    return Error(keys, absl::StrCat("must be a number, got ", v.dump()));
-  }
-
-  absl::string_view source() const { return source_; }
-
- private:
-  const Json& json_;
-  absl::string_view source_;
-};
-
-absl::Status ReadTimeStepLimit(const ConfigReader& r, MambaConfig& m) {
+absl::Status ReadTimeStepLimit(const ConfigReader& r, Keys keys, MambaConfig& m) {
   m.dt_min = 0.0f;
   m.dt_max = std::numeric_limits<float>::infinity();
-  const Keys keys = {"time_step_limit"};
   const Json* v = r.Find(keys);
   if (v == nullptr) return absl::OkStatus();
   if (!v->is_array() || v->size() != 2) return r.Error(keys, "must be a list [min, max]");
@@ -127,61 +111,7 @@ absl::Status CheckMambaShapes(const ConfigReader& r, const MambaConfig& m, int64
   return absl::OkStatus();
 }
 
-absl::Status CheckAttentionShapes(const ConfigReader& r, const AttentionConfig& a) {
-  if (a.num_heads % a.num_kv_heads != 0) {
-    return r.Error({"num_attention_heads"},
-                   absl::StrCat("(", a.num_heads, ") must be a multiple of num_key_value_heads (",
-                                a.num_kv_heads, ")"));
-  }
-  if (a.rotary_dim % 2 != 0 || a.rotary_dim > a.head_dim) {
-    return r.Error({"partial_rotary_factor"},
-                   absl::StrCat("gives rotary dim ", a.rotary_dim, ", which must be even and <= head_dim ",
-                                a.head_dim));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ReadCommon(const ConfigReader& r, ModelConfig& c) {
-  ASSIGN_OR_RETURN(c.vocab_size, r.PositiveInt({"vocab_size"}));
-  ASSIGN_OR_RETURN(c.hidden_size, r.PositiveInt({"hidden_size", "d_model"}));
-  ASSIGN_OR_RETURN(c.num_layers, r.PositiveIntOr({"num_hidden_layers", "n_layer"}, 0));
-  ASSIGN_OR_RETURN(double eps, r.FloatOr({"rms_norm_eps", "layer_norm_epsilon", "norm_eps"}, 1e-5));
-  c.norm_eps = static_cast<float>(eps);
-  ASSIGN_OR_RETURN(c.tie_word_embeddings, r.BoolOr({"tie_word_embeddings"}, false));
-  ASSIGN_OR_RETURN(c.max_position_embeddings, r.PositiveIntOr({"max_position_embeddings"}, 0));
-  if (const Json* eos = r.Find({"eos_token_id"}); eos != nullptr && eos->is_number_integer()) {
-    c.eos_token_id = eos->get<int64_t>();
-  }
-  return absl::OkStatus();
-}
-
-// RoPE settings from `rope_parameters` (transformers 5), `rope_scaling`, or top-level keys.
-absl::Status ReadRope(const ConfigReader& r, AttentionConfig& a) {
-  const Json* params = r.Find({"rope_parameters"});
-  const Json empty = Json::object();
-  const ConfigReader rope(params != nullptr && params->is_object() ? *params : empty, r.source());
-  ASSIGN_OR_RETURN(std::string type, rope.StringOr({"rope_type", "type"}, "default"));
-  if (type != "default") {
-    return r.Error({"rope_parameters"}, absl::StrCat("has rope_type '", type, "', only 'default' is supported"));
-  }
-  if (const Json* scaling = r.Find({"rope_scaling"}); scaling != nullptr) {
-    return r.Error({"rope_scaling"}, "is set; RoPE scaling is not supported");
-  }
-  ASSIGN_OR_RETURN(double theta, rope.FloatOr({"rope_theta"}, -1));
-  if (theta < 0) {
-    ASSIGN_OR_RETURN(theta, r.FloatOr({"rope_theta"}, 10000.0));
-  }
-  ASSIGN_OR_RETURN(double factor, rope.FloatOr({"partial_rotary_factor"}, -1));
-  if (factor < 0) {
-    ASSIGN_OR_RETURN(factor, r.FloatOr({"partial_rotary_factor"}, 1.0));
-  }
-  if (!(factor > 0 && factor <= 1)) return r.Error({"partial_rotary_factor"}, "must be in (0, 1]");
-  a.rope_theta = static_cast<float>(theta);
-  a.rotary_dim = static_cast<int64_t>(static_cast<double>(a.head_dim) * factor);
-  return absl::OkStatus();
-}
-
-absl::Status ReadAttention(const ConfigReader& r, const ModelConfig& c, AttentionConfig& a) {
+absl::Status ReadAttentionHeads(const ConfigReader& r, const ModelConfig& c, AttentionConfig& a) {
   ASSIGN_OR_RETURN(a.num_heads, r.PositiveInt({"num_attention_heads"}));
   ASSIGN_OR_RETURN(a.num_kv_heads, r.PositiveIntOr({"num_key_value_heads"}, a.num_heads));
   ASSIGN_OR_RETURN(a.head_dim,
@@ -190,183 +120,55 @@ absl::Status ReadAttention(const ConfigReader& r, const ModelConfig& c, Attentio
   return absl::OkStatus();
 }
 
-std::string LayerPrefix(absl::string_view root, int64_t layer) {
-  return absl::StrCat(root, "layers.", layer, ".");
-}
-
-absl::Status ParseMamba2(const ConfigReader& r, ModelConfig& c) {
-  ASSIGN_OR_RETURN(c.num_layers, r.PositiveInt({"num_hidden_layers", "n_layer"}));
-  MambaConfig& m = c.mamba;
-  ASSIGN_OR_RETURN(m.num_heads, r.PositiveInt({"num_heads"}));
-  ASSIGN_OR_RETURN(m.head_dim, r.PositiveInt({"head_dim"}));
-  ASSIGN_OR_RETURN(m.num_groups, r.PositiveIntOr({"n_groups", "ngroups"}, 1));
-  ASSIGN_OR_RETURN(m.state_size, r.PositiveInt({"state_size", "d_state"}));
-  ASSIGN_OR_RETURN(m.conv_kernel, r.PositiveIntOr({"conv_kernel", "d_conv"}, 4));
-  ASSIGN_OR_RETURN(m.chunk_size, r.PositiveIntOr({"chunk_size"}, 256));
-  ASSIGN_OR_RETURN(m.conv_bias, r.BoolOr({"use_conv_bias"}, true));
-  ASSIGN_OR_RETURN(m.proj_bias, r.BoolOr({"use_bias"}, false));
-  ASSIGN_OR_RETURN(bool rms_norm, r.BoolOr({"rms_norm"}, true));
-  if (!rms_norm) return r.Error({"rms_norm"}, "is false; only RMSNorm Mamba-2 models are supported");
-  ASSIGN_OR_RETURN(bool norm_before_gate, r.BoolOr({"norm_before_gate"}, false));
-  if (norm_before_gate) return r.Error({"norm_before_gate"}, "is true; only gate-then-norm is supported");
-  m.norm_per_group = false;
-  RETURN_IF_ERROR(ReadTimeStepLimit(r, m));
-  ASSIGN_OR_RETURN(double expand, r.FloatOr({"expand"}, 2.0));
-  RETURN_IF_ERROR(CheckMambaShapes(r, m, static_cast<int64_t>(expand * c.hidden_size), {"num_heads"}));
-
-  for (int64_t i = 0; i < c.num_layers; ++i) {
-    const std::string p = LayerPrefix("backbone.", i);
-    c.blocks.push_back({BlockKind::kMamba, i, p + "norm.weight", p + "mixer."});
+absl::Status CheckAttentionShapes(const ConfigReader& r, const AttentionConfig& a) {
+  if (a.num_heads % a.num_kv_heads != 0) {
+    return r.Error({"num_attention_heads"},
+                   absl::StrCat("(", a.num_heads, ") must be a multiple of num_key_value_heads (",
+                                a.num_kv_heads, ")"));
   }
-  c.embedding_weight = "backbone.embeddings.weight";
-  c.final_norm_weight = "backbone.norm_f.weight";
+  if (a.rotary_dim % 2 != 0 || a.rotary_dim > a.head_dim || a.rotary_dim < 0) {
+    return r.Error({"partial_rotary_factor"},
+                   absl::StrCat("gives rotary dim ", a.rotary_dim, ", which must be even and <= head_dim ",
+                                a.head_dim));
+  }
   return absl::OkStatus();
 }
 
-absl::Status ParseBamba(const ConfigReader& r, ModelConfig& c) {
-  ASSIGN_OR_RETURN(c.num_layers, r.PositiveInt({"num_hidden_layers"}));
-  MambaConfig& m = c.mamba;
-  ASSIGN_OR_RETURN(m.num_heads, r.PositiveInt({"mamba_n_heads"}));
-  ASSIGN_OR_RETURN(double expand, r.FloatOr({"mamba_expand"}, 2.0));
-  const int64_t d_inner = static_cast<int64_t>(expand * c.hidden_size);
-  if (const Json* d_head = r.Find({"mamba_d_head"}); d_head != nullptr && d_head->is_string()) {
-    m.head_dim = d_inner / m.num_heads;  // "auto"
-  } else {
-    ASSIGN_OR_RETURN(m.head_dim, r.PositiveInt({"mamba_d_head"}));
+absl::Status ReadRope(const ConfigReader& r, AttentionConfig& a, double default_factor) {
+  const Json* params = r.Find({"rope_parameters"});
+  if (params != nullptr && !params->is_object()) return r.Error({"rope_parameters"}, "must be an object");
+  const ConfigReader rope = r.Nested({"rope_parameters"});
+  ASSIGN_OR_RETURN(std::string type, rope.StringOr({"rope_type", "type"}, "default"));
+  if (type != "default") {
+    return rope.Error({"rope_type"}, absl::StrCat("is '", type, "'; only 'default' RoPE is supported"));
   }
-  ASSIGN_OR_RETURN(m.num_groups, r.PositiveIntOr({"mamba_n_groups"}, 1));
-  ASSIGN_OR_RETURN(m.state_size, r.PositiveInt({"mamba_d_state"}));
-  ASSIGN_OR_RETURN(m.conv_kernel, r.PositiveIntOr({"mamba_d_conv"}, 4));
-  ASSIGN_OR_RETURN(m.chunk_size, r.PositiveIntOr({"mamba_chunk_size"}, 256));
-  ASSIGN_OR_RETURN(m.conv_bias, r.BoolOr({"mamba_conv_bias"}, true));
-  ASSIGN_OR_RETURN(m.proj_bias, r.BoolOr({"mamba_proj_bias"}, false));
-  m.norm_per_group = false;
-  RETURN_IF_ERROR(ReadTimeStepLimit(r, m));
-  RETURN_IF_ERROR(CheckMambaShapes(r, m, d_inner, {"mamba_n_heads"}));
-
-  RETURN_IF_ERROR(ReadAttention(r, c, c.attention));
-  RETURN_IF_ERROR(ReadRope(r, c.attention));
-  RETURN_IF_ERROR(CheckAttentionShapes(r, c.attention));
-
-  ASSIGN_OR_RETURN(c.mlp.intermediate_size, r.PositiveInt({"intermediate_size"}));
-  ASSIGN_OR_RETURN(c.mlp.bias, r.BoolOr({"mlp_bias"}, false));
-  ASSIGN_OR_RETURN(std::string act, r.StringOr({"hidden_act"}, "silu"));
-  if (act != "silu" && act != "swish") return r.Error({"hidden_act"}, absl::StrCat("'", act, "' is not supported (silu)"));
-  c.mlp.activation = MlpActivation::kSwiGlu;
-
-  std::vector<bool> is_attention(c.num_layers, false);
-  if (const Json* indices = r.Find({"attn_layer_indices"}); indices != nullptr) {
-    if (!indices->is_array()) return r.Error({"attn_layer_indices"}, "must be a list of layer indices");
-    for (const Json& v : *indices) {
-      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= c.num_layers) {
-        return r.Error({"attn_layer_indices"}, absl::StrCat("has ", v.dump(), ", not a layer index below ",
-                                                            c.num_layers));
-      }
-      is_attention[v.get<int64_t>()] = true;
+  for (const std::string& key : rope.UnreadKeys()) {
+    if (key != "rope_theta" && key != "partial_rotary_factor") {
+      return rope.Error({key}, "is not supported (only rope_theta and partial_rotary_factor are)");
     }
   }
-  for (int64_t i = 0; i < c.num_layers; ++i) {
-    const std::string p = LayerPrefix("model.", i);
-    if (is_attention[i]) {
-      c.blocks.push_back({BlockKind::kAttention, i, p + "input_layernorm.weight", p + "self_attn."});
-    } else {
-      c.blocks.push_back({BlockKind::kMamba, i, p + "input_layernorm.weight", p + "mamba."});
-    }
-    c.blocks.push_back({BlockKind::kMlp, i, p + "pre_ff_layernorm.weight", p + "feed_forward."});
-  }
-  c.embedding_weight = "model.embed_tokens.weight";
-  c.final_norm_weight = "model.final_layernorm.weight";
+  // transformers 5 writes both places; the nested value wins, as it does there.
+  ASSIGN_OR_RETURN(const double top_theta, r.FloatOr({"rope_theta"}, 10000.0));
+  ASSIGN_OR_RETURN(const double top_factor, r.FloatOr({"partial_rotary_factor"}, default_factor));
+  ASSIGN_OR_RETURN(double theta, rope.FloatOr({"rope_theta"}, top_theta));
+  if (!(theta > 0 && std::isfinite(theta))) return r.Error({"rope_theta"}, "must be a finite number > 0");
+  ASSIGN_OR_RETURN(double factor, rope.FloatOr({"partial_rotary_factor"}, top_factor));
+  if (!(factor > 0 && factor <= 1)) return r.Error({"partial_rotary_factor"}, "must be in (0, 1]");
+  a.rope_theta = static_cast<float>(theta);
+  a.rotary_dim = static_cast<int64_t>(static_cast<double>(a.head_dim) * factor);
   return absl::OkStatus();
 }
 
-// nemotron_h layer kinds: `layers_block_type` (list) or `hybrid_override_pattern` (string).
-absl::StatusOr<std::vector<BlockKind>> ReadNemotronLayerKinds(const ConfigReader& r, int64_t num_layers) {
-  std::vector<BlockKind> kinds;
-  if (const Json* list = r.Find({"layers_block_type"}); list != nullptr) {
-    if (!list->is_array()) return r.Error({"layers_block_type"}, "must be a list of strings");
-    for (const Json& v : *list) {
-      const std::string name = v.is_string() ? v.get<std::string>() : v.dump();
-      if (name == "mamba" || name == "linear_attention") {
-        kinds.push_back(BlockKind::kMamba);
-      } else if (name == "attention" || name == "full_attention") {
-        kinds.push_back(BlockKind::kAttention);
-      } else if (name == "mlp") {
-        kinds.push_back(BlockKind::kMlp);
-      } else if (name == "moe") {
-        return r.Error({"layers_block_type"}, "has 'moe' layers, which are not supported yet");
-      } else {
-        return r.Error({"layers_block_type"}, absl::StrCat("has unknown layer type '", name, "'"));
-      }
-    }
-  } else if (const Json* pattern = r.Find({"hybrid_override_pattern"}); pattern != nullptr) {
-    if (!pattern->is_string()) return r.Error({"hybrid_override_pattern"}, "must be a string");
-    for (char ch : pattern->get<std::string>()) {
-      switch (ch) {
-        case 'M': kinds.push_back(BlockKind::kMamba); break;
-        case '*': kinds.push_back(BlockKind::kAttention); break;
-        case '-': kinds.push_back(BlockKind::kMlp); break;
-        case 'E': return r.Error({"hybrid_override_pattern"}, "has MoE layers ('E'), which are not supported yet");
-        default:
-          return r.Error({"hybrid_override_pattern"}, absl::StrCat("has unknown layer symbol '", std::string(1, ch), "'"));
-      }
-    }
-  } else {
-    return r.Error({"layers_block_type"}, "is missing (nor is hybrid_override_pattern given)");
-  }
-  if (static_cast<int64_t>(kinds.size()) != num_layers) {
-    return r.Error({"layers_block_type"}, absl::StrCat("lists ", kinds.size(), " layers, num_hidden_layers is ",
-                                                       num_layers));
-  }
-  return kinds;
+absl::Status RefuseUnlessDefault(const ConfigReader& r, Keys keys, const Json& allowed, absl::string_view why) {
+  const Json* v = r.Find(keys);
+  if (v == nullptr || *v == allowed) return absl::OkStatus();
+  if (v->is_array() && v->empty() && allowed.is_array() && allowed.empty()) return absl::OkStatus();
+  return r.Error(keys, absl::StrCat(why, " (", v->dump(), ")"));
 }
 
-absl::Status ParseNemotronH(const ConfigReader& r, ModelConfig& c) {
-  // The layer list may define the layer count (num_hidden_layers is then derived).
-  if (r.Find({"num_hidden_layers"}) == nullptr) {
-    const Json* list = r.Find({"layers_block_type"});
-    const Json* pattern = r.Find({"hybrid_override_pattern"});
-    if (list != nullptr && list->is_array()) c.num_layers = static_cast<int64_t>(list->size());
-    if (pattern != nullptr && pattern->is_string()) c.num_layers = static_cast<int64_t>(pattern->get<std::string>().size());
-  }
-  ASSIGN_OR_RETURN(std::vector<BlockKind> kinds, ReadNemotronLayerKinds(r, c.num_layers));
+std::string LayerPrefix(absl::string_view root, int64_t layer) { return absl::StrCat(root, "layers.", layer, "."); }
 
-  MambaConfig& m = c.mamba;
-  ASSIGN_OR_RETURN(m.num_heads, r.PositiveInt({"mamba_num_heads"}));
-  ASSIGN_OR_RETURN(m.head_dim, r.PositiveInt({"mamba_head_dim"}));
-  ASSIGN_OR_RETURN(m.num_groups, r.PositiveIntOr({"n_groups", "mamba_n_groups"}, 1));
-  ASSIGN_OR_RETURN(m.state_size, r.PositiveInt({"ssm_state_size", "mamba_d_state"}));
-  ASSIGN_OR_RETURN(m.conv_kernel, r.PositiveIntOr({"conv_kernel", "mamba_d_conv"}, 4));
-  ASSIGN_OR_RETURN(m.chunk_size, r.PositiveIntOr({"chunk_size", "mamba_chunk_size"}, 256));
-  ASSIGN_OR_RETURN(m.conv_bias, r.BoolOr({"use_conv_bias"}, true));
-  ASSIGN_OR_RETURN(m.proj_bias, r.BoolOr({"mamba_proj_bias", "use_bias"}, false));
-  m.norm_per_group = true;
-  RETURN_IF_ERROR(ReadTimeStepLimit(r, m));
-  RETURN_IF_ERROR(CheckMambaShapes(r, m, 0, {"mamba_num_heads"}));
-  ASSIGN_OR_RETURN(std::string mamba_act, r.StringOr({"mamba_hidden_act"}, "silu"));
-  if (mamba_act != "silu" && mamba_act != "swish") {
-    return r.Error({"mamba_hidden_act"}, absl::StrCat("'", mamba_act, "' is not supported (silu)"));
-  }
-
-  RETURN_IF_ERROR(ReadAttention(r, c, c.attention));
-  c.attention.rotary_dim = 0;  // nemotron_h attention has no positional encoding
-  RETURN_IF_ERROR(CheckAttentionShapes(r, c.attention));
-
-  ASSIGN_OR_RETURN(c.mlp.intermediate_size, r.PositiveInt({"intermediate_size"}));
-  ASSIGN_OR_RETURN(c.mlp.bias, r.BoolOr({"mlp_bias"}, false));
-  ASSIGN_OR_RETURN(std::string act, r.StringOr({"mlp_hidden_act"}, "relu2"));
-  if (act != "relu2") return r.Error({"mlp_hidden_act"}, absl::StrCat("'", act, "' is not supported (relu2)"));
-  c.mlp.activation = MlpActivation::kRelu2;
-
-  for (int64_t i = 0; i < c.num_layers; ++i) {
-    const std::string p = LayerPrefix("backbone.", i);
-    c.blocks.push_back({kinds[i], i, p + "norm.weight", p + "mixer."});
-  }
-  c.embedding_weight = "backbone.embeddings.weight";
-  c.final_norm_weight = "backbone.norm_f.weight";
-  return absl::OkStatus();
-}
-
-}  // namespace
+}  // namespace config_families
 
 int64_t ModelConfig::CountBlocks(BlockKind kind) const {
   int64_t n = 0;
@@ -374,39 +176,86 @@ int64_t ModelConfig::CountBlocks(BlockKind kind) const {
   return n;
 }
 
+std::string ModelConfig::LayerPattern() const {
+  std::string pattern;
+  int64_t last_layer = -1;
+  for (const BlockSpec& b : blocks) {
+    if (b.layer == last_layer) continue;  // the layer's first block names it
+    last_layer = b.layer;
+    switch (b.kind) {
+      case BlockKind::kMamba: pattern += 'M'; break;
+      case BlockKind::kAttention: pattern += '*'; break;
+      case BlockKind::kMlp: pattern += '-'; break;
+      case BlockKind::kMoe: pattern += 'E'; break;
+    }
+  }
+  return pattern;
+}
+
 absl::string_view BlockKindName(BlockKind kind) {
   switch (kind) {
     case BlockKind::kMamba: return "mamba";
     case BlockKind::kAttention: return "attention";
     case BlockKind::kMlp: return "mlp";
+    case BlockKind::kMoe: return "moe";
   }
   return "?";
 }
 
+absl::string_view ModelFamilyName(ModelFamily family) {
+  switch (family) {
+    case ModelFamily::kMamba2: return "mamba2";
+    case ModelFamily::kBamba: return "bamba";
+    case ModelFamily::kNemotronH: return "nemotron_h";
+    case ModelFamily::kGraniteMoeHybrid: return "granitemoehybrid";
+  }
+  return "?";
+}
+
+absl::Status CheckServed(const ModelConfig& config) {
+  if (config.unserved.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat("Tessera does not serve this ", config.model_type,
+                                                    " model yet: ", absl::StrJoin(config.unserved, "; ")));
+}
+
 absl::StatusOr<ModelConfig> ParseModelConfig(absl::string_view json_text, absl::string_view source) {
-  Json json = Json::parse(json_text, /*cb=*/nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded()) return absl::InvalidArgumentError(absl::StrCat(source, ": not valid JSON"));
+  ASSIGN_OR_RETURN(Json json, ParseConfigJson(json_text, source));
   if (!json.is_object()) return absl::InvalidArgumentError(absl::StrCat(source, ": not a JSON object"));
-  const ConfigReader r(json, source);
+  const ConfigReader r(json, std::string(source));
 
   ModelConfig c;
   ASSIGN_OR_RETURN(c.model_type, r.StringOr({"model_type"}, ""));
+  if (c.model_type.empty() && r.Has({"ssm_cfg"}) && r.Has({"d_model"})) {
+    c.model_type = "mamba2";  // mamba_ssm's own config.json has no model_type
+    c.naming = WeightNaming::kMambaSsm;
+  }
   if (c.model_type.empty()) return r.Error({"model_type"}, "is missing");
   RETURN_IF_ERROR(ReadCommon(r, c));
-  if (c.model_type == "mamba2") {
+  if (c.model_type == "mamba2" && c.naming == WeightNaming::kMambaSsm) {
     c.family = ModelFamily::kMamba2;
-    RETURN_IF_ERROR(ParseMamba2(r, c));
+    RETURN_IF_ERROR(config_families::ParseMambaSsm(r, c));
+  } else if (c.model_type == "mamba2") {
+    c.family = ModelFamily::kMamba2;
+    RETURN_IF_ERROR(config_families::ParseMamba2(r, c));
   } else if (c.model_type == "bamba") {
     c.family = ModelFamily::kBamba;
-    RETURN_IF_ERROR(ParseBamba(r, c));
+    RETURN_IF_ERROR(config_families::ParseBamba(r, c));
   } else if (c.model_type == "nemotron_h") {
     c.family = ModelFamily::kNemotronH;
-    RETURN_IF_ERROR(ParseNemotronH(r, c));
+    RETURN_IF_ERROR(config_families::ParseNemotronH(r, c));
+  } else if (c.model_type == "granitemoehybrid") {
+    c.family = ModelFamily::kGraniteMoeHybrid;
+    RETURN_IF_ERROR(config_families::ParseGraniteMoeHybrid(r, c));
   } else {
     return r.Error({"model_type"}, absl::StrCat("'", c.model_type,
-                                                "' is not supported (mamba2, bamba, nemotron_h)"));
+                                                "' is not supported (mamba2, bamba, nemotron_h, granitemoehybrid; "
+                                                "or mamba_ssm's own config.json)"));
   }
-  c.lm_head_weight = c.tie_word_embeddings ? c.embedding_weight : "lm_head.weight";
+  if (c.num_layers > kMaxLayers) {
+    return r.Error({"layers_block_type"}, absl::StrCat("lists ", c.num_layers, " layers; at most ", kMaxLayers));
+  }
+  RETURN_IF_ERROR(ApplyKeyLists(r, c));
+  if (c.lm_head_weight.empty()) c.lm_head_weight = c.tie_word_embeddings ? c.embedding_weight : "lm_head.weight";
   return c;
 }
 

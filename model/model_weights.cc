@@ -11,15 +11,24 @@ namespace {
 
 using Shape = std::vector<int64_t>;
 
+// Where the loaders get tensors from: a checkpoint, or a recorder that only
+// notes which tensors (names, shapes) the layout asks for (ExpectedTensors).
 // Vectors (norms, biases, conv taps, A, D) always load as fp32; matrices load
 // as fp32 or, for a GPU backend, as stored (WeightStorage).
 class TensorLoader {
  public:
-  TensorLoader(const Checkpoint& ckpt, WeightStorage storage) : ckpt_(ckpt), storage_(storage) {}
-  absl::StatusOr<HostTensor> LoadFloat32(const std::string& name, const Shape& shape) const {
+  virtual ~TensorLoader() = default;
+  virtual absl::StatusOr<HostTensor> LoadFloat32(const std::string& name, const Shape& shape) const = 0;
+  virtual absl::StatusOr<HostTensor> LoadMatrix(const std::string& name, const Shape& shape) const = 0;
+};
+
+class CheckpointLoader final : public TensorLoader {
+ public:
+  CheckpointLoader(const Checkpoint& ckpt, WeightStorage storage) : ckpt_(ckpt), storage_(storage) {}
+  absl::StatusOr<HostTensor> LoadFloat32(const std::string& name, const Shape& shape) const override {
     return ckpt_.LoadFloat32(name, shape);
   }
-  absl::StatusOr<HostTensor> LoadMatrix(const std::string& name, const Shape& shape) const {
+  absl::StatusOr<HostTensor> LoadMatrix(const std::string& name, const Shape& shape) const override {
     if (storage_ == WeightStorage::kMatricesAsStored) return ckpt_.LoadAsStored(name, shape);
     return ckpt_.LoadFloat32(name, shape);
   }
@@ -27,6 +36,27 @@ class TensorLoader {
  private:
   const Checkpoint& ckpt_;
   WeightStorage storage_;
+};
+
+class RecordingLoader final : public TensorLoader {
+ public:
+  absl::StatusOr<HostTensor> LoadFloat32(const std::string& name, const Shape& shape) const override {
+    return Record(name, shape, /*matrix=*/false);
+  }
+  absl::StatusOr<HostTensor> LoadMatrix(const std::string& name, const Shape& shape) const override {
+    return Record(name, shape, /*matrix=*/true);
+  }
+  std::vector<TensorSpec> TakeSpecs() { return std::move(specs_); }
+
+ private:
+  absl::StatusOr<HostTensor> Record(const std::string& name, const Shape& shape, bool matrix) const {
+    for (const TensorSpec& spec : specs_) {
+      if (spec.name == name) return HostTensor{};  // tied: one tensor, two uses
+    }
+    specs_.push_back({name, shape, matrix});
+    return HostTensor{};
+  }
+  mutable std::vector<TensorSpec> specs_;
 };
 
 absl::StatusOr<HostTensor> LoadOptional(const TensorLoader& ckpt, const std::string& name, bool wanted,
@@ -46,8 +76,10 @@ absl::StatusOr<MambaWeights> LoadMamba(const TensorLoader& ckpt, const ModelConf
   ASSIGN_OR_RETURN(w.conv_bias, LoadOptional(ckpt, p + "conv1d.bias", m.conv_bias, Shape{m.conv_channels()}));
   ASSIGN_OR_RETURN(w.dt_bias, ckpt.LoadFloat32(p + "dt_bias", Shape{m.num_heads}));
   ASSIGN_OR_RETURN(HostTensor a_log, ckpt.LoadFloat32(p + "A_log", Shape{m.num_heads}));
-  w.A.resize(m.num_heads);
-  for (int64_t h = 0; h < m.num_heads; ++h) w.A[h] = -std::exp(a_log.data[h]);
+  if (a_log.data != nullptr) {  // null when only recording the layout
+    w.A.resize(m.num_heads);
+    for (int64_t h = 0; h < m.num_heads; ++h) w.A[h] = -std::exp(a_log.data[h]);
+  }
   ASSIGN_OR_RETURN(w.D, ckpt.LoadFloat32(p + "D", Shape{m.num_heads}));
   ASSIGN_OR_RETURN(w.norm, ckpt.LoadFloat32(p + "norm.weight", Shape{m.d_inner()}));
   ASSIGN_OR_RETURN(w.out_proj, ckpt.LoadMatrix(p + "out_proj.weight", Shape{c.hidden_size, m.d_inner()}));
@@ -105,8 +137,28 @@ absl::StatusOr<BlockWeights> LoadBlock(const TensorLoader& ckpt, const ModelConf
       ASSIGN_OR_RETURN(b.op, LoadMlp(ckpt, c, spec.prefix));
       break;
     }
+    case BlockKind::kMoe:
+      return absl::FailedPreconditionError(absl::StrCat("layer ", spec.layer, " is a mixture-of-experts block, "
+                                                        "which Tessera does not load yet"));
   }
   return b;
+}
+
+// Every tensor of the model through `ckpt`, into `w` (config set).
+absl::Status LoadAll(const TensorLoader& ckpt, ModelWeights& w) {
+  const ModelConfig& c = w.config;
+  ASSIGN_OR_RETURN(w.embedding, ckpt.LoadMatrix(c.embedding_weight, Shape{c.vocab_size, c.hidden_size}));
+  ASSIGN_OR_RETURN(w.final_norm, ckpt.LoadFloat32(c.final_norm_weight, Shape{c.hidden_size}));
+  // Tied embeddings: lm_head_weight names the embedding table itself.
+  ASSIGN_OR_RETURN(w.lm_head, ckpt.LoadMatrix(c.lm_head_weight, Shape{c.vocab_size, c.hidden_size}));
+
+  int64_t slots[4] = {0, 0, 0, 0};
+  for (const BlockSpec& spec : c.blocks) {
+    ASSIGN_OR_RETURN(BlockWeights block, LoadBlock(ckpt, c, spec));
+    block.state_slot = slots[static_cast<int>(spec.kind)]++;
+    w.blocks.push_back(std::move(block));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -115,23 +167,23 @@ absl::StatusOr<std::unique_ptr<ModelWeights>> LoadModelWeights(const std::string
   auto w = std::make_unique<ModelWeights>();
   w->model_dir = model_dir;
   ASSIGN_OR_RETURN(w->config, LoadModelConfig(model_dir));
+  RETURN_IF_ERROR(CheckServed(w->config));
   ASSIGN_OR_RETURN(w->checkpoint, Checkpoint::Open(model_dir));
-  const ModelConfig& c = w->config;
-  const TensorLoader ckpt(*w->checkpoint, storage);
   w->storage = storage;
-
-  ASSIGN_OR_RETURN(w->embedding, ckpt.LoadMatrix(c.embedding_weight, Shape{c.vocab_size, c.hidden_size}));
-  ASSIGN_OR_RETURN(w->final_norm, ckpt.LoadFloat32(c.final_norm_weight, Shape{c.hidden_size}));
-  // Tied embeddings: lm_head_weight names the embedding table itself.
-  ASSIGN_OR_RETURN(w->lm_head, ckpt.LoadMatrix(c.lm_head_weight, Shape{c.vocab_size, c.hidden_size}));
-
-  int64_t slots[3] = {0, 0, 0};
-  for (const BlockSpec& spec : c.blocks) {
-    ASSIGN_OR_RETURN(BlockWeights block, LoadBlock(ckpt, c, spec));
-    block.state_slot = slots[static_cast<int>(spec.kind)]++;
-    w->blocks.push_back(std::move(block));
-  }
+  RETURN_IF_ERROR(LoadAll(CheckpointLoader(*w->checkpoint, storage), *w));
   return w;
+}
+
+std::vector<TensorSpec> ExpectedTensors(const ModelConfig& config) {
+  ModelWeights w;
+  w.config = config;
+  w.config.blocks.clear();
+  for (const BlockSpec& spec : config.blocks) {  // layers not served yet are not checked
+    if (spec.kind != BlockKind::kMoe) w.config.blocks.push_back(spec);
+  }
+  RecordingLoader recorder;
+  LoadAll(recorder, w).IgnoreError();  // a recorder never fails
+  return recorder.TakeSpecs();
 }
 
 }  // namespace tessera

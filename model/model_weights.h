@@ -65,7 +65,21 @@ struct ModelWeights {
   std::vector<BlockWeights> blocks;
 };
 
-// Loads DIR/config.json and the checkpoint in DIR.
+// One tensor the layout expects: its name, shape, and whether it is a matrix
+// (a projection, the embedding or lm_head) or a vector (norms, biases, ...).
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+  bool matrix = false;
+};
+
+// The tensors a checkpoint of `config` must hold, in load order (optional
+// biases only where the config says they exist; a tied lm_head once; layers
+// that are not served yet, such as MoE, left out).
+std::vector<TensorSpec> ExpectedTensors(const ModelConfig& config);
+
+// Loads DIR/config.json and the checkpoint in DIR; FAILED_PRECONDITION naming
+// the reasons when the config is understood but not served yet (CheckServed).
 absl::StatusOr<std::unique_ptr<ModelWeights>> LoadModelWeights(const std::string& model_dir,
                                                                WeightStorage storage = WeightStorage::kFloat32);
 

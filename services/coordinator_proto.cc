@@ -118,6 +118,8 @@ v1::ModelInfo ToProto(const ModelInfo& info) {
   out.set_max_new_tokens_limit(info.max_new_tokens_limit);
   out.set_eos_token_id(info.eos_token_id);
   out.set_tokenizer_path(info.tokenizer_path);
+  out.set_max_context_tokens(info.max_context_tokens);
+  out.set_trained_context_tokens(info.trained_context_tokens);
   return out;
 }
 

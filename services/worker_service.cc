@@ -21,7 +21,7 @@ grpc::Status WorkerService::GetStatus(grpc::ServerContext*, const tessera::v1::G
   response->set_state_bytes_per_request(engine.StateBytesPerRequest());
   response->set_active_requests(runner_.active_requests());
   response->set_chunk_size(static_cast<int32_t>(config.mamba.chunk_size));
-  response->set_max_position_embeddings(config.max_position_embeddings);
+  response->set_max_context_tokens(options.max_context_tokens);
   response->set_eos_token_id(config.eos_token_id);
   response->set_num_layers(static_cast<int32_t>(config.num_layers));
   response->set_metrics_address(metrics_address_);

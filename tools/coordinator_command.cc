@@ -29,6 +29,8 @@ constexpr FlagSpec kCoordinatorFlags[] = {
     {"model", true, "Hugging Face model directory (config.json is read: vocab, eos, layers)"},
     {"listen", true, "address to serve on (default 127.0.0.1:50051; port 0: a free port)"},
     {"min-shard-tokens", true, "prompts shorter than this use one worker (default 1024)"},
+    {"max-context-tokens", true, "longest prompt + generation served (default: the checkpoint's "
+                                 "max_position_embeddings, if any); give the workers the same value"},
     {"max-new-tokens-limit", true, "largest max_new_tokens a request may ask for (default 4096)"},
     {"peer-timeout-ms", true, "how long a worker waits for a peer's block (default 10000)"},
     {"health-interval-ms", true, "how often every worker is checked (default 500)"},
@@ -64,7 +66,10 @@ absl::StatusOr<CoordinatorOptions> OptionsFromFlags(const CliFlags& flags) {
 
 absl::Status Serve(const CliFlags& flags) {
   ASSIGN_OR_RETURN(std::string model_dir, flags.RequireString("model"));
-  ASSIGN_OR_RETURN(ServedModel model, LoadServedModel(model_dir));
+  ASSIGN_OR_RETURN(int64_t max_context_tokens, flags.GetInt("max-context-tokens", 0));
+  std::string context_warning;
+  ASSIGN_OR_RETURN(ServedModel model, LoadServedModel(model_dir, max_context_tokens, &context_warning));
+  if (!context_warning.empty()) std::cerr << "coordinator: warning: " << context_warning << "\n";
   const std::string tokenizer_path = flags.GetString("tokenizer", DefaultTokenizerPath(model_dir));
   if (!tokenizer_path.empty()) RETURN_IF_ERROR(AttachTokenizer(tokenizer_path, model));
   ASSIGN_OR_RETURN(CoordinatorOptions options, OptionsFromFlags(flags));
@@ -86,13 +91,15 @@ absl::Status Serve(const CliFlags& flags) {
   }
 
   const std::string model_type = model.model_type;
+  const int64_t served_context = model.max_context_tokens;
   ASSIGN_OR_RETURN(std::unique_ptr<CoordinatorServer> server,
                    CoordinatorServer::Start(listen, std::move(model), options));
   std::cout << "coordinator listening on " << server->address() << std::endl;
   if (metrics_endpoint != nullptr) {
     std::cout << "coordinator metrics on http://" << metrics_endpoint->address() << "/metrics" << std::endl;
   }
-  std::cerr << "coordinator: serving " << model_type << " from " << model_dir << "; "
+  std::cerr << "coordinator: serving " << model_type << " from " << model_dir << "; context "
+            << (served_context > 0 ? absl::StrCat(served_context, " tokens") : std::string("unbounded")) << "; "
             << (tokenizer_path.empty() ? "no tokenizer (token ids only)" : "tokenizer " + tokenizer_path)
             << "; peer transport " << PeerTransportModeName(options.peer_transport) << "\n";
   const int signal = WaitForShutdownSignal();

@@ -17,6 +17,7 @@
 #include "tools/cluster/local_command.h"
 #include "tools/compare_command.h"
 #include "tools/eval_command.h"
+#include "tools/inspect_command.h"
 #include "tools/random_model_command.h"
 #include "tools/worker_command.h"
 
@@ -56,6 +57,7 @@ constexpr Command kCommands[] = {
     {"coordinator", ExecCoordinator, "serve the public API and plan shards over workers"},
     {"worker", tessera::RunWorkerCommand, "serve one worker (model weights, K/V, peer exchange)"},
     {"eval", tessera::RunEvalCommand, "compare logits and greedy tokens with a Hugging Face reference"},
+    {"inspect", tessera::RunInspectCommand, "print what Tessera will run for a model directory (exit 2: it cannot)"},
     {"tokenize", tessera::RunTokenizeCommand, "encode standard input with a tokenizer.json (or --decode ids)"},
     {"make-random-model", tessera::RunMakeRandomModelCommand, "write a nemotron_h checkpoint of random weights"},
     {"compare", tessera::RunCompareCommand, "one random prompt on two local clusters (1 vs 2 workers)"},

@@ -16,6 +16,7 @@
 #include "kernels/linear.h"
 #include "rpc/grpc_util.h"
 #include "rpc/metrics_endpoint.h"
+#include "model/context_limit.h"
 #include "services/worker_service.h"
 #include "tessera/v1/worker.grpc.pb.h"
 #include "tools/cli/cli_flags.h"
@@ -45,6 +46,8 @@ constexpr FlagSpec kWorkerFlags[] = {
     {"backend", true, "auto (default: cuda when a GPU is visible, else cpu), cuda or cpu"},
     {"precision", true, "auto (default: bf16 on cuda, fp32 on cpu), bf16 or fp32"},
     {"device", true, "CUDA device index (default 0)"},
+    {"max-context-tokens", true, "longest prompt + generation served (default: the checkpoint's "
+                                 "max_position_embeddings, if any); the coordinator's value"},
 };
 
 // Registers every second until stopped; quiet about failures (the
@@ -113,6 +116,10 @@ absl::Status Serve(const CliFlags& flags) {
   if (!flags.Has("memory-budget-mb")) budget_mb = engine->DefaultMemoryBudgetBytes() >> 20;
   options.memory_budget_bytes = budget_mb << 20;
   options.max_shard_tokens = engine->PrefillTokenLimit(options.memory_budget_bytes);
+  ASSIGN_OR_RETURN(int64_t max_context_tokens, flags.GetInt("max-context-tokens", 0));
+  ASSIGN_OR_RETURN(const ContextLimit context, ResolveContextLimit(engine->config(), max_context_tokens));
+  if (!context.warning.empty()) std::cerr << "worker: warning: " << context.warning << "\n";
+  options.max_context_tokens = context.served_tokens;
   if (backend == "cuda" && options.max_shard_tokens < engine->config().mamba.chunk_size) {
     return absl::InvalidArgumentError(absl::StrCat("--memory-budget-mb ", budget_mb, " leaves too little GPU memory for "
                                                    "a prefill's activations; lower it"));

@@ -98,6 +98,8 @@ absl::StatusOr<ModelTensors> PlaceModelTensors(const ModelWeights& weights, cons
         ASSIGN_OR_RETURN(block.op, PlaceMlp(place, std::get<MlpWeights>(b.op)));
         break;
       }
+      case BlockKind::kMoe:  // never loaded (LoadModelWeights refuses unserved models)
+        return absl::UnimplementedError("mixture-of-experts layers are not placed yet");
     }
     t.blocks.push_back(std::move(block));
   }

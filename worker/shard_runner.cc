@@ -52,7 +52,7 @@ bool IsStopToken(const ShardRequest& r, int32_t token) {
 
 }  // namespace
 
-absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& config) {
+absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& config, int64_t max_context_tokens) {
   const int shards = static_cast<int>(r.shards.size());
   if (shards < 1) return absl::InvalidArgumentError("RunShard needs at least one shard");
   if (r.rank < 0 || r.rank >= shards) {
@@ -67,6 +67,12 @@ absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& conf
     }
     if (s.address.empty()) return absl::InvalidArgumentError(absl::StrCat("shard ", i, " has no address"));
     expected_begin = s.end;
+  }
+  const int64_t total = r.shards.back().end + std::max(0, r.max_new_tokens);
+  if (max_context_tokens > 0 && total > max_context_tokens) {
+    return absl::InvalidArgumentError(absl::StrCat("prompt + max_new_tokens must be <= ", max_context_tokens,
+                                                   " (this worker's served context). Given: ", r.shards.back().end,
+                                                   " + ", r.max_new_tokens));
   }
   const ShardSpan& mine = r.shards[r.rank];
   if (static_cast<int64_t>(r.token_ids.size()) != mine.end - mine.begin) {
@@ -173,7 +179,7 @@ RequestPeers ShardRunner::PeersOf(const ShardRequest& r, const ActiveShard& shar
 
 absl::Status ShardRunner::RunShard(const ShardRequest& request, ShardEvents& events,
                                    std::function<bool()> caller_gone) {
-  RETURN_IF_ERROR(ValidateShardRequest(request, engine_.config()));
+  RETURN_IF_ERROR(ValidateShardRequest(request, engine_.config(), options_.max_context_tokens));
   ASSIGN_OR_RETURN(std::shared_ptr<ActiveShard> shard, Admit(request));
   PublishMemoryMetrics();
   absl::Status status;

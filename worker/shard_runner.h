@@ -35,6 +35,9 @@ struct ShardRunnerOptions {
   // The longest shard this worker prefills (Engine::PrefillTokenLimit); 0: no
   // limit. A longer shard is refused.
   int64_t max_shard_tokens = 0;
+  // The context served (ResolveContextLimit): a request whose prompt plus
+  // max_new_tokens passes it is refused; 0: no limit.
+  int64_t max_context_tokens = 0;
   WorkerMetrics* metrics = nullptr;  // optional; must outlive the runner
 };
 
@@ -89,6 +92,6 @@ class ShardRunner {
 // The checks of a shard request against the model, before any memory is
 // taken: shards non-empty and contiguous from 0, the rank's token count, ids
 // inside the vocabulary (INVALID_ARGUMENT naming what is wrong).
-absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& config);
+absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& config, int64_t max_context_tokens = 0);
 
 }  // namespace tessera

@@ -13,7 +13,7 @@ GenerateLimits Limits() {
   GenerateLimits limits;
   limits.vocab_size = 64;
   limits.max_new_tokens_limit = 4096;
-  limits.max_position_embeddings = 0;
+  limits.max_context_tokens = 0;
   return limits;
 }
 
@@ -102,9 +102,9 @@ TEST(GenerateRequestValidationTest, Sampling) {
 
 TEST(GenerateRequestValidationTest, MaxPositionEmbeddings) {
   GenerateLimits limits = Limits();
-  limits.max_position_embeddings = 10;
+  limits.max_context_tokens = 10;
   ExpectRejected(Valid(),
-                 "prompt_tokens + max_new_tokens must be <= 10 (the model's max_position_embeddings). "
+                 "prompt_tokens + max_new_tokens must be <= 10 (the served context: --max-context-tokens, else the model's max_position_embeddings). "
                  "Given: 3 + 8 = 11",
                  limits);
 }

@@ -105,7 +105,7 @@ TEST(WorkerCapacityTest, NoKvMeansUnboundedUpToThePositionLimit) {
   status.set_memory_budget_bytes(5000);
   status.set_state_bytes_per_request(1000);
   EXPECT_EQ(WorkerCapacityTokens(status), kUnboundedTokens);
-  status.set_max_position_embeddings(4096);
+  status.set_max_context_tokens(4096);
   EXPECT_EQ(WorkerCapacityTokens(status), 4096);
   EXPECT_EQ(WorkerFreeTokens(status, 4500), 0) << "no room for one more request's state";
 }

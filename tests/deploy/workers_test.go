@@ -222,3 +222,29 @@ func TestReleaseNaming(t *testing.T) {
 	args = stringList(onlyContainer(t, get(find(t, objects, "StatefulSet", "llm-worker"), "spec", "template"))["args"])
 	wantFlag(t, args, "--advertise", "$(POD_NAME).llm-worker.$(POD_NAMESPACE).svc.corp.local:50061")
 }
+
+// model.maxContextTokens reaches the coordinator and every worker as the same
+// --max-context-tokens; left at 0 neither gets the flag (the checkpoint's own
+// max_position_embeddings applies).
+func TestMaxContextTokensReachesEveryRole(t *testing.T) {
+	for _, tc := range []struct {
+		set  []string
+		want string
+	}{{nil, ""}, {[]string{"--set", "model.maxContextTokens=1048576"}, "1048576"}} {
+		objects := render(t, tc.set...)
+		coordinator := onlyContainer(t, get(find(t, objects, "Deployment", "tessera-coordinator"), "spec", "template"))
+		worker := onlyContainer(t, get(find(t, objects, "StatefulSet", "tessera-worker"), "spec", "template"))
+		for role, c := range map[string]object{"coordinator": coordinator, "worker": worker} {
+			got, ok := flagValue(stringList(c["args"]), "--max-context-tokens")
+			if tc.want == "" && ok {
+				t.Errorf("%s: --max-context-tokens %q given by default", role, got)
+			}
+			if tc.want != "" && got != tc.want {
+				t.Errorf("%s: want --max-context-tokens %s, got %q (present %v)", role, tc.want, got, ok)
+			}
+		}
+	}
+	if msg := renderFails(t, "--set", "model.maxContextTokens=-1"); !strings.Contains(msg, "model.maxContextTokens") {
+		t.Errorf("model.maxContextTokens=-1: want a schema error naming it, got %s", msg)
+	}
+}

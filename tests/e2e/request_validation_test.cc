@@ -73,3 +73,36 @@ TEST(RequestValidationTest, NeverWorkingRequestsAreInvalidAndFullIsExhausted) {
 
 }  // namespace
 }  // namespace tessera
+
+namespace tessera {
+namespace {
+
+// --max-context-tokens given to the coordinator and the workers is the served
+// limit (GetModelInfo reports it beside the checkpoint's trained context) and
+// a request past it is INVALID_ARGUMENT quoting it (workers re-check it too:
+// tests/worker/shard_request_test.cc).
+TEST(ContextLimitTest, TheOperatorsLimitIsServedAndReported) {
+  std::unique_ptr<LocalCluster> cluster = StartCluster(
+      "nemotronh-tiny", 2, {"--min-shard-tokens", "1", "--max-context-tokens", "300"}, {"--max-context-tokens", "300"});
+  ASSERT_NE(cluster, nullptr);
+  auto stub = ClientFor(*cluster);
+  const tessera::v1::ModelInfo info = GetInfo(*stub);
+  EXPECT_EQ(info.max_context_tokens(), 300);
+  EXPECT_EQ(info.trained_context_tokens(), 4096);  // the fixture's max_position_embeddings
+  EXPECT_LE(info.context_capacity_tokens(), 300);
+  ExpectInvalid(Generate(*stub, GreedyRequest(std::vector<int32_t>(290, 7), 20)), "300");
+  EXPECT_TRUE(Generate(*stub, GreedyRequest(std::vector<int32_t>(280, 7), 20)).ok());
+}
+
+TEST(ContextLimitTest, RaisedPastTheTrainedContext) {
+  std::unique_ptr<LocalCluster> cluster =
+      StartCluster("nemotronh-tiny", 1, {"--max-context-tokens", "8000"}, {"--max-context-tokens", "8000"});
+  ASSERT_NE(cluster, nullptr);
+  auto stub = ClientFor(*cluster);
+  EXPECT_EQ(GetInfo(*stub).max_context_tokens(), 8000);
+  // 4,500 tokens: past the 4,096 the checkpoint states, within what the operator allows.
+  EXPECT_TRUE(Generate(*stub, GreedyRequest(std::vector<int32_t>(4500, 7), 2)).ok());
+}
+
+}  // namespace
+}  // namespace tessera

@@ -12,7 +12,9 @@ namespace {
 
 std::string Kinds(const ModelConfig& c) {
   std::string s;
-  for (const BlockSpec& b : c.blocks) s += b.kind == BlockKind::kMamba ? 'M' : b.kind == BlockKind::kAttention ? '*' : '-';
+  for (const BlockSpec& b : c.blocks) {
+    s += b.kind == BlockKind::kMamba ? 'M' : b.kind == BlockKind::kAttention ? '*' : b.kind == BlockKind::kMoe ? 'E' : '-';
+  }
   return s;
 }
 
@@ -73,9 +75,9 @@ TEST(ModelConfigTest, ErrorsNameTheKey) {
   ExpectErrorNaming(R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 8})", "model_type");
   ExpectErrorNaming("{not json", "not valid JSON");
   ExpectErrorNaming(R"({"vocab_size": 10})", "model_type");
-  std::string moe = kHubNemotron;
+  std::string moe = kHubNemotron;  // an E layer needs the MoE keys
   moe.replace(moe.find("M-*M"), 4, "M-*E");
-  ExpectErrorNaming(moe, "hybrid_override_pattern");
+  ExpectErrorNaming(moe, "n_routed_experts");
   std::string bad_heads = kHubNemotron;
   bad_heads.replace(bad_heads.find("\"mamba_n_groups\": 2"), 19, "\"mamba_n_groups\": 3");
   ExpectErrorNaming(bad_heads, "mamba_num_heads");
@@ -84,7 +86,7 @@ TEST(ModelConfigTest, ErrorsNameTheKey) {
   ExpectErrorNaming(missing, "ssm_state_size");
   std::string wrong_count = kHubNemotron;
   wrong_count.replace(wrong_count.find("\"num_hidden_layers\": 4"), 22, "\"num_hidden_layers\": 5");
-  ExpectErrorNaming(wrong_count, "layers_block_type");
+  ExpectErrorNaming(wrong_count, "num_hidden_layers");
   std::string bad_limit = kHubNemotron;
   bad_limit.replace(bad_limit.find("[0.0, 0.5]"), 10, "[0.0, \"big\"]");
   ExpectErrorNaming(bad_limit, "time_step_limit");

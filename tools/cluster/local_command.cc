@@ -31,6 +31,7 @@ constexpr FlagSpec kLocalFlags[] = {
     {"port", true, "coordinator port on 127.0.0.1 (default 50051; 0: any free port)"},
     {"memory-budget-mb", true, "each worker's K/V + state budget in MiB (passed to the workers)"},
     {"min-shard-tokens", true, "fewest prompt tokens per shard (passed to the coordinator)"},
+    {"max-context-tokens", true, "longest prompt + generation served (passed to the coordinator and the workers)"},
     {"tokenizer", true, "tokenizer.json for text (passed to the coordinator; default: the model's, if any)"},
     {"log-file", true, "append the children's output to this file instead of stderr"},
     {"ready-timeout-s", true, "how long the cluster may take to become ready (default 60)"},
@@ -115,6 +116,14 @@ absl::StatusOr<LocalClusterOptions> OptionsFromFlags(const CliFlags& flags) {
     if (!min_shard_tokens.ok()) return min_shard_tokens.status();
     options.coordinator_flags.insert(options.coordinator_flags.end(),
                                      {"--min-shard-tokens", absl::StrCat(*min_shard_tokens)});
+  }
+  if (flags.Has("max-context-tokens")) {
+    absl::StatusOr<int64_t> context = flags.GetInt("max-context-tokens", 0);
+    if (!context.ok()) return context.status();
+    if (*context < 0) return absl::InvalidArgumentError(absl::StrCat("--max-context-tokens must be >= 0. Given: ", *context));
+    for (std::vector<std::string>* role : {&options.coordinator_flags, &options.worker_flags}) {
+      role->insert(role->end(), {"--max-context-tokens", absl::StrCat(*context)});
+    }
   }
   if (flags.Has("tokenizer")) {
     options.coordinator_flags.insert(options.coordinator_flags.end(), {"--tokenizer", flags.GetString("tokenizer", "")});

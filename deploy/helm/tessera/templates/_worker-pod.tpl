@@ -50,6 +50,10 @@ spec:
         - {{ $root.Values.model.path | quote }}
         - --memory-budget-mb
         - {{ $w.memoryBudgetMb | int | quote }}
+        {{- if gt ($root.Values.model.maxContextTokens | default 0 | int64) 0 }}
+        - --max-context-tokens
+        - {{ $root.Values.model.maxContextTokens | int64 | quote }}
+        {{- end }}
         - --backend
         - {{ $w.backend }}
         {{- if eq $w.backend "cuda" }}
