@@ -100,6 +100,10 @@ absl::StatusOr<Json> ParseConfigJson(absl::string_view text, absl::string_view s
     if (const size_t colon = cause.find(": "); colon != std::string::npos) cause = cause.substr(colon + 2);
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": not valid JSON at line ", line, ", column ", column, ": ", cause));
+  } catch (const Json::exception& e) {  // e.g. a number out of range ("1e405"), found by tests/fuzz/model_fuzzer
+    std::string cause = e.what();
+    if (const size_t bracket = cause.find("] "); bracket != std::string::npos) cause = cause.substr(bracket + 2);
+    return absl::InvalidArgumentError(absl::StrCat(source, ": not valid JSON: ", cause));
   }
 }
 

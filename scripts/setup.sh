@@ -10,7 +10,7 @@ PACKAGES=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   nlohmann-json3-dev
   libgtest-dev libgmock-dev
-  libpcre2-dev
+  libpcre2-dev libutf8proc-dev
   prometheus-cpp-dev
   clang-14 libclang-rt-14-dev
   golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev golang-github-xeipuuv-gojsonschema-dev

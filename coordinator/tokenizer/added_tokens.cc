@@ -1,22 +1,18 @@
 // Added-token splitting; mirrors AddedVocabulary::find_matches and
-// extract_and_normalize of Hugging Face tokenizers (normalizer = none).
+// extract_and_normalize of Hugging Face tokenizers.
 #include "coordinator/tokenizer/added_tokens.h"
 
 #include <algorithm>
 #include <map>
 #include <memory>
 
+#include "common/status_macros.h"
 #include "coordinator/tokenizer/pcre2_regex.h"
+#include "coordinator/tokenizer/unicode.h"
 #include "coordinator/tokenizer/utf8.h"
 
 namespace tessera {
 namespace {
-
-// Rust regex \s, used by HF for lstrip/rstrip: Unicode White_Space.
-bool IsWhiteSpace(uint32_t cp) {
-  return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
-         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
-}
 
 // Rust regex \w, used by HF for single_word.
 bool IsWordCharacter(std::string_view one_char) {
@@ -37,7 +33,7 @@ size_t TrailingSpaceStart(std::string_view text) {
     size_t begin = pos - 1;
     while (begin > 0 && (static_cast<uint8_t>(text[begin]) & 0xC0) == 0x80) --begin;
     const size_t n = Utf8SequenceLength(text, begin);
-    if (n == 0 || !IsWhiteSpace(Utf8DecodeAt(text, begin, n))) break;
+    if (n == 0 || !UnicodeIsWhiteSpace(Utf8DecodeAt(text, begin, n))) break;
     pos = begin;
   }
   return pos;
@@ -48,7 +44,7 @@ size_t LeadingSpaceLength(std::string_view text) {
   size_t pos = 0;
   while (pos < text.size()) {
     const size_t n = Utf8SequenceLength(text, pos);
-    if (n == 0 || !IsWhiteSpace(Utf8DecodeAt(text, pos, n))) break;
+    if (n == 0 || !UnicodeIsWhiteSpace(Utf8DecodeAt(text, pos, n))) break;
     pos += n;
   }
   return pos;
@@ -69,27 +65,36 @@ bool StartsWithWord(std::string_view text) {
 
 }  // namespace
 
-AddedTokenMatcher::AddedTokenMatcher(const std::vector<AddedToken>& tokens) : tokens_(tokens) {
-  std::vector<const AddedToken*> raw, normalized;
-  for (const AddedToken& token : tokens_) {
-    if (token.content.empty()) continue;
-    (token.normalized ? normalized : raw).push_back(&token);
+absl::StatusOr<std::unique_ptr<AddedTokenMatcher>> AddedTokenMatcher::Create(const std::vector<AddedToken>& tokens,
+                                                                               const Normalizer* normalizer) {
+  auto matcher = std::unique_ptr<AddedTokenMatcher>(new AddedTokenMatcher());
+  matcher->tokens_ = tokens;
+  std::vector<std::pair<std::string, int32_t>> raw, normalized;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const AddedToken& token = tokens[i];
+    std::string content = token.content;
+    if (token.normalized && normalizer != nullptr) {
+      size_t lead = 0;
+      RETURN_IF_ERROR(normalizer->Normalize(&content, &lead));
+    }
+    if (content.empty()) continue;
+    (token.normalized ? normalized : raw).emplace_back(std::move(content), static_cast<int32_t>(i));
   }
-  raw_trie_ = BuildTrie(raw, tokens_);
-  normalized_trie_ = BuildTrie(normalized, tokens_);
+  matcher->raw_trie_ = BuildTrie(raw);
+  matcher->normalized_trie_ = BuildTrie(normalized);
+  return matcher;
 }
 
-AddedTokenMatcher::Trie AddedTokenMatcher::BuildTrie(const std::vector<const AddedToken*>& tokens,
-                                                     const std::vector<AddedToken>& all) {
+AddedTokenMatcher::Trie AddedTokenMatcher::BuildTrie(const std::vector<std::pair<std::string, int32_t>>& patterns) {
   // Build with ordered maps, then flatten into sorted edge ranges.
   struct TempNode {
     std::map<uint8_t, int32_t> children;
     int32_t token = -1;
   };
   std::vector<TempNode> temp(1);
-  for (const AddedToken* token : tokens) {
+  for (const auto& [pattern, index] : patterns) {
     int32_t node = 0;
-    for (char c : token->content) {
+    for (char c : pattern) {
       const uint8_t b = static_cast<uint8_t>(c);
       auto it = temp[node].children.find(b);
       if (it == temp[node].children.end()) {
@@ -98,7 +103,7 @@ AddedTokenMatcher::Trie AddedTokenMatcher::BuildTrie(const std::vector<const Add
       }
       node = it->second;
     }
-    temp[node].token = static_cast<int32_t>(token - all.data());
+    temp[node].token = index;
   }
   Trie trie;
   trie.nodes.resize(temp.size());
@@ -164,23 +169,14 @@ void AddedTokenMatcher::SplitPass(const Trie& trie, std::string_view sentence,
   if (start_offset < sentence.size()) out->push_back({sentence.substr(start_offset), std::nullopt});
 }
 
-std::vector<AddedTokenSplit> AddedTokenMatcher::Split(std::string_view text) const {
-  std::vector<AddedTokenSplit> first;
-  if (raw_trie_.empty()) {
-    if (!text.empty()) first.push_back({text, std::nullopt});
+std::vector<AddedTokenSplit> AddedTokenMatcher::SplitWith(const Trie& trie, std::string_view text) const {
+  std::vector<AddedTokenSplit> out;
+  if (trie.empty()) {
+    if (!text.empty()) out.push_back({text, std::nullopt});
   } else {
-    SplitPass(raw_trie_, text, &first);
+    SplitPass(trie, text, &out);
   }
-  if (normalized_trie_.empty()) return first;
-  std::vector<AddedTokenSplit> second;
-  for (const AddedTokenSplit& split : first) {
-    if (split.token_id.has_value()) {
-      second.push_back(split);
-    } else {
-      SplitPass(normalized_trie_, split.text, &second);
-    }
-  }
-  return second;
+  return out;
 }
 
 }  // namespace tessera

@@ -1,18 +1,23 @@
-// Added tokens (special or not) are cut out of the raw text before any
+// Added tokens (special or not) are cut out of the text before any
 // pre-tokenization, exactly like Hugging Face's AddedVocabulary: leftmost-
-// longest matching, first the tokens with normalized=false, then (on the
-// remaining pieces) those with normalized=true; then single_word, lstrip and
-// rstrip adjust or veto each match. A byte trie is enough here: added-token
-// lists are short and almost every text position fails on its first byte.
+// longest matching, first the tokens with normalized=false on the raw text,
+// then (on each remaining piece, once the normalizer has run on it) those
+// with normalized=true, whose contents are normalized the same way; then
+// single_word, lstrip and rstrip adjust or veto each match. A byte trie is
+// enough here: added-token lists are short and almost every text position
+// fails on its first byte.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "coordinator/tokenizer/normalizer.h"
 
 namespace tessera {
 
@@ -35,11 +40,18 @@ struct AddedTokenSplit {
 
 class AddedTokenMatcher {
  public:
-  explicit AddedTokenMatcher(const std::vector<AddedToken>& tokens);
+  // `normalizer` (may be null) normalizes the contents of normalized tokens.
+  static absl::StatusOr<std::unique_ptr<AddedTokenMatcher>> Create(const std::vector<AddedToken>& tokens,
+                                                                   const Normalizer* normalizer);
 
-  // Splits `text` (valid UTF-8) into added tokens and the text between them;
-  // empty text pieces are dropped. Views point into `text`.
-  std::vector<AddedTokenSplit> Split(std::string_view text) const;
+  // Splits raw `text` (valid UTF-8) into the normalized=false added tokens
+  // and the text between them; empty text pieces are dropped. Views point
+  // into `text`.
+  std::vector<AddedTokenSplit> SplitRaw(std::string_view text) const { return SplitWith(raw_trie_, text); }
+  // The same for normalized text and the normalized=true tokens.
+  std::vector<AddedTokenSplit> SplitNormalized(std::string_view text) const {
+    return SplitWith(normalized_trie_, text);
+  }
 
  private:
   struct Node {
@@ -58,7 +70,10 @@ class AddedTokenMatcher {
     bool first_byte[256] = {};
     bool empty() const { return nodes.size() <= 1; }
   };
-  static Trie BuildTrie(const std::vector<const AddedToken*>& tokens, const std::vector<AddedToken>& all);
+  AddedTokenMatcher() = default;
+  // `patterns`: (text to match, index into tokens_).
+  static Trie BuildTrie(const std::vector<std::pair<std::string, int32_t>>& patterns);
+  std::vector<AddedTokenSplit> SplitWith(const Trie& trie, std::string_view text) const;
   // Longest token starting at text[pos], or -1.
   int32_t LongestAt(const Trie& trie, std::string_view text, size_t pos, size_t* length) const;
   void SplitPass(const Trie& trie, std::string_view text, std::vector<AddedTokenSplit>* out) const;

@@ -1,8 +1,10 @@
 // Pre-tokenization: cuts a piece of text (between added tokens) into the
-// words that BPE sees, like Hugging Face's Split and ByteLevel
+// words that BPE sees, like Hugging Face's Split, Metaspace and ByteLevel
 // pre-tokenizers (alone or in a Sequence). ByteLevel's character mapping is
 // not done here: it must be the last step, so BPE maps bytes to its
 // byte-level characters itself and the word cache is keyed on raw bytes.
+// Metaspace's prepend_scheme "first" needs to know which pieces start at
+// offset 0 of the input: each piece carries a `lead` (normalizer.h).
 #pragma once
 
 #include <deque>
@@ -20,8 +22,11 @@ namespace tessera {
 // HF SplitDelimiterBehavior.
 enum class SplitBehavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };
 
+// HF Metaspace PrependScheme: when a piece gets the replacement in front.
+enum class MetaspacePrepend { kAlways, kFirst, kNever };
+
 struct PreTokenizerStep {
-  enum class Kind { kSplit, kByteLevel };
+  enum class Kind { kSplit, kMetaspace, kByteLevel };
   Kind kind = Kind::kSplit;
   // kSplit
   std::string pattern;
@@ -31,6 +36,12 @@ struct PreTokenizerStep {
   // kByteLevel
   bool add_prefix_space = false;
   bool use_regex = true;
+  // kMetaspace: spaces become `replacement` (one character), which is
+  // prepended per `prepend`; `split` cuts before each replacement.
+  std::string replacement;
+  MetaspacePrepend prepend = MetaspacePrepend::kAlways;
+  bool split = true;
+  std::string path;  // where it is in tokenizer.json, for messages
 };
 
 class PreTokenizer {
@@ -43,15 +54,23 @@ class PreTokenizer {
 
   // Appends the words of `text` (valid UTF-8) to `words`, dropping empty ones.
   // Words are views into `text` or into strings appended to `storage`.
-  absl::Status Run(std::string_view text, std::deque<std::string>* storage, std::vector<std::string_view>* words) const;
+  // `lead`: how many leading bytes of `text` stand for offset 0 of the input
+  // (0 when the piece starts later).
+  absl::Status Run(std::string_view text, size_t lead, std::deque<std::string>* storage,
+                   std::vector<std::string_view>* words) const;
 
  private:
   struct Step {
     PreTokenizerStep config;
-    std::unique_ptr<Pcre2Regex> regex;  // null for ByteLevel with use_regex=false
+    std::unique_ptr<Pcre2Regex> regex;  // null for Metaspace and for ByteLevel with use_regex=false
   };
-  absl::Status ApplyStep(const Step& step, std::string_view piece, std::deque<std::string>* storage,
-                         std::vector<std::string_view>* out) const;
+  struct Piece {
+    std::string_view text;
+    size_t lead;  // leading bytes standing for offset 0 of the input
+  };
+  // Appends the pieces of `piece` to `pieces`, or (last step) their text to `words`.
+  absl::Status ApplyStep(const Step& step, Piece piece, std::deque<std::string>* storage, std::vector<Piece>* pieces,
+                         std::vector<std::string_view>* words) const;
 
   std::vector<Step> steps_;
   bool byte_level_ = false;

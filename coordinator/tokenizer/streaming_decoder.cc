@@ -1,26 +1,25 @@
-// StreamingDecoder: hold back an incomplete trailing UTF-8 sequence.
+// StreamingDecoder: ids -> token strings -> the decoder chain's stream.
 #include "coordinator/tokenizer/streaming_decoder.h"
 
-#include "coordinator/tokenizer/utf8.h"
+#include <optional>
+#include <string_view>
 
 namespace tessera {
 
 StreamingDecoder::StreamingDecoder(const Tokenizer* tokenizer, bool skip_special_tokens)
-    : tokenizer_(tokenizer), skip_special_tokens_(skip_special_tokens) {}
+    : tokenizer_(tokenizer), skip_special_tokens_(skip_special_tokens), stream_(&tokenizer->decoder()) {}
 
 absl::StatusOr<std::string> StreamingDecoder::Feed(int32_t id) {
-  if (absl::Status s = tokenizer_->AppendTokenBytes(id, skip_special_tokens_, &pending_); !s.ok()) return s;
-  const size_t stable = Utf8StablePrefixLength(pending_);
+  absl::StatusOr<std::optional<std::string_view>> token = tokenizer_->DecoderInput(id, skip_special_tokens_);
+  if (!token.ok()) return token.status();
   std::string delta;
-  Utf8AppendLossy(std::string_view(pending_).substr(0, stable), &delta);
-  pending_.erase(0, stable);
+  if (token->has_value()) stream_.Push(**token, &delta);
   return delta;
 }
 
 std::string StreamingDecoder::Finish() {
   std::string rest;
-  Utf8AppendLossy(pending_, &rest);
-  pending_.clear();
+  stream_.Finish(&rest);
   return rest;
 }
 

@@ -1,6 +1,7 @@
 // Tokenizer: wires the spec's components together (see tokenizer.h).
 #include "coordinator/tokenizer/tokenizer.h"
 
+#include <algorithm>
 #include <deque>
 #include <fstream>
 #include <sstream>
@@ -10,7 +11,8 @@
 #include "coordinator/tokenizer/absl_view.h"
 #include "coordinator/tokenizer/added_tokens.h"
 #include "coordinator/tokenizer/bpe_model.h"
-#include "coordinator/tokenizer/byte_level.h"
+#include "coordinator/tokenizer/decoder.h"
+#include "coordinator/tokenizer/normalizer.h"
 #include "coordinator/tokenizer/pre_tokenizer.h"
 #include "coordinator/tokenizer/tokenizer_spec.h"
 #include "coordinator/tokenizer/utf8.h"
@@ -41,22 +43,34 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view 
 }
 
 absl::Status Tokenizer::Init(TokenizerSpec spec) {
+  ASSIGN_OR_RETURN(normalizer_, Normalizer::Create(spec.normalizer));
   ASSIGN_OR_RETURN(pre_tokenizer_, PreTokenizer::Create(spec.pre_tokenizer));
+  ASSIGN_OR_RETURN(decoder_, Decoder::Create(spec.decoder));
   ASSIGN_OR_RETURN(model_, BpeModel::Create(spec.bpe, pre_tokenizer_->byte_level()));
-  added_tokens_ = std::make_unique<AddedTokenMatcher>(spec.added_tokens);
+  ASSIGN_OR_RETURN(added_tokens_,
+                   AddedTokenMatcher::Create(spec.added_tokens, normalizer_->empty() ? nullptr : normalizer_.get()));
   special_prefix_ = std::move(spec.special_prefix);
   special_suffix_ = std::move(spec.special_suffix);
 
   for (const auto& [token, id] : spec.bpe.vocab) {
-    entries_[id] = TokenEntry{token, ByteLevelDecodeToken(token), false};
+    entries_[id] = TokenEntry{token, false};
   }
   absl::flat_hash_map<std::string, bool> special_contents;
   for (const AddedToken& token : spec.added_tokens) {
     added_ids_[token.content] = token.id;
-    entries_[token.id] = TokenEntry{token.content, ByteLevelDecodeToken(token.content), false};
+    // Like tokenizers 0.23 (earlier versions kept the content as written),
+    // a normalized token reads back as its normalized content, in IdToToken
+    // and in decoding.
+    std::string content = token.content;
+    if (token.normalized && !normalizer_->empty()) {
+      size_t lead = 0;
+      RETURN_IF_ERROR(normalizer_->Normalize(&content, &lead));
+    }
+    entries_[token.id] = TokenEntry{std::move(content), false};
     if (token.special) special_contents[token.content] = true;
   }
-  // HF skips by content: any id whose token string is a special token.
+  // HF skips by content: any id whose token string is a special token
+  // (compared with the normalized content, as tokenizers does).
   for (auto& [id, entry] : entries_) entry.special = special_contents.contains(entry.content);
   for (const auto& [id, entry] : entries_) vocab_size_ = std::max(vocab_size_, id + 1);
   for (int32_t id : special_prefix_) {
@@ -77,36 +91,56 @@ absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, bo
   if (add_special_tokens) ids.insert(ids.end(), special_prefix_.begin(), special_prefix_.end());
   std::deque<std::string> storage;
   std::vector<std::string_view> words;
-  for (const AddedTokenSplit& split : added_tokens_->Split(text)) {
-    if (split.token_id.has_value()) {
-      ids.push_back(*split.token_id);
+  std::string normalized;
+  for (const AddedTokenSplit& raw : added_tokens_->SplitRaw(text)) {
+    if (raw.token_id.has_value()) {
+      ids.push_back(*raw.token_id);
       continue;
     }
-    words.clear();
-    RETURN_IF_ERROR(pre_tokenizer_->Run(split.text, &storage, &words));
-    for (std::string_view word : words) model_->EncodeWord(word, &ids);
+    // Bytes of the piece that stand for offset 0 of the input (Metaspace's
+    // prepend_scheme "first" asks): the first character, when it is there.
+    size_t lead = raw.text.data() == text.data() ? Utf8SequenceLength(raw.text, 0) : 0;
+    std::string_view piece = raw.text;
+    if (!normalizer_->empty()) {
+      normalized.assign(piece);
+      RETURN_IF_ERROR(normalizer_->Normalize(&normalized, &lead));
+      piece = normalized;
+    }
+    for (const AddedTokenSplit& split : added_tokens_->SplitNormalized(piece)) {
+      if (split.token_id.has_value()) {
+        ids.push_back(*split.token_id);
+        continue;
+      }
+      const size_t offset = static_cast<size_t>(split.text.data() - piece.data());
+      const size_t split_lead = lead > offset ? std::min(lead, offset + split.text.size()) - offset : 0;
+      words.clear();
+      RETURN_IF_ERROR(pre_tokenizer_->Run(split.text, split_lead, &storage, &words));
+      for (std::string_view word : words) model_->EncodeWord(word, &ids);
+    }
   }
   if (add_special_tokens) ids.insert(ids.end(), special_suffix_.begin(), special_suffix_.end());
   return ids;
 }
 
-absl::Status Tokenizer::AppendTokenBytes(int32_t id, bool skip_special_tokens, std::string* bytes) const {
+absl::StatusOr<std::optional<std::string_view>> Tokenizer::DecoderInput(int32_t id, bool skip_special_tokens) const {
   const auto it = entries_.find(id);
   if (it == entries_.end()) {
     return absl::InvalidArgumentError(
         absl::StrCat("token id ", id, " is not in the vocabulary (size ", vocab_size_, ")"));
   }
-  if (!(skip_special_tokens && it->second.special)) bytes->append(it->second.bytes);
-  return absl::OkStatus();
+  if (skip_special_tokens && it->second.special) return std::nullopt;
+  return std::string_view(it->second.content);
 }
 
 absl::StatusOr<std::string> Tokenizer::Decode(absl::Span<const int32_t> ids, bool skip_special_tokens) const {
-  std::string bytes;
-  bytes.reserve(ids.size() * 4);
-  for (int32_t id : ids) RETURN_IF_ERROR(AppendTokenBytes(id, skip_special_tokens, &bytes));
+  DecoderStream stream(decoder_.get());
   std::string text;
-  text.reserve(bytes.size());
-  Utf8AppendLossy(bytes, &text);
+  text.reserve(ids.size() * 4);
+  for (int32_t id : ids) {
+    ASSIGN_OR_RETURN(const std::optional<std::string_view> token, DecoderInput(id, skip_special_tokens));
+    if (token.has_value()) stream.Push(*token, &text);
+  }
+  stream.Finish(&text);
   return text;
 }
 

@@ -1,9 +1,11 @@
-// Tessera's text side: a byte-level BPE tokenizer that loads a Hugging Face
+// Tessera's text side: a BPE tokenizer that loads a Hugging Face
 // tokenizer.json and encodes/decodes exactly like the `tokenizers` library
-// (golden-tested against it). Encode pipeline, as in HF: cut added tokens out
-// of the raw text -> pre-tokenize each remaining piece (Split / ByteLevel
-// regexes, PCRE2) -> BPE each word (cached) -> add the template's special
-// tokens. Decode: token strings -> bytes (ByteLevel) -> UTF-8, lossy.
+// (golden-tested against it). Encode pipeline, as in HF: cut the
+// non-normalized added tokens out of the raw text -> normalize each
+// remaining piece (normalizer.h) -> cut the normalized added tokens out ->
+// pre-tokenize each remaining piece (Split / Metaspace / ByteLevel, PCRE2)
+// -> BPE each word (cached) -> add the template's special tokens. Decode:
+// token strings -> the decoder chain (decoder.h) -> text.
 //
 // Invalid UTF-8 in Encode's input is an INVALID_ARGUMENT error naming the
 // byte offset (HF's API only takes valid strings, so there is nothing to be
@@ -28,6 +30,8 @@ namespace tessera {
 
 class AddedTokenMatcher;
 class BpeModel;
+class Decoder;
+class Normalizer;
 class PreTokenizer;
 struct TokenizerSpec;
 
@@ -52,10 +56,11 @@ class Tokenizer {
   std::optional<std::string_view> IdToToken(int32_t id) const;
   bool IsSpecialToken(int32_t id) const;
 
-  // The raw bytes `id` contributes to decoded text (nothing for a special
-  // token when skipping them); the building block of Decode and
-  // StreamingDecoder. INVALID_ARGUMENT for an id outside the vocabulary.
-  absl::Status AppendTokenBytes(int32_t id, bool skip_special_tokens, std::string* bytes) const;
+  // The token string `id` hands the decoder: nullopt for a special token
+  // when skipping them. INVALID_ARGUMENT for an id outside the vocabulary.
+  // With decoder(), the building blocks of Decode and StreamingDecoder.
+  absl::StatusOr<std::optional<std::string_view>> DecoderInput(int32_t id, bool skip_special_tokens) const;
+  const Decoder& decoder() const { return *decoder_; }
 
   // Empties the word cache (benchmarks measure cold encoding with it).
   void ClearCache() const;
@@ -63,14 +68,15 @@ class Tokenizer {
  private:
   struct TokenEntry {
     std::string content;  // the token as spelt in tokenizer.json
-    std::string bytes;    // what the ByteLevel decoder turns it into
     bool special = false;
   };
   Tokenizer();
   absl::Status Init(TokenizerSpec spec);
 
   std::unique_ptr<BpeModel> model_;
+  std::unique_ptr<Normalizer> normalizer_;
   std::unique_ptr<PreTokenizer> pre_tokenizer_;
+  std::unique_ptr<Decoder> decoder_;
   std::unique_ptr<AddedTokenMatcher> added_tokens_;
   absl::flat_hash_map<std::string, int32_t> added_ids_;  // content -> id
   absl::flat_hash_map<int32_t, TokenEntry> entries_;     // id -> token

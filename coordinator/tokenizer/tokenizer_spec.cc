@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "coordinator/tokenizer/absl_view.h"
+#include "coordinator/tokenizer/utf8.h"
 #include "nlohmann/json.hpp"
 
 namespace tessera {
@@ -54,12 +55,80 @@ absl::StatusOr<std::string> GetString(const Json& object, std::string_view key, 
   return it->get<std::string>();
 }
 
+absl::Status Unsupported(absl::string_view path, absl::string_view type) {
+  return Invalid(absl::StrCat(path, ".type '", type, "' is not supported"));
+}
+
+// A string field that must hold exactly one character (serde's char).
+absl::StatusOr<std::string> GetCharacter(const Json& object, std::string_view key, absl::string_view where) {
+  ASSIGN_OR_RETURN(std::string value, GetString(object, key, where));
+  if (value.empty() || Utf8SequenceLength(value, 0) != value.size()) {
+    return Invalid(absl::StrCat(where, ".", AbslView(key), " must be one character. Given: '", value, "'"));
+  }
+  return value;
+}
+
+absl::StatusOr<size_t> GetCount(const Json& object, std::string_view key, absl::string_view where) {
+  const auto it = object.find(key);
+  if (it == object.end() || !it->is_number_unsigned()) {
+    return Invalid(absl::StrCat(where, ".", AbslView(key), " must be a non-negative integer"));
+  }
+  return static_cast<size_t>(std::min<uint64_t>(it->get<uint64_t>(), 1u << 30));
+}
+
+// {"Regex": ...} or {"String": ...}, as Split and Replace spell patterns.
+absl::Status ParsePattern(const Json& object, absl::string_view where, std::string* pattern, bool* literal) {
+  const auto it = object.find("pattern");
+  if (it != object.end() && it->is_object() && it->size() == 1) {
+    for (const char* kind : {"Regex", "String"}) {
+      if (const auto p = it->find(kind); p != it->end() && p->is_string()) {
+        *pattern = p->get<std::string>();
+        *literal = std::string_view(kind) == "String";
+        return absl::OkStatus();
+      }
+    }
+  }
+  return Invalid(absl::StrCat(where, ".pattern must be {\"Regex\": ...} or {\"String\": ...}"));
+}
+
+// The Metaspace fields shared by the pre-tokenizer and the decoder, with
+// tokenizers' defaults and its legacy add_prefix_space.
+struct MetaspaceConfig {
+  std::string replacement;
+  MetaspacePrepend prepend = MetaspacePrepend::kAlways;
+  bool split = true;
+};
+
+absl::StatusOr<MetaspaceConfig> ParseMetaspace(const Json& component, absl::string_view where) {
+  MetaspaceConfig config;
+  ASSIGN_OR_RETURN(config.replacement, GetCharacter(component, "replacement", where));
+  if (const auto it = component.find("prepend_scheme"); it != component.end() && !it->is_null()) {
+    const std::string scheme = it->is_string() ? it->get<std::string>() : it->dump();
+    if (scheme == "first") {
+      config.prepend = MetaspacePrepend::kFirst;
+    } else if (scheme == "never") {
+      config.prepend = MetaspacePrepend::kNever;
+    } else if (scheme != "always") {
+      return Invalid(
+          absl::StrCat(where, ".prepend_scheme must be 'first', 'always' or 'never'. Given: '", scheme, "'"));
+    }
+  }
+  if (const auto it = component.find("add_prefix_space"); it != component.end() && !it->is_null()) {
+    if (!it->is_boolean()) return Invalid(absl::StrCat(where, ".add_prefix_space must be a boolean"));
+    if (!it->get<bool>() && config.prepend != MetaspacePrepend::kNever) {  // tokenizers refuses it too
+      return Invalid(absl::StrCat(where, ".add_prefix_space false does not match prepend_scheme"));
+    }
+  }
+  ASSIGN_OR_RETURN(config.split, GetBool(component, "split", true, where));
+  return config;
+}
+
 absl::Status ParseModel(const Json& model, BpeConfig* bpe) {
   if (!model.is_object()) return Invalid("tokenizer.json has no model object");
   const std::string type = TypeOf(model);
   // Old files omit the type; a model with merges is BPE there.
   if (type != "BPE" && !(type == "<no type>" && model.contains("merges"))) {
-    return Invalid(absl::StrCat("unsupported model '", type, "' (only BPE)"));
+    return Invalid(absl::StrCat("model.type '", type, "' is not supported (only BPE)"));
   }
   if (const auto it = model.find("dropout"); it != model.end() && !it->is_null()) {
     if (!it->is_number() || it->get<double>() != 0.0) return Invalid("unsupported BPE dropout (must be null or 0)");
@@ -164,42 +233,74 @@ absl::Status ParseAddedTokens(const Json& root, const BpeConfig& bpe, std::vecto
   return absl::OkStatus();
 }
 
-absl::Status ParseSplitPattern(const Json& pattern, PreTokenizerStep* step) {
-  if (pattern.is_object() && pattern.size() == 1) {
-    if (const auto it = pattern.find("Regex"); it != pattern.end() && it->is_string()) {
-      step->pattern = it->get<std::string>();
-      return absl::OkStatus();
+absl::Status ParseNormalizer(const Json& component, const std::string& path, int depth,
+                            std::vector<NormalizerStep>* steps) {
+  if (depth > 8) return Invalid(absl::StrCat(path, ": Sequences nest too deeply"));
+  const std::string type = TypeOf(component);
+  if (type == "none" && depth == 0) return absl::OkStatus();
+  if (type == "Sequence") {
+    const auto list = component.find("normalizers");
+    if (list == component.end() || !list->is_array()) {
+      return Invalid(absl::StrCat(path, ".normalizers must be an array"));
     }
-    if (const auto it = pattern.find("String"); it != pattern.end() && it->is_string()) {
-      step->pattern = it->get<std::string>();
-      step->pattern_is_literal = true;
-      return absl::OkStatus();
+    for (size_t i = 0; i < list->size(); ++i) {
+      RETURN_IF_ERROR(ParseNormalizer((*list)[i], absl::StrCat(path, ".normalizers[", i, "]"), depth + 1, steps));
     }
+    return absl::OkStatus();
   }
-  return Invalid("pre_tokenizer Split.pattern must be {\"Regex\": ...} or {\"String\": ...}");
+  NormalizerStep step;
+  step.path = path;
+  if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
+    step.kind = NormalizerStep::Kind::kUnicode;
+    step.form = type == "NFC"   ? UnicodeForm::kNfc
+                : type == "NFD" ? UnicodeForm::kNfd
+                : type == "NFKC" ? UnicodeForm::kNfkc
+                                 : UnicodeForm::kNfkd;
+  } else if (type == "Lowercase") {
+    step.kind = NormalizerStep::Kind::kLowercase;
+  } else if (type == "Strip") {
+    step.kind = NormalizerStep::Kind::kStrip;
+    ASSIGN_OR_RETURN(step.strip_left, GetBool(component, "strip_left", false, path));
+    ASSIGN_OR_RETURN(step.strip_right, GetBool(component, "strip_right", false, path));
+  } else if (type == "Prepend") {
+    step.kind = NormalizerStep::Kind::kPrepend;
+    ASSIGN_OR_RETURN(step.content, GetString(component, "prepend", path));
+  } else if (type == "Replace") {
+    step.kind = NormalizerStep::Kind::kReplace;
+    RETURN_IF_ERROR(ParsePattern(component, path, &step.pattern, &step.pattern_is_literal));
+    ASSIGN_OR_RETURN(step.content, GetString(component, "content", path));
+  } else {
+    return Unsupported(path, type);
+  }
+  steps->push_back(std::move(step));
+  return absl::OkStatus();
 }
 
-absl::Status ParsePreTokenizer(const Json& component, int depth, std::vector<PreTokenizerStep>* steps) {
-  if (depth > 8) return Invalid("pre_tokenizer Sequences nest too deeply");
+absl::Status ParsePreTokenizer(const Json& component, const std::string& path, int depth,
+                               std::vector<PreTokenizerStep>* steps) {
+  if (depth > 8) return Invalid(absl::StrCat(path, ": Sequences nest too deeply"));
   const std::string type = TypeOf(component);
-  if (type == "none") return absl::OkStatus();
+  if (type == "none" && depth == 0) return absl::OkStatus();
   if (type == "Sequence") {
     const auto list = component.find("pretokenizers");
-    if (list == component.end() || !list->is_array()) return Invalid("pre_tokenizer Sequence needs pretokenizers");
-    for (const Json& child : *list) RETURN_IF_ERROR(ParsePreTokenizer(child, depth + 1, steps));
+    if (list == component.end() || !list->is_array()) {
+      return Invalid(absl::StrCat(path, ".pretokenizers must be an array"));
+    }
+    for (size_t i = 0; i < list->size(); ++i) {
+      RETURN_IF_ERROR(ParsePreTokenizer((*list)[i], absl::StrCat(path, ".pretokenizers[", i, "]"), depth + 1, steps));
+    }
     return absl::OkStatus();
   }
   PreTokenizerStep step;
+  step.path = path;
   if (type == "ByteLevel") {
     step.kind = PreTokenizerStep::Kind::kByteLevel;
-    ASSIGN_OR_RETURN(step.add_prefix_space, GetBool(component, "add_prefix_space", true, "pre_tokenizer ByteLevel"));
-    ASSIGN_OR_RETURN(step.use_regex, GetBool(component, "use_regex", true, "pre_tokenizer ByteLevel"));
+    ASSIGN_OR_RETURN(step.add_prefix_space, GetBool(component, "add_prefix_space", true, path));
+    ASSIGN_OR_RETURN(step.use_regex, GetBool(component, "use_regex", true, path));
   } else if (type == "Split") {
     step.kind = PreTokenizerStep::Kind::kSplit;
-    const auto pattern = component.find("pattern");
-    if (pattern == component.end()) return Invalid("pre_tokenizer Split needs a pattern");
-    RETURN_IF_ERROR(ParseSplitPattern(*pattern, &step));
-    ASSIGN_OR_RETURN(const std::string behavior, GetString(component, "behavior", "pre_tokenizer Split"));
+    RETURN_IF_ERROR(ParsePattern(component, path, &step.pattern, &step.pattern_is_literal));
+    ASSIGN_OR_RETURN(const std::string behavior, GetString(component, "behavior", path));
     if (behavior == "Removed") {
       step.behavior = SplitBehavior::kRemoved;
     } else if (behavior == "Isolated") {
@@ -211,29 +312,83 @@ absl::Status ParsePreTokenizer(const Json& component, int depth, std::vector<Pre
     } else if (behavior == "Contiguous") {
       step.behavior = SplitBehavior::kContiguous;
     } else {
-      return Invalid(absl::StrCat("unsupported pre_tokenizer Split behavior '", behavior, "'"));
+      return Invalid(absl::StrCat(path, ".behavior '", behavior, "' is not supported"));
     }
-    ASSIGN_OR_RETURN(step.invert, GetBool(component, "invert", false, "pre_tokenizer Split"));
+    ASSIGN_OR_RETURN(step.invert, GetBool(component, "invert", false, path));
+  } else if (type == "Metaspace") {
+    step.kind = PreTokenizerStep::Kind::kMetaspace;
+    ASSIGN_OR_RETURN(MetaspaceConfig metaspace, ParseMetaspace(component, path));
+    step.replacement = std::move(metaspace.replacement);
+    step.prepend = metaspace.prepend;
+    step.split = metaspace.split;
   } else {
-    return Invalid(absl::StrCat("unsupported pre_tokenizer '", type, "'"));
+    return Unsupported(path, type);
+  }
+  steps->push_back(std::move(step));
+  return absl::OkStatus();
+}
+
+absl::Status ParseDecoder(const Json& component, const std::string& path, int depth, std::vector<DecoderStep>* steps) {
+  if (depth > 8) return Invalid(absl::StrCat(path, ": Sequences nest too deeply"));
+  const std::string type = TypeOf(component);
+  if (type == "none" && depth == 0) {
+    return Invalid("decoder null (tokens joined with spaces) is not supported");
+  }
+  if (type == "Sequence") {
+    const auto list = component.find("decoders");
+    if (list == component.end() || !list->is_array()) return Invalid(absl::StrCat(path, ".decoders must be an array"));
+    for (size_t i = 0; i < list->size(); ++i) {
+      RETURN_IF_ERROR(ParseDecoder((*list)[i], absl::StrCat(path, ".decoders[", i, "]"), depth + 1, steps));
+    }
+    return absl::OkStatus();
+  }
+  DecoderStep step;
+  step.path = path;
+  if (type == "ByteLevel") {
+    step.kind = DecoderStep::Kind::kByteLevel;
+  } else if (type == "ByteFallback") {
+    step.kind = DecoderStep::Kind::kByteFallback;
+  } else if (type == "Fuse") {
+    step.kind = DecoderStep::Kind::kFuse;
+  } else if (type == "Strip") {
+    step.kind = DecoderStep::Kind::kStrip;
+    ASSIGN_OR_RETURN(step.content, GetCharacter(component, "content", path));
+    ASSIGN_OR_RETURN(step.start, GetCount(component, "start", path));
+    ASSIGN_OR_RETURN(step.stop, GetCount(component, "stop", path));
+  } else if (type == "Replace") {
+    step.kind = DecoderStep::Kind::kReplace;
+    RETURN_IF_ERROR(ParsePattern(component, path, &step.pattern, &step.pattern_is_literal));
+    ASSIGN_OR_RETURN(step.content, GetString(component, "content", path));
+  } else if (type == "Metaspace") {
+    step.kind = DecoderStep::Kind::kMetaspace;
+    ASSIGN_OR_RETURN(MetaspaceConfig metaspace, ParseMetaspace(component, path));
+    step.content = std::move(metaspace.replacement);
+    step.prepend_never = metaspace.prepend == MetaspacePrepend::kNever;
+  } else {
+    return Unsupported(path, type);
   }
   steps->push_back(std::move(step));
   return absl::OkStatus();
 }
 
 // Applies one post-processor to the (prefix, suffix) built so far.
-absl::Status ParsePostProcessor(const Json& component, int depth, std::vector<int32_t>* prefix,
-                                std::vector<int32_t>* suffix) {
-  if (depth > 8) return Invalid("post_processor Sequences nest too deeply");
+absl::Status ParsePostProcessor(const Json& component, const std::string& path, int depth,
+                                std::vector<int32_t>* prefix, std::vector<int32_t>* suffix) {
+  if (depth > 8) return Invalid(absl::StrCat(path, ": Sequences nest too deeply"));
   const std::string type = TypeOf(component);
   if (type == "none" || type == "ByteLevel") return absl::OkStatus();  // ByteLevel only trims offsets
   if (type == "Sequence") {
     const auto list = component.find("processors");
-    if (list == component.end() || !list->is_array()) return Invalid("post_processor Sequence needs processors");
-    for (const Json& child : *list) RETURN_IF_ERROR(ParsePostProcessor(child, depth + 1, prefix, suffix));
+    if (list == component.end() || !list->is_array()) {
+      return Invalid(absl::StrCat(path, ".processors must be an array"));
+    }
+    for (size_t i = 0; i < list->size(); ++i) {
+      RETURN_IF_ERROR(
+          ParsePostProcessor((*list)[i], absl::StrCat(path, ".processors[", i, "]"), depth + 1, prefix, suffix));
+    }
     return absl::OkStatus();
   }
-  if (type != "TemplateProcessing") return Invalid(absl::StrCat("unsupported post_processor '", type, "'"));
+  if (type != "TemplateProcessing") return Unsupported(path, type);
 
   const auto single = component.find("single");
   const auto specials = component.find("special_tokens");
@@ -278,20 +433,16 @@ absl::StatusOr<TokenizerSpec> ParseJson(const Json& root) {
     const auto it = root.find(key);
     if (it != root.end() && !it->is_null()) return Invalid(absl::StrCat("unsupported ", key, " (must be null)"));
   }
-  if (const auto it = root.find("normalizer"); it != root.end() && !it->is_null()) {
-    return Invalid(absl::StrCat("unsupported normalizer '", TypeOf(*it), "'"));
-  }
-  const std::string decoder = TypeOf(root.value("decoder", Json()));
-  if (decoder != "ByteLevel") return Invalid(absl::StrCat("unsupported decoder '", decoder, "' (only ByteLevel)"));
-
   TokenizerSpec spec;
   const auto model = root.find("model");
   if (model == root.end()) return Invalid("tokenizer.json has no model");
   RETURN_IF_ERROR(ParseModel(*model, &spec.bpe));
   RETURN_IF_ERROR(ParseAddedTokens(root, spec.bpe, &spec.added_tokens));
-  RETURN_IF_ERROR(ParsePreTokenizer(root.value("pre_tokenizer", Json()), 0, &spec.pre_tokenizer));
-  RETURN_IF_ERROR(
-      ParsePostProcessor(root.value("post_processor", Json()), 0, &spec.special_prefix, &spec.special_suffix));
+  RETURN_IF_ERROR(ParseNormalizer(root.value("normalizer", Json()), "normalizer", 0, &spec.normalizer));
+  RETURN_IF_ERROR(ParsePreTokenizer(root.value("pre_tokenizer", Json()), "pre_tokenizer", 0, &spec.pre_tokenizer));
+  RETURN_IF_ERROR(ParsePostProcessor(root.value("post_processor", Json()), "post_processor", 0, &spec.special_prefix,
+                                     &spec.special_suffix));
+  RETURN_IF_ERROR(ParseDecoder(root.value("decoder", Json()), "decoder", 0, &spec.decoder));
   return spec;
 }
 

@@ -42,6 +42,13 @@ TEST(ConfigJsonTest, BareNonFiniteLiteralsOutsideStrings) {
   EXPECT_EQ((*j)["list"][1], "NaN");
 }
 
+TEST(ConfigJsonTest, NumbersOutOfRangeAreAnErrorNotAnException) {
+  // Found by tests/fuzz/model_fuzzer: nlohmann throws out_of_range, not parse_error.
+  absl::StatusOr<Json> j = ParseConfigJson(R"({"layer_norm_epsilon": 1e405})", "config.json");
+  ASSERT_FALSE(j.ok());
+  EXPECT_NE(j.status().message().find("number overflow"), std::string::npos) << j.status();
+}
+
 TEST(ConfigJsonTest, IdentifiersThatOnlyStartLikeALiteralStayErrors) {
   EXPECT_FALSE(ParseConfigJson(R"({"a": InfinityX})", "c.json").ok());
   EXPECT_FALSE(ParseConfigJson(R"({"a": NaNa})", "c.json").ok());

@@ -1,5 +1,6 @@
 // Encode/Decode behaviour beyond the goldens: special tokens inside text,
 // invalid UTF-8, unknown ids, long inputs, the word cache and thread safety.
+#include <algorithm>
 #include <string>
 #include <thread>
 #include <vector>
@@ -136,6 +137,39 @@ TEST(TokenizerBehaviorTest, WordCacheDoesNotChangeResults) {
     EXPECT_EQ(cold, warm);
     EXPECT_EQ(cold, cleared);
   }
+}
+
+// SentencePiece layouts: the legacy Prepend normalizer runs on every piece
+// between special tokens, so a word right after <s> still gets "▁"; the
+// newer Metaspace(prepend_scheme "first") only prepends at offset 0 of the
+// input. Both match tokenizers (goldens); this pins the difference.
+TEST(TokenizerBehaviorTest, MetaspaceFirstOnlyPrependsAtTheStartOfTheInput) {
+  auto legacy = Load("bpe700-spm-legacy");
+  auto metaspace = Load("bpe700-spm-metaspace");
+  ASSERT_TRUE(legacy && metaspace);
+  const auto after_bos = [](const Tokenizer& tokenizer) {
+    const std::vector<int32_t> ids = *tokenizer.Encode("<s>Hello", false);
+    EXPECT_EQ(ids.front(), 1);
+    return std::vector<int32_t>(ids.begin() + 1, ids.end());
+  };
+  EXPECT_EQ(after_bos(*legacy), *legacy->Encode("Hello", false));
+  EXPECT_NE(after_bos(*metaspace), *metaspace->Encode("Hello", false));
+  EXPECT_EQ(*metaspace->Decode(*metaspace->Encode("Hello world", false), true), "Hello world");
+}
+
+// Normalized added tokens match the normalized text (NFKC + Lowercase here)
+// and, like tokenizers 0.23, read back as their normalized content.
+TEST(TokenizerBehaviorTest, NormalizedAddedTokensMatchNormalizedText) {
+  auto tokenizer = Load("bpe700-spm-mixed");
+  ASSERT_TRUE(tokenizer);
+  const auto count = [&](const std::string& text, int32_t id) {
+    const std::vector<int32_t> ids = *tokenizer->Encode(text, false);
+    return std::count(ids.begin(), ids.end(), id);
+  };
+  EXPECT_EQ(count("HELLO   WORLD and hello world", 700), 2);  // "hello world"
+  EXPECT_EQ(count("Ｍａｍｂａ, MAMBA, mamba", 701), 3);       // "Ｍａｍｂａ" normalizes to "mamba"
+  EXPECT_EQ(tokenizer->IdToToken(701), "mamba");
+  EXPECT_EQ(tokenizer->TokenToId("Ｍａｍｂａ"), 701);
 }
 
 TEST(TokenizerBehaviorTest, ConcurrentEncodeMatchesSerial) {

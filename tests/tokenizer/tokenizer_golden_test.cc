@@ -1,6 +1,8 @@
 // Golden tests: every case recorded from Hugging Face tokenizers must come
 // out identically — golden_shared.json (the shared fixtures) and
-// golden_reference.json (broader cases; see make_reference_golden.js).
+// golden_reference.json (broader cases; see make_reference_golden.js and
+// make_reference_golden.py).
+#include <cctype>
 #include <string>
 #include <vector>
 
@@ -40,10 +42,20 @@ TEST_P(SharedGoldenTest, EncodeAndDecodeMatchHuggingFace) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, SharedGoldenTest, ::testing::Values("bpe512-gpt2split", "bpe1000-llama3split"),
-                         [](const auto& info) {
-                           return info.param == "bpe512-gpt2split" ? "Gpt2Split" : "Llama3Split";
-                         });
+std::string TestName(const ::testing::TestParamInfo<std::string>& info) {
+  std::string name;
+  for (char c : info.param) name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  return name;
+}
+
+// The shared fixtures, then the layouts of published Mamba checkpoints'
+// tokenizers (make_reference_golden.py): GPT-NeoX (NFC), SentencePiece BPE
+// converted the legacy way (Prepend/Replace normalizer, byte fallback) and
+// the newer way (Metaspace), and a crafted mix of the other components.
+INSTANTIATE_TEST_SUITE_P(Fixtures, SharedGoldenTest,
+                         ::testing::Values("bpe512-gpt2split", "bpe1000-llama3split", "bpe600-neox-nfc",
+                                           "bpe700-spm-legacy", "bpe700-spm-metaspace", "bpe700-spm-mixed"),
+                         TestName);
 
 class ReferenceGoldenTest : public ::testing::TestWithParam<std::string> {};
 
@@ -86,12 +98,10 @@ TEST_P(ReferenceGoldenTest, DecodeOfArbitraryIdsMatchesHuggingFace) {
 
 INSTANTIATE_TEST_SUITE_P(Tokenizers, ReferenceGoldenTest,
                          ::testing::Values("bpe512-gpt2split", "bpe1000-llama3split", "bpe512-addedtokens",
-                                           "bpe1000-splitbehaviors", "chars-unk-fused", "chars-unk-unfused"),
-                         [](const auto& info) {
-                           std::string name;
-                           for (char c : info.param) name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-                           return name;
-                         });
+                                           "bpe1000-splitbehaviors", "chars-unk-fused", "chars-unk-unfused",
+                                           "bpe600-neox-nfc", "bpe700-spm-legacy", "bpe700-spm-metaspace",
+                                           "bpe700-spm-mixed"),
+                         TestName);
 
 }  // namespace
 }  // namespace tessera

@@ -69,38 +69,38 @@ TEST(TokenizerSpecTest, RefusesUnsupportedComponentsByName) {
   const Json base = Fixture("bpe512-gpt2split");
   {
     Json j = base;
-    j["normalizer"] = {{"type", "NFKC"}};
-    ExpectRefused(j, "unsupported normalizer 'NFKC'");
+    j["normalizer"] = {{"type", "BertNormalizer"}};
+    ExpectRefused(j, "normalizer.type 'BertNormalizer' is not supported");
   }
   {
     Json j = base;
     j["pre_tokenizer"] = {{"type", "Whitespace"}};
-    ExpectRefused(j, "unsupported pre_tokenizer 'Whitespace'");
+    ExpectRefused(j, "pre_tokenizer.type 'Whitespace' is not supported");
   }
   {
     Json j = base;
     j["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", {{{"type", "Digits"}, {"individual_digits", true}}}}};
-    ExpectRefused(j, "unsupported pre_tokenizer 'Digits'");
+    ExpectRefused(j, "pre_tokenizer.pretokenizers[0].type 'Digits' is not supported");
   }
   {
     Json j = base;
     j["model"]["type"] = "WordPiece";
-    ExpectRefused(j, "unsupported model 'WordPiece'");
+    ExpectRefused(j, "model.type 'WordPiece' is not supported");
   }
   {
     Json j = base;
     j["decoder"] = {{"type", "WordPiece"}, {"prefix", "##"}};
-    ExpectRefused(j, "unsupported decoder 'WordPiece'");
+    ExpectRefused(j, "decoder.type 'WordPiece' is not supported");
   }
   {
     Json j = base;
     j["decoder"] = nullptr;
-    ExpectRefused(j, "unsupported decoder 'none'");
+    ExpectRefused(j, "decoder null (tokens joined with spaces) is not supported");
   }
   {
     Json j = base;
     j["post_processor"] = {{"type", "BertProcessing"}};
-    ExpectRefused(j, "unsupported post_processor 'BertProcessing'");
+    ExpectRefused(j, "post_processor.type 'BertProcessing' is not supported");
   }
   {
     Json j = base;
@@ -123,7 +123,102 @@ TEST(TokenizerSpecTest, RefusesUnsupportedComponentsByName) {
                           {"pretokenizers",
                            {{{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}},
                             {{"type", "Split"}, {"pattern", {{"Regex", "a"}}}, {"behavior", "Isolated"}}}}};
-    ExpectRefused(j, "unsupported pre_tokenizer 'ByteLevel' before other steps");
+    ExpectRefused(j, "pre_tokenizer.pretokenizers[0].type 'ByteLevel' before other steps is not supported");
+  }
+}
+
+// The components of published SentencePiece / NeoX files load; what is
+// still unsupported inside them is refused with its JSON path.
+TEST(TokenizerSpecTest, RefusesUnsupportedNormalizerAndDecoderStepsByPath) {
+  const Json base = Fixture("bpe700-spm-legacy");
+  const Json replace = {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\u2581"}};
+  {
+    Json j = base;
+    j["normalizer"] = {{"type", "Sequence"},
+                       {"normalizers",
+                        {{{"type", "NFKC"}}, replace, {{"type", "Precompiled"}, {"precompiled_charsmap", "AA"}}}}};
+    ExpectRefused(j, "normalizer.normalizers[2].type 'Precompiled' is not supported");
+  }
+  {
+    Json j = base;
+    j["normalizer"] = {{"type", "Sequence"},
+                       {"normalizers", {{{"type", "Sequence"}, {"normalizers", {{{"type", "StripAccents"}}}}}}}};
+    ExpectRefused(j, "normalizer.normalizers[0].normalizers[0].type 'StripAccents' is not supported");
+  }
+  {
+    Json j = base;
+    j["normalizer"] = {{"type", "Replace"}, {"pattern", "x"}, {"content", "y"}};
+    ExpectRefused(j, "normalizer.pattern must be {\"Regex\": ...} or {\"String\": ...}");
+  }
+  {
+    Json j = base;
+    j["normalizer"] = {{"type", "Sequence"},
+                       {"normalizers",
+                        {replace, {{"type", "Replace"}, {"pattern", {{"Regex", "(a"}}}, {"content", ""}}}}};
+    ExpectRefused(j, "normalizer.normalizers[1].pattern: invalid regex '(a'");
+  }
+  {
+    Json j = base;
+    j["normalizer"] = {{"type", "Prepend"}};
+    ExpectRefused(j, "normalizer.prepend must be a string");
+  }
+  {
+    Json j = base;
+    j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"add_prefix_space", false}};
+    ExpectRefused(j, "pre_tokenizer.add_prefix_space false does not match prepend_scheme");
+  }
+  {
+    Json j = base;
+    j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "sometimes"}};
+    ExpectRefused(j, "pre_tokenizer.prepend_scheme must be 'first', 'always' or 'never'. Given: 'sometimes'");
+  }
+  {
+    Json j = base;
+    j["pre_tokenizer"] = {{"type", "Sequence"},
+                          {"pretokenizers", {{{"type", "Metaspace"}, {"replacement", "__"}}}}};
+    ExpectRefused(j, "pre_tokenizer.pretokenizers[0].replacement must be one character. Given: '__'");
+  }
+  {
+    Json j = base;
+    j["decoder"]["decoders"][1] = {{"type", "CTC"}, {"pad_token", "<pad>"}};
+    ExpectRefused(j, "decoder.decoders[1].type 'CTC' is not supported");
+  }
+  {
+    Json j = base;
+    j["decoder"]["decoders"][3].erase("start");
+    ExpectRefused(j, "decoder.decoders[3].start must be a non-negative integer");
+  }
+  {
+    Json j = base;
+    j["decoder"]["decoders"].push_back(replace);
+    ExpectRefused(j, "decoder.decoders[4].type 'Replace' after 'Fuse' is not supported");
+  }
+  {
+    Json j = base;
+    j["decoder"]["decoders"].push_back({{"type", "ByteLevel"}});
+    ExpectRefused(j, "decoder.decoders[4].type 'ByteLevel' is only supported as the whole decoder");
+  }
+  {
+    Json j = base;
+    j["decoder"]["decoders"][0] = {{"type", "Sequence"}, {"decoders", {{{"type", "WordPiece"}}}}};
+    ExpectRefused(j, "decoder.decoders[0].decoders[0].type 'WordPiece' is not supported");
+  }
+}
+
+TEST(TokenizerSpecTest, MetaspaceDefaultsAndLegacyFields) {
+  // Older files spell Metaspace with add_prefix_space (true: prepend always)
+  // and str_rep; split defaults to true. Same ids as the explicit spelling.
+  Json legacy = Fixture("bpe700-spm-metaspace");
+  legacy["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"add_prefix_space", true},
+                             {"str_rep", "\u2581"}};
+  Json explicit_form = Fixture("bpe700-spm-metaspace");
+  explicit_form["pre_tokenizer"] = {
+      {"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "always"}, {"split", true}};
+  auto a = Tokenizer::FromJson(legacy.dump());
+  auto b = Tokenizer::FromJson(explicit_form.dump());
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+  for (const std::string& text : SampleTexts("bpe700-spm-metaspace")) {
+    EXPECT_EQ(*(*a)->Encode(text, true), *(*b)->Encode(text, true)) << text;
   }
 }
 
@@ -155,12 +250,12 @@ TEST(TokenizerSpecTest, RefusesMalformedFiles) {
   {
     Json j = base;
     j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}}, {"behavior", "Isolated"}};
-    ExpectRefused(j, "pre_tokenizer Split: invalid regex '(unclosed'");
+    ExpectRefused(j, "pre_tokenizer.pattern: invalid regex '(unclosed'");
   }
   {
     Json j = base;
     j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "a"}}}, {"behavior", "Sideways"}};
-    ExpectRefused(j, "unsupported pre_tokenizer Split behavior 'Sideways'");
+    ExpectRefused(j, "pre_tokenizer.behavior 'Sideways' is not supported");
   }
   {
     Json j = base;
