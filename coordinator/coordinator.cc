@@ -1,19 +1,29 @@
 // Validation first (no locks, no network; a text prompt is tokenized and
 // then validated as ids), then admission, then execution; the admission
 // object returns its reservations however execution ends. Every request is
-// metered from arrival to end, whatever path it takes out.
+// metered from arrival to end, whatever path it takes out. A request that
+// loses a worker (UNAVAILABLE) before any token reached its client runs once
+// more, under a new id and secret, without the workers it lost.
 #include "coordinator/coordinator.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <optional>
+#include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "coordinator/coordinator_metrics.h"
 #include "coordinator/metered_request.h"
+#include "coordinator/request_ids.h"
 #include "coordinator/request_validation.h"
 #include "coordinator/shard_execution.h"
 #include "coordinator/text_deltas.h"
+#include "coordinator/tokenizer/utf8.h"
+#include "coordinator/worker_capacity.h"
 #include "rpc/metrics_endpoint.h"  // kTesseraVersion
 
 namespace tessera {
@@ -23,10 +33,35 @@ namespace {
 class RunningRequest {
  public:
   explicit RunningRequest(std::atomic<int32_t>& counter) : counter_(counter) { ++counter_; }
+  RunningRequest(const RunningRequest&) = delete;
+  RunningRequest& operator=(const RunningRequest&) = delete;
   ~RunningRequest() { --counter_; }
 
  private:
   std::atomic<int32_t>& counter_;
+};
+
+// The client's view of a request that may be tried twice: it starts once,
+// and its prefill progress never goes back.
+class AttemptEvents final : public GenerateEvents {
+ public:
+  explicit AttemptEvents(GenerateEvents& inner) : inner_(inner) {}
+
+  void OnStart(const std::string& request_id) override {
+    if (!started_) inner_.OnStart(request_id);
+    started_ = true;
+  }
+  bool OnProgress(const PrefillProgress& progress) override {
+    if (progress.layers_total == last_.layers_total && progress.layers_done <= last_.layers_done) return true;
+    last_ = progress;
+    return inner_.OnProgress(progress);
+  }
+  bool OnTokens(const TokenDelta& tokens) override { return inner_.OnTokens(tokens); }
+
+ private:
+  GenerateEvents& inner_;
+  bool started_ = false;
+  PrefillProgress last_{-1, -1, 0, 0};
 };
 
 }  // namespace
@@ -85,18 +120,60 @@ absl::StatusOr<GenerateResult> Coordinator::RunGenerate(const GenerateRequest& o
   RETURN_IF_ERROR(ValidateGenerateRequest(request, limits));
 
   const int64_t prompt_tokens = static_cast<int64_t>(request.prompt_token_ids.size());
-  ASSIGN_OR_RETURN(std::unique_ptr<Admission> admission,
-                   registry_.Admit(prompt_tokens, request.stopping.max_new_tokens));
-  RunningRequest running(running_requests_);
-  metered.Admitted(prompt_tokens);
+  // Ids are random (unguessable, never repeated across restarts); the
+  // caller's own id is only echoed back.
+  ASSIGN_OR_RETURN(const std::string first_id, NewRequestId());
+  const std::string client_request_id = request.request_id.empty() ? first_id : request.request_id;
+  TextDeltaEvents text(model_.tokenizer.get(), request.keep_special_tokens, metered);
+  AttemptEvents attempt_events(text);
+  std::set<std::string> excluded;  // workers lost by an earlier attempt
+  std::optional<RunningRequest> running;
+  absl::Status first_failure;
+  for (int attempt = 0;; ++attempt) {
+    absl::StatusOr<std::unique_ptr<Admission>> admission =
+        registry_.Admit(prompt_tokens, request.stopping.max_new_tokens, excluded);
+    if (!admission.ok()) return attempt == 0 ? admission.status() : first_failure;
+    if (attempt == 0) {
+      running.emplace(running_requests_);
+      metered.Admitted(prompt_tokens);
+    }
+    std::vector<std::string> lost;
+    bool tokens_relayed = false;
+    absl::StatusOr<GenerateResult> result =
+        RunAttempt(**admission, request, caller, attempt == 0 ? first_id : std::string(), client_request_id,
+                   attempt_events, lost, tokens_relayed);
+    // One transparent retry, on other workers, of a request that failed
+    // because a worker was lost (or a peer channel was reconnecting) before
+    // any token reached the client.
+    const bool retry = attempt == 0 && !result.ok() && result.status().code() == absl::StatusCode::kUnavailable &&
+                       !tokens_relayed && !lost.empty() && !shutting_down_ && !caller.cancelled();
+    if (!retry) {
+      if (!result.ok()) return result.status();
+      if (!text.Finish()) return absl::CancelledError("the client went away");
+      result->text = text.text();
+      return result;
+    }
+    first_failure = result.status();
+    excluded.insert(lost.begin(), lost.end());
+    std::fprintf(stderr, "coordinator: request %s failed before its first token (%s); retrying without %s\n",
+                 client_request_id.c_str(), std::string(first_failure.message()).c_str(),
+                 absl::StrJoin(lost, ", ").c_str());
+  }
+}
 
+absl::StatusOr<GenerateResult> Coordinator::RunAttempt(const Admission& admission, const GenerateRequest& request,
+                                                       const CallerContext& caller, std::string worker_request_id,
+                                                       const std::string& client_request_id, GenerateEvents& events,
+                                                       std::vector<std::string>& lost, bool& tokens_relayed) {
   ShardExecution execution;
-  const uint64_t number = ++request_counter_;
-  // Workers key their state by request id: make it unique even when callers reuse theirs.
-  execution.client_request_id = request.request_id.empty() ? absl::StrCat("req-", number) : request.request_id;
-  execution.worker_request_id =
-      request.request_id.empty() ? execution.client_request_id : absl::StrCat(request.request_id, "-", number);
-  const int64_t eos = model_.eos_token_id >= 0 ? model_.eos_token_id : admission->eos_token_id();
+  if (worker_request_id.empty()) {
+    ASSIGN_OR_RETURN(worker_request_id, NewRequestId());
+  }
+  execution.worker_request_id = std::move(worker_request_id);
+  ASSIGN_OR_RETURN(execution.request_secret, NewRequestSecret());
+  execution.client_request_id = client_request_id;
+  execution.vocab_size = model_.vocab_size;
+  const int64_t eos = model_.eos_token_id >= 0 ? model_.eos_token_id : admission.eos_token_id();
   execution.eos_token_id = request.stopping.ignore_eos ? -1 : eos;
   execution.peer_timeout_ms = options_.peer_timeout_ms;
   execution.deadline = caller.deadline;
@@ -106,19 +183,45 @@ absl::StatusOr<GenerateResult> Coordinator::RunGenerate(const GenerateRequest& o
     if (caller.cancelled()) return absl::CancelledError("the client cancelled the request");
     return absl::OkStatus();
   };
-  execution.on_worker_unreachable = [this](const std::string& address) { registry_.MarkUnreachable(address); };
-  ASSIGN_OR_RETURN(const bool use_nccl, UseNccl(options_.peer_transport, admission->shards()));
+  execution.on_worker_unreachable = [this, &lost](const std::string& address) {
+    lost.push_back(address);
+    registry_.MarkUnreachable(address);
+  };
+  ASSIGN_OR_RETURN(const bool use_nccl, UseNccl(options_.peer_transport, admission.shards()));
   std::unique_ptr<NcclPrefillTurn> nccl_turn;  // held from before the RunShard calls until prefill ends
   if (use_nccl) {
-    ASSIGN_OR_RETURN(nccl_turn, nccl_groups_.BeginPrefill(admission->shards(), execution));
+    ASSIGN_OR_RETURN(nccl_turn, nccl_groups_.BeginPrefill(admission.shards(), execution));
     execution.nccl = nccl_turn->group();
     execution.on_prefill_end = [&nccl_turn](const absl::Status& prefill) { nccl_turn->End(prefill); };
   }
-  TextDeltaEvents text(model_.tokenizer.get(), request.keep_special_tokens, metered);
-  ASSIGN_OR_RETURN(GenerateResult result, ExecuteShards(admission->shards(), request, execution, text));
-  if (!text.Finish()) return absl::CancelledError("the client went away");
-  result.text = text.text();
-  return result;
+  return ExecuteShards(admission.shards(), request, execution, events, &tokens_relayed);
+}
+
+absl::Status Coordinator::CheckPromptText(absl::string_view field, const std::string& text) const {
+  const int64_t max_bytes = MaxPromptTextBytes();
+  if (static_cast<int64_t>(text.size()) > max_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " must be <= ", max_bytes, " bytes (", kMaxPromptBytesPerToken,
+        " bytes per token of the served context). Given: ", text.size(), " bytes"));
+  }
+  const size_t invalid = Utf8FirstInvalid(text);
+  if (invalid < text.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " must be valid UTF-8. Given: an invalid byte 0x",
+                                                   absl::Hex(static_cast<unsigned char>(text[invalid]),
+                                                             absl::kZeroPad2),
+                                                   " at byte offset ", invalid));
+  }
+  return absl::OkStatus();
+}
+
+int64_t Coordinator::MaxPromptTextBytes() const {
+  int64_t context = model_.max_context_tokens;
+  if (context <= 0) {  // no served limit: what the ready workers can hold
+    for (const WorkerView& worker : registry_.Workers()) {
+      if (worker.ready) context = SaturatingAdd(context, worker.capacity_tokens);
+    }
+  }
+  return std::min(SaturatingMul(std::max<int64_t>(context, 1), kMaxPromptBytesPerToken), kMaxPromptTextBytes);
 }
 
 absl::StatusOr<const Tokenizer*> Coordinator::RequireTokenizer() const {
@@ -130,6 +233,7 @@ absl::StatusOr<const Tokenizer*> Coordinator::RequireTokenizer() const {
 
 absl::StatusOr<GenerateRequest> Coordinator::TokenizePrompt(const GenerateRequest& request) const {
   ASSIGN_OR_RETURN(const Tokenizer* tokenizer, RequireTokenizer());
+  RETURN_IF_ERROR(CheckPromptText("prompt_text", request.prompt_text));
   absl::StatusOr<std::vector<int32_t>> ids = tokenizer->Encode(request.prompt_text, request.add_special_tokens);
   if (!ids.ok()) return absl::Status(ids.status().code(), absl::StrCat("prompt_text: ", ids.status().message()));
   if (ids->empty()) {
@@ -144,6 +248,7 @@ absl::StatusOr<GenerateRequest> Coordinator::TokenizePrompt(const GenerateReques
 
 absl::StatusOr<std::vector<int32_t>> Coordinator::Tokenize(const TokenizeRequest& request) const {
   ASSIGN_OR_RETURN(const Tokenizer* tokenizer, RequireTokenizer());
+  RETURN_IF_ERROR(CheckPromptText("text", request.text));
   absl::StatusOr<std::vector<int32_t>> ids = tokenizer->Encode(request.text, request.add_special_tokens);
   if (!ids.ok()) return absl::Status(ids.status().code(), absl::StrCat("text: ", ids.status().message()));
   return ids;
@@ -176,8 +281,8 @@ ModelInfo Coordinator::GetModelInfo() const {
   for (const WorkerView& worker : registry_.Workers()) {
     if (!worker.ready) continue;
     ++ready;
-    capacity += worker.capacity_tokens;
-    available += worker.free_tokens;
+    capacity = SaturatingAdd(capacity, worker.capacity_tokens);
+    available = SaturatingAdd(available, worker.free_tokens);
   }
   if (model_.max_context_tokens > 0) {
     capacity = std::min(capacity, model_.max_context_tokens);
@@ -209,6 +314,7 @@ ServerInfo Coordinator::GetServerInfo() const {
     w.metrics_address = worker.status.metrics_address();
     w.backend = worker.status.backend();
     w.peer_transports.assign(worker.status.peer_transports().begin(), worker.status.peer_transports().end());
+    w.not_ready_reason = worker.not_ready_reason;
   }
   info.running_requests = running_requests_;
   info.metrics_address = options_.metrics_address;

@@ -28,6 +28,12 @@ namespace tessera {
 
 class MeteredRequest;
 
+// A text prompt is refused unread past this many bytes per token of context
+// (a generous bound: real text averages 3 to 5 bytes per token)...
+inline constexpr int64_t kMaxPromptBytesPerToken = 32;
+// ...and past this many bytes in any case.
+inline constexpr int64_t kMaxPromptTextBytes = int64_t{64} << 20;
+
 // How a running request learns that its caller gave up.
 struct CallerContext {
   std::function<bool()> cancelled = [] { return false; };
@@ -68,6 +74,18 @@ class Coordinator {
  private:
   absl::StatusOr<GenerateResult> RunGenerate(const GenerateRequest& request, const CallerContext& caller,
                                              MeteredRequest& metered);
+  // One run of an admitted request under a fresh id (`worker_request_id`,
+  // or a new one when empty) and secret; the workers it lost go to `lost`.
+  absl::StatusOr<GenerateResult> RunAttempt(const Admission& admission, const GenerateRequest& request,
+                                            const CallerContext& caller, std::string worker_request_id,
+                                            const std::string& client_request_id, GenerateEvents& events,
+                                            std::vector<std::string>& lost, bool& tokens_relayed);
+  // INVALID_ARGUMENT when a prompt's text is longer than MaxPromptTextBytes
+  // or not UTF-8 (naming the byte offset): checked before tokenizing.
+  absl::Status CheckPromptText(absl::string_view field, const std::string& text) const;
+  // kMaxPromptBytesPerToken per token of the served context (else of what
+  // the ready workers hold), at most kMaxPromptTextBytes.
+  int64_t MaxPromptTextBytes() const;
   // The request with prompt_text replaced by its token ids.
   absl::StatusOr<GenerateRequest> TokenizePrompt(const GenerateRequest& request) const;
   absl::StatusOr<const Tokenizer*> RequireTokenizer() const;
@@ -81,7 +99,6 @@ class Coordinator {
   WorkerRegistry registry_;
   std::atomic<bool> shutting_down_{false};
   std::atomic<int32_t> running_requests_{0};
-  std::atomic<uint64_t> request_counter_{0};
 };
 
 }  // namespace tessera

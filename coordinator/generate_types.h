@@ -119,6 +119,7 @@ struct WorkerInfo {
   std::string metrics_address;               // empty when the worker serves none
   std::string backend;                       // "cpu" or "cuda", as the worker reports it
   std::vector<std::string> peer_transports;  // "grpc", "nccl"
+  std::string not_ready_reason;              // empty when ready
 };
 
 struct ServerInfo {

@@ -1,6 +1,8 @@
 // One check per field, in the order a reader of the request would meet them.
 #include "coordinator/request_validation.h"
 
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
 
@@ -22,6 +24,9 @@ absl::Status CheckSampling(const SamplingParams& sampling) {
   // Written as negated ranges so that NaN fails too.
   if (!(sampling.temperature >= 0.0f)) {
     return absl::InvalidArgumentError(absl::StrCat("temperature must be >= 0. Given: ", sampling.temperature));
+  }
+  if (!(sampling.temperature <= std::numeric_limits<float>::max())) {
+    return absl::InvalidArgumentError(absl::StrCat("temperature must be finite. Given: ", sampling.temperature));
   }
   if (!(sampling.top_p >= 0.0f && sampling.top_p <= 1.0f)) {
     return absl::InvalidArgumentError(absl::StrCat("top_p must be in [0, 1]. Given: ", sampling.top_p));
@@ -65,6 +70,10 @@ absl::Status ValidateGenerateRequest(const GenerateRequest& request, const Gener
   if (max_new_tokens > limits.max_new_tokens_limit) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_new_tokens must be <= ", limits.max_new_tokens_limit, ". Given: ", max_new_tokens));
+  }
+  if (request.stopping.stop_token_ids.size() > kMaxStopTokenIds) {
+    return absl::InvalidArgumentError(absl::StrCat("stop_token_ids must have at most ", kMaxStopTokenIds,
+                                                   " ids. Given: ", request.stopping.stop_token_ids.size()));
   }
   if (absl::Status s = CheckTokenIds("stop_token_ids", request.stopping.stop_token_ids, limits.vocab_size);
       !s.ok()) {

@@ -5,12 +5,16 @@
 // shard_placement.h.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "absl/status/status.h"
 #include "coordinator/generate_types.h"
 
 namespace tessera {
+
+// Stop tokens one request may give (each is checked at every generated token).
+inline constexpr size_t kMaxStopTokenIds = 1024;
 
 struct GenerateLimits {
   int64_t vocab_size = 0;

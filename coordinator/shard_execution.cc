@@ -76,6 +76,7 @@ std::vector<ShardStreams::Call> MakeCalls(const std::vector<ShardLease>& shards,
     call.stub = shard.stub;
     v1::RunShardRequest& r = call.request;
     r.set_request_id(execution.worker_request_id);
+    r.set_request_secret(execution.request_secret);
     r.set_rank(static_cast<int32_t>(rank));
     for (const ShardLease& peer : shards) {
       v1::ShardPeer* p = r.add_shards();
@@ -134,6 +135,8 @@ class ShardRelay {
         layers_done_(shards.size(), 0),
         prompt_logits_(shards.size()) {}
 
+  bool tokens_started() const { return tokens_started_; }
+
   absl::StatusOr<GenerateResult> Run() {
     ShardStreams streams(MakeCalls(shards_, request_, execution_), execution_.deadline);
     int ended = 0;
@@ -173,7 +176,7 @@ class ShardRelay {
     if (item.ended) {
       if (!item.status.ok()) {
         outcome_ = ShardFailure(shards_[rank], rank, num_shards_, item.status);
-        if (outcome_->code() == absl::StatusCode::kUnavailable) execution_.on_worker_unreachable(shards_[rank].address);
+        if (outcome_->code() == absl::StatusCode::kUnavailable) execution_.on_worker_unreachable(Blamed(item));
       } else if (last && !finished_) {
         outcome_ = absl::InternalError(
             absl::StrCat("worker ", shards_[rank].address, " ended the last shard without `finished`"));
@@ -187,8 +190,17 @@ class ShardRelay {
       return;
     }
     const v1::RunShardEvent& event = item.event;
+    if (absl::Status broken = CheckEvent(event); !broken.ok()) {
+      outcome_ = absl::InternalError(absl::StrCat("worker ", shards_[rank].address, " (shard ", rank + 1, " of ",
+                                                  num_shards_, ") ", broken.message()));
+      return;
+    }
     switch (event.event_case()) {
       case v1::RunShardEvent::kProgress:
+        if (event.progress().layers_total() < 1 || event.progress().layers_total() > (1 << 20) ||
+            event.progress().layers_done() < 0) {
+          break;  // a count no model has: not relayed
+        }
         layers_total_ = std::max(layers_total_, event.progress().layers_total());
         layers_done_[rank] = std::max(layers_done_[rank], event.progress().layers_done());
         RelayProgress();
@@ -217,6 +229,40 @@ class ShardRelay {
       case v1::RunShardEvent::EVENT_NOT_SET:
         break;
     }
+  }
+
+  // What an honest worker never sends: token ids outside the vocabulary,
+  // logits that are not rows x vocab_size values of the model's vocabulary.
+  absl::Status CheckEvent(const v1::RunShardEvent& event) const {
+    const int64_t vocab = execution_.vocab_size;
+    if (vocab <= 0) return absl::OkStatus();
+    auto check_logits = [vocab](const v1::Logits& logits) -> absl::Status {
+      if (logits.vocab_size() != vocab || logits.rows() < 0 ||
+          static_cast<int64_t>(logits.values_size()) != static_cast<int64_t>(logits.rows()) * vocab) {
+        return absl::InternalError(absl::StrCat("sent logits of ", logits.rows(), " x ", logits.vocab_size(),
+                                                " with ", logits.values_size(), " values; the vocabulary has ", vocab));
+      }
+      return absl::OkStatus();
+    };
+    if (event.has_prompt_logits()) return check_logits(event.prompt_logits());
+    if (event.has_tokens()) {
+      for (int32_t id : event.tokens().token_ids()) {
+        if (id < 0 || id >= vocab) {
+          return absl::InternalError(absl::StrCat("sent token id ", id, ", outside the vocabulary [0, ", vocab, ")"));
+        }
+      }
+      if (event.tokens().has_logits()) return check_logits(event.tokens().logits());
+    }
+    return absl::OkStatus();
+  }
+
+  // The worker a failed stream's UNAVAILABLE is about: the peer it named,
+  // when that is one of this request's workers, else its own.
+  const std::string& Blamed(const ShardStreams::Item& item) const {
+    for (const ShardLease& shard : shards_) {
+      if (!item.lost_peer.empty() && shard.address == item.lost_peer) return shard.address;
+    }
+    return shards_[item.rank].address;
   }
 
   // The last shard's tokens may arrive before the other shards' last
@@ -309,10 +355,14 @@ class ShardRelay {
 }  // namespace
 
 absl::StatusOr<GenerateResult> ExecuteShards(const std::vector<ShardLease>& shards, const GenerateRequest& request,
-                                             const ShardExecution& execution, GenerateEvents& events) {
+                                             const ShardExecution& execution, GenerateEvents& events,
+                                             bool* tokens_relayed) {
   if (shards.empty()) return absl::InternalError("a request was admitted with no shards");
   events.OnStart(execution.client_request_id);
-  return ShardRelay(shards, request, execution, events).Run();
+  ShardRelay relay(shards, request, execution, events);
+  absl::StatusOr<GenerateResult> result = relay.Run();
+  if (tokens_relayed != nullptr) *tokens_relayed = relay.tokens_started();
+  return result;
 }
 
 }  // namespace tessera

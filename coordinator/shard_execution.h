@@ -12,9 +12,16 @@
 //    cancels the other shards' calls (which tells their workers to free the
 //    request) and waits for every stream to end;
 //  - when any stream fails, cancels the others and fails with that error
-//    (UNAVAILABLE when the worker is gone); when `interruption` reports a
+//    (UNAVAILABLE when the worker is gone, which `on_worker_unreachable`
+//    hears about: the worker the failed stream named as the lost peer when
+//    it is one of the request's, else the failed stream's own worker);
+//    `tokens_relayed` says whether any token reached the client by then
+//    (the coordinator retries only a request that sent none); when `interruption` reports a
 //    status (client cancelled, server shutting down), cancels all and ends
 //    with it;
+//  - refuses what no honest worker sends (INTERNAL naming the worker): a
+//    token id outside the vocabulary, logits whose size is not rows x
+//    vocab_size; ignores progress with impossible layer counts;
 //  - says once how the prefill phase ended (`on_prefill_end`): OK as soon
 //    as every shard sent `prefilled`, else, after every stream ended, why the
 //    request ended before that (NCCL groups need both: nccl_groups.h).
@@ -36,9 +43,11 @@
 namespace tessera {
 
 struct ShardExecution {
-  std::string worker_request_id;  // unique per request, sent to the workers
+  std::string worker_request_id;  // unique per request (random), sent to the workers
+  std::string request_secret;     // random per request, sent to the workers (RunShardRequest.request_secret)
   std::string client_request_id;  // echoed in the response
   int64_t eos_token_id = -1;      // -1: none (or ignore_eos)
+  int64_t vocab_size = 0;         // > 0: a worker's token ids and logits rows are checked against it
   int32_t peer_timeout_ms = 10000;
   std::chrono::system_clock::time_point deadline = std::chrono::system_clock::time_point::max();
   // Polled every `poll_interval`: a non-OK status ends the request with it.
@@ -54,6 +63,7 @@ struct ShardExecution {
 
 // `request` has its prompt as token ids (text is tokenized before).
 absl::StatusOr<GenerateResult> ExecuteShards(const std::vector<ShardLease>& shards, const GenerateRequest& request,
-                                             const ShardExecution& execution, GenerateEvents& events);
+                                             const ShardExecution& execution, GenerateEvents& events,
+                                             bool* tokens_relayed = nullptr);
 
 }  // namespace tessera

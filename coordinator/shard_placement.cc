@@ -1,4 +1,5 @@
-// Greedy placement over the shard counts n … workers; the first that fits wins.
+// Greedy placement over the shard counts n … workers; the first that fits
+// wins. Within a count, each shard goes to the least loaded worker that fits.
 #include "coordinator/shard_placement.h"
 
 #include <algorithm>
@@ -10,22 +11,42 @@
 namespace tessera {
 namespace {
 
+int64_t AddSaturating(int64_t a, int64_t b) {
+  int64_t sum = 0;
+  return __builtin_add_overflow(a, b, &sum) ? INT64_MAX : sum;
+}
+
+// True when worker a is less loaded than worker b: fewer running shards,
+// then less of its capacity in use (compared as cross products, exactly).
+bool LessLoaded(const WorkerRoom& a, const WorkerRoom& b) {
+  if (a.running_shards != b.running_shards) return a.running_shards < b.running_shards;
+  const __int128 used_a = std::max<int64_t>(0, a.capacity_tokens - a.free_tokens);
+  const __int128 used_b = std::max<int64_t>(0, b.capacity_tokens - b.free_tokens);
+  const __int128 cap_a = std::max<int64_t>(1, a.capacity_tokens);
+  const __int128 cap_b = std::max<int64_t>(1, b.capacity_tokens);
+  return used_a * cap_b < used_b * cap_a;
+}
+
 // Places the shards of `bounds` on workers whose room (in tokens) is given,
-// each on the first free worker that fits it, or returns nothing when some
-// shard fits nowhere. `last_first`: place the last shard (which also holds
-// the generated tokens) before the others.
+// each on the least loaded free worker that fits it, or returns nothing when
+// some shard fits nowhere. `last_first`: place the last shard (which also
+// holds the generated tokens) before the others.
 std::optional<std::vector<ShardSlot>> Assign(const std::vector<int64_t>& bounds, int64_t max_new_tokens,
-                                             const std::vector<int64_t>& room, bool last_first) {
+                                             const std::vector<int64_t>& room, absl::Span<const WorkerRoom> load,
+                                             uint64_t rotation, bool last_first) {
   const int num_shards = static_cast<int>(bounds.size()) - 1;
-  std::vector<bool> taken(room.size(), false);
+  const size_t workers = room.size();
+  std::vector<bool> taken(workers, false);
   std::vector<ShardSlot> slots(num_shards);
   for (int pass = 0; pass < num_shards; ++pass) {
     const int rank = !last_first ? pass : (pass == 0 ? num_shards - 1 : pass - 1);
     const bool last = rank == num_shards - 1;
     const int64_t tokens = bounds[rank + 1] - bounds[rank] + (last ? max_new_tokens : 0);
     int worker = -1;
-    for (size_t w = 0; w < room.size() && worker < 0; ++w) {
-      if (!taken[w] && room[w] >= tokens) worker = static_cast<int>(w);
+    for (size_t k = 0; k < workers; ++k) {
+      const size_t w = (rotation + k) % workers;
+      if (taken[w] || room[w] < tokens) continue;
+      if (worker < 0 || LessLoaded(load[w], load[worker])) worker = static_cast<int>(w);
     }
     if (worker < 0) return std::nullopt;
     taken[worker] = true;
@@ -34,7 +55,8 @@ std::optional<std::vector<ShardSlot>> Assign(const std::vector<int64_t>& bounds,
   return slots;
 }
 
-std::optional<std::vector<ShardSlot>> PlaceWithin(const PlacementRequest& request, const std::vector<int64_t>& room) {
+std::optional<std::vector<ShardSlot>> PlaceWithin(const PlacementRequest& request, const std::vector<int64_t>& room,
+                                                  absl::Span<const WorkerRoom> load) {
   const int workers = static_cast<int>(room.size());
   const int first = ChooseShardCount(request.prompt_tokens, workers, request.min_shard_tokens);
   const int most = static_cast<int>(std::min<int64_t>(workers, request.prompt_tokens));
@@ -42,9 +64,15 @@ std::optional<std::vector<ShardSlot>> PlaceWithin(const PlacementRequest& reques
     absl::StatusOr<std::vector<int64_t>> bounds =
         PlanShardBounds(request.prompt_tokens, std::max<int64_t>(1, request.chunk_size), num_shards);
     if (!bounds.ok()) continue;
-    // Shards in registration order when they fit so; else the decoding shard first.
-    if (auto slots = Assign(*bounds, request.max_new_tokens, room, /*last_first=*/false)) return slots;
-    if (auto slots = Assign(*bounds, request.max_new_tokens, room, /*last_first=*/true)) return slots;
+    // Ties rotate for one shard; several keep their ranks (see the header).
+    const uint64_t rotation = num_shards == 1 ? request.rotation : 0;
+    // Shards in order when they fit so; else the decoding shard first.
+    if (auto slots = Assign(*bounds, request.max_new_tokens, room, load, rotation, /*last_first=*/false)) {
+      return slots;
+    }
+    if (auto slots = Assign(*bounds, request.max_new_tokens, room, load, rotation, /*last_first=*/true)) {
+      return slots;
+    }
   }
   return std::nullopt;
 }
@@ -53,13 +81,13 @@ std::optional<std::vector<ShardSlot>> PlaceWithin(const PlacementRequest& reques
 
 int64_t TotalCapacityTokens(absl::Span<const WorkerRoom> rooms) {
   int64_t total = 0;
-  for (const WorkerRoom& r : rooms) total += r.capacity_tokens;
+  for (const WorkerRoom& r : rooms) total = AddSaturating(total, std::max<int64_t>(0, r.capacity_tokens));
   return total;
 }
 
 int64_t TotalFreeTokens(absl::Span<const WorkerRoom> rooms) {
   int64_t total = 0;
-  for (const WorkerRoom& r : rooms) total += r.free_tokens;
+  for (const WorkerRoom& r : rooms) total = AddSaturating(total, std::max<int64_t>(0, r.free_tokens));
   return total;
 }
 
@@ -78,8 +106,8 @@ absl::StatusOr<std::vector<ShardSlot>> PlaceShards(const PlacementRequest& reque
     empty_room.push_back(r.capacity_tokens);
     free_room.push_back(std::min(r.free_tokens, r.capacity_tokens));
   }
-  if (auto slots = PlaceWithin(request, free_room)) return *std::move(slots);
-  if (!PlaceWithin(request, empty_room)) {
+  if (auto slots = PlaceWithin(request, free_room, rooms)) return *std::move(slots);
+  if (!PlaceWithin(request, empty_room, rooms)) {
     // The sum fits, but the even split leaves some worker (usually the last
     // one, which also holds the generated tokens) short, whatever the load.
     return absl::InvalidArgumentError(absl::StrCat(
@@ -88,7 +116,7 @@ absl::StatusOr<std::vector<ShardSlot>> PlaceShards(const PlacementRequest& reque
         request.max_new_tokens, " generated tokens; use a shorter prompt or a smaller max_new_tokens"));
   }
   int64_t free_tokens = 0;
-  for (int64_t r : free_room) free_tokens += r;
+  for (int64_t r : free_room) free_tokens = AddSaturating(free_tokens, std::max<int64_t>(0, r));
   const absl::string_view where = free_tokens >= needed ? " (spread too thinly over the workers)" : "";
   return absl::ResourceExhaustedError(absl::StrCat("the cluster is momentarily full: ", free_tokens, " tokens free",
                                                    where, ", ", needed, " needed; retry later"));

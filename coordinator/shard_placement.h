@@ -3,9 +3,15 @@
 //
 //  - n = ChooseShardCount(prompt, workers, min_shard_tokens), bounds from
 //    PlanShardBounds; if some shard fits no free worker, try n+1 … workers.
-//  - Shards take ready workers in registration order, each the first free
-//    one with room. The last shard also holds every generated token, so its
-//    worker needs room for its prompt tokens + max_new_tokens; when that
+//  - Each shard takes the least loaded free worker with room: fewest
+//    running shards, then the smallest fraction of its capacity in use.
+//    Ties between workers for a one-shard request go to the first in
+//    rotation order (registration order starting at `rotation`, which the
+//    registry advances per admission), so that equal workers take turns;
+//    ties in a multi-shard request go by registration order, so that the
+//    same workers keep the same ranks (an NCCL group is one ordered set of
+//    workers, formed once and reused). The last shard also holds every generated token, so
+//    its worker needs room for its prompt tokens + max_new_tokens; when that
 //    fails, the last shard is placed first and the others fill in after.
 //  - Outcome by status: no worker → UNAVAILABLE; would not fit even with every
 //    worker empty → INVALID_ARGUMENT quoting the capacity; fits an empty
@@ -23,6 +29,7 @@ namespace tessera {
 struct WorkerRoom {
   int64_t capacity_tokens = 0;  // with the worker empty
   int64_t free_tokens = 0;      // now
+  int32_t running_shards = 0;   // shards running on it now (its load)
 };
 
 struct PlacementRequest {
@@ -30,6 +37,7 @@ struct PlacementRequest {
   int64_t max_new_tokens = 0;
   int64_t min_shard_tokens = 1;
   int64_t chunk_size = 1;
+  uint64_t rotation = 0;  // which worker ties start from (taken modulo the workers)
 };
 
 struct ShardSlot {
@@ -41,7 +49,7 @@ struct ShardSlot {
 // Slots in shard order (the last one decodes).
 absl::StatusOr<std::vector<ShardSlot>> PlaceShards(const PlacementRequest& request, absl::Span<const WorkerRoom> rooms);
 
-// Sum of capacity_tokens / free_tokens over the rooms.
+// Sum of capacity_tokens / free_tokens over the rooms (saturating).
 int64_t TotalCapacityTokens(absl::Span<const WorkerRoom> rooms);
 int64_t TotalFreeTokens(absl::Span<const WorkerRoom> rooms);
 

@@ -2,6 +2,8 @@
 // nobody) and push every event, then the final status, to the shared queue.
 #include "coordinator/shard_streams.h"
 
+#include <map>
+
 namespace tessera {
 
 ShardStreams::ShardStreams(std::vector<Call> calls, std::chrono::system_clock::time_point deadline)
@@ -33,6 +35,10 @@ void ShardStreams::Read(int rank) {
   }
   item.ended = true;
   item.status = reader->Finish();
+  const std::multimap<grpc::string_ref, grpc::string_ref>& trailers = contexts_[rank]->GetServerTrailingMetadata();
+  if (auto it = trailers.find(kLostPeerMetadataKey); it != trailers.end()) {
+    item.lost_peer.assign(it->second.data(), it->second.size());
+  }
   Push(std::move(item));
 }
 

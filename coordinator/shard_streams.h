@@ -20,6 +20,10 @@
 
 namespace tessera {
 
+// Trailing metadata of a RunShard that failed because of a peer (the key the
+// worker's service sets: services/worker_service.h).
+inline constexpr char kLostPeerMetadataKey[] = "tessera-lost-peer";
+
 class ShardStreams {
  public:
   struct Call {
@@ -28,12 +32,15 @@ class ShardStreams {
     v1::RunShardRequest request;
   };
 
-  // One event of one shard, or (ended) the end of its stream with its status.
+  // One event of one shard, or (ended) the end of its stream with its status
+  // and, when the worker blamed a peer for its failure, the peer's address
+  // (trailing metadata kLostPeerMetadataKey, worker.proto).
   struct Item {
     int rank = 0;
     bool ended = false;
     v1::RunShardEvent event;
     grpc::Status status;
+    std::string lost_peer;
   };
 
   // Starts every call; each inherits `deadline` (the client's).

@@ -140,23 +140,43 @@ void WorkerRegistry::RunProbes(std::vector<std::unique_ptr<Probe>>& probes) {
   pending.Wait();
 }
 
+void WorkerRegistry::SetNotReady(Entry& entry, const std::string& reason, std::vector<std::string>& left) {
+  if (entry.not_ready_reason != reason) {
+    std::fprintf(stderr, "coordinator: worker %s not ready: %s\n", entry.address.c_str(), reason.c_str());
+    entry.not_ready_reason = reason;
+  }
+  if (entry.ready) {
+    entry.ready = false;
+    left.push_back(entry.address);
+  }
+}
+
 void WorkerRegistry::ApplyProbe(const Probe& probe, bool count_failure, std::vector<std::string>& left) {
   auto it = entries_.find(probe.id);
   if (it == entries_.end()) return;
   Entry& entry = it->second;
-  absl::Status failure = FromGrpcStatus(probe.status);
-  if (failure.ok() && expected_vocab_size_ > 0 && probe.response.vocab_size() != expected_vocab_size_) {
-    failure =
-        absl::FailedPreconditionError(absl::StrCat("it serves a model with vocab_size ", probe.response.vocab_size(),
-                                                   ", the coordinator's has ", expected_vocab_size_));
-  }
+  const absl::Status failure = FromGrpcStatus(probe.status);
   if (failure.ok()) {
+    // It answered, but with numbers it cannot have or for another model: not
+    // ready at once, whatever it reported before; it stays known (and is
+    // checked again) while it answers.
+    absl::Status refused = CheckWorkerStatus(probe.response);
+    if (refused.ok() && expected_vocab_size_ > 0 && probe.response.vocab_size() != expected_vocab_size_) {
+      refused = absl::FailedPreconditionError(absl::StrCat("it serves a model with vocab_size ",
+                                                           probe.response.vocab_size(), ", the coordinator's has ",
+                                                           expected_vocab_size_));
+    }
+    entry.last_heard = absl::Now();
+    if (!refused.ok()) {
+      SetNotReady(entry, std::string(refused.message()), left);
+      return;
+    }
     const bool was_ready = entry.ready;
     entry.status = probe.response;
     entry.has_status = true;
     entry.ready = true;
+    entry.not_ready_reason.clear();
     entry.consecutive_failures = 0;
-    entry.last_heard = absl::Now();
     // Reservations made or returned while the call was in flight explain
     // whatever the worker reported: take the larger of the two.
     const int64_t explained = std::max(probe.reserved_at_send, entry.reserved_bytes);
@@ -173,13 +193,8 @@ void WorkerRegistry::ApplyProbe(const Probe& probe, bool count_failure, std::vec
   }
   if (!count_failure) return;
   ++entry.consecutive_failures;
-  if (entry.consecutive_failures == options_.failures_before_unready) {
-    std::fprintf(stderr, "coordinator: worker %s not ready after %d failed checks: %s\n", entry.address.c_str(),
-                 entry.consecutive_failures, std::string(failure.message()).c_str());
-  }
-  if (entry.consecutive_failures >= options_.failures_before_unready && entry.ready) {
-    entry.ready = false;
-    left.push_back(entry.address);
+  if (entry.consecutive_failures >= options_.failures_before_unready) {
+    SetNotReady(entry, absl::StrCat("failing health checks: ", failure.message()), left);
   }
 }
 
@@ -204,11 +219,8 @@ void WorkerRegistry::MarkUnreachable(const std::string& address) {
     absl::MutexLock lock(&mu_);
     for (auto& [id, entry] : entries_) {
       if (entry.address != address || !entry.ready) continue;
-      entry.ready = false;
-      left.push_back(entry.address);
       entry.consecutive_failures = std::max(entry.consecutive_failures, options_.failures_before_unready);
-      std::fprintf(stderr, "coordinator: worker %s unreachable from a running request; not ready until it answers\n",
-                   address.c_str());
+      SetNotReady(entry, "unreachable from a running request; not ready until it answers a health check", left);
     }
   }
   NotifyLeft(left);
@@ -227,8 +239,9 @@ WorkerView WorkerRegistry::ViewOf(const Entry& entry) const {
   view.ready = entry.ready;
   view.status = entry.status;
   view.reserved_bytes = entry.reserved_bytes;
-  view.held_bytes = entry.reserved_bytes + entry.unexplained_bytes;
+  view.held_bytes = SaturatingAdd(entry.reserved_bytes, entry.unexplained_bytes);
   view.running_shards = entry.running_shards;
+  view.not_ready_reason = entry.ready ? std::string() : entry.not_ready_reason;
   if (entry.has_status) {
     view.capacity_tokens = WorkerCapacityTokens(entry.status);
     view.free_tokens = WorkerFreeTokens(entry.status, view.held_bytes);
@@ -243,33 +256,37 @@ std::vector<WorkerView> WorkerRegistry::Workers() const {
   return views;
 }
 
-absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::Admit(int64_t prompt_tokens, int64_t max_new_tokens) {
+absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::Admit(int64_t prompt_tokens, int64_t max_new_tokens,
+                                                                 const std::set<std::string>& excluded) {
   absl::StatusOr<std::unique_ptr<Admission>> admission;
   {
     absl::MutexLock lock(&mu_);
-    admission = AdmitLocked(prompt_tokens, max_new_tokens);
+    admission = AdmitLocked(prompt_tokens, max_new_tokens, excluded);
   }
   if (admission.ok()) NotifyChange();
   return admission;
 }
 
-absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::AdmitLocked(int64_t prompt_tokens, int64_t max_new_tokens) {
+absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::AdmitLocked(int64_t prompt_tokens, int64_t max_new_tokens,
+                                                                       const std::set<std::string>& excluded) {
   std::vector<Entry*> ready;
   std::vector<uint64_t> ready_ids;
   std::vector<WorkerRoom> rooms;
   for (auto& [id, entry] : entries_) {
-    if (!entry.ready) continue;
+    if (!entry.ready || excluded.count(entry.address) > 0) continue;
     const WorkerView view = ViewOf(entry);
     ready.push_back(&entry);
     ready_ids.push_back(id);
-    rooms.push_back({view.capacity_tokens, view.free_tokens});
+    rooms.push_back({view.capacity_tokens, view.free_tokens, entry.running_shards});
   }
   PlacementRequest request;
   request.prompt_tokens = prompt_tokens;
   request.max_new_tokens = max_new_tokens;
   request.min_shard_tokens = options_.min_shard_tokens;
   request.chunk_size = ready.empty() ? 1 : std::max(1, ready.front()->status.chunk_size());
+  request.rotation = admissions_;
   ASSIGN_OR_RETURN(std::vector<ShardSlot> slots, PlaceShards(request, rooms));
+  ++admissions_;
 
   std::unique_ptr<Admission> admission(new Admission(this));
   admission->eos_token_id_ = ready.front()->status.eos_token_id();
@@ -286,7 +303,7 @@ absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::AdmitLocked(int64_t p
     lease.reserved_bytes = ShardReservationBytes(entry.status, tokens);
     lease.peer_transports.assign(entry.status.peer_transports().begin(), entry.status.peer_transports().end());
     lease.device_id = entry.status.device_id();
-    entry.reserved_bytes += lease.reserved_bytes;
+    entry.reserved_bytes = SaturatingAdd(entry.reserved_bytes, lease.reserved_bytes);
     ++entry.running_shards;
     admission->worker_ids_.push_back(ready_ids[slot.worker]);
     admission->shards_.push_back(std::move(lease));

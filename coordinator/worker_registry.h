@@ -3,9 +3,11 @@
 //
 // Lifecycle: RegisterWorker adds a worker (or refreshes it; workers
 // re-register every second, a restarted one maybe on a new port). A worker
-// is ready after a successful GetStatus and stays ready until
-// `failures_before_unready` health checks in a row fail; a worker neither
-// answering nor re-registering for `forget_after` is forgotten.
+// is ready after a successful GetStatus whose numbers are possible
+// (CheckWorkerStatus: a worker reporting a budget of 2^63 - 1 bytes, say, is
+// not ready, and the reason is logged and shown in GetServerInfo) and stays
+// ready until `failures_before_unready` health checks in a row fail; a worker
+// neither answering nor re-registering for `forget_after` is forgotten.
 //
 // Memory: the coordinator is the one that places shards, so its own
 // reservations are the truth about what is taken; memory a worker reports
@@ -18,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -41,6 +44,7 @@ struct WorkerView {
   int32_t running_shards = 0;   // shards of this coordinator's requests on it now
   int64_t capacity_tokens = 0;  // for one request, with the worker empty
   int64_t free_tokens = 0;      // for one new request, now
+  std::string not_ready_reason;  // empty when ready
 };
 
 // One shard of an admitted request.
@@ -116,9 +120,11 @@ class WorkerRegistry {
 
   std::vector<WorkerView> Workers() const;  // in registration order
 
-  // Plans the request's shards over the ready workers and reserves their
-  // memory (see shard_placement.h for the statuses).
-  absl::StatusOr<std::unique_ptr<Admission>> Admit(int64_t prompt_tokens, int64_t max_new_tokens);
+  // Plans the request's shards over the ready workers but those in
+  // `excluded` (addresses) and reserves their memory (see shard_placement.h
+  // for the statuses and how the least loaded worker is chosen).
+  absl::StatusOr<std::unique_ptr<Admission>> Admit(int64_t prompt_tokens, int64_t max_new_tokens,
+                                                   const std::set<std::string>& excluded = {});
 
  private:
   struct Entry {
@@ -132,12 +138,17 @@ class WorkerRegistry {
     int64_t reserved_bytes = 0;
     int64_t unexplained_bytes = 0;  // reported used beyond the reservations
     int32_t running_shards = 0;
+    std::string not_ready_reason;  // empty when ready
   };
   struct Probe;
 
   friend class Admission;
   void Release(const std::vector<uint64_t>& worker_ids, const std::vector<ShardLease>& shards);
-  absl::StatusOr<std::unique_ptr<Admission>> AdmitLocked(int64_t prompt_tokens, int64_t max_new_tokens)
+  absl::StatusOr<std::unique_ptr<Admission>> AdmitLocked(int64_t prompt_tokens, int64_t max_new_tokens,
+                                                         const std::set<std::string>& excluded)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Marks the entry not ready for `reason`, logging the reason when it is new.
+  void SetNotReady(Entry& entry, const std::string& reason, std::vector<std::string>& left)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NotifyChange() const {
     if (change_listener_) change_listener_();
@@ -161,6 +172,7 @@ class WorkerRegistry {
   mutable absl::Mutex mu_;
   std::map<uint64_t, Entry> entries_ ABSL_GUARDED_BY(mu_);  // by id = registration order
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t admissions_ ABSL_GUARDED_BY(mu_) = 0;  // rotates placement ties
   bool stop_health_ ABSL_GUARDED_BY(mu_) = false;
   std::thread health_thread_;
 };

@@ -1,8 +1,7 @@
 // Status mapping keeps Abseil's codes (they are gRPC's codes by number).
 #include "rpc/grpc_util.h"
 
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/health_check_service_interface.h"
+#include "rpc/grpc_security.h"
 
 namespace tessera {
 
@@ -16,28 +15,10 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
-  args.SetMaxSendMessageSize(kMaxGrpcMessageBytes);
-  // Fail fast and reconnect quickly when a peer restarts.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-}
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) { return MakeInternalChannel(address); }
 
 void ConfigureServerBuilder(grpc::ServerBuilder& builder, const std::string& listen_address, int* selected_port) {
-  static const bool once = [] {
-    grpc::EnableDefaultHealthCheckService(true);
-    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-    return true;
-  }();
-  (void)once;
-  // A taken port must be an error, not silently shared with another process.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(listen_address, grpc::InsecureServerCredentials(), selected_port);
-  builder.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
-  builder.SetMaxSendMessageSize(kMaxGrpcMessageBytes);
+  ConfigureServerBuilder(builder, listen_address, GetInternalSecurity().server, selected_port);
 }
 
 std::string WithPort(const std::string& listen_address, int port) {

@@ -6,6 +6,9 @@
 #   scripts/render_chart.sh --set workers.replicas=8 | kubectl apply -n llm -f -
 #   scripts/render_chart.sh --output json --set workers.kind=LeaderWorkerSet
 #   scripts/render_chart.sh --output notes
+#   scripts/render_chart.sh --set security.publicTls.existingSecret=tessera-public-tls
+# The manifests mount TLS and token Secrets that must exist first
+# (deploy/make-certs.sh prints how to create them; deploy/README.md, Security).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BUILD_DIR:-build}/deploy-tools/chart-render

@@ -14,6 +14,7 @@ PACKAGES=(
   prometheus-cpp-dev
   clang-14 libclang-rt-14-dev
   golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev golang-github-xeipuuv-gojsonschema-dev
+  openssl
 )
 
 missing=()

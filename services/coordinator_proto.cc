@@ -138,6 +138,7 @@ v1::ServerInfo ToProto(const ServerInfo& info) {
     w->set_metrics_address(worker.metrics_address);
     w->set_backend(worker.backend);
     for (const std::string& transport : worker.peer_transports) w->add_peer_transports(transport);
+    w->set_not_ready_reason(worker.not_ready_reason);
   }
   out.set_running_requests(info.running_requests);
   out.set_metrics_address(info.metrics_address);

@@ -1,12 +1,17 @@
 // Thin handlers: convert, delegate, convert back. Every decision lives in
-// coordinator/.
+// coordinator/. Who may call which handler is settled before any runs: by the
+// listener a service is registered on and that listener's credentials.
 #include "services/coordinator_service.h"
 
 #include <chrono>
+#include <initializer_list>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "rpc/grpc_util.h"
+#include "rpc/metrics_endpoint.h"
 #include "services/coordinator_proto.h"
 
 namespace tessera {
@@ -48,12 +53,30 @@ class StreamWriterEvents final : public GenerateEvents {
   std::string request_id_;
 };
 
-void SetServing(grpc::Server& server, bool serving) {
-  grpc::HealthCheckServiceInterface* health = server.GetHealthCheckService();
+// Health of the whole server and of the services it offers: the public
+// server names Tessera, the internal one Coordinator, the health port both.
+void SetServing(grpc::Server* server, bool serving, std::initializer_list<const char*> services) {
+  if (server == nullptr) return;
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   if (health == nullptr) return;
   health->SetServingStatus(serving);
-  health->SetServingStatus(kTesseraServiceName, serving);
-  health->SetServingStatus(kCoordinatorServiceName, serving);
+  for (const char* service : services) health->SetServingStatus(service, serving);
+}
+
+absl::StatusOr<std::unique_ptr<grpc::Server>> Listen(const std::string& address, const ServerSecurity& security,
+                                                     grpc::Service* service, absl::string_view what,
+                                                     std::string* bound) {
+  grpc::ServerBuilder builder;
+  int port = 0;
+  ConfigureServerBuilder(builder, address, security, &port);
+  builder.RegisterService(service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot serve the ", what, " on ", address,
+                                               security.insecure ? "" : " (or its TLS credentials are unusable)"));
+  }
+  *bound = WithPort(address, port);
+  return server;
 }
 
 }  // namespace
@@ -114,7 +137,17 @@ grpc::Status WorkerRegistrationService::RegisterWorker(grpc::ServerContext*, con
   return grpc::Status::OK;
 }
 
-absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(const std::string& listen_address,
+std::string DefaultInternalAddress(const std::string& public_address) {
+  const size_t colon = public_address.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(public_address.substr(colon + 1), &port) || port <= 0 ||
+      port >= 65535) {
+    return WithPort(public_address, 0);
+  }
+  return WithPort(public_address, port + 1);
+}
+
+absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(const CoordinatorListeners& listeners,
                                                                             ServedModel model,
                                                                             const CoordinatorOptions& options) {
   std::unique_ptr<CoordinatorServer> server(new CoordinatorServer());
@@ -122,34 +155,55 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(cons
   server->tessera_service_ = std::make_unique<TesseraService>(*server->coordinator_);
   server->registration_service_ = std::make_unique<WorkerRegistrationService>(*server->coordinator_);
 
-  grpc::ServerBuilder builder;
-  int port = 0;
-  ConfigureServerBuilder(builder, listen_address, &port);
-  builder.RegisterService(server->tessera_service_.get());
-  builder.RegisterService(server->registration_service_.get());
-  server->server_ = builder.BuildAndStart();
-  if (server->server_ == nullptr || port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", listen_address));
+  const std::string internal_address = listeners.internal_address.empty()
+                                           ? DefaultInternalAddress(listeners.public_address)
+                                           : listeners.internal_address;
+  ASSIGN_OR_RETURN(server->internal_server_,
+                   Listen(internal_address, listeners.internal_security, server->registration_service_.get(),
+                          "internal API (worker registration)", &server->internal_address_));
+  ASSIGN_OR_RETURN(server->public_server_, Listen(listeners.public_address, listeners.public_security,
+                                                  server->tessera_service_.get(), "public API", &server->address_));
+  if (listeners.health_port >= 0) {
+    ASSIGN_OR_RETURN(server->health_server_,
+                     StartHealthOnlyServer(HostOf(listeners.public_address), listeners.health_port, &server->health_port_));
   }
-  server->address_ = WithPort(listen_address, port);
-  SetServing(*server->server_, true);
+  server->SetAllServing(true);
   server->coordinator_->StartHealthChecks();
   return server;
 }
 
+absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(const std::string& listen_address,
+                                                                            ServedModel model,
+                                                                            const CoordinatorOptions& options) {
+  CoordinatorListeners listeners;
+  listeners.public_address = listen_address;
+  listeners.internal_address = WithPort(listen_address, 0);
+  return Start(listeners, std::move(model), options);
+}
+
 CoordinatorServer::~CoordinatorServer() { Shutdown(); }
 
+void CoordinatorServer::SetAllServing(bool serving) {
+  SetServing(public_server_.get(), serving, {kTesseraServiceName});
+  SetServing(internal_server_.get(), serving, {kCoordinatorServiceName});
+  SetServing(health_server_.get(), serving, {kTesseraServiceName, kCoordinatorServiceName});
+}
+
 void CoordinatorServer::Shutdown() {
-  if (shut_down_ || server_ == nullptr) return;
+  if (shut_down_ || public_server_ == nullptr) return;
   shut_down_ = true;
-  SetServing(*server_, false);
+  SetAllServing(false);
   coordinator_->BeginShutdown();
   // Running requests notice BeginShutdown within a poll interval and cancel
-  // their worker calls. The server then waits out its deadline while any
+  // their worker calls. The servers then wait out their deadline while any
   // client keeps a connection open, so keep that short: other handlers are quick.
   coordinator_->WaitForRequestsToEnd(absl::Seconds(3));
-  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(250));
-  server_->Wait();
+  const auto deadline = std::chrono::system_clock::now() + std::chrono::milliseconds(250);
+  for (grpc::Server* each : {public_server_.get(), internal_server_.get(), health_server_.get()}) {
+    if (each == nullptr) continue;
+    each->Shutdown(deadline);
+    each->Wait();
+  }
 }
 
 }  // namespace tessera

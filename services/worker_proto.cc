@@ -31,13 +31,14 @@ tessera::v1::FinishReason ToProto(FinishReason reason) {
 ShardRequest FromProto(const tessera::v1::RunShardRequest& r) {
   ShardRequest s;
   s.request_id = r.request_id();
+  s.secret = r.request_secret();
   s.rank = r.rank();
   for (const auto& peer : r.shards()) s.shards.push_back({peer.address(), peer.token_begin(), peer.token_end()});
   s.token_ids.assign(r.token_ids().begin(), r.token_ids().end());
   s.return_logits = r.return_logits();
   s.sampling.temperature = r.sampling().temperature();
   s.sampling.top_k = r.sampling().top_k();
-  s.sampling.top_p = r.sampling().top_p() > 0 ? r.sampling().top_p() : 1.0f;
+  s.sampling.top_p = r.sampling().top_p();  // 0: no cut, as 1 (the sampler's rule); validated by the runner
   s.sampling.seed = r.sampling().seed();
   s.max_new_tokens = r.stopping().max_new_tokens();
   s.stop_token_ids.assign(r.stopping().stop_token_ids().begin(), r.stopping().stop_token_ids().end());

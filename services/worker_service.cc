@@ -2,8 +2,11 @@
 // the stream, and the call's cancellation is what the runner polls.
 #include "services/worker_service.h"
 
+#include "absl/strings/cord.h"
+#include "absl/types/optional.h"
 #include "rpc/grpc_util.h"
 #include "services/worker_proto.h"
+#include "transport/grpc_transport.h"  // kLostPeerPayload
 
 namespace tessera {
 
@@ -12,6 +15,7 @@ grpc::Status WorkerService::GetStatus(grpc::ServerContext*, const tessera::v1::G
   const Engine& engine = runner_.engine();
   const ModelConfig& config = engine.config();
   const ShardRunnerOptions& options = runner_.options();
+  runner_.PublishMemoryMetrics();  // undelivered peer blocks come and expire between requests
   response->set_address(options.address);
   response->set_model_type(config.model_type);
   response->set_vocab_size(static_cast<int32_t>(config.vocab_size));
@@ -35,13 +39,20 @@ grpc::Status WorkerService::GetStatus(grpc::ServerContext*, const tessera::v1::G
 grpc::Status WorkerService::RunShard(grpc::ServerContext* context, const tessera::v1::RunShardRequest* request,
                                      grpc::ServerWriter<tessera::v1::RunShardEvent>* writer) {
   StreamEvents events(writer, runner_.engine().config().vocab_size);
-  return ToGrpcStatus(runner_.RunShard(FromProto(*request), events, [context] { return context->IsCancelled(); }));
+  const absl::Status status =
+      runner_.RunShard(FromProto(*request), events, [context] { return context->IsCancelled(); });
+  // A peer at fault is named for the coordinator, which then blames it, not this worker.
+  if (absl::optional<absl::Cord> peer = status.GetPayload(kLostPeerPayload)) {
+    context->AddTrailingMetadata(kLostPeerMetadataKey, std::string(*peer));
+  }
+  return ToGrpcStatus(status);
 }
 
 grpc::Status WorkerService::AttendKv(grpc::ServerContext*, const tessera::v1::AttendKvRequest* request,
                                      tessera::v1::AttendKvResponse* response) {
-  absl::StatusOr<AttentionPartial> part = runner_.AttendKv(request->request_id(), request->attention_slot(),
-                                                           request->q(), request->q_len(), request->q_position0());
+  absl::StatusOr<AttentionPartial> part =
+      runner_.AttendKv(request->request_id(), request->request_secret(), request->attention_slot(), request->q(),
+                       request->q_len(), request->q_position0());
   if (!part.ok()) return ToGrpcStatus(part.status());
   response->mutable_out()->Add(part->out.begin(), part->out.end());
   response->mutable_lse()->Add(part->lse.begin(), part->lse.end());
@@ -50,8 +61,8 @@ grpc::Status WorkerService::AttendKv(grpc::ServerContext*, const tessera::v1::At
 
 grpc::Status WorkerService::Deliver(grpc::ServerContext*, const tessera::v1::PeerBlock* request,
                                     tessera::v1::DeliverAck*) {
-  transports_.Deliver(request->request_id(), request->tag(), request->from_rank(), request->data());
-  return grpc::Status::OK;
+  return ToGrpcStatus(transports_.Deliver(request->request_id(), request->request_secret(), request->tag(),
+                                          request->from_rank(), request->data()));
 }
 
 grpc::Status WorkerService::NewNcclUniqueId(grpc::ServerContext*, const tessera::v1::NewNcclUniqueIdRequest* request,

@@ -12,6 +12,10 @@
 
 namespace tessera {
 
+// Trailing metadata of a failed RunShard whose cause is a peer: the peer's
+// address (the coordinator's shard_streams.h reads the same key).
+inline constexpr char kLostPeerMetadataKey[] = "tessera-lost-peer";
+
 class WorkerService final : public tessera::v1::Worker::Service {
  public:
   // `runner` and `transports` must outlive the service; `metrics_address`

@@ -137,7 +137,8 @@ absl::StatusOr<GreedyRun> RunCluster(const CompareOptions& o, absl::string_view 
   }
   const double ready_s = since(start);
   const auto generate_start = std::chrono::steady_clock::now();
-  absl::StatusOr<GreedyRun> run = MakeGrpcGreedyRunner((*cluster)->address())(prompt, static_cast<int>(o.steps));
+  absl::StatusOr<GreedyRun> run =
+      MakeGrpcGreedyRunner((*cluster)->address(), (*cluster)->client_security())(prompt, static_cast<int>(o.steps));
   const double generate_s = since(generate_start);
   (*cluster)->Stop();
   if (!run.ok()) return absl::Status(run.status().code(), absl::StrCat(label, " run: ", run.status().message()));

@@ -1,8 +1,12 @@
 // `tessera coordinator --model DIR [--listen HOST:PORT] ...`: serves the
-// public API and worker registration on one port, prints
-// "coordinator listening on HOST:PORT" once serving (launchers wait for that
-// line and take the rest of it as the address, so anything else, such as the
-// metrics address, goes on lines of its own), and on SIGINT/SIGTERM ends
+// public API on --listen and worker registration on --internal-listen
+// (default: the next port), prints "coordinator internal API on HOST:PORT"
+// and then "coordinator listening on HOST:PORT" once both serve (launchers
+// wait for the second line and take the rest of each as the address, so
+// anything else, such as the metrics address, goes on lines of its own).
+// Security is never implicit: TLS + bearer tokens on the public API and
+// mutual TLS on the internal one (the --tls-* and --auth-tokens-file flags),
+// or --insecure, said loudly on stderr. On SIGINT/SIGTERM it ends
 // running requests and exits 0. The tokenizer is checked against the model
 // before anything is served: a mismatch is a start-up error, not a stream of
 // wrong tokens.
@@ -12,11 +16,15 @@
 #include <cstdint>
 #include <iostream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "coordinator/coordinator_metrics.h"
 #include "coordinator/nccl_groups.h"
 #include "coordinator/served_model.h"
+#include "rpc/grpc_security.h"
+#include "rpc/grpc_util.h"
 #include "rpc/metrics_endpoint.h"
 #include "services/coordinator_service.h"
 #include "tools/cli/cli_flags.h"
@@ -27,7 +35,21 @@ namespace {
 
 constexpr FlagSpec kCoordinatorFlags[] = {
     {"model", true, "Hugging Face model directory (config.json is read: vocab, eos, layers)"},
-    {"listen", true, "address to serve on (default 127.0.0.1:50051; port 0: a free port)"},
+    {"listen", true, "address of the public API (default 127.0.0.1:50051; port 0: a free port)"},
+    {"internal-listen", true, "address of the internal API that workers register with (default: the --listen host "
+                              "and port + 1; port 0 there: a free port)"},
+    {"insecure", false, "plaintext on both APIs, no authentication (loopback and tests only)"},
+    {"tls-cert", true, "PEM certificate of this cluster member, signed by --tls-ca (internal API, mutual TLS; "
+                       "also the public API's unless --public-tls-cert)"},
+    {"tls-key", true, "PEM private key of --tls-cert"},
+    {"tls-ca", true, "PEM certificate of the cluster CA: workers must present a certificate it signed"},
+    {"tls-server-name", true, "name the workers' certificates carry (default: the host part of their addresses)"},
+    {"public-tls-cert", true, "PEM certificate for the public API (default: --tls-cert)"},
+    {"public-tls-key", true, "PEM private key of --public-tls-cert"},
+    {"auth-tokens-file", true, "bearer tokens that clients of the public API must send, one per line ('#' comments); "
+                               "re-read when it changes"},
+    {"health-port", true, "also serve plaintext grpc.health.v1 (nothing else) on this port of the listen host, for "
+                          "probes that cannot speak TLS (0: a free port)"},
     {"min-shard-tokens", true, "prompts shorter than this use one worker (default 1024)"},
     {"max-context-tokens", true, "longest prompt + generation served (default: the checkpoint's "
                                  "max_position_embeddings, if any); give the workers the same value"},
@@ -64,6 +86,77 @@ absl::StatusOr<CoordinatorOptions> OptionsFromFlags(const CliFlags& flags) {
   return options;
 }
 
+// Public and internal security from the flags, or --insecure; never a mix.
+absl::StatusOr<CoordinatorListeners> ListenersFromFlags(const CliFlags& flags) {
+  CoordinatorListeners listeners;
+  listeners.public_address = flags.GetString("listen", "127.0.0.1:50051");
+  listeners.internal_address = flags.GetString("internal-listen", DefaultInternalAddress(listeners.public_address));
+  if (listeners.internal_address == listeners.public_address && !absl::EndsWith(listeners.public_address, ":0")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--internal-listen must differ from --listen. Given: ", listeners.internal_address));
+  }
+  if (flags.Has("health-port")) {
+    ASSIGN_OR_RETURN(int64_t health_port, flags.GetInt("health-port", 0));
+    if (health_port < 0 || health_port > 65535) {
+      return absl::InvalidArgumentError(absl::StrCat("--health-port must be in [0, 65535]. Given: ", health_port));
+    }
+    listeners.health_port = static_cast<int>(health_port);
+  }
+  constexpr absl::string_view kSecurityFlags[] = {"tls-cert",        "tls-key",        "tls-ca",          "tls-server-name",
+                                                  "public-tls-cert", "public-tls-key", "auth-tokens-file"};
+  if (flags.Has("insecure")) {
+    for (absl::string_view name : kSecurityFlags) {
+      if (flags.Has(name)) return absl::InvalidArgumentError(absl::StrCat("--insecure conflicts with --", name));
+    }
+    return listeners;  // ServerSecurity::Insecure() on both
+  }
+  std::vector<std::string> missing;
+  for (absl::string_view name : {"tls-cert", "tls-key", "tls-ca", "auth-tokens-file"}) {
+    if (flags.GetString(name, "").empty()) missing.push_back(absl::StrCat("--", name));
+  }
+  if (!missing.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the coordinator serves TLS with bearer tokens and mutual TLS to its workers: give --tls-cert, --tls-key, "
+        "--tls-ca and --auth-tokens-file (missing: ", absl::StrJoin(missing, ", "),
+        "), or --insecure for plaintext without authentication"));
+  }
+  if (flags.Has("public-tls-cert") != flags.Has("public-tls-key")) {
+    return absl::InvalidArgumentError("give --public-tls-cert and --public-tls-key together");
+  }
+  ASSIGN_OR_RETURN(InternalSecurity cluster,
+                   LoadClusterSecurity(flags.GetString("tls-cert", ""), flags.GetString("tls-key", ""),
+                                       flags.GetString("tls-ca", ""), flags.GetString("tls-server-name", "")));
+  listeners.internal_security = cluster.server;
+  listeners.public_security = ServerSecurity();  // TLS, no client certificates
+  listeners.public_security.identity = cluster.server.identity;
+  if (flags.Has("public-tls-cert")) {
+    ASSIGN_OR_RETURN(listeners.public_security.identity.cert_chain_pem,
+                     ReadPemFile(flags.GetString("public-tls-cert", ""), "the public API certificate"));
+    ASSIGN_OR_RETURN(listeners.public_security.identity.private_key_pem,
+                     ReadPemFile(flags.GetString("public-tls-key", ""), "the public API key"));
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<BearerTokenAuth> tokens,
+                   BearerTokenAuth::FromFile(flags.GetString("auth-tokens-file", "")));
+  listeners.public_security.auth = std::move(tokens);
+  SetInternalSecurity(std::move(cluster));  // the coordinator's channels to its workers
+  return listeners;
+}
+
+std::string DescribeSecurity(const CliFlags& flags, const CoordinatorListeners& listeners,
+                             const CoordinatorServer& server) {
+  if (flags.Has("insecure")) {
+    return absl::StrCat("INSECURE: no TLS, no authentication: anyone who reaches ", server.address(),
+                        " may generate and anyone who reaches ", server.internal_address(),
+                        " may register as a worker and read prompts (--insecure)");
+  }
+  const auto* tokens = dynamic_cast<const BearerTokenAuth*>(listeners.public_security.auth.get());
+  const size_t count = tokens != nullptr ? tokens->token_count() : 0;
+  return absl::StrCat("public API over TLS", flags.Has("public-tls-cert") ? " (its own certificate)" : "", ", ",
+                      count, count == 1 ? " bearer token" : " bearer tokens", " from ",
+                      flags.GetString("auth-tokens-file", ""), "; internal API over mutual TLS (cluster CA ",
+                      flags.GetString("tls-ca", ""), ")");
+}
+
 absl::Status Serve(const CliFlags& flags) {
   ASSIGN_OR_RETURN(std::string model_dir, flags.RequireString("model"));
   ASSIGN_OR_RETURN(int64_t max_context_tokens, flags.GetInt("max-context-tokens", 0));
@@ -73,7 +166,8 @@ absl::Status Serve(const CliFlags& flags) {
   const std::string tokenizer_path = flags.GetString("tokenizer", DefaultTokenizerPath(model_dir));
   if (!tokenizer_path.empty()) RETURN_IF_ERROR(AttachTokenizer(tokenizer_path, model));
   ASSIGN_OR_RETURN(CoordinatorOptions options, OptionsFromFlags(flags));
-  const std::string listen = flags.GetString("listen", "127.0.0.1:50051");
+  ASSIGN_OR_RETURN(const CoordinatorListeners listeners, ListenersFromFlags(flags));
+  const std::string& listen = listeners.public_address;
 
   auto registry = std::make_shared<prometheus::Registry>();
   std::unique_ptr<CoordinatorMetrics> metrics;
@@ -93,10 +187,16 @@ absl::Status Serve(const CliFlags& flags) {
   const std::string model_type = model.model_type;
   const int64_t served_context = model.max_context_tokens;
   ASSIGN_OR_RETURN(std::unique_ptr<CoordinatorServer> server,
-                   CoordinatorServer::Start(listen, std::move(model), options));
+                   CoordinatorServer::Start(listeners, std::move(model), options));
+  std::cerr << "coordinator: " << DescribeSecurity(flags, listeners, *server) << "\n";
+  std::cout << "coordinator internal API on " << server->internal_address() << std::endl;
   std::cout << "coordinator listening on " << server->address() << std::endl;
   if (metrics_endpoint != nullptr) {
     std::cout << "coordinator metrics on http://" << metrics_endpoint->address() << "/metrics" << std::endl;
+  }
+  if (server->health_port() > 0) {
+    std::cout << "coordinator health on " << WithPort(listen, server->health_port()) << " (plaintext, grpc.health.v1 only)"
+              << std::endl;
   }
   std::cerr << "coordinator: serving " << model_type << " from " << model_dir << "; context "
             << (served_context > 0 ? absl::StrCat(served_context, " tokens") : std::string("unbounded")) << "; "
@@ -114,7 +214,8 @@ int RunCoordinatorCommand(int argc, char** argv) {
   BlockShutdownSignals();  // before any thread starts: sigwait then sees them
   absl::StatusOr<CliFlags> flags = CliFlags::Parse(argc, argv, kCoordinatorFlags);
   if (flags.ok() && flags->help()) {
-    std::cout << FlagsUsage("coordinator", "Serves the public API and plans shards over the workers.",
+    std::cout << FlagsUsage("coordinator",
+                            "Serves the public API and plans shards over the workers, who register on the internal API.",
                             kCoordinatorFlags);
     return 0;
   }

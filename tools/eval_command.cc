@@ -109,7 +109,7 @@ absl::StatusOr<bool> Evaluate(const CliFlags& flags) {
                                                  : absl::StrCat(" over ", options.worker_devices.size(), " GPUs"))
               << "\n";
     ASSIGN_OR_RETURN(cluster, LocalCluster::Start(options));
-    runner = MakeGrpcGreedyRunner(cluster->address());
+    runner = MakeGrpcGreedyRunner(cluster->address(), cluster->client_security());
   }
   ASSIGN_OR_RETURN(std::vector<LengthReport> reports,
                    EvaluateAgainstReference(reference, runner, tolerance, greedy == "require"));

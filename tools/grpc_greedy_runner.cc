@@ -9,8 +9,9 @@
 
 namespace tessera {
 
-GreedyRunner MakeGrpcGreedyRunner(const std::string& server_address) {
-  std::shared_ptr<tessera::v1::Tessera::Stub> stub = tessera::v1::Tessera::NewStub(MakeChannel(server_address));
+GreedyRunner MakeGrpcGreedyRunner(const std::string& server_address, const ChannelSecurity& security) {
+  std::shared_ptr<tessera::v1::Tessera::Stub> stub =
+      tessera::v1::Tessera::NewStub(MakeChannel(server_address, security));
   return [stub](absl::Span<const int32_t> prompt, int steps) -> absl::StatusOr<GreedyRun> {
     tessera::v1::GenerateRequest request;
     request.mutable_prompt_token_ids()->Add(prompt.begin(), prompt.end());

@@ -5,10 +5,12 @@
 
 #include <string>
 
+#include "rpc/grpc_security.h"
 #include "tools/reference_eval.h"
 
 namespace tessera {
 
-GreedyRunner MakeGrpcGreedyRunner(const std::string& server_address);
+// `security`: how to reach the server (a LocalCluster's client_security()).
+GreedyRunner MakeGrpcGreedyRunner(const std::string& server_address, const ChannelSecurity& security);
 
 }  // namespace tessera

@@ -1,7 +1,10 @@
 // `tessera worker --model DIR [--listen HOST:PORT] [--coordinator HOST:PORT]`:
-// loads the model, serves Worker (+ health, reflection), registers with the
-// coordinator every second (so a restarted coordinator or worker finds its
-// peer again), and stops cleanly on SIGINT/SIGTERM.
+// loads the model, serves Worker (+ health, reflection) on its internal
+// address, registers with the coordinator's internal API every second (so a
+// restarted coordinator or worker finds its peer again), and stops cleanly on
+// SIGINT/SIGTERM. Everything it serves and dials is internal: mutual TLS with
+// the cluster CA (--tls-cert, --tls-key, --tls-ca), or --insecure, said
+// loudly on stderr.
 #include "tools/worker_command.h"
 
 #include <atomic>
@@ -12,8 +15,10 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "kernels/linear.h"
+#include "rpc/grpc_security.h"
 #include "rpc/grpc_util.h"
 #include "rpc/metrics_endpoint.h"
 #include "model/context_limit.h"
@@ -36,8 +41,16 @@ namespace {
 
 constexpr FlagSpec kWorkerFlags[] = {
     {"model", true, "Hugging Face model directory"},
-    {"listen", true, "address to serve on (default 127.0.0.1:0: a free port)"},
-    {"coordinator", true, "coordinator address to register with (optional)"},
+    {"listen", true, "address of this worker's (internal) API (default 127.0.0.1:0: a free port)"},
+    {"coordinator", true, "the coordinator's internal API address to register with (optional)"},
+    {"insecure", false, "plaintext, no certificates (loopback and tests only)"},
+    {"tls-cert", true, "PEM certificate of this cluster member, signed by --tls-ca (served and presented)"},
+    {"tls-key", true, "PEM private key of --tls-cert"},
+    {"tls-ca", true, "PEM certificate of the cluster CA: the coordinator and peers must present a certificate it "
+                     "signed"},
+    {"tls-server-name", true, "name the cluster's certificates carry (default: the host part of the address dialled)"},
+    {"health-port", true, "also serve plaintext grpc.health.v1 (nothing else) on this port of the listen host, for "
+                          "probes that cannot speak TLS (0: a free port)"},
     {"advertise", true, "address peers dial (default: the listen host and bound port)"},
     {"memory-budget-mb", true, "K/V + state memory this worker may hold (default: 1024 on cpu; on cuda half the "
                                "GPU memory free after the weights)"},
@@ -48,6 +61,7 @@ constexpr FlagSpec kWorkerFlags[] = {
     {"device", true, "CUDA device index (default 0)"},
     {"max-context-tokens", true, "longest prompt + generation served (default: the checkpoint's "
                                  "max_position_embeddings, if any); the coordinator's value"},
+    {"max-new-tokens-limit", true, "largest max_new_tokens a shard may ask for (default 4096); the coordinator's value"},
 };
 
 // Registers every second until stopped; quiet about failures (the
@@ -55,7 +69,7 @@ constexpr FlagSpec kWorkerFlags[] = {
 class Registrar {
  public:
   Registrar(std::string coordinator, std::string address)
-      : stub_(tessera::v1::Coordinator::NewStub(MakeChannel(coordinator))),
+      : stub_(tessera::v1::Coordinator::NewStub(MakeInternalChannel(coordinator))),
         address_(std::move(address)),
         thread_([this] { Loop(); }) {}
   ~Registrar() {
@@ -80,6 +94,13 @@ class Registrar {
       tessera::v1::RegisterWorkerResponse response;
       const grpc::Status status = stub_->RegisterWorker(&context, request, &response);
       if (status.ok() && !registered) std::cerr << "worker " << address_ << ": registered with the coordinator\n";
+      // A coordinator that is starting is no news; ten seconds of failing
+      // (a certificate it refuses never heals by itself) is, once.
+      failures_ = status.ok() ? 0 : failures_ + 1;
+      if (failures_ == 10) {
+        std::cerr << "worker " << address_ << ": cannot register with the coordinator for 10 s: "
+                  << status.error_message() << " (still trying)\n";
+      }
       registered = status.ok();
       lock.lock();
       wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_; });
@@ -88,14 +109,50 @@ class Registrar {
 
   std::unique_ptr<tessera::v1::Coordinator::Stub> stub_;
   std::string address_;
+  int failures_ = 0;  // consecutive failed registrations
   std::mutex mu_;
   std::condition_variable wake_;
   bool stop_ = false;
   std::thread thread_;
 };
 
+// The cluster identity from the flags, or --insecure; set for the whole
+// process (its server, registration and peer channels).
+absl::Status SetSecurityFromFlags(const CliFlags& flags) {
+  constexpr absl::string_view kSecurityFlags[] = {"tls-cert", "tls-key", "tls-ca", "tls-server-name"};
+  if (flags.Has("insecure")) {
+    for (absl::string_view name : kSecurityFlags) {
+      if (flags.Has(name)) return absl::InvalidArgumentError(absl::StrCat("--insecure conflicts with --", name));
+    }
+    SetInternalSecurity({ServerSecurity::Insecure(), ChannelSecurity::Insecure()});
+    return absl::OkStatus();
+  }
+  std::vector<std::string> missing;
+  for (absl::string_view name : {"tls-cert", "tls-key", "tls-ca"}) {
+    if (flags.GetString(name, "").empty()) missing.push_back(absl::StrCat("--", name));
+  }
+  if (!missing.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a worker talks mutual TLS with the cluster CA: give --tls-cert, --tls-key and --tls-ca (missing: ",
+        absl::StrJoin(missing, ", "), "), or --insecure for plaintext without authentication"));
+  }
+  ASSIGN_OR_RETURN(InternalSecurity cluster,
+                   LoadClusterSecurity(flags.GetString("tls-cert", ""), flags.GetString("tls-key", ""),
+                                       flags.GetString("tls-ca", ""), flags.GetString("tls-server-name", "")));
+  SetInternalSecurity(std::move(cluster));
+  return absl::OkStatus();
+}
+
 absl::Status Serve(const CliFlags& flags) {
   ASSIGN_OR_RETURN(std::string model_dir, flags.RequireString("model"));
+  RETURN_IF_ERROR(SetSecurityFromFlags(flags));  // before the model: a bad flag fails at once
+  int64_t health_port = -1;
+  if (flags.Has("health-port")) {
+    ASSIGN_OR_RETURN(health_port, flags.GetInt("health-port", 0));
+    if (health_port < 0 || health_port > 65535) {
+      return absl::InvalidArgumentError(absl::StrCat("--health-port must be in [0, 65535]. Given: ", health_port));
+    }
+  }
   const std::string listen = flags.GetString("listen", "127.0.0.1:0");
   ASSIGN_OR_RETURN(int64_t budget_mb, flags.GetInt("memory-budget-mb", 0));  // 0: the engine's default
   ASSIGN_OR_RETURN(int64_t blas_threads, flags.GetInt("blas-threads", 1));
@@ -120,6 +177,12 @@ absl::Status Serve(const CliFlags& flags) {
   ASSIGN_OR_RETURN(const ContextLimit context, ResolveContextLimit(engine->config(), max_context_tokens));
   if (!context.warning.empty()) std::cerr << "worker: warning: " << context.warning << "\n";
   options.max_context_tokens = context.served_tokens;
+  ASSIGN_OR_RETURN(int64_t max_new_tokens_limit, flags.GetInt("max-new-tokens-limit", options.max_new_tokens_limit));
+  if (max_new_tokens_limit < 1 || max_new_tokens_limit > (int64_t{1} << 30)) {
+    return absl::InvalidArgumentError(absl::StrCat("--max-new-tokens-limit must be in [1, ", int64_t{1} << 30,
+                                                   "]. Given: ", max_new_tokens_limit));
+  }
+  options.max_new_tokens_limit = static_cast<int32_t>(max_new_tokens_limit);
   if (backend == "cuda" && options.max_shard_tokens < engine->config().mamba.chunk_size) {
     return absl::InvalidArgumentError(absl::StrCat("--memory-budget-mb ", budget_mb, " leaves too little GPU memory for "
                                                    "a prefill's activations; lower it"));
@@ -147,15 +210,29 @@ absl::Status Serve(const CliFlags& flags) {
     options.metrics = metrics.get();
   }
 
-  WorkerTransports transports(nccl, peer_metrics.get());
+  // What peers may send is bounded by the model and this worker's limits (worker/network_limits.h).
+  const ShardLengthBounds length_bounds = ShardLengthBoundsOf(*engine, options);
+  WorkerTransports transports(nccl, peer_metrics.get(), PeerMailboxLimitsFor(engine->config(), length_bounds));
   ShardRunner runner(*engine, transports, options);
   WorkerService service(runner, transports, metrics_endpoint ? metrics_endpoint->address() : std::string());
   grpc::ServerBuilder builder;
   int port = 0;
-  ConfigureServerBuilder(builder, listen, &port);
+  const InternalSecurity& security = GetInternalSecurity();
+  ConfigureServerBuilder(builder, listen, security.server, &port);
+  builder.SetMaxReceiveMessageSize(
+      static_cast<int>(WorkerMessageLimitsFor(engine->config(), length_bounds).max_receive_bytes));
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port == 0) return absl::UnavailableError(absl::StrCat("cannot listen on ", listen));
+  if (server == nullptr || port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", listen,
+                                               security.server.insecure ? "" : " (or the TLS credentials are unusable)"));
+  }
+  std::unique_ptr<grpc::Server> health_server;
+  int bound_health_port = 0;
+  if (health_port >= 0) {
+    ASSIGN_OR_RETURN(health_server,
+                     StartHealthOnlyServer(HostOf(listen), static_cast<int>(health_port), &bound_health_port));
+  }
   // Messages name the advertised address, known only once the port is bound.
   const std::string address = flags.GetString("advertise", WithPort(listen, port));
   runner.set_address(address);
@@ -163,14 +240,21 @@ absl::Status Serve(const CliFlags& flags) {
             << engine->Describe() << ", K/V budget " << budget_mb << " MiB"
             << (options.max_shard_tokens > 0 ? absl::StrCat(", shards up to ", options.max_shard_tokens, " tokens")
                                              : std::string())
-            << (metrics_endpoint ? ", metrics on " + metrics_endpoint->address() : std::string()) << ")"
+            << (metrics_endpoint ? ", metrics on " + metrics_endpoint->address() : std::string())
+            << (health_server ? absl::StrCat(", plaintext health on port ", bound_health_port) : std::string()) << ")"
             << std::endl;
+  std::cerr << "worker " << address << ": "
+            << (security.server.insecure ? "INSECURE: no TLS, no authentication: anyone who reaches it may run shards "
+                                           "and read prompts (--insecure)"
+                                         : "mutual TLS with the cluster CA " + flags.GetString("tls-ca", ""))
+            << "\n";
 
   std::unique_ptr<Registrar> registrar;
   if (flags.Has("coordinator")) registrar = std::make_unique<Registrar>(flags.GetString("coordinator", ""), address);
   const int signal = WaitForShutdownSignal();
   std::cerr << "worker " << address << ": signal " << signal << ", shutting down\n";
   registrar.reset();
+  if (health_server != nullptr) health_server->Shutdown(std::chrono::system_clock::now());
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   return absl::OkStatus();
 }

@@ -8,13 +8,12 @@ namespace tessera {
 
 absl::Status InProcessTransport::Post(int to, uint64_t tag, std::string block) {
   if (to < 0 || to >= size_) return absl::InvalidArgumentError(absl::StrCat("no rank ", to, " of ", size_));
-  mailbox_->Put(Inbox(to), tag, rank_, std::move(block));
-  return absl::OkStatus();
+  return mailbox_->Put(Inbox(to), /*secret=*/"", tag, rank_, std::move(block));
 }
 
 absl::StatusOr<std::string> InProcessTransport::Take(int from, uint64_t tag) {
   if (from < 0 || from >= size_) return absl::InvalidArgumentError(absl::StrCat("no rank ", from, " of ", size_));
-  return mailbox_->Take(Inbox(rank_), tag, from, timeout_);
+  return mailbox_->Take(Inbox(rank_), /*secret=*/"", tag, from, timeout_);
 }
 
 absl::StatusOr<std::vector<AttentionPartial>> InProcessTransport::QueryKv(int64_t attention_slot,

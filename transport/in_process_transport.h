@@ -24,7 +24,9 @@ class InProcessTransport final : public MailboxTransport {
   InProcessTransport(std::shared_ptr<Mailbox> mailbox, std::string request_id, int rank, int size,
                      std::chrono::milliseconds timeout = std::chrono::seconds(30), InProcessKvAnswer answer = {})
       : mailbox_(std::move(mailbox)), request_id_(std::move(request_id)), rank_(rank), size_(size),
-        timeout_(timeout), answer_(std::move(answer)) {}
+        timeout_(timeout), answer_(std::move(answer)) {
+    mailbox_->Open(Inbox(rank_), /*secret=*/"");  // this rank's blocks wait for it, however long it computes
+  }
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@ namespace tessera {
 // The peers of one request, as the coordinator planned them.
 struct RequestPeers {
   std::string request_id;
+  std::string secret;                        // the request's secret: every block and query carries it
   int rank = 0;                              // this worker's shard
   std::vector<std::string> addresses;        // (shards): the worker of each rank
   std::chrono::milliseconds timeout{10000};  // how long a peer may keep this rank waiting
@@ -35,9 +37,15 @@ class RequestTransports {
   virtual absl::StatusOr<std::unique_ptr<PeerTransport>> ForPrefill(const RequestPeers& peers) = 0;
   // The transport the last shard's decode sends split-KV queries over.
   virtual absl::StatusOr<std::unique_ptr<PeerTransport>> ForDecode(const RequestPeers& peers) = 0;
+  // A shard of the request (id and secret) was admitted here: keep the
+  // blocks its peers send it until it takes them or ends.
+  virtual void BeginRequest(const std::string& request_id, const std::string& secret) = 0;
   // The request ended, however it ended: wake its waits, drop its blocks,
-  // including those still on their way.
-  virtual void EndRequest(const std::string& request_id) = 0;
+  // including those still on their way. A request that reuses the id with
+  // another secret is not affected.
+  virtual void EndRequest(const std::string& request_id, const std::string& secret) = 0;
+  // Bytes of peer blocks received and not yet taken (the worker's memory gauge counts them).
+  virtual int64_t PendingBytes() = 0;
   // The transports offered, e.g. {"grpc", "nccl"} (what GetStatus reports).
   virtual std::vector<std::string> Offered() const = 0;
 };

@@ -14,8 +14,8 @@
 namespace tessera {
 
 std::unique_ptr<PeerTransport> WorkerTransports::Grpc(const RequestPeers& peers) {
-  return std::make_unique<GrpcTransport>(stubs_, mailbox_, peers.request_id, peers.rank, peers.addresses,
-                                         peers.timeout, metrics_);
+  return std::make_unique<GrpcTransport>(stubs_, mailbox_, peers.request_id, peers.secret, peers.rank,
+                                         peers.addresses, peers.timeout, metrics_);
 }
 
 absl::StatusOr<std::unique_ptr<PeerTransport>> WorkerTransports::ForPrefill(const RequestPeers& peers) {

@@ -22,18 +22,28 @@ class WorkerTransports final : public RequestTransports {
  public:
   // `nccl_groups` null: NCCL is not offered. Both pointers, when given, must
   // outlive this object.
-  WorkerTransports(NcclGroups* nccl_groups, PeerMetrics* metrics)
-      : nccl_groups_(nccl_groups), metrics_(metrics) {}
+  // `limits` bound what peers may send (see mailbox.h).
+  WorkerTransports(NcclGroups* nccl_groups, PeerMetrics* metrics, MailboxLimits limits = {})
+      : nccl_groups_(nccl_groups), metrics_(metrics), mailbox_(limits) {}
 
   absl::StatusOr<std::unique_ptr<PeerTransport>> ForPrefill(const RequestPeers& peers) override;
   absl::StatusOr<std::unique_ptr<PeerTransport>> ForDecode(const RequestPeers& peers) override;
-  void EndRequest(const std::string& request_id) override { mailbox_.Cancel(request_id); }
+  void BeginRequest(const std::string& request_id, const std::string& secret) override {
+    mailbox_.Open(request_id, secret);
+  }
+  void EndRequest(const std::string& request_id, const std::string& secret) override {
+    mailbox_.Close(request_id, secret);
+  }
+  int64_t PendingBytes() override { return mailbox_.PendingBytes(); }
   std::vector<std::string> Offered() const override;
 
-  // A block a peer sent to this worker (Worker.Deliver).
-  void Deliver(const std::string& request_id, uint64_t tag, int from_rank, std::string data) {
-    mailbox_.Put(request_id, tag, from_rank, std::move(data));
+  // A block a peer sent to this worker (Worker.Deliver): filed under the
+  // request's id and secret, within the mailbox's bounds (mailbox.h).
+  absl::Status Deliver(const std::string& request_id, const std::string& secret, uint64_t tag, int from_rank,
+                       std::string data) {
+    return mailbox_.Put(request_id, secret, tag, from_rank, std::move(data));
   }
+  const MailboxLimits& limits() const { return mailbox_.limits(); }
   // A fresh NCCL unique id for a group whose rank 0 this worker is;
   // FAILED_PRECONDITION where NCCL is not offered.
   absl::StatusOr<std::string> NewNcclUniqueId(const std::string& group_id) const;

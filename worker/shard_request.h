@@ -23,11 +23,12 @@ struct ShardSpan {
 
 struct ShardRequest {
   std::string request_id;
+  std::string secret;               // the request's secret: peers' blocks and queries must carry it
   int rank = 0;                     // this worker's shard
   std::vector<ShardSpan> shards;    // every shard, in order
   std::vector<int32_t> token_ids;   // this shard's prompt tokens
   bool return_logits = false;       // stream every prompt logit and each sampled token's logits
-  SamplingConfig sampling;          // last shard only
+  SamplingConfig sampling;          // last shard only (as sent: validated, not defaulted)
   int32_t max_new_tokens = 0;       // last shard only
   std::vector<int32_t> stop_token_ids;
   int64_t eos_token_id = -1;        // -1: none

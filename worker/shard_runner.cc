@@ -46,47 +46,42 @@ class CancellationWatcher {
   std::thread thread_;
 };
 
+int64_t SatAdd(int64_t a, int64_t b) {
+  int64_t sum = 0;
+  return __builtin_add_overflow(a, b, &sum) ? INT64_MAX : sum;
+}
+
+// Compares every byte whatever the first difference, so that timing does
+// not tell how much of a guessed secret was right.
+bool SameSecret(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
 bool IsStopToken(const ShardRequest& r, int32_t token) {
   return std::find(r.stop_token_ids.begin(), r.stop_token_ids.end(), token) != r.stop_token_ids.end();
 }
 
 }  // namespace
 
-absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& config, int64_t max_context_tokens) {
-  const int shards = static_cast<int>(r.shards.size());
-  if (shards < 1) return absl::InvalidArgumentError("RunShard needs at least one shard");
-  if (r.rank < 0 || r.rank >= shards) {
-    return absl::InvalidArgumentError(absl::StrCat("rank must be in [0, ", shards, "). Given: ", r.rank));
-  }
-  int64_t expected_begin = 0;
-  for (int i = 0; i < shards; ++i) {
-    const ShardSpan& s = r.shards[i];
-    if (s.begin != expected_begin || s.end <= s.begin) {
-      return absl::InvalidArgumentError(absl::StrCat("shard ", i, " covers [", s.begin, ", ", s.end,
-                                                     "); shards must be non-empty and contiguous from 0"));
-    }
-    if (s.address.empty()) return absl::InvalidArgumentError(absl::StrCat("shard ", i, " has no address"));
-    expected_begin = s.end;
-  }
-  const int64_t total = r.shards.back().end + std::max(0, r.max_new_tokens);
-  if (max_context_tokens > 0 && total > max_context_tokens) {
-    return absl::InvalidArgumentError(absl::StrCat("prompt + max_new_tokens must be <= ", max_context_tokens,
-                                                   " (this worker's served context). Given: ", r.shards.back().end,
-                                                   " + ", r.max_new_tokens));
-  }
-  const ShardSpan& mine = r.shards[r.rank];
-  if (static_cast<int64_t>(r.token_ids.size()) != mine.end - mine.begin) {
-    return absl::InvalidArgumentError(absl::StrCat("shard ", r.rank, " covers ", mine.end - mine.begin,
-                                                   " tokens but ", r.token_ids.size(), " token ids were sent"));
-  }
-  for (size_t i = 0; i < r.token_ids.size(); ++i) {
-    if (r.token_ids[i] < 0 || r.token_ids[i] >= config.vocab_size) {
-      return absl::InvalidArgumentError(absl::StrCat("token id at position ", mine.begin + static_cast<int64_t>(i),
-                                                     " must be < vocab size ", config.vocab_size,
-                                                     ". Given: ", r.token_ids[i]));
-    }
-  }
-  return absl::OkStatus();
+ShardLimits LimitsOf(const ShardRunnerOptions& options) {
+  ShardLimits limits;
+  limits.memory_budget_bytes = options.memory_budget_bytes;
+  limits.max_context_tokens = options.max_context_tokens;
+  limits.max_new_tokens_limit = options.max_new_tokens_limit;
+  return limits;
+}
+
+ShardLengthBounds ShardLengthBoundsOf(const Engine& engine, const ShardRunnerOptions& options) {
+  ShardLengthBounds bounds;
+  bounds.max_shard_tokens = options.max_shard_tokens;
+  bounds.max_context_tokens = options.max_context_tokens;
+  bounds.memory_budget_bytes = options.memory_budget_bytes;
+  bounds.kv_bytes_per_token = engine.KvBytesPerToken();
+  bounds.state_bytes_per_request = engine.StateBytesPerRequest();
+  return bounds;
 }
 
 ShardRunner::ShardRunner(Engine& engine, RequestTransports& transports, ShardRunnerOptions options)
@@ -102,9 +97,11 @@ void ShardRunner::PublishMemoryMetrics() {
 }
 
 int64_t ShardRunner::memory_used_bytes() const {
+  int64_t used = transports_.PendingBytes();  // peer blocks not yet taken
   std::lock_guard<std::mutex> lock(mu_);
-  int64_t used = 0;
-  for (const auto& [id, shard] : shards_) used += std::max(shard->reserved_bytes, shard->actual_bytes.load());
+  for (const auto& [id, shard] : shards_) {
+    used = SatAdd(used, std::max(shard->reserved_bytes, shard->actual_bytes.load()));
+  }
   return used;
 }
 
@@ -114,46 +111,52 @@ int ShardRunner::active_requests() const {
 }
 
 absl::StatusOr<std::shared_ptr<ShardRunner::ActiveShard>> ShardRunner::Admit(const ShardRequest& r) {
-  const bool last = r.rank == static_cast<int>(r.shards.size()) - 1;
   const int64_t prompt = static_cast<int64_t>(r.token_ids.size());
-  const int64_t tokens = prompt + (last ? std::max(0, r.max_new_tokens) : 0);
-  const int64_t needed =
-      std::max<int64_t>(r.reserved_bytes, tokens * engine_.KvBytesPerToken() + engine_.StateBytesPerRequest());
+  const int64_t tokens = ShardTokens(r);
+  const int64_t needed = ShardMemoryBytes(r, engine_.KvBytesPerToken(), engine_.StateBytesPerRequest());
   if (options_.max_shard_tokens > 0 && prompt > options_.max_shard_tokens) {
     return absl::ResourceExhaustedError(absl::StrCat("worker ", options_.address, " prefills at most ",
                                                      options_.max_shard_tokens, " tokens per shard (GPU memory for "
                                                      "activations); shard ", r.rank, " has ", prompt));
   }
-  std::unique_lock<std::mutex> lock(mu_);
-  if (shards_.count(r.request_id) > 0) {
-    return absl::AlreadyExistsError(absl::StrCat("request ", r.request_id, " is already running here"));
+  const int64_t budget = options_.memory_budget_bytes;
+  if (needed > budget) {
+    return absl::ResourceExhaustedError(absl::StrCat("worker ", options_.address, " has a budget of ", budget,
+                                                     " bytes, request ", r.request_id, " needs ", needed));
   }
+  std::unique_lock<std::mutex> lock(mu_);
+  auto running = [&] { return shards_.count(r.request_id) > 0; };
+  if (running()) return absl::AlreadyExistsError(absl::StrCat("request ", r.request_id, " is already running here"));
+  // Every reservation was admitted within the budget, so their sum is too.
   auto reserved = [this] {
     int64_t used = 0;
-    for (const auto& [id, shard] : shards_) used += shard->reserved_bytes;
+    for (const auto& [id, shard] : shards_) used = SatAdd(used, shard->reserved_bytes);
     return used;
   };
+  auto fits = [&] { return reserved() <= budget - needed; };
   // The coordinator frees its reservation when a cancelled call closes; the
   // shard here frees a moment later. Wait that moment out before refusing.
-  released_.wait_for(lock, kAdmitGrace, [&] { return reserved() + needed <= options_.memory_budget_bytes; });
-  const int64_t used = reserved();
-  if (used + needed > options_.memory_budget_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat("worker ", options_.address, " has ",
-                                                     options_.memory_budget_bytes - used, " bytes free, request ",
-                                                     r.request_id, " needs ", needed));
+  released_.wait_for(lock, kAdmitGrace, fits);
+  // The lock was let go while waiting: the same id may have been admitted meanwhile.
+  if (running()) return absl::AlreadyExistsError(absl::StrCat("request ", r.request_id, " is already running here"));
+  if (!fits()) {
+    return absl::ResourceExhaustedError(absl::StrCat("worker ", options_.address, " has ", budget - reserved(),
+                                                     " bytes free, request ", r.request_id, " needs ", needed));
   }
   auto shard = std::make_shared<ActiveShard>();
+  shard->secret = r.secret;
   ASSIGN_OR_RETURN(shard->state, engine_.NewState(r.shards[r.rank].begin, tokens));
   shard->reserved_bytes = needed;
   shards_[r.request_id] = shard;
+  transports_.BeginRequest(r.request_id, r.secret);  // its peers' blocks wait for it from now on
   return shard;
 }
 
-void ShardRunner::Release(const std::string& request_id) {
-  transports_.EndRequest(request_id);  // drops blocks that are still on their way
+void ShardRunner::Release(const ShardRequest& r) {
+  transports_.EndRequest(r.request_id, r.secret);  // drops blocks that are still on their way
   {
     std::lock_guard<std::mutex> lock(mu_);
-    shards_.erase(request_id);
+    shards_.erase(r.request_id);
   }
   released_.notify_all();
   PublishMemoryMetrics();
@@ -168,9 +171,12 @@ std::shared_ptr<ShardRunner::ActiveShard> ShardRunner::Find(const std::string& r
 RequestPeers ShardRunner::PeersOf(const ShardRequest& r, const ActiveShard& shard) const {
   RequestPeers peers;
   peers.request_id = r.request_id;
+  peers.secret = r.secret;
   peers.rank = r.rank;
   for (const ShardSpan& s : r.shards) peers.addresses.push_back(s.address);
-  peers.timeout = r.peer_timeout.count() > 0 ? r.peer_timeout : std::chrono::milliseconds(10000);
+  // Capped: a request may not keep this worker waiting on a peer for longer.
+  peers.timeout =
+      std::min(r.peer_timeout.count() > 0 ? r.peer_timeout : kDefaultPeerTimeout, options_.max_peer_timeout);
   peers.nccl_group_id = r.nccl_group_id;
   peers.nccl_unique_id = r.nccl_unique_id;
   peers.cancelled = &shard.cancelled;
@@ -179,19 +185,19 @@ RequestPeers ShardRunner::PeersOf(const ShardRequest& r, const ActiveShard& shar
 
 absl::Status ShardRunner::RunShard(const ShardRequest& request, ShardEvents& events,
                                    std::function<bool()> caller_gone) {
-  RETURN_IF_ERROR(ValidateShardRequest(request, engine_.config(), options_.max_context_tokens));
+  RETURN_IF_ERROR(ValidateShardRequest(request, engine_.config(), LimitsOf(options_)));
   ASSIGN_OR_RETURN(std::shared_ptr<ActiveShard> shard, Admit(request));
   PublishMemoryMetrics();
   absl::Status status;
   {
-    CancellationWatcher watcher(std::move(caller_gone), [this, shard, id = request.request_id] {
+    CancellationWatcher watcher(std::move(caller_gone), [this, shard, &request] {
       shard->cancelled.store(true);
-      transports_.EndRequest(id);  // wakes peer waits at once
+      transports_.EndRequest(request.request_id, request.secret);  // wakes peer waits at once
     });
     status = Prefill(request, *shard, events);
     if (!status.ok() && shard->cancelled.load()) status = absl::CancelledError("request cancelled");
   }
-  Release(request.request_id);
+  Release(request);
   return status;
 }
 
@@ -276,11 +282,14 @@ absl::Status ShardRunner::Decode(const ShardRequest& r, ActiveShard& shard, std:
   return events.Finished(reason, generated);
 }
 
-absl::StatusOr<AttentionPartial> ShardRunner::AttendKv(const std::string& request_id, int64_t attention_slot,
-                                                       absl::Span<const float> q, int64_t q_len,
-                                                       int64_t q_position0) {
+absl::StatusOr<AttentionPartial> ShardRunner::AttendKv(const std::string& request_id, const std::string& secret,
+                                                       int64_t attention_slot, absl::Span<const float> q,
+                                                       int64_t q_len, int64_t q_position0) {
   std::shared_ptr<ActiveShard> shard = Find(request_id);
-  if (shard == nullptr) return absl::NotFoundError(absl::StrCat("request ", request_id, " holds no K/V here"));
+  if (shard == nullptr || !SameSecret(shard->secret, secret)) {
+    return absl::NotFoundError(absl::StrCat("request ", request_id, " holds no K/V here"));
+  }
+  RETURN_IF_ERROR(ValidateAttendKv(q_len, q_position0, LimitsOf(options_)));
   std::lock_guard<std::mutex> lock(shard->mu);
   return engine_.AttendStoredKv(*shard->state, attention_slot, q, q_len, q_position0);
 }

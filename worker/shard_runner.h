@@ -7,10 +7,17 @@
 // Memory: every running shard reserves what the coordinator planned for it
 // (or what its tokens need, if more); a shard that would exceed the budget
 // waits a moment for memory a cancelled shard is about to free, then is
-// refused with RESOURCE_EXHAUSTED.
+// refused with RESOURCE_EXHAUSTED. The arithmetic saturates: no number a
+// caller sends can wrap the budget check.
+//
+// Trust: the worker re-checks every number it is sent (ValidateShardRequest)
+// against its own limits, caps the peer timeout, and answers split-KV
+// queries only with the request's secret (NOT_FOUND otherwise, exactly as
+// for an unknown id).
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -24,10 +31,14 @@
 #include "absl/status/statusor.h"
 #include "transport/request_transports.h"
 #include "worker/engine.h"
+#include "worker/network_limits.h"
 #include "worker/shard_request.h"
+#include "worker/shard_validation.h"
 #include "worker/worker_metrics.h"
 
 namespace tessera {
+
+inline constexpr std::chrono::milliseconds kDefaultPeerTimeout{10000};
 
 struct ShardRunnerOptions {
   std::string address;  // this worker's advertised address (messages name it)
@@ -38,6 +49,12 @@ struct ShardRunnerOptions {
   // The context served (ResolveContextLimit): a request whose prompt plus
   // max_new_tokens passes it is refused; 0: no limit.
   int64_t max_context_tokens = 0;
+  // The largest max_new_tokens a shard may ask for (the coordinator's
+  // --max-new-tokens-limit, which a worker re-checks).
+  int32_t max_new_tokens_limit = 4096;
+  // The longest a peer may keep a shard waiting, whatever the request says;
+  // a request's peer_timeout_ms of 0 means kDefaultPeerTimeout.
+  std::chrono::milliseconds max_peer_timeout{60000};
   WorkerMetrics* metrics = nullptr;  // optional; must outlive the runner
 };
 
@@ -53,19 +70,24 @@ class ShardRunner {
   // OK: that is how its caller ends it).
   absl::Status RunShard(const ShardRequest& request, ShardEvents& events, std::function<bool()> caller_gone);
 
-  // Split-KV attention over the K/V that `request_id` holds here
-  // (NOT_FOUND when it holds none).
-  absl::StatusOr<AttentionPartial> AttendKv(const std::string& request_id, int64_t attention_slot,
-                                            absl::Span<const float> q, int64_t q_len, int64_t q_position0);
+  // Split-KV attention over the K/V that `request_id` holds here; NOT_FOUND
+  // when it holds none or `secret` is not the request's (the same message).
+  absl::StatusOr<AttentionPartial> AttendKv(const std::string& request_id, const std::string& secret,
+                                            int64_t attention_slot, absl::Span<const float> q, int64_t q_len,
+                                            int64_t q_position0);
 
   const Engine& engine() const { return engine_; }
   const ShardRunnerOptions& options() const { return options_; }
   void set_address(std::string address) { options_.address = std::move(address); }
+  // Held by running shards and undelivered peer blocks.
   int64_t memory_used_bytes() const;
+  // Sets the memory and request gauges from the above (also done on every admission and release).
+  void PublishMemoryMetrics();
   int active_requests() const;
 
  private:
   struct ActiveShard {
+    std::string secret;
     std::mutex mu;  // guards state against AttendKv during decode appends
     std::unique_ptr<ShardState> state;
     int64_t reserved_bytes = 0;
@@ -76,8 +98,7 @@ class ShardRunner {
   absl::StatusOr<std::shared_ptr<ActiveShard>> Admit(const ShardRequest& r);
   absl::Status Prefill(const ShardRequest& r, ActiveShard& shard, ShardEvents& events);
   absl::Status Decode(const ShardRequest& r, ActiveShard& shard, std::vector<float> logits, ShardEvents& events);
-  void Release(const std::string& request_id);
-  void PublishMemoryMetrics();
+  void Release(const ShardRequest& r);
   std::shared_ptr<ActiveShard> Find(const std::string& request_id) const;
   RequestPeers PeersOf(const ShardRequest& r, const ActiveShard& shard) const;
 
@@ -89,9 +110,11 @@ class ShardRunner {
   std::map<std::string, std::shared_ptr<ActiveShard>> shards_;  // by request id
 };
 
-// The checks of a shard request against the model, before any memory is
-// taken: shards non-empty and contiguous from 0, the rank's token count, ids
-// inside the vocabulary (INVALID_ARGUMENT naming what is wrong).
-absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& config, int64_t max_context_tokens = 0);
+// What bounds a shard's length on a worker with this engine and options
+// (network_limits.h derives its message limits from it).
+ShardLengthBounds ShardLengthBoundsOf(const Engine& engine, const ShardRunnerOptions& options);
+
+// The limits ValidateShardRequest checks against, from the runner's options.
+ShardLimits LimitsOf(const ShardRunnerOptions& options);
 
 }  // namespace tessera

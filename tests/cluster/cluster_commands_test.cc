@@ -202,6 +202,84 @@ TEST(LocalCommandTest, RunsUntilSigintThenLeavesNothing) {
   EXPECT_THAT(testing::ReadFileOrEmpty(log_path), HasSubstr("fake worker: registered"));
 }
 
+TEST(LocalCommandTest, SaysItIsInsecureByDefault) {
+  testing::TempDir dir;
+  const std::string out_path = dir.path() + "/stdout";
+  const int out_fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  absl::StatusOr<std::unique_ptr<ChildProcess>> local = ChildProcess::Spawn(
+      {.argv = {testing::FakeTesseraBinary(), "local", "--workers", "1", "--model", "/models/fake", "--port", "0",
+                "--log-file", dir.path() + "/children.log"},
+       .stdout_fd = out_fd});
+  close(out_fd);
+  ASSERT_TRUE(local.ok()) << local.status();
+  ASSERT_TRUE(WaitForFileText(out_path, "Ctrl-C stops", 10s)) << testing::ReadFileOrEmpty(out_path);
+  const std::string out = testing::ReadFileOrEmpty(out_path);
+  EXPECT_THAT(out, HasSubstr("INSECURE: no TLS, no authentication"));
+  EXPECT_THAT(out, HasSubstr("internal API (workers register here): 127.0.0.1:"));
+  EXPECT_THAT(testing::ReadFileOrEmpty(dir.path() + "/children.log"), Not(HasSubstr("--insecure conflicts")));
+  kill((*local)->pid(), SIGINT);
+  for (int attempt = 0; attempt < 500 && (*local)->Poll(); ++attempt) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(DescribeWaitStatus(*(*local)->wait_status()), "exited with status 0");
+}
+
+// `local --tls` against the fake roles, which use the real rpc/ security: the
+// printed client command works as printed, and nothing works without its
+// token or over plaintext. (The real roles: tests/e2e/security_test.cc.)
+TEST(LocalCommandTest, TlsClusterTakesOnlyTheTokenOverTls) {
+  testing::TempDir dir;
+  const std::string tls_dir = dir.path() + "/tls";
+  const std::string out_path = dir.path() + "/stdout";
+  const int out_fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  absl::StatusOr<std::unique_ptr<ChildProcess>> local = ChildProcess::Spawn(
+      {.argv = {testing::FakeTesseraBinary(), "local", "--workers", "2", "--model", "/models/fake", "--port", "0",
+                "--tls", "--tls-dir", tls_dir, "--log-file", dir.path() + "/children.log"},
+       .stdout_fd = out_fd});
+  close(out_fd);
+  ASSERT_TRUE(local.ok()) << local.status();
+  ASSERT_TRUE(WaitForFileText(out_path, "Ctrl-C stops", 20s))
+      << testing::ReadFileOrEmpty(out_path) << testing::ReadFileOrEmpty(dir.path() + "/children.log");
+  const std::string out = testing::ReadFileOrEmpty(out_path);
+  EXPECT_THAT(out, Not(HasSubstr("INSECURE")));
+  EXPECT_THAT(out, HasSubstr("2 workers ready"));
+  const std::string prefix = "local cluster: coordinator on ";
+  const size_t at = out.find(prefix);
+  ASSERT_NE(at, std::string::npos) << out;
+  const std::string address = out.substr(at + prefix.size(), out.find(',', at) - at - prefix.size());
+  const std::string ca = tls_dir + "/ca.crt";
+  const std::string tokens = tls_dir + "/tokens";
+  EXPECT_THAT(out, HasSubstr(absl::StrCat("tessera generate --server ", address, " --tls-ca ", ca, " --token-file ",
+                                          tokens)));
+
+  testing::CommandResult result = testing::RunCommand(
+      Generate(address, {"--tls-ca", ca, "--token-file", tokens, "--prompt-ids", "1 2", "--max-new-tokens", "3"}), 10s);
+  EXPECT_EQ(result.exit_code(), 0) << result.stderr_text;
+  EXPECT_EQ(result.stdout_text, "3 4 5\n");
+
+  result = testing::RunCommand(Generate(address, {"--tls-ca", ca, "--prompt-ids", "1", "--timeout-s", "5"}), 10s);
+  EXPECT_EQ(result.exit_code(), 1);
+  EXPECT_THAT(result.stderr_text, HasSubstr("UNAUTHENTICATED: missing bearer token"));
+
+  const std::string wrong = dir.path() + "/wrong";
+  std::ofstream(wrong) << "# not the cluster's\n0123456789abcdef0123456789abcdef\n";
+  result = testing::RunCommand(
+      Generate(address, {"--tls-ca", ca, "--token-file", wrong, "--prompt-ids", "1", "--timeout-s", "5"}), 10s);
+  EXPECT_EQ(result.exit_code(), 1);
+  EXPECT_THAT(result.stderr_text, HasSubstr("UNAUTHENTICATED: unknown bearer token"));
+
+  result = testing::RunCommand(Generate(address, {"--prompt-ids", "1", "--timeout-s", "5"}), 10s);  // plaintext
+  EXPECT_EQ(result.exit_code(), 1);
+  EXPECT_THAT(result.stderr_text, HasSubstr("UNAVAILABLE"));
+  EXPECT_THAT(result.stderr_text, HasSubstr("give --tls-ca and --token-file"));
+
+  result = testing::RunCommand(Generate(address, {"--insecure", "--token-file", tokens, "--prompt-ids", "1"}), 10s);
+  EXPECT_EQ(result.exit_code(), 2) << "a token is never sent in plaintext";
+
+  kill((*local)->pid(), SIGINT);
+  for (int attempt = 0; attempt < 500 && (*local)->Poll(); ++attempt) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(DescribeWaitStatus(*(*local)->wait_status()), "exited with status 0");
+  EXPECT_EQ(testing::ReadFileOrEmpty(tls_dir + "/ca.crt").empty(), false) << "--tls-dir is kept";
+}
+
 TEST(LocalCommandTest, FailsWhenThePortIsTaken) {
   // A plain listening socket without SO_REUSEPORT, so gRPC cannot share it.
   const int taken_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -224,7 +302,8 @@ TEST(LocalCommandTest, FailsWhenThePortIsTaken) {
 TEST(LocalCommandTest, BadFlagsExitTwo) {
   for (const std::vector<std::string>& flags : std::vector<std::vector<std::string>>{
            {"--model", "/m"}, {"--workers", "0", "--model", "/m"}, {"--workers", "2"},
-           {"--workers", "2", "--model", "/m", "--port", "70000"}, {"--workers", "two", "--model", "/m"}}) {
+           {"--workers", "2", "--model", "/m", "--port", "70000"}, {"--workers", "two", "--model", "/m"},
+           {"--workers", "1", "--model", "/m", "--tls", "--insecure"}, {"--workers", "1", "--model", "/m", "--tls-dir", "/x"}}) {
     std::vector<std::string> argv = {testing::FakeTesseraBinary(), "local"};
     argv.insert(argv.end(), flags.begin(), flags.end());
     const testing::CommandResult result = testing::RunCommand(argv, 10s);

@@ -9,10 +9,14 @@
 //
 //   coordinator: serves tessera.v1.Tessera (GetModelInfo, GetServerInfo, a
 //     GenerateStream that emits 4 progress events and then ids last+1,
-//     last+2, ...) and tessera.v1.Coordinator.RegisterWorker; polls each
+//     last+2, ...) on --listen and tessera.v1.Coordinator.RegisterWorker on a
+//     free port of its own (printed first, as the real one does); polls each
 //     registered worker's Worker.GetStatus every 100 ms and forgets the ones
 //     that do not answer.
 //   worker: serves Worker.GetStatus, registers, waits for SIGTERM.
+// Security as the real roles take it: --insecure, or --tls-cert/--tls-key/
+// --tls-ca (mutual TLS inside) and, for the coordinator, --auth-tokens-file
+// (TLS + bearer tokens on the public API), through the same rpc/ builders.
 #include <signal.h>
 #include <unistd.h>
 
@@ -28,6 +32,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "rpc/grpc_security.h"
 #include "rpc/grpc_util.h"
 #include "tessera/v1/tessera.grpc.pb.h"
 #include "tessera/v1/worker.grpc.pb.h"
@@ -61,6 +66,21 @@ void WaitForStopSignal(const sigset_t& signals) {
 [[noreturn]] void ExitNow(int code) {
   std::fflush(nullptr);
   _exit(code);
+}
+
+// Sets the process's internal security from the flags; false (with a
+// message) when neither --insecure nor the three files are given.
+bool SetSecurityFromFlags(const CliFlags& flags, const char* role) {
+  if (flags.Has("insecure")) return true;  // the default internal security is plaintext
+  absl::StatusOr<InternalSecurity> cluster =
+      LoadClusterSecurity(flags.GetString("tls-cert", ""), flags.GetString("tls-key", ""),
+                          flags.GetString("tls-ca", ""), "");
+  if (!cluster.ok()) {
+    std::cerr << "fake " << role << ": give --insecure or the TLS files: " << cluster.status() << "\n";
+    return false;
+  }
+  SetInternalSecurity(*std::move(cluster));
+  return true;
 }
 
 grpc::Status Invalid(const std::string& message) { return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message); }
@@ -202,6 +222,11 @@ constexpr FlagSpec kCoordinatorFlags[] = {
     {"listen", true, ""},
     {"model", true, ""},
     {"min-shard-tokens", true, "reported back in ModelInfo.model_type"},
+    {"insecure", false, ""},
+    {"tls-cert", true, ""},
+    {"tls-key", true, ""},
+    {"tls-ca", true, ""},
+    {"auth-tokens-file", true, ""},
     {"fake-exit-before-listening", false, "exit 3 at once"},
     {"fake-never-listen", false, "never print the listening line"},
 };
@@ -214,6 +239,10 @@ constexpr FlagSpec kWorkerFlags[] = {
     {"backend", true, "accepted like the real worker's (ignored)"},
     {"precision", true, "accepted like the real worker's (ignored)"},
     {"device", true, "accepted like the real worker's (ignored)"},
+    {"insecure", false, ""},
+    {"tls-cert", true, ""},
+    {"tls-key", true, ""},
+    {"tls-ca", true, ""},
     {"fake-exit-at-start", false, "exit 4 at once"},
     {"fake-ignore-sigterm", false, "survive SIGTERM (only SIGKILL stops it)"},
 };
@@ -235,18 +264,36 @@ int RunFakeCoordinator(int argc, char** argv) {
   }
   const std::string extra =
       flags->Has("min-shard-tokens") ? absl::StrCat(" min_shard_tokens=", flags->GetString("min-shard-tokens", "")) : "";
+  if (!SetSecurityFromFlags(*flags, "coordinator")) return 2;
+  ServerSecurity public_security = ServerSecurity::Insecure();
+  if (!flags->Has("insecure")) {
+    absl::StatusOr<std::shared_ptr<BearerTokenAuth>> tokens =
+        BearerTokenAuth::FromFile(flags->GetString("auth-tokens-file", ""));
+    if (!tokens.ok()) {
+      std::cerr << "fake coordinator: " << tokens.status() << "\n";
+      return 2;
+    }
+    public_security.insecure = false;
+    public_security.identity = GetInternalSecurity().server.identity;
+    public_security.auth = *tokens;
+  }
   FakeCoordinator service(flags->GetString("model", ""), extra);
+  const std::string listen = flags->GetString("listen", "127.0.0.1:0");
+  grpc::ServerBuilder internal_builder;
+  int internal_port = 0;
+  ConfigureServerBuilder(internal_builder, WithPort(listen, 0), &internal_port);
+  internal_builder.RegisterService(static_cast<v1::Coordinator::Service*>(&service));
+  std::unique_ptr<grpc::Server> internal_server = internal_builder.BuildAndStart();
   grpc::ServerBuilder builder;
   int port = 0;
-  const std::string listen = flags->GetString("listen", "127.0.0.1:0");
-  ConfigureServerBuilder(builder, listen, &port);
+  ConfigureServerBuilder(builder, listen, public_security, &port);
   builder.RegisterService(static_cast<v1::Tessera::Service*>(&service));
-  builder.RegisterService(static_cast<v1::Coordinator::Service*>(&service));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port == 0) {
+  if (server == nullptr || port == 0 || internal_server == nullptr || internal_port == 0) {
     std::cerr << "fake coordinator: cannot listen on " << listen << "\n";
     return 1;
   }
+  std::printf("coordinator internal API on %s\n", WithPort(listen, internal_port).c_str());
   std::printf("coordinator listening on %s\n", WithPort(listen, port).c_str());
   std::printf("fake coordinator: more stdout after the address line\n");
   std::fflush(stdout);
@@ -261,6 +308,7 @@ int RunFakeCoordinator(int argc, char** argv) {
   WaitForStopSignal(signals);
   stopping.store(true);
   server->Shutdown(std::chrono::system_clock::now());  // cancel what is in flight: nothing to finish
+  internal_server->Shutdown(std::chrono::system_clock::now());
   health.join();
   ExitNow(0);
 }
@@ -276,6 +324,7 @@ int RunFakeWorker(int argc, char** argv) {
     std::cerr << "fake worker: exiting at start, as asked\n";
     return 4;
   }
+  if (!SetSecurityFromFlags(*flags, "worker")) return 2;
   absl::StatusOr<int64_t> budget_mb = flags->GetInt("memory-budget-mb", 0);
   const std::string listen = flags->GetString("listen", "127.0.0.1:0");
   grpc::ServerBuilder builder;

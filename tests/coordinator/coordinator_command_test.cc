@@ -1,5 +1,8 @@
-// tessera-coordinator as a process: it prints the address it bound, serves the
-// public API, and exits 0 on SIGTERM; bad flags exit 2.
+// tessera-coordinator as a process: it prints the addresses it bound (the
+// internal API's line first), serves the public API on one port and worker
+// registration on the other, and exits 0 on SIGTERM; bad flags, and no
+// security flags at all, exit 2. With TLS: tokens on the public port, client
+// certificates on the internal one, and a plaintext health port.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -7,14 +10,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
+#include "rpc/grpc_security.h"
 #include "rpc/grpc_util.h"
 #include "tessera/v1/tessera.grpc.pb.h"
+#include "tessera/v1/worker.grpc.pb.h"
+#include "tests/e2e/health_client.h"
+#include "tools/cluster/local_tls.h"
 
 extern char** environ;
 
@@ -53,6 +61,19 @@ std::string ReadLine(int fd) {
   return line;
 }
 
+// The public address from the launch lines ("coordinator internal API on I",
+// then "coordinator listening on P"); `internal` receives I.
+std::string ReadAddresses(int fd, std::string* internal = nullptr) {
+  const std::string internal_prefix = "coordinator internal API on ";
+  const std::string line = ReadLine(fd);
+  EXPECT_TRUE(absl::StartsWith(line, internal_prefix)) << line;
+  if (internal != nullptr && absl::StartsWith(line, internal_prefix)) *internal = line.substr(internal_prefix.size());
+  const std::string listening = ReadLine(fd);
+  const std::string prefix = "coordinator listening on ";
+  EXPECT_TRUE(absl::StartsWith(listening, prefix)) << listening;
+  return absl::StartsWith(listening, prefix) ? listening.substr(prefix.size()) : "";
+}
+
 // The exit code, or -1 when the child did not exit within `timeout` (then killed).
 int WaitForExit(pid_t pid, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
@@ -68,12 +89,13 @@ int WaitForExit(pid_t pid, absl::Duration timeout) {
 
 TEST(CoordinatorCommandTest, ServesUntilSigtermThenExitsZero) {
   Child child = Spawn({"--model", std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/mamba2-tiny", "--listen",
-                       "127.0.0.1:0", "--health-interval-ms", "100", "--peer-transport", "nccl"});
-  const std::string line = ReadLine(child.stdout_fd);
-  const std::string prefix = "coordinator listening on ";
-  ASSERT_TRUE(absl::StartsWith(line, prefix)) << line;
-  const std::string address = line.substr(prefix.size());
+                       "127.0.0.1:0", "--health-interval-ms", "100", "--peer-transport", "nccl", "--insecure"});
+  std::string internal;
+  const std::string address = ReadAddresses(child.stdout_fd, &internal);
+  ASSERT_FALSE(address.empty());
   EXPECT_FALSE(absl::EndsWith(address, ":0"));
+  EXPECT_FALSE(absl::EndsWith(internal, ":0"));
+  EXPECT_NE(address, internal);
 
   auto stub = v1::Tessera::NewStub(MakeChannel(address));
   grpc::ClientContext context;
@@ -100,11 +122,9 @@ TEST(CoordinatorCommandTest, ServesUntilSigtermThenExitsZero) {
 TEST(CoordinatorCommandTest, MetricsAddressComesOnItsOwnLineAndInServerInfo) {
   const std::string tokenizer = std::string(TESSERA_TEST_DATA_DIR) + "/tokenizers/bpe512-gpt2split/tokenizer.json";
   Child child = Spawn({"--model", std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/mamba2-tiny", "--listen",
-                       "127.0.0.1:0", "--metrics-port", "0", "--tokenizer", tokenizer});
-  const std::string line = ReadLine(child.stdout_fd);
-  const std::string prefix = "coordinator listening on ";
-  ASSERT_TRUE(absl::StartsWith(line, prefix)) << line;
-  const std::string address = line.substr(prefix.size());
+                       "127.0.0.1:0", "--metrics-port", "0", "--tokenizer", tokenizer, "--insecure"});
+  const std::string address = ReadAddresses(child.stdout_fd);
+  ASSERT_FALSE(address.empty());
   EXPECT_EQ(address.find(' '), std::string::npos) << "launchers take the rest of the line as the address";
   const std::string metrics_line = ReadLine(child.stdout_fd);
   const std::string metrics_prefix = "coordinator metrics on http://";
@@ -133,14 +153,163 @@ TEST(CoordinatorCommandTest, MetricsAddressComesOnItsOwnLineAndInServerInfo) {
 
 TEST(CoordinatorCommandTest, ATokenizerThatDoesNotFitTheModelStopsTheStart) {
   const std::string model = std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/mamba2-tiny";  // vocab_size 512
-  Child larger = Spawn({"--model", model, "--listen", "127.0.0.1:0", "--tokenizer",
+  Child larger = Spawn({"--model", model, "--listen", "127.0.0.1:0", "--insecure", "--tokenizer",
                         std::string(TESSERA_TEST_DATA_DIR) + "/tokenizers/bpe1000-llama3split/tokenizer.json"});
   EXPECT_EQ(WaitForExit(larger.pid, absl::Seconds(10)), 2);
   EXPECT_EQ(ReadLine(larger.stdout_fd), "") << "nothing served";
   close(larger.stdout_fd);
-  Child missing = Spawn({"--model", model, "--listen", "127.0.0.1:0", "--tokenizer", "/nowhere/tokenizer.json"});
+  Child missing =
+      Spawn({"--model", model, "--listen", "127.0.0.1:0", "--insecure", "--tokenizer", "/nowhere/tokenizer.json"});
   EXPECT_EQ(WaitForExit(missing.pid, absl::Seconds(10)), 1);
   close(missing.stdout_fd);
+}
+
+// The finding this guards against: RegisterWorker on the public port let
+// any client pose as a worker. Now only the internal port offers it.
+TEST(CoordinatorCommandTest, RegistrationIsOnlyOnTheInternalPort) {
+  Child child = Spawn({"--model", std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/mamba2-tiny", "--listen",
+                       "127.0.0.1:0", "--insecure"});
+  std::string internal;
+  const std::string address = ReadAddresses(child.stdout_fd, &internal);
+  ASSERT_FALSE(address.empty());
+  const auto register_at = [](const std::string& where) {
+    auto stub = v1::Coordinator::NewStub(MakeChannel(where, ChannelSecurity::Insecure()));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::RegisterWorkerRequest request;
+    request.set_address("127.0.0.1:1");
+    v1::RegisterWorkerResponse response;
+    return stub->RegisterWorker(&context, request, &response).error_code();
+  };
+  EXPECT_EQ(register_at(address), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_NE(register_at(internal), grpc::StatusCode::UNIMPLEMENTED);
+  auto internal_stub = v1::Tessera::NewStub(MakeChannel(internal, ChannelSecurity::Insecure()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  v1::ModelInfo info;
+  EXPECT_EQ(internal_stub->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).error_code(),
+            grpc::StatusCode::UNIMPLEMENTED)
+      << "the public API is not on the internal port either";
+  kill(child.pid, SIGTERM);
+  EXPECT_EQ(WaitForExit(child.pid, absl::Seconds(10)), 0);
+  close(child.stdout_fd);
+}
+
+class CoordinatorTlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/coordinator-tls.XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    absl::StatusOr<LocalTlsFiles> files = GenerateLocalTls(dir_ + "/cluster");
+    ASSERT_TRUE(files.ok()) << files.status();
+    files_ = *files;
+    absl::StatusOr<LocalTlsFiles> rogue = GenerateLocalTls(dir_ + "/rogue");
+    ASSERT_TRUE(rogue.ok()) << rogue.status();
+    rogue_ = *rogue;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string Pem(const std::string& path) { return *ReadPemFile(path, "test file"); }
+
+  std::string dir_;
+  LocalTlsFiles files_, rogue_;
+};
+
+TEST_F(CoordinatorTlsTest, TokensOnThePublicPortCertificatesOnTheInternalOne) {
+  Child child = Spawn({"--model", std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/mamba2-tiny", "--listen",
+                       "127.0.0.1:0", "--tls-cert", files_.cert, "--tls-key", files_.key, "--tls-ca", files_.ca_cert,
+                       "--auth-tokens-file", files_.tokens, "--health-port", "0"});
+  std::string internal;
+  const std::string address = ReadAddresses(child.stdout_fd, &internal);
+  ASSERT_FALSE(address.empty());
+  const std::string health_line = ReadLine(child.stdout_fd);
+  const std::string health_prefix = "coordinator health on ";
+  ASSERT_TRUE(absl::StartsWith(health_line, health_prefix)) << health_line;
+  const std::string health = health_line.substr(health_prefix.size(), health_line.find(' ', health_prefix.size()) -
+                                                                          health_prefix.size());
+  const auto deadline = [] { return std::chrono::system_clock::now() + std::chrono::seconds(5); };
+  const auto model_info = [&](const ChannelSecurity& security) {
+    auto stub = v1::Tessera::NewStub(MakeChannel(address, security));
+    grpc::ClientContext context;
+    context.set_deadline(deadline());
+    v1::ModelInfo info;
+    return stub->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).error_code();
+  };
+  ChannelSecurity client;
+  client.root_ca_pem = Pem(files_.ca_cert);
+  EXPECT_EQ(model_info(client), grpc::StatusCode::UNAUTHENTICATED) << "no token";
+  client.bearer_token = "0123456789abcdef0123456789abcdef";
+  EXPECT_EQ(model_info(client), grpc::StatusCode::UNAUTHENTICATED) << "a wrong token";
+  client.bearer_token = files_.token;
+  EXPECT_EQ(model_info(client), grpc::StatusCode::OK);
+  EXPECT_EQ(model_info(ChannelSecurity::Insecure()), grpc::StatusCode::UNAVAILABLE) << "plaintext";
+  {
+    auto stub = v1::Coordinator::NewStub(MakeChannel(address, client));
+    grpc::ClientContext context;
+    context.set_deadline(deadline());
+    v1::RegisterWorkerResponse response;
+    EXPECT_EQ(stub->RegisterWorker(&context, v1::RegisterWorkerRequest(), &response).error_code(),
+              grpc::StatusCode::UNIMPLEMENTED)
+        << "a token does not make a worker";
+  }
+
+  const auto register_at_internal = [&](const ChannelSecurity& security) {
+    auto stub = v1::Coordinator::NewStub(MakeChannel(internal, security));
+    grpc::ClientContext context;
+    context.set_deadline(deadline());
+    v1::RegisterWorkerRequest request;
+    request.set_address("127.0.0.1:1");
+    v1::RegisterWorkerResponse response;
+    return stub->RegisterWorker(&context, request, &response).error_code();
+  };
+  ChannelSecurity no_certificate;
+  no_certificate.root_ca_pem = Pem(files_.ca_cert);
+  EXPECT_EQ(register_at_internal(no_certificate), grpc::StatusCode::UNAVAILABLE);
+  ChannelSecurity rogue = no_certificate;
+  rogue.identity = {Pem(rogue_.cert), Pem(rogue_.key)};
+  EXPECT_EQ(register_at_internal(rogue), grpc::StatusCode::UNAVAILABLE) << "a certificate of another CA";
+  EXPECT_EQ(register_at_internal(ChannelSecurity::Insecure()), grpc::StatusCode::UNAVAILABLE);
+  ChannelSecurity member = no_certificate;
+  member.identity = {Pem(files_.cert), Pem(files_.key)};
+  EXPECT_NE(register_at_internal(member), grpc::StatusCode::UNAVAILABLE) << "the cluster's certificate gets through";
+
+  // Plaintext health checks for probes, and nothing else there.
+  auto health_channel = MakeChannel(health, ChannelSecurity::Insecure());
+  {
+    auto stub = v1::Tessera::NewStub(health_channel);
+    grpc::ClientContext context;
+    context.set_deadline(deadline());
+    v1::ModelInfo info;
+    EXPECT_EQ(stub->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).error_code(),
+              grpc::StatusCode::UNIMPLEMENTED);
+  }
+  EXPECT_EQ(HealthCheck(health_channel), "SERVING");
+
+  kill(child.pid, SIGTERM);
+  EXPECT_EQ(WaitForExit(child.pid, absl::Seconds(10)), 0);
+  close(child.stdout_fd);
+}
+
+TEST(CoordinatorCommandTest, SecurityIsNeverImplicit) {
+  const std::string model = std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/mamba2-tiny";
+  for (const std::vector<std::string>& flags : std::vector<std::vector<std::string>>{
+           {},                                                  // neither TLS nor --insecure
+           {"--tls-cert", "/c", "--tls-key", "/k"},             // TLS without the CA and the tokens
+           {"--insecure", "--tls-cert", "/c"},                  // both
+           {"--insecure", "--auth-tokens-file", "/t"},          // tokens in plaintext
+           {"--insecure", "--listen", "127.0.0.1:50999", "--internal-listen", "127.0.0.1:50999"}}) {  // one port
+    std::vector<std::string> args = {"--model", model};
+    args.insert(args.end(), flags.begin(), flags.end());
+    Child child = Spawn(args);
+    EXPECT_EQ(WaitForExit(child.pid, absl::Seconds(10)), 2) << flags.size();
+    EXPECT_EQ(ReadLine(child.stdout_fd), "") << "nothing served";
+    close(child.stdout_fd);
+  }
+  Child unreadable = Spawn({"--model", model, "--listen", "127.0.0.1:0", "--tls-cert", "/nowhere/c", "--tls-key",
+                            "/nowhere/k", "--tls-ca", "/nowhere/ca", "--auth-tokens-file", "/nowhere/t"});
+  EXPECT_EQ(WaitForExit(unreadable.pid, absl::Seconds(10)), 1);
+  close(unreadable.stdout_fd);
 }
 
 TEST(CoordinatorCommandTest, BadFlagsExitTwo) {

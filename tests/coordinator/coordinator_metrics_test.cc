@@ -53,7 +53,7 @@ class CoordinatorMetricsTest : public ::testing::Test {
     for (const FakeWorkerScript& script : scripts) {
       workers_.push_back(FakeWorker::Start(script));
       ASSERT_NE(workers_.back(), nullptr);
-      ASSERT_TRUE(workers_.back()->RegisterWith(server_->address()));
+      ASSERT_TRUE(workers_.back()->RegisterWith(server_->internal_address()));
     }
   }
 
@@ -113,12 +113,13 @@ TEST_F(CoordinatorMetricsTest, EveryWayARequestEndsHasItsReason) {
   eos.finish_reason = v1::FINISH_REASON_EOS;
   FakeWorkerScript failing;
   failing.fail_after_prefill = true;
+  failing.fail_after_prefill_code = grpc::StatusCode::INTERNAL;  // UNAVAILABLE would be retried elsewhere
   Start({eos, failing});
   CoordinatorMetrics& m = *metrics_;
 
   EXPECT_EQ(Generate(4, 0).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(Generate(4, 2).error_code(), grpc::StatusCode::OK);            // one shard, on the first worker
-  EXPECT_EQ(Generate(16, 2).error_code(), grpc::StatusCode::UNAVAILABLE);  // the last shard fails
+  EXPECT_EQ(Generate(16, 2).error_code(), grpc::StatusCode::INTERNAL);  // the last shard fails
   EXPECT_EQ(m.requests_rejected.Value(), 1);
   EXPECT_EQ(m.requests_eos.Value(), 1);
   EXPECT_EQ(m.requests_error.Value(), 1);

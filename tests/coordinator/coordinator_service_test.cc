@@ -68,7 +68,7 @@ class CoordinatorServiceTest : public ::testing::Test {
   FakeWorker* AddWorker(const FakeWorkerScript& script = {}) {
     std::unique_ptr<FakeWorker> worker = FakeWorker::Start(script);
     EXPECT_NE(worker, nullptr);
-    EXPECT_TRUE(worker->RegisterWith(server_->address()));
+    EXPECT_TRUE(worker->RegisterWith(server_->internal_address()));
     workers_.push_back(std::move(worker));
     return workers_.back().get();
   }
@@ -338,6 +338,7 @@ TEST_F(CoordinatorServiceTest, FailingShardFailsTheRequestQuicklyAndCancelsTheOt
   StartCoordinator();
   FakeWorkerScript failing;
   failing.fail_after_prefill = true;
+  failing.fail_after_prefill_code = grpc::StatusCode::INTERNAL;  // not retried (UNAVAILABLE is: below)
   FakeWorkerScript holding;
   holding.hold_last_shard = true;
   FakeWorker* first = AddWorker(failing);
@@ -347,11 +348,36 @@ TEST_F(CoordinatorServiceTest, FailingShardFailsTheRequestQuicklyAndCancelsTheOt
   v1::GenerateResponse response;
   const grpc::Status status = Generate(Prompt(16, 4), &response);
   EXPECT_LT(absl::Now() - start, absl::Seconds(2));
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL) << status.error_message();
   EXPECT_THAT(status.error_message(), HasSubstr(first->address()));
   // The other call may be cancelled before it reaches the worker at all.
   EXPECT_TRUE(
       WaitUntil([&] { return last->RunningShards() == 0 && last->CancelledShards() == last->StartedShards(); }));
+  EXPECT_TRUE(WaitUntil([&] { return ModelInfo().workers_ready() == 2 && AllMemoryFree(); }));
+}
+
+// A worker lost before the first token: the other shard's call is cancelled
+// and the request runs again, once, on the workers left.
+TEST_F(CoordinatorServiceTest, WorkerLostBeforeTheFirstTokenIsRetriedOnTheOthers) {
+  StartCoordinator();
+  FakeWorkerScript failing;
+  failing.fail_after_prefill = true;  // UNAVAILABLE: the worker is gone
+  FakeWorkerScript holding;
+  holding.hold_last_shard = true;
+  FakeWorker* first = AddWorker(failing);
+  FakeWorker* last = AddWorker(holding);
+
+  grpc::Status status;
+  v1::GenerateResponse response;
+  std::thread request([&] { status = Generate(Prompt(16, 4), &response); });
+  // The first attempt's held last shard is cancelled; the retry holds on `last` alone.
+  ASSERT_TRUE(WaitUntil([&] { return last->StartedShards() == 2 && last->RunningShards() == 1; }));
+  EXPECT_EQ(last->CancelledShards(), 1);
+  last->Release();
+  request.join();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.shards(), 1);
+  EXPECT_EQ(first->StartedShards(), 1);
   // The failed worker answers its health checks, so it is ready again soon.
   EXPECT_TRUE(WaitUntil([&] { return ModelInfo().workers_ready() == 2 && AllMemoryFree(); }));
 }
@@ -369,11 +395,15 @@ TEST_F(CoordinatorServiceTest, KilledWorkerFailsTheRequestWithUnavailable) {
   ASSERT_TRUE(WaitUntil([&] { return first->RunningShards() == 1 && last->RunningShards() == 1; }));
   const absl::Time killed = absl::Now();
   first->Stop();
+  // No token has gone out yet: the request is retried once on `last` alone,
+  // whose worker is then lost too.
+  ASSERT_TRUE(WaitUntil([&] { return last->StartedShards() == 2; }));
+  last->Stop();
   request.join();
   EXPECT_LT(absl::Now() - killed, absl::Seconds(3));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
-  EXPECT_TRUE(WaitUntil([&] { return last->CancelledShards() == 1; }));
-  EXPECT_TRUE(WaitUntil([&] { return ModelInfo().workers_ready() == 1; }));
+  EXPECT_TRUE(WaitUntil([&] { return last->CancelledShards() == 2; }));
+  EXPECT_TRUE(WaitUntil([&] { return ModelInfo().workers_ready() == 0; }));
 }
 
 TEST_F(CoordinatorServiceTest, SilentWorkerIsDroppedAndAReregisteredOneComesBack) {
@@ -394,7 +424,7 @@ TEST_F(CoordinatorServiceTest, SilentWorkerIsDroppedAndAReregisteredOneComesBack
   // Back: its next registration (workers repeat it every second) makes it
   // ready at once, whether or not it was forgotten meanwhile.
   flaky->SetAnswersStatus(true);
-  ASSERT_TRUE(flaky->RegisterWith(server_->address()));
+  ASSERT_TRUE(flaky->RegisterWith(server_->internal_address()));
   EXPECT_EQ(ModelInfo().workers_ready(), 2);
 
   // Killed: dropped, then forgotten; a restarted worker (new port) registers.

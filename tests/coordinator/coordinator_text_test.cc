@@ -57,7 +57,7 @@ class CoordinatorTextTest : public ::testing::Test {
     script.tokens = std::move(worker_tokens);
     worker_ = FakeWorker::Start(script);
     ASSERT_NE(worker_, nullptr);
-    ASSERT_TRUE(worker_->RegisterWith(server_->address()));
+    ASSERT_TRUE(worker_->RegisterWith(server_->internal_address()));
   }
 
   void TearDown() override {

@@ -78,9 +78,15 @@ void FakeWorker::ReleasePrefill() {
   prefill_released_ = true;
 }
 
-void FakeWorker::FailNextShardInPrefill(grpc::StatusCode code) {
+void FakeWorker::FailNextShardInPrefill(grpc::StatusCode code, const std::string& lost_peer) {
   absl::MutexLock lock(&mu_);
   fail_next_in_prefill_ = code;
+  fail_next_lost_peer_ = lost_peer;
+}
+
+void FakeWorker::SetStatusEditor(std::function<void(v1::WorkerStatus&)> editor) {
+  absl::MutexLock lock(&mu_);
+  status_editor_ = std::move(editor);
 }
 
 void FakeWorker::SetAnswersNcclUniqueId(bool answers) {
@@ -133,6 +139,8 @@ grpc::Status FakeWorker::GetStatus(grpc::ServerContext*, const v1::GetWorkerStat
     if (!answers_status_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "fake worker: not answering");
   }
   *response = Status();
+  absl::MutexLock lock(&mu_);
+  if (status_editor_) status_editor_(*response);
   return grpc::Status::OK;
 }
 
@@ -175,12 +183,14 @@ grpc::Status FakeWorker::RunShard(grpc::ServerContext* context, const v1::RunSha
                                   grpc::ServerWriter<v1::RunShardEvent>* writer) {
   size_t index = 0;
   grpc::StatusCode fail_in_prefill = grpc::StatusCode::OK;
+  std::string lost_peer;
   {
     absl::MutexLock lock(&mu_);
     index = calls_.size();
     calls_.push_back({*request, absl::Now()});
     ++running_;
     std::swap(fail_in_prefill, fail_next_in_prefill_);
+    std::swap(lost_peer, fail_next_lost_peer_);
   }
   const bool last = request->rank() == request->shards_size() - 1;
   const int64_t begin = request->shards(request->rank()).token_begin();
@@ -193,7 +203,10 @@ grpc::Status FakeWorker::RunShard(grpc::ServerContext* context, const v1::RunSha
     progress->set_shards(1);
     if (context->IsCancelled() || !writer->Write(event)) return Cancelled();
   }
-  if (fail_in_prefill != grpc::StatusCode::OK) return Failed(fail_in_prefill, "fake worker: failed in prefill");
+  if (fail_in_prefill != grpc::StatusCode::OK) {
+    if (!lost_peer.empty()) context->AddTrailingMetadata("tessera-lost-peer", lost_peer);
+    return Failed(fail_in_prefill, "fake worker: failed in prefill");
+  }
   if (script_.hold_prefill && !WaitUnlessCancelled(context, [this] {
         absl::MutexLock lock(&mu_);
         return prefill_released_;
@@ -219,7 +232,7 @@ grpc::Status FakeWorker::RunShard(grpc::ServerContext* context, const v1::RunSha
     calls_[index].prefilled = absl::Now();
   }
   if (!writer->Write(prefilled)) return Cancelled();
-  if (script_.fail_after_prefill) return Failed(grpc::StatusCode::UNAVAILABLE, "fake worker: lost a peer");
+  if (script_.fail_after_prefill) return Failed(script_.fail_after_prefill_code, "fake worker: lost a peer");
   if (!last) {
     WaitUnlessCancelled(context, [] { return false; });
     return Cancelled();
@@ -232,6 +245,7 @@ grpc::Status FakeWorker::RunShard(grpc::ServerContext* context, const v1::RunSha
   }
   const int count = std::min<int>(static_cast<int>(script_.tokens.size()), request->stopping().max_new_tokens());
   for (int i = 0; i < count; ++i) {
+    if (i == script_.fail_after_tokens) return Failed(grpc::StatusCode::UNAVAILABLE, "fake worker: lost after tokens");
     v1::RunShardEvent event;
     event.mutable_tokens()->add_token_ids(script_.tokens[i]);
     if (request->return_logits()) {

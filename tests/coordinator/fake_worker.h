@@ -32,13 +32,15 @@ struct FakeWorkerScript {
   std::vector<int32_t> tokens = {11, 12, 13, 14, 15, 16, 17, 18};  // the last shard's output
   v1::FinishReason finish_reason = v1::FINISH_REASON_LENGTH;
   bool hold_last_shard = false;        // the last shard waits for Release() (or cancellation) before decoding
-  bool fail_after_prefill = false;     // the stream fails UNAVAILABLE right after `prefilled`
+  bool fail_after_prefill = false;     // the stream fails right after `prefilled`, with this code:
+  grpc::StatusCode fail_after_prefill_code = grpc::StatusCode::UNAVAILABLE;
   absl::Duration delay_before_logits;  // a pause after progress, before logits and `prefilled`
   bool hold_prefill = false;           // every shard waits for ReleasePrefill() (or cancellation) before `prefilled`
   std::string backend = "cpu";
   std::vector<std::string> peer_transports = {"grpc"};
   std::string device_id;  // WorkerStatus.device_id: empty (a CPU worker)
   int64_t max_shard_tokens = 0;  // reported prefill limit; 0: none
+  int fail_after_tokens = -1;    // >= 0: the last shard's stream fails UNAVAILABLE after this many tokens
 };
 
 // One RunShard call as the fake saw it.
@@ -63,8 +65,12 @@ class FakeWorker : public v1::Worker::Service {
   void SetAnswersStatus(bool answers);  // false: GetStatus fails UNAVAILABLE
   void Release();                       // lets held last shards decode
   void ReleasePrefill();                // lets shards held by hold_prefill (and later ones) send `prefilled`
-  // The next RunShard call fails with `code` after its progress, before `prefilled`.
-  void FailNextShardInPrefill(grpc::StatusCode code);
+  // The next RunShard call fails with `code` after its progress, before
+  // `prefilled`; a non-empty `lost_peer` goes in its trailing metadata as the
+  // peer at fault (as a real worker names one).
+  void FailNextShardInPrefill(grpc::StatusCode code, const std::string& lost_peer = "");
+  // Rewrites every later GetStatus answer (a worker reporting absurd numbers).
+  void SetStatusEditor(std::function<void(v1::WorkerStatus&)> editor);
   void SetAnswersNcclUniqueId(bool answers);  // false: NewNcclUniqueId fails FAILED_PRECONDITION
   void Stop();                          // shuts the server down, cancelling running calls
 
@@ -100,6 +106,8 @@ class FakeWorker : public v1::Worker::Service {
   bool prefill_released_ = false;
   bool answers_nccl_unique_id_ = true;
   grpc::StatusCode fail_next_in_prefill_ = grpc::StatusCode::OK;
+  std::string fail_next_lost_peer_;
+  std::function<void(v1::WorkerStatus&)> status_editor_;
   std::vector<FakeShardCall> calls_;
   std::vector<std::string> nccl_unique_ids_;
   int running_ = 0;

@@ -72,7 +72,7 @@ class NcclGroupsTest : public ::testing::Test {
   FakeWorker* AddWorker(const FakeWorkerScript& script = NcclScript()) {
     std::unique_ptr<FakeWorker> worker = FakeWorker::Start(script);
     EXPECT_NE(worker, nullptr);
-    EXPECT_TRUE(worker->RegisterWith(server_->address()));
+    EXPECT_TRUE(worker->RegisterWith(server_->internal_address()));
     workers_.push_back(std::move(worker));
     return workers_.back().get();
   }
@@ -452,7 +452,7 @@ TEST_F(NcclGroupsTest, AWorkerThatLeavesTakesItsGroupsWithIt) {
 
   // Back at the same address: the same workers in the same order form a new group.
   flaky->SetAnswersStatus(true);
-  ASSERT_TRUE(flaky->RegisterWith(server_->address()));
+  ASSERT_TRUE(flaky->RegisterWith(server_->internal_address()));
   ASSERT_EQ(WorkersReady(), 2);
   ASSERT_TRUE(Generate(Prompt(16, 2)).ok());
   const v1::NcclGroup after = LatestGroups(2)[0];

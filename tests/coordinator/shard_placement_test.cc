@@ -17,7 +17,7 @@ std::vector<WorkerRoom> EmptyWorkers(int count, int64_t capacity) {
 }
 
 PlacementRequest Request(int64_t prompt, int64_t max_new, int64_t min_shard = 8, int64_t chunk = 4) {
-  return PlacementRequest{prompt, max_new, min_shard, chunk};
+  return PlacementRequest{prompt, max_new, min_shard, chunk, 0};
 }
 
 TEST(ShardPlacementTest, NoWorkerIsUnavailable) {
@@ -87,6 +87,48 @@ TEST(ShardPlacementTest, LastShardNeedsRoomForGeneratedTokens) {
   slots = PlaceShards(Request(150, 40), mixed);
   ASSERT_TRUE(slots.ok()) << slots.status();
   EXPECT_EQ(slots->back().worker, 0);
+}
+
+// Finding 8: placement always took the first worker that fit.
+TEST(ShardPlacementTest, TheLeastLoadedWorkerThatFitsTakesTheShard) {
+  // Fewest running shards first, then the smallest share of capacity in use.
+  std::vector<WorkerRoom> workers = {{1000, 1000, 2}, {1000, 1000, 1}, {1000, 1000, 1}};
+  workers[1].free_tokens = 500;
+  absl::StatusOr<std::vector<ShardSlot>> slots = PlaceShards(Request(4, 1), workers);
+  ASSERT_TRUE(slots.ok()) << slots.status();
+  EXPECT_EQ(slots->front().worker, 2);
+  // A least loaded worker without room is passed over.
+  workers[2].free_tokens = 2;
+  slots = PlaceShards(Request(4, 1), workers);
+  ASSERT_TRUE(slots.ok());
+  EXPECT_EQ(slots->front().worker, 1);
+  // Shards of one request on distinct workers, least loaded first.
+  workers = {{1000, 1000, 3}, {1000, 1000, 0}, {1000, 1000, 1}, {1000, 1000, 0}};
+  slots = PlaceShards(Request(16, 1), workers);
+  ASSERT_TRUE(slots.ok());
+  ASSERT_EQ(slots->size(), 2u);
+  EXPECT_EQ((*slots)[0].worker, 1);
+  EXPECT_EQ((*slots)[1].worker, 3);
+}
+
+TEST(ShardPlacementTest, TiesRotateForOneShardAndKeepRanksForSeveral) {
+  const std::vector<WorkerRoom> workers = EmptyWorkers(3, 1000);
+  for (uint64_t rotation = 0; rotation < 6; ++rotation) {
+    PlacementRequest one = Request(4, 1);
+    one.rotation = rotation;
+    EXPECT_EQ(PlaceShards(one, workers)->front().worker, static_cast<int>(rotation % 3));
+    PlacementRequest three = Request(24, 1);
+    three.rotation = rotation;
+    absl::StatusOr<std::vector<ShardSlot>> slots = PlaceShards(three, workers);
+    ASSERT_TRUE(slots.ok());
+    for (int r = 0; r < 3; ++r) EXPECT_EQ((*slots)[r].worker, r) << "same workers, same ranks (NCCL groups)";
+  }
+}
+
+TEST(ShardPlacementTest, CapacitySumsSaturate) {
+  const std::vector<WorkerRoom> huge = {{INT64_MAX, INT64_MAX}, {INT64_MAX, INT64_MAX}};
+  EXPECT_EQ(TotalCapacityTokens(huge), INT64_MAX);
+  EXPECT_EQ(TotalFreeTokens(huge), INT64_MAX);
 }
 
 TEST(WorkerCapacityTest, BytesToTokens) {

@@ -13,8 +13,9 @@ import (
 
 func TestDefaultValues(t *testing.T) {
 	objects := render(t)
-	want := []string{"Deployment/tessera-coordinator", "Service/tessera-coordinator", "Service/tessera-worker",
-		"StatefulSet/tessera-worker"}
+	want := []string{"Deployment/tessera-coordinator", "Service/tessera-coordinator-internal",
+		"Service/tessera-coordinator", "NetworkPolicy/tessera-coordinator", "NetworkPolicy/tessera-worker",
+		"Service/tessera-worker", "StatefulSet/tessera-worker"}
 	if got := summary(objects); got != strings.Join(want, ", ") {
 		t.Errorf("default objects:\n got %s\nwant %s", got, strings.Join(want, ", "))
 	}
@@ -43,13 +44,16 @@ func TestCoordinator(t *testing.T) {
 	wantFlag(t, args, "--min-shard-tokens", "2048")
 	wantFlag(t, args, "--max-new-tokens-limit", "512")
 	wantFlag(t, args, "--metrics-port", "9090")
-	checkGrpcProbes(t, c, 50051)
+	wantFlag(t, args, "--internal-listen", "0.0.0.0:50052")
+	wantFlag(t, args, "--health-port", "50053")
+	checkGrpcProbes(t, c, 50053)
 	service := find(t, objects, "Service", "tessera-coordinator")
 	if p := portNamed(service, "grpc"); p == nil || number(p["port"]) != 50051 {
 		t.Errorf("coordinator Service: want port grpc 50051, got %v", p)
 	}
-	if p := portNamed(service, "metrics"); p == nil || number(p["port"]) != 9090 {
-		t.Errorf("coordinator Service: want port metrics 9090, got %v", p)
+	internal := find(t, objects, "Service", "tessera-coordinator-internal")
+	if p := portNamed(internal, "metrics"); p == nil || number(p["port"]) != 9090 {
+		t.Errorf("coordinator internal Service: want port metrics 9090, got %v", p)
 	}
 	if !isSubset(get(service, "spec", "selector"), get(deployment, "spec", "template", "metadata", "labels")) {
 		t.Errorf("coordinator Service selector does not match the coordinator pod")
@@ -189,8 +193,8 @@ func TestEveryObjectIdentified(t *testing.T) {
 			}
 			seen[id] = true
 		}
-		if len(objects) != 6 {
-			t.Errorf("%s: want 6 objects, got %s", kind, summary(objects))
+		if len(objects) != 9 {
+			t.Errorf("%s: want 9 objects, got %s", kind, summary(objects))
 		}
 	}
 }
@@ -202,12 +206,24 @@ func TestNotes(t *testing.T) {
 	}
 	for _, want := range []string{
 		"kubectl -n llm port-forward svc/tessera-coordinator 50051:50051",
-		"grpcurl -plaintext localhost:50051 tessera.v1.Tessera/GetModelInfo",
+		`grpcurl -cacert ca.crt -H "authorization: Bearer $TOKEN" localhost:50051 tessera.v1.Tessera/GetModelInfo`,
+		"TOKEN=<a line of the Secret tessera-api-tokens, key tokens>",
+		"--tls-ca ca.crt --token-file FILE",
 		"kubectl -n llm scale statefulset tessera-worker --replicas N",
 		"--set workers.replicas=N",
 	} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("NOTES.txt lacks %q:\n%s", want, notes)
+		}
+	}
+	if strings.Contains(notes, "-plaintext") || strings.Contains(notes, "INSECURE") {
+		t.Errorf("NOTES.txt of a TLS install suggests plaintext:\n%s", notes)
+	}
+	notes, _, _ = runRender(t, "--output", "notes", "--set", "security.tls=false")
+	for _, want := range []string{"grpcurl -plaintext localhost:50051 tessera.v1.Tessera/GetModelInfo",
+		"INSECURE (security.tls=false): no TLS, no authentication"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("NOTES.txt of an insecure install lacks %q:\n%s", want, notes)
 		}
 	}
 	notes, _, _ = runRender(t, "--output", "notes", "--set", "workers.kind=LeaderWorkerSet")

@@ -1,7 +1,7 @@
 // Kubernetes drops or rejects misspelt fields only at apply time, and no
 // Kubernetes schema is available offline. So every field the chart renders,
 // in the objects it renders, is checked against the field names of the API
-// types (k8s.io/api core/v1 and apps/v1, monitoring.coreos.com/v1), and a
+// types (k8s.io/api core/v1, apps/v1 and networking/v1, monitoring.coreos.com/v1), and a
 // typo such as "publishNotReadyAddress" fails here.
 package deploy_test
 
@@ -38,6 +38,12 @@ var (
 		"sessionAffinityConfig ipFamilies ipFamilyPolicy allocateLoadBalancerNodePorts loadBalancerClass " +
 		"internalTrafficPolicy trafficDistribution")
 	servicePortFields   = fieldSet("name protocol appProtocol port targetPort nodePort")
+	networkPolicySpec   = fieldSet("podSelector ingress egress policyTypes")
+	networkPolicyRule   = fieldSet("from ports")
+	networkPolicyPort   = fieldSet("port endPort protocol")
+	networkPolicyPeer   = fieldSet("podSelector namespaceSelector ipBlock")
+	volumeFields        = fieldSet("name persistentVolumeClaim hostPath emptyDir secret configMap projected")
+	secretVolumeFields  = fieldSet("secretName items defaultMode optional")
 	serviceMonitorSpec  = fieldSet("jobLabel targetLabels podTargetLabels endpoints selector namespaceSelector sampleLimit attachMetadata")
 	monitorEndpointSpec = fieldSet("port targetPort path scheme params interval scrapeTimeout tlsConfig honorLabels honorTimestamps " +
 		"relabelings metricRelabelings followRedirects enableHttp2 filterRunning")
@@ -57,6 +63,11 @@ func checkPodTemplate(t *testing.T, where string, pod interface{}) {
 	t.Helper()
 	checkFields(t, where+".metadata", get(pod, "metadata"), objectMetaFields)
 	checkFields(t, where+".spec", get(pod, "spec"), podSpecFields)
+	volumes, _ := get(pod, "spec", "volumes").([]interface{})
+	for _, v := range volumes {
+		checkFields(t, where+".volumes[]", v, volumeFields)
+		checkFields(t, where+".volumes[].secret", get(v, "secret"), secretVolumeFields)
+	}
 	containers, _ := get(pod, "spec", "containers").([]interface{})
 	for _, c := range containers {
 		checkFields(t, where+".containers[]", c, containerFields)
@@ -91,6 +102,19 @@ func TestKubernetesFieldNames(t *testing.T) {
 				checkFields(t, "ServiceMonitor.spec", o["spec"], serviceMonitorSpec)
 				for _, endpoint := range get(o, "spec", "endpoints").([]interface{}) {
 					checkFields(t, "ServiceMonitor.spec.endpoints[]", endpoint, monitorEndpointSpec)
+				}
+			case "NetworkPolicy":
+				checkFields(t, "NetworkPolicy.spec", o["spec"], networkPolicySpec)
+				for _, rule := range get(o, "spec", "ingress").([]interface{}) {
+					checkFields(t, "NetworkPolicy.spec.ingress[]", rule, networkPolicyRule)
+					ports, _ := get(rule, "ports").([]interface{})
+					for _, port := range ports {
+						checkFields(t, "NetworkPolicy.spec.ingress[].ports[]", port, networkPolicyPort)
+					}
+					peers, _ := get(rule, "from").([]interface{})
+					for _, peer := range peers {
+						checkFields(t, "NetworkPolicy.spec.ingress[].from[]", peer, networkPolicyPeer)
+					}
 				}
 			case "ConfigMap":
 				checkFields(t, "ConfigMap", o, fieldSet("apiVersion kind metadata data binaryData immutable"))

@@ -27,6 +27,10 @@ func TestSchemaRejects(t *testing.T) {
 		{"second coordinator", "coordinator.replicas=2", "coordinator.replicas"},
 		{"bad shm size", "workers.shm.sizeLimit=lots", "workers.shm.sizeLimit"},
 		{"bad pull policy", "image.pullPolicy=Sometimes", "image.pullPolicy"},
+		{"misspelt security key", "security.tlsEnabled=false", "Additional property tlsEnabled is not allowed"},
+		{"string for tls", "security.tls=maybe", "security.tls: Invalid type. Expected: boolean"},
+		{"bad secret name", "security.clusterTls.existingSecret=Not_A_Name", "security.clusterTls.existingSecret"},
+		{"internal port out of range", "coordinator.ports.internal=70000", "coordinator.ports.internal"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -59,6 +63,10 @@ func TestCrossFieldRules(t *testing.T) {
 		{"model.source=hostPath", "model.hostPath.path is required when model.source is hostPath"},
 		{"model.pvc.existingClaim=", "model.pvc.existingClaim is required when model.source is pvc"},
 		{"model.path=/data/model", "model.path must lie under model.mountPath (/models)"},
+		{"security.clusterTls.existingSecret=", "security.clusterTls.existingSecret is required when security.tls is true"},
+		{"security.authTokens.existingSecret=", "security.authTokens.existingSecret is required when security.tls is true"},
+		{"coordinator.ports.internal=50051", "coordinator.ports must be four different ports. Given: grpc 50051, internal 50051"},
+		{"workers.ports.health=9091", "workers.ports must be three different ports"},
 	}
 	for _, c := range cases {
 		if message := renderFails(t, "--set", c.set); !strings.Contains(message, c.wantInMessage) {

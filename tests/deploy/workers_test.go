@@ -1,6 +1,7 @@
 // The worker side of the chart: at any worker count the pods must be able to
-// find the coordinator and each other (--coordinator, --advertise under the
-// headless Service), be probed over gRPC on their own port, get their GPUs,
+// find the coordinator and each other (--coordinator at its internal Service,
+// --advertise under the headless Service), be probed over gRPC on their
+// plaintext health port, get their GPUs,
 // /dev/shm and NCCL settings, and be scalable without restarts. The same pod
 // template must work as a LeaderWorkerSet.
 package deploy_test
@@ -12,7 +13,7 @@ import (
 )
 
 const (
-	coordinatorAddress = "tessera-coordinator.$(POD_NAMESPACE).svc.cluster.local:50051"
+	coordinatorAddress = "tessera-coordinator-internal.$(POD_NAMESPACE).svc.cluster.local:50052"
 	workerAdvertise    = "$(POD_NAME).tessera-worker.$(POD_NAMESPACE).svc.cluster.local:50061"
 )
 
@@ -75,7 +76,8 @@ func checkWorkerPod(t *testing.T, pod interface{}, subdomain string) {
 			t.Errorf("env %s must come from the downward API (used in --advertise/--coordinator)", name)
 		}
 	}
-	checkGrpcProbes(t, c, 50061)
+	wantFlag(t, args, "--health-port", "50062")
+	checkGrpcProbes(t, c, 50062)
 	if got := get(c, "resources", "limits", "nvidia.com/gpu"); number(got) != 1 {
 		t.Errorf("the default cuda worker must request one GPU, got %v", c["resources"])
 	}
@@ -96,7 +98,7 @@ func checkGrpcProbes(t *testing.T, c object, port float64) {
 		}
 	}
 	startup := number(get(c, "startupProbe", "periodSeconds")) * number(get(c, "startupProbe", "failureThreshold"))
-	if port == 50061 && startup < 300 {
+	if port == 50062 && startup < 300 {
 		t.Errorf("worker startupProbe allows %v s; loading weights needs minutes", startup)
 	}
 }
@@ -215,7 +217,7 @@ func TestReleaseNaming(t *testing.T) {
 	set := find(t, objects, "StatefulSet", "prod-tessera-worker")
 	find(t, objects, "Service", "prod-tessera-coordinator")
 	args := stringList(onlyContainer(t, get(set, "spec", "template"))["args"])
-	wantFlag(t, args, "--coordinator", "prod-tessera-coordinator.$(POD_NAMESPACE).svc.cluster.local:50051")
+	wantFlag(t, args, "--coordinator", "prod-tessera-coordinator-internal.$(POD_NAMESPACE).svc.cluster.local:50052")
 	wantFlag(t, args, "--advertise", "$(POD_NAME).prod-tessera-worker.$(POD_NAMESPACE).svc.cluster.local:50061")
 
 	objects = render(t, "--set", "fullnameOverride=llm,clusterDomain=corp.local")

@@ -22,7 +22,7 @@ TEST_P(ClusterEvalTest, MatchesReferenceThroughWorkerProcesses) {
   const auto& [fixture, workers] = GetParam();
   std::unique_ptr<LocalCluster> cluster = StartCluster(fixture, workers, {"--min-shard-tokens", "1"});
   ASSERT_NE(cluster, nullptr);
-  const GreedyRunner served = MakeGrpcGreedyRunner(cluster->address());
+  const GreedyRunner served = MakeGrpcGreedyRunner(cluster->address(), cluster->client_security());
 
   // Lengths 77 and 200 of the reference file.
   absl::StatusOr<std::vector<LengthReport>> reports =

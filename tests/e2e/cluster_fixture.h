@@ -1,5 +1,7 @@
 // Shared pieces of the end-to-end tests: start a real local cluster of
-// `tessera` processes on 127.0.0.1, call it over gRPC, and read references.
+// `tessera` processes on 127.0.0.1 (plaintext: the launcher passes
+// --insecure; security_test.cc runs one with TLS), call it over gRPC, and read
+// references.
 #pragma once
 
 #include <memory>
@@ -7,6 +9,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "rpc/grpc_security.h"
 #include "rpc/grpc_util.h"
 #include "tessera/v1/tessera.grpc.pb.h"
 #include "tools/cluster/local_cluster.h"
@@ -25,6 +28,7 @@ inline std::unique_ptr<LocalCluster> StartCluster(const std::string& fixture, in
   options.binary = TESSERA_BINARY;
   options.model_dir = FixtureDir(fixture);
   options.workers = workers;
+  options.security = LocalClusterSecurity();  // plaintext on loopback: --insecure to both roles
   options.coordinator_flags = std::move(coordinator_flags);
   options.worker_flags = std::move(worker_flags);
   options.log_path = std::string(::testing::TempDir()) + "/tessera_e2e_" + fixture + ".log";
@@ -34,7 +38,7 @@ inline std::unique_ptr<LocalCluster> StartCluster(const std::string& fixture, in
 }
 
 inline std::unique_ptr<tessera::v1::Tessera::Stub> ClientFor(const LocalCluster& cluster) {
-  return tessera::v1::Tessera::NewStub(MakeChannel(cluster.address()));
+  return tessera::v1::Tessera::NewStub(MakeChannel(cluster.address(), cluster.client_security()));
 }
 
 inline std::vector<int32_t> ReferencePrompt(const std::string& fixture, int64_t length) {

@@ -123,7 +123,8 @@ TEST(MetricsTest, CoordinatorAndWorkerMetricsFollowRealRequests) {
   const std::string fixture = "bamba-tiny";
   std::unique_ptr<LocalCluster> cluster =
       StartCluster(fixture, 2, {"--min-shard-tokens", "1", "--max-new-tokens-limit", "1000000", "--metrics-port", "0"},
-                   {"--metrics-port", "0", "--memory-budget-mb", "32"});  // capacity below max_position_embeddings
+                   {"--metrics-port", "0", "--memory-budget-mb", "32",  // capacity below max_position_embeddings
+                    "--max-new-tokens-limit", "1000000"});                // workers re-check the coordinator's limit
   ASSERT_NE(cluster, nullptr);
   auto stub = ClientFor(*cluster);
   const v1::ServerInfo info = ServerInfo(*stub);

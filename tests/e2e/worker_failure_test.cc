@@ -12,7 +12,7 @@ TEST(WorkerFailureTest, KilledWorkerFailsRequestFastAndRejoinsAfterRestart) {
   const std::string fixture = "bamba-tiny";
   std::unique_ptr<LocalCluster> cluster =
       StartCluster(fixture, 3, {"--min-shard-tokens", "1", "--max-new-tokens-limit", "1000000"},
-                   {"--memory-budget-mb", "1024"});
+                   {"--memory-budget-mb", "1024", "--max-new-tokens-limit", "1000000"});
   ASSERT_NE(cluster, nullptr);
   auto stub = ClientFor(*cluster);
 

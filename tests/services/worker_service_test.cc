@@ -86,6 +86,7 @@ TEST_P(WorkerServiceTest, ShardedRunMatchesReferenceAndFreesMemory) {
     threads.emplace_back([&, r] {
       tessera::v1::RunShardRequest request;
       request.set_request_id("req-1");
+      request.set_request_secret("secret-of-req-1!");
       request.set_rank(r);
       for (int s = 0; s < num_workers; ++s) {
         auto* shard = request.add_shards();
@@ -164,6 +165,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, WorkerServiceTest,
 grpc::Status RunWholePrompt(TestWorker& worker, const std::string& request_id, int tokens) {
   tessera::v1::RunShardRequest request;
   request.set_request_id(request_id);
+  request.set_request_secret("secret-0123456789");
   auto* shard = request.add_shards();
   shard->set_address(worker.address);
   shard->set_token_begin(0);
@@ -213,6 +215,7 @@ TEST(WorkerServiceAdmissionTest, BadShardRequestsAreInvalidArgument) {
   for (int variant = 0; variant < 3; ++variant) {
     tessera::v1::RunShardRequest request;
     request.set_request_id("bad");
+    request.set_request_secret("secret-0123456789");
     auto* shard = request.add_shards();
     shard->set_address(workers[0].address);
     shard->set_token_begin(0);

@@ -1,9 +1,16 @@
 // The worker's own checks of a shard request, before any memory is taken:
 // the shard plan, the token count, the vocabulary, and the served context
-// (a worker re-checks the public limits; it does not trust its caller).
+// (a worker re-checks the public limits; it does not trust its caller), and
+// every number a forged RunShard could carry: max_new_tokens past the
+// worker's limit, NaN or infinite sampling values, reserved bytes past the
+// budget, a negative timeout, absurd positions, a missing secret.
+#include <cmath>
+#include <limits>
+
 #include "gtest/gtest.h"
 #include "model/model_config.h"
-#include "worker/shard_runner.h"
+#include "worker/network_limits.h"
+#include "worker/shard_validation.h"
 
 namespace tessera {
 namespace {
@@ -14,9 +21,18 @@ ModelConfig Config() {
   return c;
 }
 
+ShardLimits Options(int64_t max_context_tokens = 0) {
+  ShardLimits options;
+  options.memory_budget_bytes = int64_t{1} << 30;
+  options.max_context_tokens = max_context_tokens;
+  options.max_new_tokens_limit = 4096;
+  return options;
+}
+
 ShardRequest Request(int64_t prompt, int32_t max_new_tokens) {
   ShardRequest r;
   r.request_id = "r";
+  r.secret = "0123456789abcdef";
   r.shards = {{"a:1", 0, prompt / 2}, {"b:1", prompt / 2, prompt}};
   r.rank = 1;
   r.token_ids.assign(prompt - prompt / 2, 5);
@@ -24,28 +40,126 @@ ShardRequest Request(int64_t prompt, int32_t max_new_tokens) {
   return r;
 }
 
+absl::StatusCode Code(const ShardRequest& r, const ShardLimits& options = Options()) {
+  return ValidateShardRequest(r, Config(), options).code();
+}
+
 TEST(ValidateShardRequestTest, TheServedContextIsRecheckedHere) {
-  EXPECT_TRUE(ValidateShardRequest(Request(100, 20), Config(), /*max_context_tokens=*/120).ok());
-  const absl::Status past = ValidateShardRequest(Request(100, 21), Config(), 120);
+  EXPECT_TRUE(ValidateShardRequest(Request(100, 20), Config(), Options(120)).ok());
+  const absl::Status past = ValidateShardRequest(Request(100, 21), Config(), Options(120));
   EXPECT_EQ(past.code(), absl::StatusCode::kInvalidArgument) << past;
   EXPECT_NE(past.message().find("must be <= 120"), std::string::npos) << past;
-  EXPECT_TRUE(ValidateShardRequest(Request(100, 1000000), Config(), /*max_context_tokens=*/0).ok());  // 0: no limit
+  EXPECT_TRUE(ValidateShardRequest(Request(100, 4096), Config(), Options(0)).ok());  // 0: no context limit
 }
 
 TEST(ValidateShardRequestTest, PlanCountAndVocabulary) {
   ShardRequest gap = Request(10, 1);
   gap.shards[1].begin = 6;
-  EXPECT_EQ(ValidateShardRequest(gap, Config()).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(gap), absl::StatusCode::kInvalidArgument);
   ShardRequest count = Request(10, 1);
   count.token_ids.pop_back();
-  EXPECT_EQ(ValidateShardRequest(count, Config()).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(count), absl::StatusCode::kInvalidArgument);
   ShardRequest vocab = Request(10, 1);
   vocab.token_ids[0] = 100;
-  const absl::Status status = ValidateShardRequest(vocab, Config());
+  const absl::Status status = ValidateShardRequest(vocab, Config(), Options());
   EXPECT_NE(status.message().find("vocab size 100"), std::string::npos) << status;
   ShardRequest rank = Request(10, 1);
   rank.rank = 2;
-  EXPECT_EQ(ValidateShardRequest(rank, Config()).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Code(rank), absl::StatusCode::kInvalidArgument);
+}
+
+// Finding 5: a direct RunShard asked for 10.8K tokens against a 4,096 limit
+// and was served; NaN temperature was accepted.
+TEST(ValidateShardRequestTest, ForgedNumbersAreRefusedQuotingTheLimit) {
+  const absl::Status long_run = ValidateShardRequest(Request(10, 10800), Config(), Options());
+  EXPECT_EQ(long_run.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(long_run.message().find("[1, 4096]"), std::string::npos) << long_run;
+  EXPECT_EQ(Code(Request(10, 0)), absl::StatusCode::kInvalidArgument) << "the last shard must generate";
+  EXPECT_EQ(Code(Request(10, -5)), absl::StatusCode::kInvalidArgument);
+
+  for (float bad : {std::nanf(""), std::numeric_limits<float>::infinity(), -1.0f}) {
+    ShardRequest r = Request(10, 1);
+    r.sampling.temperature = bad;
+    EXPECT_EQ(Code(r), absl::StatusCode::kInvalidArgument) << bad;
+    r = Request(10, 1);
+    r.sampling.top_p = bad;
+    EXPECT_EQ(Code(r), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  ShardRequest top_k = Request(10, 1);
+  top_k.sampling.top_k = -3;
+  EXPECT_EQ(Code(top_k), absl::StatusCode::kInvalidArgument);
+
+  ShardRequest reserved = Request(10, 1);
+  reserved.reserved_bytes = std::numeric_limits<int64_t>::max() - 1000;
+  const absl::Status huge = ValidateShardRequest(reserved, Config(), Options());
+  EXPECT_EQ(huge.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(huge.message().find("this worker's budget"), std::string::npos) << huge;
+  reserved.reserved_bytes = -1;
+  EXPECT_EQ(Code(reserved), absl::StatusCode::kInvalidArgument);
+
+  ShardRequest timeout = Request(10, 1);
+  timeout.peer_timeout = std::chrono::milliseconds(-1);
+  EXPECT_EQ(Code(timeout), absl::StatusCode::kInvalidArgument);
+  timeout.peer_timeout = std::chrono::milliseconds(std::numeric_limits<int32_t>::max());
+  EXPECT_TRUE(ValidateShardRequest(timeout, Config(), Options()).ok()) << "a long timeout is capped, not refused";
+
+  ShardRequest far = Request(10, 1);
+  far.shards[1].end = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(Code(far), absl::StatusCode::kInvalidArgument) << "positions past any context";
+
+  ShardRequest stops = Request(10, 1);
+  stops.stop_token_ids = {5, 100};
+  EXPECT_EQ(Code(stops), absl::StatusCode::kInvalidArgument);
+  stops.stop_token_ids.assign(kMaxStopTokenIds + 1, 5);
+  EXPECT_EQ(Code(stops), absl::StatusCode::kInvalidArgument);
+
+  ShardRequest eos = Request(10, 1);
+  eos.eos_token_id = -2;
+  EXPECT_EQ(Code(eos), absl::StatusCode::kInvalidArgument);
+
+  ShardRequest nccl = Request(10, 1);
+  nccl.nccl_group_id = "g";
+  nccl.nccl_unique_id = "short";
+  EXPECT_EQ(Code(nccl), absl::StatusCode::kInvalidArgument) << "a unique id of the wrong size";
+}
+
+TEST(ValidateShardRequestTest, TheRequestMustCarryASecret) {
+  ShardRequest r = Request(10, 1);
+  r.secret.clear();
+  EXPECT_EQ(Code(r), absl::StatusCode::kInvalidArgument);
+  r.secret = std::string(kMaxRequestSecretBytes + 1, 's');
+  EXPECT_EQ(Code(r), absl::StatusCode::kInvalidArgument);
+  r.secret = std::string(kMinRequestSecretBytes, 's');
+  EXPECT_TRUE(ValidateShardRequest(r, Config(), Options()).ok());
+  r.request_id = std::string(kMaxRequestIdBytes + 1, 'i');
+  EXPECT_EQ(Code(r), absl::StatusCode::kInvalidArgument);
+}
+
+// The largest block a peer sends follows the model and the longest shard.
+TEST(NetworkLimitsTest, TheLargestPeerBlockIsARingBlockOfTheLongestShard) {
+  ModelConfig config;
+  config.vocab_size = 100;
+  config.attention.num_kv_heads = 2;
+  config.attention.head_dim = 16;
+  config.attention.num_heads = 4;
+  config.blocks.push_back(BlockSpec{BlockKind::kAttention});
+  EXPECT_EQ(MaxPeerBlockBytes(config, 1000), 2 * 1000 * 32 * 4);
+  ShardLengthBounds bounds;
+  bounds.max_context_tokens = 4096;
+  bounds.memory_budget_bytes = int64_t{1} << 30;
+  bounds.kv_bytes_per_token = 256;
+  EXPECT_EQ(LongestShardTokens(bounds), 4096);
+  bounds.memory_budget_bytes = 256 * 1000;
+  EXPECT_EQ(LongestShardTokens(bounds), 1000);
+  const WorkerMessageLimits limits = WorkerMessageLimitsFor(config, bounds);
+  EXPECT_GE(limits.deliver_bytes, 2 * 1000 * 32 * 4);
+  EXPECT_LT(limits.deliver_bytes, 2 * 1000 * 32 * 4 + (1 << 20));
+  EXPECT_LT(limits.max_receive_bytes, 16 << 20) << "far below gRPC's 1 GiB";
+  const MailboxLimits mailbox = PeerMailboxLimitsFor(config, bounds);
+  EXPECT_EQ(mailbox.max_block_bytes, 2 * 1000 * 32 * 4);
+  // Absurd shapes saturate rather than wrap.
+  config.attention.num_kv_heads = int64_t{1} << 40;
+  EXPECT_EQ(MaxPeerBlockBytes(config, int64_t{1} << 40), kMaxWorkerMessageBytes);
 }
 
 }  // namespace

@@ -3,8 +3,15 @@
 // range, context capacity) is the coordinator's to judge, so the limits live
 // in one place and its INVALID_ARGUMENT messages quote them. A text prompt
 // goes to the server as text: the tokenizer lives with the model there.
+//
+// How it connects: TLS, trusting --tls-ca (else the system's roots), with the
+// bearer token of --token-file or $TESSERA_API_TOKEN; plaintext with
+// --insecure, or by default to a loopback server when nothing asks for TLS
+// (no --tls, --tls-ca or token): that is how `tessera local` runs unless
+// given --tls. A token never travels in plaintext.
 #include "tools/cluster/generate_command.h"
 
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -21,11 +28,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "common/status_macros.h"
+#include "rpc/grpc_security.h"
 #include "rpc/grpc_util.h"
 #include "tessera/v1/tessera.grpc.pb.h"
 #include "tools/cli/cli_flags.h"
@@ -52,7 +61,15 @@ constexpr FlagSpec kGenerateFlags[] = {
     {"stop-ids", true, "stop after any of these token ids: \"a,b\""},
     {"ignore-eos", false, "do not stop at the model's end-of-sequence token"},
     {"timeout-s", true, "give up after this many seconds (default: never)"},
+    {"tls-ca", true, "PEM CA certificate the server's certificate must chain to (TLS; default: the system's roots)"},
+    {"tls", false, "TLS even to a loopback server (implied by --tls-ca or a token; the default elsewhere)"},
+    {"tls-server-name", true, "name the server's certificate must carry (default: the host of --server)"},
+    {"token-file", true, "file holding the bearer token (the first token line; '#' comments); default: the "
+                         "environment variable TESSERA_API_TOKEN"},
+    {"insecure", false, "plaintext, no token (the default to a loopback server without TLS flags or token)"},
 };
+
+constexpr char kTokenEnvironmentVariable[] = "TESSERA_API_TOKEN";
 
 constexpr char kSummary[] =
     "Generates from a prompt (text or token ids) on a running Tessera server, printing prefill progress\n"
@@ -221,6 +238,45 @@ double SecondsBetween(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double>(to - from).count();
 }
 
+bool IsLoopback(absl::string_view server) {
+  absl::string_view host = server;
+  if (absl::ConsumePrefix(&host, "[")) {
+    host = host.substr(0, host.find(']'));
+  } else if (const size_t colon = host.rfind(':'); colon != absl::string_view::npos) {
+    host = host.substr(0, colon);
+  }
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
+// How to reach `server`, from the flags and the environment.
+absl::StatusOr<ChannelSecurity> ResolveClientSecurity(const CliFlags& flags, const std::string& server) {
+  const bool tls_asked = flags.Has("tls") || flags.Has("tls-ca") || flags.Has("tls-server-name");
+  if (flags.Has("insecure")) {
+    if (tls_asked) return absl::InvalidArgumentError("--insecure conflicts with --tls, --tls-ca and --tls-server-name");
+    if (flags.Has("token-file")) {
+      return absl::InvalidArgumentError("--token-file needs TLS: a token sent in plaintext is readable on the way");
+    }
+    return ChannelSecurity::Insecure();
+  }
+  ChannelSecurity security;
+  if (flags.Has("token-file")) {
+    const std::string path = flags.GetString("token-file", "");
+    ASSIGN_OR_RETURN(const std::string contents, ReadFile(path));
+    absl::StatusOr<std::vector<std::string>> tokens = ParseBearerTokens(contents);
+    if (!tokens.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", tokens.status().message()));
+    if (tokens->empty()) return absl::InvalidArgumentError(absl::StrCat(path, " holds no token"));
+    security.bearer_token = tokens->front();
+  } else if (const char* token = getenv(kTokenEnvironmentVariable); token != nullptr && *token != '\0') {
+    security.bearer_token = std::string(absl::StripAsciiWhitespace(token));
+  }
+  if (!tls_asked && security.bearer_token.empty() && IsLoopback(server)) return ChannelSecurity::Insecure();
+  if (flags.Has("tls-ca")) {
+    ASSIGN_OR_RETURN(security.root_ca_pem, ReadPemFile(flags.GetString("tls-ca", ""), "the CA certificate"));
+  }
+  security.server_name = flags.GetString("tls-server-name", "");
+  return security;
+}
+
 // Text from token ids needs the server's tokenizer: say so before generating.
 absl::Status CheckServerHasTokenizer(v1::Tessera::Stub& stub) {
   grpc::ClientContext context;
@@ -233,9 +289,9 @@ absl::Status CheckServerHasTokenizer(v1::Tessera::Stub& stub) {
   return absl::OkStatus();
 }
 
-absl::Status Generate(const std::string& server, const v1::GenerateRequest& request, PrintMode print,
-                      double timeout_s) {
-  std::unique_ptr<v1::Tessera::Stub> stub = v1::Tessera::NewStub(MakeChannel(server));
+absl::Status Generate(const std::string& server, const ChannelSecurity& security, const v1::GenerateRequest& request,
+                      PrintMode print, double timeout_s) {
+  std::unique_ptr<v1::Tessera::Stub> stub = v1::Tessera::NewStub(MakeChannel(server, security));
   if (print == PrintMode::kText && request.prompt_text().empty()) RETURN_IF_ERROR(CheckServerHasTokenizer(*stub));
   grpc::ClientContext context;
   const Clock::time_point start = Clock::now();
@@ -334,7 +390,16 @@ int RunGenerateCommand(int argc, char** argv) {
   }
   absl::StatusOr<PrintMode> print = ResolvePrintMode(*flags, *request);
   if (!print.ok()) return UsageError(print.status().message());
-  const absl::Status status = Generate(*server, *request, *print, *timeout_s);
+  absl::StatusOr<ChannelSecurity> security = ResolveClientSecurity(*flags, *server);
+  if (!security.ok()) {
+    if (absl::IsInvalidArgument(security.status())) return UsageError(security.status().message());
+    return CallError(security.status());
+  }
+  absl::Status status = Generate(*server, *security, *request, *print, *timeout_s);
+  if (absl::IsUnavailable(status) && security->insecure && !flags->Has("insecure")) {
+    status = absl::UnavailableError(absl::StrCat(status.message(), " (plaintext to a loopback server; if it serves "
+                                                                    "TLS, give --tls-ca and --token-file)"));
+  }
   return status.ok() ? 0 : CallError(status);
 }
 

@@ -17,6 +17,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "common/status_macros.h"
+#include "rpc/grpc_security.h"
 #include "rpc/grpc_util.h"
 #include "tessera/v1/tessera.grpc.pb.h"
 
@@ -24,6 +25,7 @@ namespace tessera {
 namespace {
 
 constexpr absl::string_view kListeningPrefix = "coordinator listening on ";
+constexpr absl::string_view kInternalPrefix = "coordinator internal API on ";
 constexpr auto kPollInterval = std::chrono::milliseconds(50);
 
 void WriteAll(int fd, absl::string_view data) {
@@ -37,6 +39,20 @@ void WriteAll(int fd, absl::string_view data) {
 
 std::string Seconds(std::chrono::steady_clock::duration duration) {
   return absl::StrCat(std::chrono::duration_cast<std::chrono::milliseconds>(duration).count() / 1000.0, " s");
+}
+
+// The flags that set how a role talks; `coordinator` adds the tokens.
+absl::StatusOr<std::vector<std::string>> SecurityFlags(const LocalClusterSecurity& security, bool coordinator) {
+  if (security.insecure) return std::vector<std::string>{"--insecure"};
+  if (security.cert_path.empty() || security.key_path.empty() || security.ca_path.empty() ||
+      security.tokens_path.empty() || security.client_token.empty()) {
+    return absl::InvalidArgumentError(
+        "a TLS cluster needs a certificate, its key, the CA, a tokens file and the launcher's token");
+  }
+  std::vector<std::string> flags = {"--tls-cert", security.cert_path, "--tls-key", security.key_path,
+                                    "--tls-ca",   security.ca_path};
+  if (coordinator) flags.insert(flags.end(), {"--auth-tokens-file", security.tokens_path});
+  return flags;
 }
 
 }  // namespace
@@ -86,9 +102,11 @@ absl::Status LocalCluster::StartAll() {
 absl::Status LocalCluster::StartCoordinator(std::chrono::steady_clock::time_point deadline) {
   int stdout_pipe[2];
   if (pipe2(stdout_pipe, O_CLOEXEC) != 0) return absl::InternalError(absl::StrCat("pipe2: ", strerror(errno)));
+  ASSIGN_OR_RETURN(const std::vector<std::string> security_flags, SecurityFlags(options_.security, true));
   std::vector<std::string> argv = {options_.binary, "coordinator", "--listen",
                                    absl::StrCat("127.0.0.1:", options_.coordinator_port), "--model",
                                    options_.model_dir};
+  argv.insert(argv.end(), security_flags.begin(), security_flags.end());
   argv.insert(argv.end(), options_.coordinator_flags.begin(), options_.coordinator_flags.end());
   absl::StatusOr<std::unique_ptr<ChildProcess>> child =
       ChildProcess::Spawn({.argv = argv, .stdout_fd = stdout_pipe[1], .stderr_fd = log_fd_});
@@ -111,6 +129,7 @@ absl::Status LocalCluster::StartCoordinator(std::chrono::steady_clock::time_poin
       mu_.AwaitWithTimeout(absl::Condition(&line_or_eof), absl::FromChrono(kPollInterval));
       if (listening_address_.has_value()) {
         address_ = *listening_address_;
+        internal_address_ = internal_listening_address_.value_or(address_);
         break;
       }
       stdout_closed = stdout_closed_;
@@ -136,7 +155,12 @@ absl::Status LocalCluster::StartCoordinator(std::chrono::steady_clock::time_poin
     }
     RETURN_IF_ERROR(CheckCancelled());
   }
-  channel_ = MakeChannel(address_);
+  if (!options_.security.insecure) {
+    ASSIGN_OR_RETURN(client_security_.root_ca_pem, ReadPemFile(options_.security.ca_path, "the cluster CA"));
+    client_security_.insecure = false;
+    client_security_.bearer_token = options_.security.client_token;
+  }
+  channel_ = MakeChannel(address_, client_security_);
   return absl::OkStatus();
 }
 
@@ -146,6 +170,12 @@ void LocalCluster::ForwardCoordinatorStdout(int read_fd) {
   char buffer[4096];
   bool address_found = false;
   const auto take_line = [&](absl::string_view line) {
+    if (!address_found && absl::StartsWith(line, kInternalPrefix)) {
+      absl::string_view address = absl::StripAsciiWhitespace(absl::StripPrefix(line, kInternalPrefix));
+      absl::MutexLock lock(&mu_);
+      internal_listening_address_ = std::string(address);
+      return;
+    }
     if (!address_found && absl::StartsWith(line, kListeningPrefix)) {
       address_found = true;
       absl::string_view address = absl::StripAsciiWhitespace(absl::StripPrefix(line, kListeningPrefix));
@@ -180,8 +210,10 @@ void LocalCluster::ForwardCoordinatorStdout(int read_fd) {
 }
 
 absl::Status LocalCluster::SpawnWorker(int i) {
-  std::vector<std::string> argv = {options_.binary, "worker",  "--listen", "127.0.0.1:0", "--coordinator",
-                                   address_,        "--model", options_.model_dir};
+  ASSIGN_OR_RETURN(const std::vector<std::string> security_flags, SecurityFlags(options_.security, false));
+  std::vector<std::string> argv = {options_.binary,   "worker",  "--listen",       "127.0.0.1:0",
+                                   "--coordinator",   internal_address_, "--model", options_.model_dir};
+  argv.insert(argv.end(), security_flags.begin(), security_flags.end());
   argv.insert(argv.end(), options_.worker_flags.begin(), options_.worker_flags.end());
   if (!options_.worker_devices.empty()) {
     const size_t slot = static_cast<size_t>(i) % options_.worker_devices.size();

@@ -7,12 +7,17 @@
 //
 // What it relies on from the binary (the contract with the coordinator and
 // worker commands):
-//   tessera coordinator --listen 127.0.0.1:PORT --model DIR [coordinator_flags]
-//     prints exactly one line "coordinator listening on 127.0.0.1:PORT" on
-//     stdout once it serves (PORT is the bound one when asked for 0);
-//   tessera worker --listen 127.0.0.1:0 --coordinator 127.0.0.1:PORT --model DIR [worker_flags]
+//   tessera coordinator --listen 127.0.0.1:PORT --model DIR SECURITY [coordinator_flags]
+//     prints "coordinator internal API on 127.0.0.1:IPORT" and then exactly
+//     one line "coordinator listening on 127.0.0.1:PORT" on stdout once it
+//     serves (ports are the bound ones when asked for 0; without the internal
+//     line, workers register on PORT);
+//   tessera worker --listen 127.0.0.1:0 --coordinator 127.0.0.1:IPORT --model DIR SECURITY [worker_flags]
 //     registers itself with the coordinator (tessera.v1.Coordinator);
 //   both exit on SIGTERM; GetModelInfo.workers_ready counts live workers.
+// SECURITY is --insecure unless LocalClusterSecurity names files: then
+// --tls-cert/--tls-key/--tls-ca to both roles and --auth-tokens-file to the
+// coordinator, and the launcher's own client speaks TLS with a token.
 //
 // Ownership: children live exactly as long as the LocalCluster (see
 // child_process.h for what "child" guarantees). Call from one long-lived
@@ -31,19 +36,28 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "rpc/grpc_security.h"
 #include "tools/cluster/child_process.h"
 
-namespace grpc {
-class Channel;
-}  // namespace grpc
-
 namespace tessera {
+
+// How the children talk. Plaintext unless files are given: a launcher on
+// loopback says so explicitly (--insecure to both roles).
+struct LocalClusterSecurity {
+  bool insecure = true;
+  std::string cert_path;    // cluster member certificate (both roles; the public API's too)
+  std::string key_path;     // its key
+  std::string ca_path;      // the cluster CA
+  std::string tokens_path;  // the coordinator's --auth-tokens-file
+  std::string client_token;  // what the launcher's own client sends (one of the file's tokens)
+};
 
 struct LocalClusterOptions {
   std::string binary;     // path of the `tessera` executable
   std::string model_dir;  // passed to every child as --model
   int workers = 1;
   int coordinator_port = 0;  // 0: any free port
+  LocalClusterSecurity security;
   std::vector<std::string> coordinator_flags;
   std::vector<std::string> worker_flags;
   // When non-empty, worker i also gets --device worker_devices[i % size]
@@ -79,6 +93,11 @@ class LocalCluster {
 
   // "127.0.0.1:PORT" of the coordinator's public API.
   const std::string& address() const { return address_; }
+  // "127.0.0.1:PORT" of its internal API (where workers register).
+  const std::string& internal_address() const { return internal_address_; }
+  // What a client of address() needs: TLS with the cluster CA and a token, or
+  // plaintext.
+  ChannelSecurity client_security() const { return client_security_; }
   int workers() const { return static_cast<int>(workers_.size()); }
   pid_t coordinator_pid() const;
   // 0 when the slot has no running process.
@@ -123,6 +142,8 @@ class LocalCluster {
   Slot coordinator_;
   std::vector<Slot> workers_;  // (workers,)
   std::string address_;
+  std::string internal_address_;
+  ChannelSecurity client_security_ = ChannelSecurity::Insecure();
   std::shared_ptr<grpc::Channel> channel_;  // to address_
 
   // The coordinator's stdout: a thread finds the address line and forwards
@@ -131,6 +152,7 @@ class LocalCluster {
   std::atomic<bool> stop_reader_{false};
   absl::Mutex mu_;
   std::optional<std::string> listening_address_ ABSL_GUARDED_BY(mu_);
+  std::optional<std::string> internal_listening_address_ ABSL_GUARDED_BY(mu_);
   bool stdout_closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 

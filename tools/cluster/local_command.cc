@@ -3,9 +3,16 @@
 // the cluster starts (a Ctrl-C during a long model load stops at once), then
 // taken with sigtimedwait, whose one-second timeout doubles as the watch over
 // the children. Children get an empty mask (child_process.h).
+//
+// On loopback the cluster is plaintext by default, said on the first lines;
+// --tls makes a throwaway CA, certificate and token (local_tls.h) and runs
+// the cluster as a deployment would: TLS and tokens on the public API, mutual
+// TLS inside.
 #include "tools/cluster/local_command.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -16,10 +23,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "rpc/grpc_security.h"
 #include "rpc/grpc_util.h"
 #include "tessera/v1/tessera.grpc.pb.h"
 #include "tools/cli/cli_flags.h"
 #include "tools/cluster/local_cluster.h"
+#include "tools/cluster/local_tls.h"
 #include "tools/cli/engine_factory.h"
 
 namespace tessera {
@@ -40,6 +49,11 @@ constexpr FlagSpec kLocalFlags[] = {
     {"device", true, "CUDA device of every worker (default: one GPU per worker, round robin over the visible ones)"},
     {"metrics-port", true, "serve the coordinator's Prometheus /metrics on this port (0: any free port); each worker "
                            "then serves its own on a free port (GetServerInfo lists them)"},
+    {"tls", false, "TLS + a bearer token on the public API and mutual TLS inside, with a throwaway CA, certificate "
+                   "and token (made by openssl)"},
+    {"tls-dir", true, "with --tls: write ca.crt, tls.crt, tls.key and tokens here and keep them (default: a fresh "
+                      "directory, removed when the cluster stops)"},
+    {"insecure", false, "plaintext, no authentication (the default; loopback only)"},
 };
 
 constexpr char kSummary[] =
@@ -128,6 +142,8 @@ absl::StatusOr<LocalClusterOptions> OptionsFromFlags(const CliFlags& flags) {
   if (flags.Has("tokenizer")) {
     options.coordinator_flags.insert(options.coordinator_flags.end(), {"--tokenizer", flags.GetString("tokenizer", "")});
   }
+  if (flags.Has("tls") && flags.Has("insecure")) return absl::InvalidArgumentError("--tls conflicts with --insecure");
+  if (flags.Has("tls-dir") && !flags.Has("tls")) return absl::InvalidArgumentError("--tls-dir needs --tls");
   options.log_path = flags.GetString("log-file", "");
   absl::StatusOr<double> ready_timeout_s = flags.GetDouble("ready-timeout-s", 60);
   if (!ready_timeout_s.ok()) return ready_timeout_s.status();
@@ -146,8 +162,8 @@ bool HasTokenizer(const CliFlags& flags, const std::string& model_dir) {
 
 // "  metrics: coordinator http://H:P/metrics, workers http://..., ..." from
 // GetServerInfo (the ports are the bound ones when 0 was asked for).
-std::string MetricsLine(const std::string& address) {
-  std::unique_ptr<v1::Tessera::Stub> stub = v1::Tessera::NewStub(MakeChannel(address));
+std::string MetricsLine(const std::string& address, const ChannelSecurity& security) {
+  std::unique_ptr<v1::Tessera::Stub> stub = v1::Tessera::NewStub(MakeChannel(address, security));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   v1::ServerInfo info;
@@ -200,6 +216,38 @@ int ServeUntilSignal(LocalCluster& cluster) {
   }
 }
 
+// The certificates and token of a --tls cluster, in `dir` or a fresh
+// directory (`remove_dir` then says to remove it at the end).
+absl::Status PrepareTls(const CliFlags& flags, LocalClusterOptions& options, std::string& dir, bool& remove_dir) {
+  dir = flags.GetString("tls-dir", "");
+  remove_dir = dir.empty();
+  if (remove_dir) {
+    const char* tmp = getenv("TMPDIR");
+    std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/tessera-local-tls.XXXXXX";
+    if (mkdtemp(pattern.data()) == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat("cannot create a directory like ", pattern, ": ", strerror(errno)));
+    }
+    dir = pattern;
+  }
+  absl::StatusOr<LocalTlsFiles> files = GenerateLocalTls(dir);
+  if (!files.ok()) return files.status();
+  options.security = {.insecure = false,
+                      .cert_path = files->cert,
+                      .key_path = files->key,
+                      .ca_path = files->ca_cert,
+                      .tokens_path = files->tokens,
+                      .client_token = files->token};
+  return absl::OkStatus();
+}
+
+void RemoveTlsDir(const std::string& dir) {
+  for (const char* name : {"ca.crt", "ca.key", "tls.crt", "tls.key", "tokens", "openssl.log", "openssl.cnf", "tls.csr",
+                           "ca.srl", "token.tmp"}) {
+    unlink((dir + "/" + name).c_str());
+  }
+  rmdir(dir.c_str());
+}
+
 }  // namespace
 
 int RunLocalCommand(int argc, char** argv) {
@@ -215,6 +263,14 @@ int RunLocalCommand(int argc, char** argv) {
   if (!binary.ok()) return Failure(binary.status());
   options->binary = *binary;
   options->cancel_requested = StopSignalPending;
+  std::string tls_dir;
+  bool remove_tls_dir = false;
+  if (flags->Has("tls")) {
+    if (absl::Status status = PrepareTls(*flags, *options, tls_dir, remove_tls_dir); !status.ok()) {
+      if (remove_tls_dir && !tls_dir.empty()) RemoveTlsDir(tls_dir);
+      return Failure(status);
+    }
+  }
 
   const sigset_t signals = StopSignals();
   sigset_t previous_mask;
@@ -235,9 +291,21 @@ int RunLocalCommand(int argc, char** argv) {
       const std::string& address = (*cluster)->address();
       const std::string prompt =
           HasTokenizer(*flags, options->model_dir) ? "--prompt \"Hello\"" : "--prompt-ids \"1,2,3\"";
+      const std::string client_flags =
+          options->security.insecure
+              ? std::string()
+              : absl::StrCat(" --tls-ca ", options->security.ca_path, " --token-file ", options->security.tokens_path);
       std::cout << "local cluster: coordinator on " << address << ", " << (*cluster)->workers() << " workers ready\n"
-                << (flags->Has("metrics-port") ? MetricsLine(address) : std::string())
-                << "  try: tessera generate --server " << address << " " << prompt << " --max-new-tokens 16\n"
+                << "  internal API (workers register here): " << (*cluster)->internal_address() << "\n"
+                << (options->security.insecure
+                        ? "  INSECURE: no TLS, no authentication (plaintext on 127.0.0.1; --tls for TLS, mutual TLS "
+                          "and a token)\n"
+                        : absl::StrCat("  TLS: public API over TLS with a bearer token, mutual TLS inside; throwaway "
+                                       "CA, certificate and token in ",
+                                       tls_dir, remove_tls_dir ? " (removed when the cluster stops)" : "", "\n"))
+                << (flags->Has("metrics-port") ? MetricsLine(address, (*cluster)->client_security()) : std::string())
+                << "  try: tessera generate --server " << address << client_flags << " " << prompt
+                << " --max-new-tokens 16\n"
                 << "  Ctrl-C stops the cluster" << std::endl;
       exit_code = ServeUntilSignal(**cluster);
       (*cluster)->Stop();
@@ -251,6 +319,7 @@ int RunLocalCommand(int argc, char** argv) {
   }
   for (int i = 0; i < 3; ++i) sigaction(stop_signals[i], &previous_actions[i], nullptr);
   pthread_sigmask(SIG_SETMASK, &previous_mask, nullptr);
+  if (remove_tls_dir) RemoveTlsDir(tls_dir);
   return exit_code;
 }
 

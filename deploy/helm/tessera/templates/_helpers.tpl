@@ -28,6 +28,9 @@ name, instance and component so they never change on upgrade.
 {{- define "tessera.workerName" -}}
 {{- printf "%s-worker" (include "tessera.fullname" .) | trunc 50 | trimSuffix "-" }}
 {{- end }}
+{{- define "tessera.coordinatorInternalName" -}}
+{{- printf "%s-internal" (include "tessera.coordinatorName" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
 {{- define "tessera.workerMetricsName" -}}
 {{- printf "%s-metrics" (include "tessera.workerName" .) }}
 {{- end }}
@@ -49,9 +52,93 @@ app.kubernetes.io/part-of: tessera
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end }}
 
-{{/* host:port workers register with; $(POD_NAMESPACE) is expanded by the kubelet. */}}
+{{/* host:port workers register with: the internal Service; $(POD_NAMESPACE) is expanded by the kubelet. */}}
 {{- define "tessera.coordinatorAddress" -}}
-{{ include "tessera.coordinatorName" . }}.$(POD_NAMESPACE).svc.{{ .Values.clusterDomain }}:{{ .Values.coordinator.ports.grpc | int }}
+{{ include "tessera.coordinatorInternalName" . }}.$(POD_NAMESPACE).svc.{{ .Values.clusterDomain }}:{{ .Values.coordinator.ports.internal | int }}
+{{- end }}
+
+{{/*
+Security flags of a role (. is (dict "root" $ "role" "coordinator"|"worker")),
+one YAML list item per line: the mounted Secrets' files, or --insecure.
+*/}}
+{{- define "tessera.securityArgs" -}}
+{{- $sec := .root.Values.security }}
+{{- if not $sec.tls }}
+- --insecure
+{{- else }}
+- --tls-cert
+- /etc/tessera/cluster-tls/tls.crt
+- --tls-key
+- /etc/tessera/cluster-tls/tls.key
+- --tls-ca
+- /etc/tessera/cluster-tls/ca.crt
+{{- with $sec.clusterTls.serverName }}
+- --tls-server-name
+- {{ . | quote }}
+{{- end }}
+{{- if eq .role "coordinator" }}
+{{- if $sec.publicTls.existingSecret }}
+- --public-tls-cert
+- /etc/tessera/public-tls/tls.crt
+- --public-tls-key
+- /etc/tessera/public-tls/tls.key
+{{- end }}
+- --auth-tokens-file
+- {{ printf "/etc/tessera/auth/%s" $sec.authTokens.key | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The Secrets' volume mounts of a role (same argument); empty without TLS. Whole directories, never subPath, so that rotated tokens reach the process. */}}
+{{- define "tessera.securityVolumeMounts" -}}
+{{- $sec := .root.Values.security }}
+{{- if $sec.tls }}
+- name: cluster-tls
+  mountPath: /etc/tessera/cluster-tls
+  readOnly: true
+{{- if eq .role "coordinator" }}
+{{- if $sec.publicTls.existingSecret }}
+- name: public-tls
+  mountPath: /etc/tessera/public-tls
+  readOnly: true
+{{- end }}
+- name: auth-tokens
+  mountPath: /etc/tessera/auth
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "tessera.securityVolumes" -}}
+{{- $sec := .root.Values.security }}
+{{- if $sec.tls }}
+- name: cluster-tls
+  secret:
+    secretName: {{ $sec.clusterTls.existingSecret }}
+    defaultMode: 288
+    items:
+      - {key: tls.crt, path: tls.crt}
+      - {key: tls.key, path: tls.key}
+      - {key: ca.crt, path: ca.crt}
+{{- if eq .role "coordinator" }}
+{{- if $sec.publicTls.existingSecret }}
+- name: public-tls
+  secret:
+    secretName: {{ $sec.publicTls.existingSecret }}
+    defaultMode: 288
+    items:
+      - {key: tls.crt, path: tls.crt}
+      - {key: tls.key, path: tls.key}
+{{- end }}
+- name: auth-tokens
+  secret:
+    secretName: {{ $sec.authTokens.existingSecret }}
+    defaultMode: 288
+    items:
+      - key: {{ $sec.authTokens.key }}
+        path: {{ $sec.authTokens.key }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* Env entries every pod gets: its own name and namespace for addresses. */}}
@@ -128,6 +215,23 @@ Cross-field rules the schema does not express; the message quotes the value.
 {{- end }}
 {{- if and (eq $w.backend "cpu") (gt ($w.gpusPerWorker | int) 0) }}
 {{- fail (printf "workers.gpusPerWorker must be 0 when workers.backend is cpu. Given: %d" ($w.gpusPerWorker | int)) }}
+{{- end }}
+{{- $sec := .Values.security }}
+{{- if and $sec.tls (not $sec.clusterTls.existingSecret) }}
+{{- fail "security.clusterTls.existingSecret is required when security.tls is true (the Secret with tls.crt, tls.key and ca.crt; deploy/make-certs.sh makes one), or set security.tls=false for an insecure cluster" }}
+{{- end }}
+{{- if and $sec.tls (not $sec.authTokens.existingSecret) }}
+{{- fail "security.authTokens.existingSecret is required when security.tls is true (the Secret with the public API's bearer tokens)" }}
+{{- end }}
+{{- $c := .Values.coordinator.ports }}
+{{- $ports := list ($c.grpc | int) ($c.internal | int) ($c.health | int) ($c.metrics | int) }}
+{{- if ne (len $ports) (len (uniq $ports)) }}
+{{- fail (printf "coordinator.ports must be four different ports. Given: grpc %d, internal %d, health %d, metrics %d" ($c.grpc | int) ($c.internal | int) ($c.health | int) ($c.metrics | int)) }}
+{{- end }}
+{{- $wp := .Values.workers.ports }}
+{{- $ports = list ($wp.grpc | int) ($wp.health | int) ($wp.metrics | int) }}
+{{- if ne (len $ports) (len (uniq $ports)) }}
+{{- fail (printf "workers.ports must be three different ports. Given: grpc %d, health %d, metrics %d" ($wp.grpc | int) ($wp.health | int) ($wp.metrics | int)) }}
 {{- end }}
 {{- $m := .Values.model }}
 {{- if and (ne $m.source "none") (not (hasPrefix (printf "%s/" (trimSuffix "/" $m.mountPath)) $m.path)) }}

@@ -2,8 +2,10 @@
 The worker pod template, shared by the StatefulSet and the LeaderWorkerSet.
 Each worker advertises its stable DNS name under a headless Service (peers
 dial it for K/V blocks and SSD state) and registers itself with the
-coordinator every second, so adding or removing pods changes the cluster's
-context capacity without restarting anything.
+coordinator's internal Service every second, so adding or removing pods
+changes the cluster's context capacity without restarting anything. All it
+serves is internal (mutual TLS with the cluster CA); the probes use a
+plaintext port that serves health alone.
 Call with (dict "root" $ "subdomain" NAME): NAME is the headless Service the
 pod's hostname lives under.
 */}}
@@ -46,6 +48,9 @@ spec:
         - {{ printf "$(POD_NAME).%s.$(POD_NAMESPACE).svc.%s:%d" .subdomain $root.Values.clusterDomain $grpcPort | quote }}
         - --coordinator
         - {{ include "tessera.coordinatorAddress" $root | quote }}
+        - --health-port
+        - {{ $w.ports.health | int | quote }}
+        {{- include "tessera.securityArgs" (dict "root" $root "role" "worker") | trim | nindent 8 }}
         - --model
         - {{ $root.Values.model.path | quote }}
         - --memory-budget-mb
@@ -89,9 +94,11 @@ spec:
       ports:
         - name: grpc
           containerPort: {{ $grpcPort }}
+        - name: health
+          containerPort: {{ $w.ports.health | int }}
         - name: metrics
           containerPort: {{ $w.ports.metrics | int }}
-      {{- include "tessera.grpcProbes" (dict "port" $grpcPort "probes" $w.probes) | nindent 6 }}
+      {{- include "tessera.grpcProbes" (dict "port" $w.ports.health "probes" $w.probes) | nindent 6 }}
       {{- with $resources }}
       resources:
         {{- toYaml . | nindent 8 }}
@@ -104,8 +111,14 @@ spec:
         {{- end }}
         - name: dshm
           mountPath: /dev/shm
+        {{- with include "tessera.securityVolumeMounts" (dict "root" $root "role" "worker") | trim }}
+        {{- . | nindent 8 }}
+        {{- end }}
   volumes:
     {{- with include "tessera.modelVolume" $root }}
+    {{- . | nindent 4 }}
+    {{- end }}
+    {{- with include "tessera.securityVolumes" (dict "root" $root "role" "worker") | trim }}
     {{- . | nindent 4 }}
     {{- end }}
     - name: dshm

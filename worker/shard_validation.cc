@@ -1,0 +1,156 @@
+// One check per field, in the order of RunShardRequest. Written so that NaN
+// fails (negated ranges) and no sum or product below can overflow: every
+// position is bounded before it is added.
+#include "worker/shard_validation.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "worker/network_limits.h"
+
+namespace tessera {
+namespace {
+
+int64_t MaxPosition(const ShardLimits& limits) {
+  return limits.max_context_tokens > 0 ? limits.max_context_tokens : int64_t{1} << 40;
+}
+
+int64_t SatAdd(int64_t a, int64_t b) {
+  int64_t sum = 0;
+  return __builtin_add_overflow(a, b, &sum) ? INT64_MAX : sum;
+}
+
+int64_t SatMul(int64_t a, int64_t b) {
+  int64_t product = 0;
+  return __builtin_mul_overflow(a, b, &product) ? INT64_MAX : product;
+}
+
+}  // namespace
+
+absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& config, const ShardLimits& options) {
+  if (r.request_id.empty() || static_cast<int64_t>(r.request_id.size()) > kMaxRequestIdBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("request_id must have 1 to ", kMaxRequestIdBytes,
+                                                   " bytes. Given: ", r.request_id.size()));
+  }
+  if (static_cast<int64_t>(r.secret.size()) < kMinRequestSecretBytes ||
+      static_cast<int64_t>(r.secret.size()) > kMaxRequestSecretBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("request_secret must have ", kMinRequestSecretBytes, " to ",
+                                                   kMaxRequestSecretBytes, " bytes. Given: ", r.secret.size()));
+  }
+  const int64_t shards = static_cast<int64_t>(r.shards.size());
+  if (shards < 1 || shards > kMaxShardsPerRequest) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("RunShard needs 1 to ", kMaxShardsPerRequest, " shards. Given: ", shards));
+  }
+  if (r.rank < 0 || r.rank >= shards) {
+    return absl::InvalidArgumentError(absl::StrCat("rank must be in [0, ", shards, "). Given: ", r.rank));
+  }
+  // No position past the served context (or 2^40 when none is set), so that
+  // no sum of positions and counts below can overflow.
+  const int64_t max_position = MaxPosition(options);
+  int64_t expected_begin = 0;
+  for (int64_t i = 0; i < shards; ++i) {
+    const ShardSpan& s = r.shards[i];
+    if (s.begin != expected_begin || s.end <= s.begin) {
+      return absl::InvalidArgumentError(absl::StrCat("shard ", i, " covers [", s.begin, ", ", s.end,
+                                                     "); shards must be non-empty and contiguous from 0"));
+    }
+    if (s.end > max_position) {
+      return absl::InvalidArgumentError(absl::StrCat("shard ", i, " ends at ", s.end, "; positions must be <= ",
+                                                     max_position, " (this worker's served context)"));
+    }
+    if (s.address.empty() || static_cast<int64_t>(s.address.size()) > kMaxAddressBytes) {
+      return absl::InvalidArgumentError(absl::StrCat("shard ", i, "'s address must have 1 to ", kMaxAddressBytes,
+                                                     " bytes. Given: ", s.address.size()));
+    }
+    expected_begin = s.end;
+  }
+  const bool last = r.rank == shards - 1;
+  const int32_t min_new = last ? 1 : 0;
+  if (r.max_new_tokens < min_new || r.max_new_tokens > options.max_new_tokens_limit) {
+    return absl::InvalidArgumentError(absl::StrCat("max_new_tokens must be in [", min_new, ", ",
+                                                   options.max_new_tokens_limit, "] (this worker's limit). Given: ",
+                                                   r.max_new_tokens));
+  }
+  const int64_t total = r.shards.back().end + r.max_new_tokens;
+  if (options.max_context_tokens > 0 && total > options.max_context_tokens) {
+    return absl::InvalidArgumentError(absl::StrCat("prompt + max_new_tokens must be <= ", options.max_context_tokens,
+                                                   " (this worker's served context). Given: ", r.shards.back().end,
+                                                   " + ", r.max_new_tokens));
+  }
+  const ShardSpan& mine = r.shards[r.rank];
+  if (static_cast<int64_t>(r.token_ids.size()) != mine.end - mine.begin) {
+    return absl::InvalidArgumentError(absl::StrCat("shard ", r.rank, " covers ", mine.end - mine.begin,
+                                                   " tokens but ", r.token_ids.size(), " token ids were sent"));
+  }
+  for (size_t i = 0; i < r.token_ids.size(); ++i) {
+    if (r.token_ids[i] < 0 || r.token_ids[i] >= config.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("token id at position ", mine.begin + static_cast<int64_t>(i),
+                                                     " must be < vocab size ", config.vocab_size,
+                                                     ". Given: ", r.token_ids[i]));
+    }
+  }
+  if (static_cast<int64_t>(r.stop_token_ids.size()) > kMaxStopTokenIds) {
+    return absl::InvalidArgumentError(absl::StrCat("stop_token_ids must have at most ", kMaxStopTokenIds,
+                                                   " ids. Given: ", r.stop_token_ids.size()));
+  }
+  for (size_t i = 0; i < r.stop_token_ids.size(); ++i) {
+    if (r.stop_token_ids[i] < 0 || r.stop_token_ids[i] >= config.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("stop_token_ids[", i, "] must be in [0, ", config.vocab_size,
+                                                     "). Given: ", r.stop_token_ids[i]));
+    }
+  }
+  if (r.eos_token_id < -1) {
+    return absl::InvalidArgumentError(absl::StrCat("eos_token_id must be >= -1. Given: ", r.eos_token_id));
+  }
+  // Written as negated ranges so that NaN fails too.
+  if (!(std::isfinite(r.sampling.temperature) && r.sampling.temperature >= 0.0f)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("temperature must be finite and >= 0. Given: ", r.sampling.temperature));
+  }
+  if (!(r.sampling.top_p >= 0.0f && r.sampling.top_p <= 1.0f)) {
+    return absl::InvalidArgumentError(absl::StrCat("top_p must be in [0, 1]. Given: ", r.sampling.top_p));
+  }
+  if (r.sampling.top_k < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("top_k must be >= 0. Given: ", r.sampling.top_k));
+  }
+  if (r.reserved_bytes < 0 || r.reserved_bytes > options.memory_budget_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("reserved_bytes must be in [0, ", options.memory_budget_bytes,
+                                                   "] (this worker's budget). Given: ", r.reserved_bytes));
+  }
+  if (r.peer_timeout.count() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("peer_timeout_ms must be >= 0. Given: ", r.peer_timeout.count()));
+  }
+  if (!r.nccl_group_id.empty() &&
+      (static_cast<int64_t>(r.nccl_group_id.size()) > kMaxRequestIdBytes || r.nccl_unique_id.size() != 128)) {
+    return absl::InvalidArgumentError(absl::StrCat("an NCCL group needs an id of at most ", kMaxRequestIdBytes,
+                                                   " bytes and a unique id of 128 bytes. Given: ",
+                                                   r.nccl_group_id.size(), " and ", r.nccl_unique_id.size()));
+  }
+  return absl::OkStatus();
+}
+
+int64_t ShardTokens(const ShardRequest& r) {
+  const bool last = r.rank == static_cast<int>(r.shards.size()) - 1;
+  return static_cast<int64_t>(r.token_ids.size()) + (last ? std::max(0, r.max_new_tokens) : 0);
+}
+
+int64_t ShardMemoryBytes(const ShardRequest& r, int64_t kv_bytes_per_token, int64_t state_bytes_per_request) {
+  return std::max<int64_t>(r.reserved_bytes, SatAdd(SatMul(ShardTokens(r), std::max<int64_t>(0, kv_bytes_per_token)),
+                                                    std::max<int64_t>(0, state_bytes_per_request)));
+}
+
+absl::Status ValidateAttendKv(int64_t q_len, int64_t q_position0, const ShardLimits& limits) {
+  if (q_len < 1 || q_len > kMaxAttendQueryRows) {
+    return absl::InvalidArgumentError(absl::StrCat("q_len must be in [1, ", kMaxAttendQueryRows, "]. Given: ", q_len));
+  }
+  const int64_t max_position = MaxPosition(limits);
+  if (q_position0 < 0 || q_position0 > max_position) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("q_position0 must be in [0, ", max_position, "]. Given: ", q_position0));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tessera
