@@ -43,6 +43,8 @@ func TestCoordinator(t *testing.T) {
 	wantFlag(t, args, "--model", "/models/model")
 	wantFlag(t, args, "--min-shard-tokens", "2048")
 	wantFlag(t, args, "--max-new-tokens-limit", "512")
+	workers := find(t, objects, "StatefulSet", "tessera-worker")
+	wantFlag(t, stringList(onlyContainer(t, get(workers, "spec", "template"))["args"]), "--max-new-tokens-limit", "512")
 	wantFlag(t, args, "--metrics-port", "9090")
 	wantFlag(t, args, "--internal-listen", "0.0.0.0:50052")
 	wantFlag(t, args, "--health-port", "50053")

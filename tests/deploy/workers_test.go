@@ -68,6 +68,7 @@ func checkWorkerPod(t *testing.T, pod interface{}, subdomain string) {
 	wantFlag(t, args, "--advertise", strings.Replace(workerAdvertise, "tessera-worker", subdomain, 1))
 	wantFlag(t, args, "--model", "/models/model")
 	wantFlag(t, args, "--memory-budget-mb", "16384")
+	wantFlag(t, args, "--max-new-tokens-limit", "4096") // the coordinator's limit: workers check it again
 	wantFlag(t, args, "--backend", "cuda")
 	wantFlag(t, args, "--precision", "bf16")
 	wantFlag(t, args, "--metrics-port", "9091")

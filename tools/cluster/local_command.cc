@@ -41,6 +41,7 @@ constexpr FlagSpec kLocalFlags[] = {
     {"memory-budget-mb", true, "each worker's K/V + state budget in MiB (passed to the workers)"},
     {"min-shard-tokens", true, "fewest prompt tokens per shard (passed to the coordinator)"},
     {"max-context-tokens", true, "longest prompt + generation served (passed to the coordinator and the workers)"},
+    {"max-new-tokens-limit", true, "largest max_new_tokens a request may ask for (default 4096; passed to both roles)"},
     {"tokenizer", true, "tokenizer.json for text (passed to the coordinator; default: the model's, if any)"},
     {"log-file", true, "append the children's output to this file instead of stderr"},
     {"ready-timeout-s", true, "how long the cluster may take to become ready (default 60)"},
@@ -137,6 +138,13 @@ absl::StatusOr<LocalClusterOptions> OptionsFromFlags(const CliFlags& flags) {
     if (*context < 0) return absl::InvalidArgumentError(absl::StrCat("--max-context-tokens must be >= 0. Given: ", *context));
     for (std::vector<std::string>* role : {&options.coordinator_flags, &options.worker_flags}) {
       role->insert(role->end(), {"--max-context-tokens", absl::StrCat(*context)});
+    }
+  }
+  if (flags.Has("max-new-tokens-limit")) {  // the workers check it again: they must agree
+    absl::StatusOr<int64_t> limit = flags.GetInt("max-new-tokens-limit", 0);
+    if (!limit.ok()) return limit.status();
+    for (std::vector<std::string>* role : {&options.coordinator_flags, &options.worker_flags}) {
+      role->insert(role->end(), {"--max-new-tokens-limit", absl::StrCat(*limit)});
     }
   }
   if (flags.Has("tokenizer")) {

@@ -55,6 +55,8 @@ spec:
         - {{ $root.Values.model.path | quote }}
         - --memory-budget-mb
         - {{ $w.memoryBudgetMb | int | quote }}
+        - --max-new-tokens-limit
+        - {{ $root.Values.coordinator.args.maxNewTokensLimit | int | quote }}
         {{- if gt ($root.Values.model.maxContextTokens | default 0 | int64) 0 }}
         - --max-context-tokens
         - {{ $root.Values.model.maxContextTokens | int64 | quote }}
