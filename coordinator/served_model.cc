@@ -15,6 +15,7 @@ namespace tessera {
 absl::StatusOr<ServedModel> LoadServedModel(const std::string& model_dir, int64_t max_context_tokens,
                                             std::string* warning) {
   ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(model_dir));
+  RETURN_IF_ERROR(CheckServed(config));  // what the workers would refuse, said at once
   ASSIGN_OR_RETURN(ContextLimit context, ResolveContextLimit(config, max_context_tokens));
   if (warning != nullptr) *warning = context.warning;
   ServedModel model;

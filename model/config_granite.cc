@@ -3,7 +3,6 @@
 // (routed SwiGLU experts with a fused gate_up projection, softmax over the
 // top-k router logits, plus the always-on shared MLP) or, with
 // num_local_experts 0, the shared MLP alone; four multipliers; RoPE or none.
-// Read in full; not run yet (the MoE issue), so `unserved` says so.
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -93,10 +92,6 @@ absl::Status ParseGraniteMoeHybrid(const ConfigReader& r, ModelConfig& c) {
   }
   c.embedding_weight = "model.embed_tokens.weight";
   c.final_norm_weight = "model.norm.weight";
-  c.unserved.push_back(moe.experts > 0
-                           ? "every layer ends in a mixture-of-experts block, which Tessera does not run yet"
-                           : "every layer ends in granite's shared MLP (fused gate_up), which Tessera does not run yet");
-  c.unserved.push_back("granitemoehybrid's embedding, residual, attention and logits multipliers are not applied yet");
   return absl::OkStatus();
 }
 

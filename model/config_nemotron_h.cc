@@ -137,9 +137,11 @@ absl::Status ParseNemotronH(const ConfigReader& r, ModelConfig& c) {
     }
   } else {
     RETURN_IF_ERROR(ReadMoe(r, c.moe));
-    c.unserved.push_back(absl::StrCat("layers ", absl::StrJoin(moe_layers, ","), " are mixture-of-experts (E), "
-                                      "which Tessera does not run yet"));
-    if (c.moe.latent_size > 0) c.unserved.push_back("moe_latent_size (latent expert projections) is not supported");
+    if (c.moe.latent_size > 0) {
+      c.unserved.push_back(absl::StrCat("layers ", absl::StrJoin(moe_layers, ","), " are mixture-of-experts with "
+                                        "moe_latent_size ", c.moe.latent_size, " (latent expert projections), "
+                                        "which Tessera does not support"));
+    }
   }
   c.embedding_weight = "backbone.embeddings.weight";
   c.final_norm_weight = "backbone.norm_f.weight";

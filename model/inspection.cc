@@ -24,8 +24,9 @@ int64_t Numel(const std::vector<int64_t>& shape) {
   return n;
 }
 
-// "backbone.layers.7." prefixes of the layers that are not served yet.
+// "backbone.layers.7." prefixes of the layers that are not served.
 std::vector<std::string> UnservedPrefixes(const ModelConfig& c) {
+  if (MoeLayersServed(c)) return {};
   std::set<int64_t> layers;
   for (const BlockSpec& b : c.blocks) {
     if (b.kind == BlockKind::kMoe) layers.insert(b.layer);

@@ -23,7 +23,7 @@ namespace tessera {
 
 enum class ModelFamily { kMamba2, kBamba, kNemotronH, kGraniteMoeHybrid };
 
-// kMoe layers are parsed in full but not served yet (see `unserved`).
+// kMoe: a mixture-of-experts block (routed experts + shared expert/MLP).
 enum class BlockKind { kMamba, kAttention, kMlp, kMoe };
 
 enum class MlpActivation { kSwiGlu, kRelu2 };
@@ -129,8 +129,8 @@ struct ModelConfig {
   std::string final_norm_weight;
   std::string lm_head_weight;      // equals embedding_weight when tied
 
-  // Why Tessera cannot run this model yet, though its config is understood
-  // (e.g. MoE layers); empty when it can. Engines refuse with these reasons.
+  // Why Tessera cannot run this model, though its config is understood
+  // (e.g. MoE with latent projections); empty when it can. Engines refuse with these reasons.
   std::vector<std::string> unserved;
   // Keys of config.json that no family reads or knowingly ignores, sorted.
   std::vector<std::string> unread_keys;

@@ -1,6 +1,7 @@
 // Binds checkpoint tensors to ModelConfig blocks, checking each shape.
 #include "model/model_weights.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -120,6 +121,64 @@ absl::StatusOr<MlpWeights> LoadMlp(const TensorLoader& ckpt, const ModelConfig& 
   return w;
 }
 
+// One (parts, rows, cols) fp32 tensor from `names.size()` tensors of (rows, cols).
+absl::StatusOr<HostTensor> LoadStacked(const TensorLoader& ckpt, const std::vector<std::string>& names,
+                                       const Shape& part) {
+  HostTensor stacked;
+  stacked.shape = {static_cast<int64_t>(names.size()), part[0], part[1]};
+  const int64_t part_numel = part[0] * part[1];
+  for (size_t e = 0; e < names.size(); ++e) {
+    ASSIGN_OR_RETURN(HostTensor one, ckpt.LoadFloat32(names[e], part));
+    if (one.data == nullptr) continue;  // only recording the layout
+    if (stacked.owned.empty()) stacked.owned.resize(names.size() * part_numel);
+    std::copy(one.data, one.data + part_numel, stacked.owned.begin() + e * part_numel);
+  }
+  if (!stacked.owned.empty()) stacked.data = stacked.owned.data();
+  return stacked;
+}
+
+// nemotron_h (prefix "backbone.layers.N.mixer."): gate.weight, gate.e_score_correction_bias,
+// experts.J.{up,down}_proj.weight, shared_experts.{up,down}_proj.weight.
+// granitemoehybrid (prefix "model.layers.N."): block_sparse_moe.router.layer.weight,
+// block_sparse_moe.{input,output}_linear.weight (stacked, gate|up fused), shared_mlp.{input,output}_linear.weight.
+absl::StatusOr<MoeWeights> LoadMoe(const TensorLoader& ckpt, const ModelConfig& c, const std::string& p) {
+  const MoeConfig& m = c.moe;
+  const int64_t E = m.experts;
+  const int64_t I = m.expert_intermediate_size;
+  const int64_t shared = m.shared_intermediate_size * m.shared_experts;
+  const bool fused = m.activation == MlpActivation::kSwiGlu;  // gate and up in one projection
+  MoeWeights w;
+  if (c.family == ModelFamily::kNemotronH) {
+    ASSIGN_OR_RETURN(w.router, ckpt.LoadFloat32(p + "gate.weight", Shape{E, c.hidden_size}));
+    ASSIGN_OR_RETURN(w.correction_bias, ckpt.LoadFloat32(p + "gate.e_score_correction_bias", Shape{E}));
+    std::vector<std::string> up_names, down_names;
+    for (int64_t e = 0; e < E; ++e) {
+      up_names.push_back(absl::StrCat(p, "experts.", e, ".up_proj.weight"));
+      down_names.push_back(absl::StrCat(p, "experts.", e, ".down_proj.weight"));
+    }
+    ASSIGN_OR_RETURN(w.experts_up, LoadStacked(ckpt, up_names, Shape{I, c.hidden_size}));
+    ASSIGN_OR_RETURN(w.experts_down, LoadStacked(ckpt, down_names, Shape{c.hidden_size, I}));
+    if (shared > 0) {
+      ASSIGN_OR_RETURN(w.shared_up, ckpt.LoadMatrix(p + "shared_experts.up_proj.weight", Shape{shared, c.hidden_size}));
+      ASSIGN_OR_RETURN(w.shared_down,
+                       ckpt.LoadMatrix(p + "shared_experts.down_proj.weight", Shape{c.hidden_size, shared}));
+    }
+    return w;
+  }
+  if (E > 0) {
+    const int64_t up_rows = fused ? 2 * I : I;
+    ASSIGN_OR_RETURN(w.router, ckpt.LoadFloat32(p + "block_sparse_moe.router.layer.weight", Shape{E, c.hidden_size}));
+    ASSIGN_OR_RETURN(w.experts_up,
+                     ckpt.LoadFloat32(p + "block_sparse_moe.input_linear.weight", Shape{E, up_rows, c.hidden_size}));
+    ASSIGN_OR_RETURN(w.experts_down,
+                     ckpt.LoadFloat32(p + "block_sparse_moe.output_linear.weight", Shape{E, c.hidden_size, I}));
+  }
+  const int64_t shared_rows = fused ? 2 * shared : shared;
+  ASSIGN_OR_RETURN(w.shared_up, ckpt.LoadMatrix(p + "shared_mlp.input_linear.weight", Shape{shared_rows, c.hidden_size}));
+  ASSIGN_OR_RETURN(w.shared_down, ckpt.LoadMatrix(p + "shared_mlp.output_linear.weight", Shape{c.hidden_size, shared}));
+  return w;
+}
+
 absl::StatusOr<BlockWeights> LoadBlock(const TensorLoader& ckpt, const ModelConfig& c, const BlockSpec& spec) {
   BlockWeights b;
   b.spec = spec;
@@ -137,9 +196,10 @@ absl::StatusOr<BlockWeights> LoadBlock(const TensorLoader& ckpt, const ModelConf
       ASSIGN_OR_RETURN(b.op, LoadMlp(ckpt, c, spec.prefix));
       break;
     }
-    case BlockKind::kMoe:
-      return absl::FailedPreconditionError(absl::StrCat("layer ", spec.layer, " is a mixture-of-experts block, "
-                                                        "which Tessera does not load yet"));
+    case BlockKind::kMoe: {
+      ASSIGN_OR_RETURN(b.op, LoadMoe(ckpt, c, spec.prefix));
+      break;
+    }
   }
   return b;
 }
@@ -178,12 +238,14 @@ std::vector<TensorSpec> ExpectedTensors(const ModelConfig& config) {
   ModelWeights w;
   w.config = config;
   w.config.blocks.clear();
-  for (const BlockSpec& spec : config.blocks) {  // layers not served yet are not checked
-    if (spec.kind != BlockKind::kMoe) w.config.blocks.push_back(spec);
+  for (const BlockSpec& spec : config.blocks) {  // layers not served are not checked
+    if (spec.kind != BlockKind::kMoe || MoeLayersServed(config)) w.config.blocks.push_back(spec);
   }
   RecordingLoader recorder;
   LoadAll(recorder, w).IgnoreError();  // a recorder never fails
   return recorder.TakeSpecs();
 }
+
+bool MoeLayersServed(const ModelConfig& config) { return config.moe.latent_size == 0; }
 
 }  // namespace tessera

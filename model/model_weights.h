@@ -40,11 +40,24 @@ struct MlpWeights {
   HostTensor gate_bias, up_bias, down_bias;  // or empty
 };
 
+// A mixture-of-experts block (DESIGN.md, "Mixture of experts"). The routed
+// experts are stacked into one tensor per projection however the checkpoint
+// stores them (nemotron_h: one tensor per expert; granitemoehybrid: stacked,
+// gate and up fused), so every backend sees one layout.
+struct MoeWeights {
+  HostTensor router;           // (E, hidden) fp32 always (routing is computed in fp32); empty when E == 0
+  HostTensor correction_bias;  // (E) nemotron_h e_score_correction_bias, or empty
+  HostTensor experts_up;       // (E, I, hidden) relu², or (E, 2I, hidden) SwiGLU [gate | up]; owned fp32
+  HostTensor experts_down;     // (E, hidden, I); owned fp32
+  HostTensor shared_up;        // (Is, hidden) relu², or (2Is, hidden) SwiGLU [gate | up]; empty: no shared expert
+  HostTensor shared_down;      // (hidden, Is)
+};
+
 struct BlockWeights {
   BlockSpec spec;
   HostTensor norm;    // (hidden)
   int64_t state_slot = 0;  // index among blocks of the same kind (per-kind cache slot)
-  std::variant<MambaWeights, AttentionWeights, MlpWeights> op;
+  std::variant<MambaWeights, AttentionWeights, MlpWeights, MoeWeights> op;
 };
 
 // How matrices (projections, embedding, lm_head) are held on the host.
@@ -74,9 +87,12 @@ struct TensorSpec {
 };
 
 // The tensors a checkpoint of `config` must hold, in load order (optional
-// biases only where the config says they exist; a tied lm_head once; layers
-// that are not served yet, such as MoE, left out).
+// biases only where the config says they exist; a tied lm_head once; MoE
+// layers with latent projections, which are not served, left out).
 std::vector<TensorSpec> ExpectedTensors(const ModelConfig& config);
+
+// Whether the MoE layers of `config` are loaded (all but latent-projection MoE).
+bool MoeLayersServed(const ModelConfig& config);
 
 // Loads DIR/config.json and the checkpoint in DIR; FAILED_PRECONDITION naming
 // the reasons when the config is understood but not served yet (CheckServed).

@@ -24,8 +24,11 @@
 #include "kernels/embedding.h"
 #include "kernels/gated_rms_norm.h"
 #include "kernels/linear.h"
+#include "kernels/moe_experts.h"
+#include "kernels/moe_route.h"
 #include "kernels/rms_norm.h"
 #include "kernels/rope.h"
+#include "kernels/scale_add.h"
 #include "kernels/ssd_compose.h"
 #include "kernels/ssd_scan.h"
 #include "kernels/ssd_step.h"
@@ -73,6 +76,9 @@ class OpStream {
   virtual absl::Status Run(const AttentionMergeParams& p) = 0;
   virtual absl::Status Run(const SiluMulParams& p) = 0;
   virtual absl::Status Run(const ReluSquaredParams& p) = 0;
+  virtual absl::Status Run(const ScaleAddParams& p) = 0;
+  virtual absl::Status Run(const MoeRouteParams& p) = 0;
+  virtual absl::Status Run(const MoeExpertsParams& p) = 0;
 };
 
 // One model on one device, for the engine's lifetime. Thread safe.

@@ -57,6 +57,8 @@ class LayerLoop {
   absl::Status AttendRemote(int64_t slot, const Tensor& q, const Tensor& out, const Tensor& lse);
 
   absl::Status Mlp(const MlpTensors& w, const Operand& normed, const Tensor& residual);
+  absl::Status Moe(const MoeTensors& w, const Tensor& normed, const Operand& normed_op, const Tensor& residual);
+  absl::Status Block(const BlockTensors& block, int64_t index, const Tensor& normed, const Tensor& out);
 
   Backend& backend_;
   OpStream& ops_;
@@ -309,6 +311,62 @@ absl::Status LayerLoop::Mlp(const MlpTensors& w, const Operand& normed, const Te
   return Project(up_op, w.down_proj, w.down_bias, residual, /*accumulate=*/true);
 }
 
+// Routed experts (fp32 router over the fp32 normed input, then the chosen
+// experts, weighted) plus the shared expert or MLP, all added into `out`.
+absl::Status LayerLoop::Moe(const MoeTensors& w, const Tensor& normed, const Operand& normed_op, const Tensor& out) {
+  const MoeConfig& m = c_.moe;
+  if (m.experts > 0) {
+    ASSIGN_OR_RETURN(Buffer logits, F32(L_, m.experts));  // (L, E) router logits
+    RETURN_IF_ERROR(ops_.Run(layer_params::Linear(normed, w.router, Tensor{}, logits.view(), false)));
+    ASSIGN_OR_RETURN(Buffer ids, F32(L_, m.top_k));      // (L, k) int32 expert ids, in 4-byte slots
+    ASSIGN_OR_RETURN(Buffer weights, F32(L_, m.top_k));  // (L, k)
+    RETURN_IF_ERROR(ops_.Run(layer_params::Route(m, w, logits.view(), ids.view(), weights.view())));
+    RETURN_IF_ERROR(ops_.Run(layer_params::Experts(c_, w, normed_op.view, ids.view(), weights.view(), out)));
+  }
+  if (w.shared_up.empty()) return absl::OkStatus();
+  const int64_t inner = m.shared_intermediate_size * m.shared_experts;
+  ASSIGN_OR_RETURN(Buffer act, F32(L_, inner));  // (L, Is)
+  if (m.activation == MlpActivation::kSwiGlu) {
+    ASSIGN_OR_RETURN(Buffer gate_up, F32(L_, 2 * inner));  // (L, [gate | up])
+    RETURN_IF_ERROR(Project(normed_op, w.shared_up, Tensor{}, gate_up.view(), false));
+    SiluMulParams p;
+    p.rows = L_;
+    p.width = inner;
+    p.gate = gate_up.f32();
+    p.gate_stride = 2 * inner;
+    p.up = gate_up.f32() + inner;
+    p.up_stride = 2 * inner;
+    p.out = act.f32();
+    RETURN_IF_ERROR(ops_.Run(p));
+  } else {
+    RETURN_IF_ERROR(Project(normed_op, w.shared_up, Tensor{}, act.view(), false));
+    ReluSquaredParams p;
+    p.count = L_ * inner;
+    p.x = act.f32();
+    p.out = act.f32();
+    RETURN_IF_ERROR(ops_.Run(p));
+  }
+  ASSIGN_OR_RETURN(Operand act_op, In(act.view()));
+  return Project(act_op, w.shared_down, Tensor{}, out, /*accumulate=*/true);
+}
+
+// One block's op on `normed` (L, hidden) fp32, its output added into `out`.
+absl::Status LayerLoop::Block(const BlockTensors& block, int64_t index, const Tensor& normed, const Tensor& out) {
+  ASSIGN_OR_RETURN(Operand normed_op, In(normed));
+  switch (block.spec.kind) {
+    case BlockKind::kMamba:
+      return Mamba(std::get<MambaTensors>(block.op), state_.mamba[block.state_slot], index, normed_op, out);
+    case BlockKind::kAttention:
+      return Attention(std::get<AttentionTensors>(block.op), state_.attention[block.state_slot], block.state_slot,
+                       index, normed_op, out);
+    case BlockKind::kMlp:
+      return Mlp(std::get<MlpTensors>(block.op), normed_op, out);
+    case BlockKind::kMoe:
+      return Moe(std::get<MoeTensors>(block.op), normed, normed_op, out);
+  }
+  return absl::InternalError("unknown block kind");
+}
+
 absl::StatusOr<std::vector<float>> LayerLoop::Run(absl::Span<const int32_t> ids, LogitsRows rows) {
   const int64_t d = c_.hidden_size;
   if (L_ == 0) return absl::InvalidArgumentError("forward pass needs at least one token");
@@ -321,26 +379,26 @@ absl::StatusOr<std::vector<float>> LayerLoop::Run(absl::Span<const int32_t> ids,
 
   ASSIGN_OR_RETURN(Buffer hidden, F32(L_, d));  // (L, hidden): the residual stream
   RETURN_IF_ERROR(ops_.Embed(ids, t_.embedding, hidden.view()));
+  if (c_.multipliers.embedding != 1.0f) {  // granitemoehybrid scales the embeddings
+    RETURN_IF_ERROR(ops_.Run(layer_params::Scale(c_.multipliers.embedding, hidden.view())));
+  }
   ASSIGN_OR_RETURN(Buffer normed, F32(L_, d));  // (L, hidden)
+  // granitemoehybrid scales every block's output before the residual add: the
+  // block writes into block_out, added scaled; elsewhere it adds in place.
+  const float residual_multiplier = c_.multipliers.residual;
+  Buffer block_out;  // (L, hidden) when residual_multiplier != 1
+  if (residual_multiplier != 1.0f) {
+    ASSIGN_OR_RETURN(block_out, F32(L_, d));
+  }
   for (size_t i = 0; i < t_.blocks.size(); ++i) {
     const BlockTensors& block = t_.blocks[i];
-    const int64_t index = static_cast<int64_t>(i);
     RETURN_IF_ERROR(ops_.Run(layer_params::Norm(c_, hidden.view(), block.norm, normed.view())));
-    ASSIGN_OR_RETURN(Operand normed_op, In(normed.view()));
-    switch (block.spec.kind) {
-      case BlockKind::kMamba:
-        RETURN_IF_ERROR(Mamba(std::get<MambaTensors>(block.op), state_.mamba[block.state_slot], index, normed_op,
-                              hidden.view()));
-        break;
-      case BlockKind::kAttention:
-        RETURN_IF_ERROR(Attention(std::get<AttentionTensors>(block.op), state_.attention[block.state_slot],
-                                  block.state_slot, index, normed_op, hidden.view()));
-        break;
-      case BlockKind::kMlp:
-        RETURN_IF_ERROR(Mlp(std::get<MlpTensors>(block.op), normed_op, hidden.view()));
-        break;
-      case BlockKind::kMoe:  // refused when the weights load (CheckServed)
-        return absl::UnimplementedError("mixture-of-experts layers are not run yet");
+    if (residual_multiplier == 1.0f) {
+      RETURN_IF_ERROR(Block(block, static_cast<int64_t>(i), normed.view(), hidden.view()));
+    } else {
+      RETURN_IF_ERROR(ops_.Zero(block_out.view()));
+      RETURN_IF_ERROR(Block(block, static_cast<int64_t>(i), normed.view(), block_out.view()));
+      RETURN_IF_ERROR(ops_.Run(layer_params::ScaleAdd(residual_multiplier, block_out.view(), hidden.view())));
     }
     RETURN_IF_ERROR(LayerDone(i));
   }
@@ -357,6 +415,9 @@ absl::StatusOr<std::vector<float>> LayerLoop::Run(absl::Span<const int32_t> ids,
     RETURN_IF_ERROR(Project(normed_op, t_.lm_head, Tensor{}, device_logits.view(), false));
     logits.resize(out_rows * c_.vocab_size);
     RETURN_IF_ERROR(ops_.Download(device_logits.view(), logits.data()));
+    if (c_.multipliers.logits_scaling != 1.0f) {  // granitemoehybrid divides the logits
+      for (float& v : logits) v /= c_.multipliers.logits_scaling;
+    }
   }
   RETURN_IF_ERROR(ops_.Finish());
   return logits;

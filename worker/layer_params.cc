@@ -211,7 +211,7 @@ AttentionParams Attention(const AttentionConfig& a, const Tensor& q, int64_t q_p
   p.q_position0 = q_position0;
   p.kv_position0 = kv_position0;
   p.causal = true;
-  p.scale = 1.0f / std::sqrt(static_cast<float>(a.head_dim));
+  p.scale = a.softmax_scale > 0 ? a.softmax_scale : 1.0f / std::sqrt(static_cast<float>(a.head_dim));
   p.out = out.f32();
   p.lse = lse.f32();
   return p;
@@ -226,6 +226,70 @@ AttentionMergeParams Merge(const AttentionConfig& a, const Tensor& out, const Te
   p.lse = lse.f32();
   p.part_out = part_out.f32();
   p.part_lse = part_lse.f32();
+  return p;
+}
+
+ScaleAddParams ScaleAdd(float alpha, const Tensor& x, const Tensor& y) {
+  ScaleAddParams p;
+  p.rows = y.rows;
+  p.width = y.cols;
+  p.alpha = alpha;
+  p.x = x.f32();
+  p.x_stride = x.stride;
+  p.beta = 1.0f;
+  p.y = y.f32();
+  p.y_stride = y.stride;
+  return p;
+}
+
+ScaleAddParams Scale(float beta, const Tensor& y) {
+  ScaleAddParams p;
+  p.rows = y.rows;
+  p.width = y.cols;
+  p.beta = beta;
+  p.y = y.f32();
+  p.y_stride = y.stride;
+  return p;
+}
+
+MoeRouteParams Route(const MoeConfig& m, const MoeTensors& w, const Tensor& logits, const Tensor& ids,
+                     const Tensor& weights) {
+  MoeRouteParams p;
+  p.tokens = logits.rows;
+  p.experts = m.experts;
+  p.top_k = m.top_k;
+  p.kind = m.routing == MoeRouting::kSigmoidBiasedTopK ? MoeRouteKind::kSigmoidBiased : MoeRouteKind::kSoftmaxTopK;
+  p.n_group = m.n_group;
+  p.topk_group = m.topk_group;
+  p.norm_topk_prob = m.norm_topk_prob;
+  p.routed_scaling_factor = m.routed_scaling_factor;
+  p.logits = logits.f32();
+  p.logits_stride = logits.stride;
+  p.correction_bias = w.correction_bias.f32();
+  p.expert_ids = static_cast<int32_t*>(ids.data);
+  p.expert_weights = weights.f32();
+  return p;
+}
+
+MoeExpertsParams Experts(const ModelConfig& c, const MoeTensors& w, const Tensor& x, const Tensor& ids,
+                         const Tensor& weights, const Tensor& y) {
+  const MoeConfig& m = c.moe;
+  MoeExpertsParams p;
+  p.tokens = x.rows;
+  p.hidden = c.hidden_size;
+  p.experts = m.experts;
+  p.top_k = m.top_k;
+  p.intermediate = m.expert_intermediate_size;
+  p.activation = m.activation == MlpActivation::kSwiGlu ? MoeExpertActivation::kSwiGluFused : MoeExpertActivation::kRelu2;
+  p.type = x.type;
+  p.x = x.data;
+  p.x_stride = x.stride;
+  p.expert_ids = static_cast<const int32_t*>(ids.data);
+  p.expert_weights = weights.f32();
+  p.up = w.experts_up.data;
+  p.down = w.experts_down.data;
+  p.y = y.f32();
+  p.y_stride = y.stride;
   return p;
 }
 

@@ -17,8 +17,11 @@
 #include "kernels/dt_softplus.h"
 #include "kernels/gated_rms_norm.h"
 #include "kernels/linear.h"
+#include "kernels/moe_experts.h"
+#include "kernels/moe_route.h"
 #include "kernels/rms_norm.h"
 #include "kernels/rope.h"
+#include "kernels/scale_add.h"
 #include "kernels/ssd_compose.h"
 #include "kernels/ssd_scan.h"
 #include "kernels/ssd_step.h"
@@ -69,5 +72,18 @@ AttentionParams Attention(const AttentionConfig& a, const Tensor& q, int64_t q_p
 // Merge of a partial (out, lse) into the accumulator.
 AttentionMergeParams Merge(const AttentionConfig& a, const Tensor& out, const Tensor& lse, const Tensor& part_out,
                            const Tensor& part_lse);
+
+// y += alpha · x (a block output scaled into the residual stream).
+ScaleAddParams ScaleAdd(float alpha, const Tensor& x, const Tensor& y);
+// y *= beta, in place.
+ScaleAddParams Scale(float beta, const Tensor& y);
+
+// The MoE choice from router logits (L, E) fp32: ids (L, k) int32 (4-byte
+// slots of a scratch tensor), weights (L, k) fp32.
+MoeRouteParams Route(const MoeConfig& m, const MoeTensors& w, const Tensor& logits, const Tensor& ids,
+                     const Tensor& weights);
+// y (L, hidden) fp32 += the chosen experts of x (L, hidden) (in the experts' type), weighted.
+MoeExpertsParams Experts(const ModelConfig& c, const MoeTensors& w, const Tensor& x, const Tensor& ids,
+                         const Tensor& weights, const Tensor& y);
 
 }  // namespace tessera::layer_params

@@ -63,6 +63,17 @@ absl::StatusOr<MlpTensors> PlaceMlp(const TensorPlacer& place, const MlpWeights&
   return t;
 }
 
+absl::StatusOr<MoeTensors> PlaceMoe(const TensorPlacer& place, const MoeWeights& w) {
+  MoeTensors t;
+  ASSIGN_OR_RETURN(t.router, Vector(place, w.router));
+  ASSIGN_OR_RETURN(t.correction_bias, Vector(place, w.correction_bias));
+  ASSIGN_OR_RETURN(t.experts_up, Matrix(place, w.experts_up));
+  ASSIGN_OR_RETURN(t.experts_down, Matrix(place, w.experts_down));
+  ASSIGN_OR_RETURN(t.shared_up, Matrix(place, w.shared_up));
+  ASSIGN_OR_RETURN(t.shared_down, Matrix(place, w.shared_down));
+  return t;
+}
+
 }  // namespace
 
 Tensor ShapeOf(const HostTensor& host, ElementType type) {
@@ -98,8 +109,10 @@ absl::StatusOr<ModelTensors> PlaceModelTensors(const ModelWeights& weights, cons
         ASSIGN_OR_RETURN(block.op, PlaceMlp(place, std::get<MlpWeights>(b.op)));
         break;
       }
-      case BlockKind::kMoe:  // never loaded (LoadModelWeights refuses unserved models)
-        return absl::UnimplementedError("mixture-of-experts layers are not placed yet");
+      case BlockKind::kMoe: {
+        ASSIGN_OR_RETURN(block.op, PlaceMoe(place, std::get<MoeWeights>(b.op)));
+        break;
+      }
     }
     t.blocks.push_back(std::move(block));
   }

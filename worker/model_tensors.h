@@ -45,11 +45,20 @@ struct MlpTensors {
   Tensor gate_bias, up_bias, down_bias;  // (1, width) or empty
 };
 
+struct MoeTensors {
+  Tensor router;           // (E, hidden) fp32 (not a matrix-type weight: routing runs in fp32); empty when E == 0
+  Tensor correction_bias;  // (1, E) or empty
+  Tensor experts_up;       // (E, I·hidden) or (E, 2I·hidden) [gate | up]: each row one expert's (I or 2I, hidden)
+  Tensor experts_down;     // (E, hidden·I): each row one expert's (hidden, I)
+  Tensor shared_up;        // (Is or 2Is, hidden), or empty
+  Tensor shared_down;      // (hidden, Is), or empty
+};
+
 struct BlockTensors {
   BlockSpec spec;
   int64_t state_slot = 0;  // index among blocks of the same kind
   Tensor norm;             // (1, hidden)
-  std::variant<MambaTensors, AttentionTensors, MlpTensors> op;
+  std::variant<MambaTensors, AttentionTensors, MlpTensors, MoeTensors> op;
 };
 
 struct ModelTensors {

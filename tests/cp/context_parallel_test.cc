@@ -78,7 +78,7 @@ TEST_P(ContextParallelTest, ShardedEqualsWholeSequence) {
 
 std::vector<Case> AllCases() {
   std::vector<Case> cases;
-  for (const char* fixture : {"mamba2-tiny", "bamba-tiny", "nemotronh-tiny"}) {
+  for (const char* fixture : {"mamba2-tiny", "bamba-tiny", "nemotronh-tiny", "nemotronh-moe-tiny", "granitemoe-tiny"}) {
     for (int w = 1; w <= 4; ++w) cases.push_back({fixture, 200, {}, w});  // aligned to chunks of 16
     cases.push_back({fixture, 77, {}, 3});                                 // 77 not divisible by 3 or 16
     cases.push_back({fixture, 77, {0, 10, 12, 50, 77}, 4});                // unaligned, a 2-token shard < conv width

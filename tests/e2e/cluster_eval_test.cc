@@ -56,7 +56,8 @@ TEST_P(ClusterEvalTest, MatchesReferenceThroughWorkerProcesses) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, ClusterEvalTest,
-                         testing::Combine(testing::Values("mamba2-tiny", "bamba-tiny", "nemotronh-tiny"),
+                         testing::Combine(testing::Values("mamba2-tiny", "bamba-tiny", "nemotronh-tiny",
+                                                          "nemotronh-moe-tiny", "granitemoe-tiny"),
                                           testing::Values(1, 2, 3, 4)),
                          [](const auto& info) {
                            std::string name = std::get<0>(info.param) + "_W" + std::to_string(std::get<1>(info.param));

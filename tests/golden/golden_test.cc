@@ -34,7 +34,9 @@ TEST_P(GoldenTest, PromptLogitsAndGreedyDecodeMatchTransformers) {
   std::cout << FormatReports(*reports, kCpuTolerance);
 }
 
-INSTANTIATE_TEST_SUITE_P(HfTiny, GoldenTest, ::testing::Values("mamba2-tiny", "bamba-tiny", "nemotronh-tiny"),
+INSTANTIATE_TEST_SUITE_P(HfTiny, GoldenTest,
+                         ::testing::Values("mamba2-tiny", "bamba-tiny", "nemotronh-tiny", "nemotronh-moe-tiny",
+                                           "granitemoe-tiny"),
                          [](const auto& info) {
                            std::string name = info.param;
                            for (char& ch : name) ch = ch == '-' ? '_' : ch;

@@ -39,6 +39,17 @@ inline std::vector<float> RandomRows(std::mt19937& rng, int64_t rows, int64_t wi
   return v;
 }
 
+// The (rows, width) values of rows laid out `stride` apart, packed (drops
+// the padding columns, e.g. before comparing a strided output).
+template <typename T>
+std::vector<T> PackedRows(const std::vector<T>& v, int64_t rows, int64_t width, int64_t stride) {
+  std::vector<T> packed(rows * width);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < width; ++c) packed[r * width + c] = v[r * stride + c];
+  }
+  return packed;
+}
+
 // ||got - want||₂ / ||want||₂, failing on non-finite got and on zero want.
 template <typename Want>
 ::testing::AssertionResult CloseInRelativeL2(const std::vector<float>& got,

@@ -1,5 +1,5 @@
 // CUDA against CPU for the row-wise and elementwise ops: SiluMul, ReluSquared,
-// DtSoftplus, RmsNorm, GatedRmsNorm, Rope (Embedding: embedding_gpu_test.cc).
+// DtSoftplus, RmsNorm, GatedRmsNorm, Rope, ScaleAdd (Embedding: embedding_gpu_test.cc).
 // Fresh random inputs of awkward sizes, outputs poisoned with NaN, strided rows
 // padded with NaN, and the in-place forms the contracts allow.
 #include <cmath>
@@ -13,6 +13,7 @@
 #include "kernels/gated_rms_norm.h"
 #include "kernels/rms_norm.h"
 #include "kernels/rope.h"
+#include "kernels/scale_add.h"
 #include "tests/kernels_gpu/gpu_test_util.h"
 
 namespace tessera {
@@ -24,6 +25,7 @@ using gpu_test::GpuTest;
 using gpu_test::NaNs;
 using gpu_test::RandomFloats;
 using gpu_test::RandomRows;
+using kernel_test::PackedRows;
 
 constexpr double kTolerance = 1e-5;  // fp32 against the fp32 CPU reference
 
@@ -71,6 +73,29 @@ TEST_F(ElementwiseGpuTest, ReluSquaredMatchesCpu) {
     p.out = d_x.get();  // in place
     ASSERT_TRUE(cuda::ReluSquared(p, nullptr).ok());
     EXPECT_TRUE(CloseInRelativeL2(d_x.Download(), want, kTolerance)) << count;
+  }
+}
+
+TEST_F(ElementwiseGpuTest, ScaleAddMatchesCpu) {
+  std::mt19937 rng(std::random_device{}());
+  for (auto [rows, width, x_stride, y_stride] : {std::tuple<int64_t, int64_t, int64_t, int64_t>{1, 1, 1, 1},
+                                                 {5, 19, 23, 20},
+                                                 {300, 4096, 4096, 4096}}) {
+    SCOPED_TRACE(testing::Message() << rows << "x" << width);
+    const auto x = RandomRows(rng, rows, width, x_stride);
+    const auto y = RandomRows(rng, rows, width, y_stride);
+    for (bool with_x : {true, false}) {
+      std::vector<float> want = y;
+      ScaleAddParams p{rows, width, 0.22f, with_x ? x.data() : nullptr, x_stride, 1.5f, want.data(), y_stride};
+      ASSERT_TRUE(cpu::ScaleAdd(p).ok());
+      DeviceArray<float> d_x(x), d_y(y);
+      p.x = with_x ? d_x.get() : nullptr;
+      p.y = d_y.get();
+      ASSERT_TRUE(cuda::ScaleAdd(p, nullptr).ok());
+      EXPECT_TRUE(CloseInRelativeL2(PackedRows(d_y.Download(), rows, width, y_stride),
+                                    PackedRows(want, rows, width, y_stride), kTolerance))
+          << with_x;
+    }
   }
 }
 

@@ -148,7 +148,7 @@ TEST(ConfigSpellingsTest, NemotronHAliases) {
   EXPECT_EQ(legacy->LayerPattern(), "M-M*-M-*-");
 }
 
-TEST(ConfigSpellingsTest, MoeFamiliesAreReadInFullButNotServed) {
+TEST(ConfigSpellingsTest, MoeFamiliesAreReadInFullAndServed) {
   absl::StatusOr<ModelConfig> nemotron = LoadModelConfig(std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/nemotronh-moe-tiny");
   ASSERT_TRUE(nemotron.ok()) << nemotron.status();
   EXPECT_EQ(nemotron->LayerPattern(), "ME*EM-E");
@@ -156,8 +156,7 @@ TEST(ConfigSpellingsTest, MoeFamiliesAreReadInFullButNotServed) {
   EXPECT_EQ(nemotron->moe.top_k, 2);
   EXPECT_FLOAT_EQ(nemotron->moe.routed_scaling_factor, 2.5f);
   EXPECT_EQ(nemotron->moe.routing, MoeRouting::kSigmoidBiasedTopK);
-  EXPECT_FALSE(nemotron->unserved.empty());
-  EXPECT_EQ(CheckServed(*nemotron).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(CheckServed(*nemotron).ok()) << CheckServed(*nemotron);
 
   absl::StatusOr<ModelConfig> granite = LoadModelConfig(std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/granitemoe-tiny");
   ASSERT_TRUE(granite.ok()) << granite.status();
@@ -170,7 +169,18 @@ TEST(ConfigSpellingsTest, MoeFamiliesAreReadInFullButNotServed) {
   EXPECT_FLOAT_EQ(granite->attention.softmax_scale, 0.0078125f);
   EXPECT_EQ(granite->attention.rotary_dim, 0);
   EXPECT_TRUE(granite->unread_keys.empty()) << granite->unread_keys[0];
-  EXPECT_EQ(CheckServed(*granite).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(CheckServed(*granite).ok()) << CheckServed(*granite);
+}
+
+TEST(ConfigSpellingsTest, LatentMoeIsRefusedByName) {
+  nlohmann::json config =
+      nlohmann::json::parse(ReadConfig(std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/nemotronh-moe-tiny"));
+  config["moe_latent_size"] = 16;
+  absl::StatusOr<ModelConfig> latent = ParseModelConfig(config.dump(), "c.json");
+  ASSERT_TRUE(latent.ok()) << latent.status();
+  const absl::Status served = CheckServed(*latent);
+  EXPECT_EQ(served.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(served.message().find("moe_latent_size"), absl::string_view::npos) << served;
 }
 
 TEST(ConfigSpellingsTest, MambaSsmConfigsNameWhatTheyCannotTake) {

@@ -41,7 +41,7 @@ fs::path FixtureWithConfigEdit(const std::string& fixture, const std::string& fr
 }
 
 TEST(ModelWeightsTest, FixturesLoad) {
-  for (const char* name : {"mamba2-tiny", "bamba-tiny", "nemotronh-tiny"}) {
+  for (const char* name : {"mamba2-tiny", "bamba-tiny", "nemotronh-tiny", "nemotronh-moe-tiny", "granitemoe-tiny"}) {
     absl::StatusOr<std::unique_ptr<ModelWeights>> w =
         LoadModelWeights(std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/" + name);
     ASSERT_TRUE(w.ok()) << name << ": " << w.status();

@@ -83,6 +83,9 @@ class CpuOpStream final : public OpStream {
   absl::Status Run(const AttentionMergeParams& p) override { return cpu::AttentionMerge(p); }
   absl::Status Run(const SiluMulParams& p) override { return cpu::SiluMul(p); }
   absl::Status Run(const ReluSquaredParams& p) override { return cpu::ReluSquared(p); }
+  absl::Status Run(const ScaleAddParams& p) override { return cpu::ScaleAdd(p); }
+  absl::Status Run(const MoeRouteParams& p) override { return cpu::MoeRoute(p); }
+  absl::Status Run(const MoeExpertsParams& p) override { return cpu::MoeExperts(p); }
 };
 
 class CpuBackend final : public Backend {
