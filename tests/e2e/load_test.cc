@@ -12,9 +12,6 @@
 //    (medians, so that one request's transient buffers do not count as
 //    growth).
 // It prints the numbers (requests, tokens, steps per worker, RSS per process).
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,32 +27,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "tests/e2e/cluster_fixture.h"
+#include "tests/e2e/metrics_http.h"
 
 namespace tessera {
 namespace {
 
-// GET http://ADDRESS/metrics with HTTP/1.0; the body, empty on failure.
-std::string HttpGetMetrics(const std::string& address) {
-  const std::string port = address.substr(address.rfind(':') + 1);
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
-  sockaddr_in server = {};
-  server.sin_family = AF_INET;
-  server.sin_port = htons(static_cast<uint16_t>(std::atoi(port.c_str())));
-  inet_pton(AF_INET, "127.0.0.1", &server.sin_addr);
-  std::string response;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&server), sizeof(server)) == 0) {
-    const std::string request = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
-      char buffer[8192];
-      ssize_t got;
-      while ((got = read(fd, buffer, sizeof(buffer))) > 0) response.append(buffer, static_cast<size_t>(got));
-    }
-  }
-  close(fd);
-  const size_t body = response.find("\r\n\r\n");
-  return body == std::string::npos ? "" : response.substr(body + 4);
-}
+using e2e::HttpGetMetrics;
 
 // The sum of every sample whose name starts with `prefix` (labels aside).
 double SumOf(const std::string& metrics, const std::string& prefix) {
