@@ -26,6 +26,16 @@
 namespace tessera {
 namespace {
 
+// MoE (`E` layers) shapes: Nemotron-3-Nano style, sigmoid routing with a
+// correction bias, relu² experts and one shared expert.
+struct MoePreset {
+  int64_t experts = 0;  // 0: the preset has no MoE shapes (an E in --pattern is refused)
+  int64_t top_k = 0;
+  int64_t expert_intermediate = 0;
+  int64_t shared_intermediate = 0;
+  double routed_scaling = 1.0;
+};
+
 struct RandomModelPreset {
   absl::string_view name;
   int64_t hidden;
@@ -33,11 +43,18 @@ struct RandomModelPreset {
   int64_t attention_heads, kv_heads, head_dim;
   int64_t intermediate;
   int64_t max_positions;
+  absl::string_view default_pattern;  // when --pattern is not given
+  MoePreset moe;
 };
 
 constexpr RandomModelPreset kPresets[] = {
-    {"nemotron-h-8b-shaped", 4096, 128, 64, 128, 8, 4, 128, 32, 8, 128, 21504, 262144},
-    {"tiny", 64, 8, 16, 16, 2, 4, 16, 4, 2, 16, 128, 262144},
+    {"nemotron-h-8b-shaped", 4096, 128, 64, 128, 8, 4, 128, 32, 8, 128, 21504, 262144, "M-M*M-M*", {}},
+    {"tiny", 64, 8, 16, 16, 2, 4, 16, 4, 2, 16, 128, 262144, "M-M*M-M*", {}},
+    // NVIDIA-Nemotron-3-Nano-30B-A3B's layer shapes (the hub config); its 52
+    // layers (MEMEM*E...) hold 23 E layers of 3.8 GB each in bf16, so the
+    // default pattern keeps two of them.
+    {"nemotron-3-nano-shaped", 2688, 64, 64, 128, 8, 4, 128, 32, 2, 128, 1856, 262144, "MEM*E", {128, 6, 1856, 3712, 2.5}},
+    {"tiny-moe", 64, 8, 16, 16, 2, 4, 16, 4, 2, 16, 128, 262144, "ME*E", {8, 2, 32, 48, 2.5}},
 };
 
 enum class InitKind { kNormal, kOnes, kZeros, kALog, kDtBias };
@@ -180,6 +197,17 @@ nlohmann::ordered_json ConfigJson(const RandomModelPreset& p, const RandomModelO
   j["max_position_embeddings"] = p.max_positions;
   j["tie_word_embeddings"] = false;
   j["residual_in_fp32"] = false;
+  if (p.moe.experts > 0) {
+    j["n_routed_experts"] = p.moe.experts;
+    j["num_experts_per_tok"] = p.moe.top_k;
+    j["moe_intermediate_size"] = p.moe.expert_intermediate;
+    j["moe_shared_expert_intermediate_size"] = p.moe.shared_intermediate;
+    j["n_shared_experts"] = 1;
+    j["routed_scaling_factor"] = p.moe.routed_scaling;
+    j["n_group"] = 1;
+    j["topk_group"] = 1;
+    j["norm_topk_prob"] = true;
+  }
   j["bos_token_id"] = 1;
   j["eos_token_id"] = 2;
   j["pad_token_id"] = 0;
@@ -230,6 +258,23 @@ std::vector<TensorPlan> PlanTensors(const ModelConfig& c, DType dtype) {
           add(p + "k_proj.bias", {kv_width}, InitKind::kZeros);
           add(p + "v_proj.bias", {kv_width}, InitKind::kZeros);
           add(p + "o_proj.bias", {hidden}, InitKind::kZeros);
+        }
+        break;
+      }
+      case BlockKind::kMoe: {  // nemotron_h names (the only family this tool writes)
+        const MoeConfig& m = c.moe;
+        const int64_t inner = m.expert_intermediate_size;
+        const int64_t shared = m.shared_intermediate_size * m.shared_experts;
+        add(p + "gate.weight", {m.experts, hidden}, InitKind::kNormal, input_std(hidden));
+        add(p + "gate.e_score_correction_bias", {m.experts}, InitKind::kZeros);
+        for (int64_t e = 0; e < m.experts; ++e) {
+          const std::string expert = absl::StrCat(p, "experts.", e, ".");
+          add(expert + "up_proj.weight", {inner, hidden}, InitKind::kNormal, input_std(hidden));
+          add(expert + "down_proj.weight", {hidden, inner}, InitKind::kNormal, output_std(inner));
+        }
+        if (shared > 0) {
+          add(p + "shared_experts.up_proj.weight", {shared, hidden}, InitKind::kNormal, input_std(hidden));
+          add(p + "shared_experts.down_proj.weight", {hidden, shared}, InitKind::kNormal, output_std(shared));
         }
         break;
       }
@@ -306,7 +351,12 @@ absl::Status WriteRandomModel(const RandomModelOptions& options, std::ostream* p
   if (options.vocab <= 0 || options.vocab > (int64_t{1} << 31) - 1) {
     return absl::InvalidArgumentError(absl::StrCat("--vocab must be in [1, 2^31). Given: ", options.vocab));
   }
-  if (options.pattern.empty()) return absl::InvalidArgumentError("--pattern must name at least one layer");
+  RandomModelOptions resolved = options;
+  if (resolved.pattern.empty()) resolved.pattern = std::string(preset->default_pattern);
+  if (resolved.pattern.find('E') != std::string::npos && preset->moe.experts == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--pattern has E (MoE) layers but preset ", preset->name,
+                                                   " has no expert shapes (nemotron-3-nano-shaped, tiny-moe do)"));
+  }
   if (options.dtype != DType::kBF16 && options.dtype != DType::kF32) {
     return absl::InvalidArgumentError("--dtype must be bf16 or f32");
   }
@@ -314,7 +364,7 @@ absl::Status WriteRandomModel(const RandomModelOptions& options, std::ostream* p
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
 
   const std::string config_path = options.out_dir + "/config.json";
-  const std::string config_text = ConfigJson(*preset, options).dump(2) + "\n";
+  const std::string config_text = ConfigJson(*preset, resolved).dump(2) + "\n";
   ASSIGN_OR_RETURN(ModelConfig config, ParseModelConfig(config_text, config_path));
   const std::vector<TensorPlan> plan = PlanTensors(config, options.dtype);
 
@@ -359,7 +409,7 @@ absl::Status WriteRandomModel(const RandomModelOptions& options, std::ostream* p
     *progress << absl::StrFormat(
                      "wrote %s: nemotron_h preset %s, pattern %s (%d layers), vocab %d, %d tensors, %.1fM params, "
                      "%s %s, seed %d, %.1f s",
-                     options.out_dir, preset->name, options.pattern, config.num_layers, config.vocab_size,
+                     options.out_dir, preset->name, resolved.pattern, config.num_layers, config.vocab_size,
                      plan.size(), static_cast<double>(params) / 1e6, MiB(total),
                      options.dtype == DType::kBF16 ? "bf16" : "f32", options.seed, seconds())
               << std::endl;
@@ -371,8 +421,10 @@ namespace {
 
 constexpr FlagSpec kMakeRandomModelFlags[] = {
     {"out", true, "directory to write config.json and model.safetensors into (created)"},
-    {"preset", true, "nemotron-h-8b-shaped (default: hidden 4096, 8B layer shapes) or tiny (hidden 64)"},
-    {"pattern", true, "hybrid_override_pattern: M mamba, * attention, - MLP (default M-M*M-M*)"},
+    {"preset", true, "nemotron-h-8b-shaped (default: hidden 4096, 8B layer shapes), tiny (hidden 64), "
+                     "nemotron-3-nano-shaped (hidden 2688, 128 experts, top 6) or tiny-moe"},
+    {"pattern", true, "hybrid_override_pattern: M mamba, * attention, - MLP, E MoE (default: the preset's, "
+                      "M-M*M-M* or MEM*E / ME*E for the MoE presets)"},
     {"vocab", true, "vocabulary size (default 1024: a 64K-token prompt's logits stay under the gRPC limit)"},
     {"seed", true, "PRNG seed (default 0); the same seed gives the same bytes"},
     {"dtype", true, "bf16 (default) or f32"},

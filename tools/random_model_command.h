@@ -30,8 +30,8 @@ namespace tessera {
 
 struct RandomModelOptions {
   std::string out_dir;                           // gets config.json and model.safetensors
-  std::string preset = "nemotron-h-8b-shaped";   // or "tiny"
-  std::string pattern = "M-M*M-M*";              // hybrid_override_pattern: M mamba, * attention, - MLP
+  std::string preset = "nemotron-h-8b-shaped";   // or "tiny", "nemotron-3-nano-shaped", "tiny-moe"
+  std::string pattern;  // hybrid_override_pattern (M mamba, * attention, - MLP, E MoE); empty: the preset's
   int64_t vocab = 1024;  // 65536 prompt rows × 1024 × 4 B = 256 MiB of logits: under the gRPC limit
   uint64_t seed = 0;
   DType dtype = DType::kBF16;  // kBF16 or kF32

@@ -69,6 +69,16 @@ std::set<std::string> BoundTensorNames(const ModelWeights& w) {
       case BlockKind::kMlp:
         for (const char* n : {"up_proj.weight", "down_proj.weight"}) names.insert(p + n);
         break;
+      case BlockKind::kMoe:
+        for (const char* n : {"gate.weight", "gate.e_score_correction_bias", "shared_experts.up_proj.weight",
+                              "shared_experts.down_proj.weight"}) {
+          names.insert(p + n);
+        }
+        for (int64_t e = 0; e < w.config.moe.experts; ++e) {
+          names.insert(p + "experts." + std::to_string(e) + ".up_proj.weight");
+          names.insert(p + "experts." + std::to_string(e) + ".down_proj.weight");
+        }
+        break;
     }
   }
   return names;
@@ -131,12 +141,46 @@ TEST(RandomModelDeterminismTest, SameSeedSameBytesWhateverTheThreadsAndOtherSeed
   for (const std::string& d : {a, b, c}) std::filesystem::remove_all(d);
 }
 
+// The MoE preset: E layers with every expert's tensors, loaded as the CPU
+// engine runs them, and a forward pass through them that stays finite.
+TEST(RandomModelMoeTest, TinyMoeLoadsEveryExpertAndRuns) {
+  const std::string dir = TempDir("moe");
+  RandomModelOptions o = TinyOptions(dir, DType::kF32, 9);
+  o.preset = "tiny-moe";
+  o.pattern = "";  // the preset's own: ME*E
+  ASSERT_TRUE(WriteRandomModel(o, nullptr).ok());
+  auto weights = LoadModelWeights(dir);
+  ASSERT_TRUE(weights.ok()) << weights.status();
+  const ModelConfig& c = (*weights)->config;
+  EXPECT_EQ(c.LayerPattern(), "ME*E");
+  EXPECT_EQ(c.moe.experts, 8);
+  EXPECT_EQ(c.moe.top_k, 2);
+  EXPECT_EQ(c.moe.routing, MoeRouting::kSigmoidBiasedTopK);
+  auto file = SafetensorsFile::Open(dir + "/model.safetensors");
+  ASSERT_TRUE(file.ok()) << file.status();
+  const std::vector<std::string> stored = (*file)->TensorNames();
+  EXPECT_EQ(std::set<std::string>(stored.begin(), stored.end()), BoundTensorNames(**weights));
+
+  absl::StatusOr<std::unique_ptr<Engine>> engine = MakeCpuEngineView(**weights);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  absl::StatusOr<std::unique_ptr<ShardState>> state = (*engine)->NewState(0, 16);
+  ASSERT_TRUE(state.ok()) << state.status();
+  std::vector<int32_t> prompt(16);  // (tokens,)
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 37) % c.vocab_size);
+  absl::StatusOr<std::vector<float>> logits = (*engine)->Forward(**state, prompt, LogitsRows::kAll);
+  ASSERT_TRUE(logits.ok()) << logits.status();
+  for (float v : *logits) ASSERT_TRUE(std::isfinite(v));
+  std::filesystem::remove_all(dir);
+}
+
 TEST(RandomModelOptionsTest, RejectsUnknownPresetAndBadPattern) {
   RandomModelOptions o = TinyOptions(TempDir("bad"), DType::kBF16, 0);
   o.preset = "nemotron-h-9000b";
   EXPECT_EQ(WriteRandomModel(o, nullptr).code(), absl::StatusCode::kInvalidArgument);
   o = TinyOptions(TempDir("bad"), DType::kBF16, 0);
   o.pattern = "M-X";
+  EXPECT_EQ(WriteRandomModel(o, nullptr).code(), absl::StatusCode::kInvalidArgument);
+  o.pattern = "ME";  // the tiny preset has no expert shapes
   EXPECT_EQ(WriteRandomModel(o, nullptr).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(std::filesystem::exists(TempDir("bad") + "/model.safetensors"));
 }
