@@ -45,6 +45,7 @@ struct RandomModelPreset {
   int64_t max_positions;
   absl::string_view default_pattern;  // when --pattern is not given
   MoePreset moe;
+  bool granite = false;  // granitemoehybrid: every layer's mixer (M or *) is followed by MoE + shared MLP
 };
 
 constexpr RandomModelPreset kPresets[] = {
@@ -55,6 +56,11 @@ constexpr RandomModelPreset kPresets[] = {
     // default pattern keeps two of them.
     {"nemotron-3-nano-shaped", 2688, 64, 64, 128, 8, 4, 128, 32, 2, 128, 1856, 262144, "MEM*E", {128, 6, 1856, 3712, 2.5}},
     {"tiny-moe", 64, 8, 16, 16, 2, 4, 16, 4, 2, 16, 128, 262144, "ME*E", {8, 2, 32, 48, 2.5}},
+    // ibm-granite/granite-4.0-h-tiny's shapes (hub config): 40 layers, attention at 5, 15, 25, 35;
+    // 64 experts of 512, top 6, shared MLP 1024, the hub's multipliers, no positional encoding.
+    {"granite-4.0-h-tiny-shaped", 1536, 48, 64, 128, 1, 4, 256, 12, 4, 128, 512, 131072,
+     "MMMMM*MMMMMMMMM*MMMMMMMMM*MMMMMMMMM*MMMM", {64, 6, 512, 1024, 1.0}, /*granite=*/true},
+    {"tiny-granite", 64, 8, 16, 16, 1, 4, 16, 4, 2, 16, 32, 131072, "M*M", {6, 2, 32, 48, 1.0}, /*granite=*/true},
 };
 
 enum class InitKind { kNormal, kOnes, kZeros, kALog, kDtBias };
@@ -162,7 +168,47 @@ absl::StatusOr<const RandomModelPreset*> FindPreset(absl::string_view name) {
       absl::StrCat("--preset '", name, "' is not known (", absl::StrJoin(names, ", "), ")"));
 }
 
+// granitemoehybrid's config.json, as the hub's Granite-4.0-H files spell it.
+nlohmann::ordered_json GraniteConfigJson(const RandomModelPreset& p, const RandomModelOptions& o) {
+  nlohmann::ordered_json j;
+  j["architectures"] = {"GraniteMoeHybridForCausalLM"};
+  j["model_type"] = "granitemoehybrid";
+  j["torch_dtype"] = o.dtype == DType::kBF16 ? "bfloat16" : "float32";
+  j["vocab_size"] = o.vocab;
+  j["hidden_size"] = p.hidden;
+  j["num_hidden_layers"] = static_cast<int64_t>(o.pattern.size());
+  nlohmann::ordered_json types = nlohmann::ordered_json::array();
+  for (char ch : o.pattern) types.push_back(ch == '*' ? "attention" : "mamba");
+  j["layer_types"] = types;
+  j["mamba_n_heads"] = p.mamba_heads;
+  j["mamba_d_head"] = p.mamba_head_dim;
+  j["mamba_d_state"] = p.state_size;
+  j["mamba_n_groups"] = p.groups;
+  j["mamba_d_conv"] = p.conv_kernel;
+  j["mamba_chunk_size"] = p.chunk_size;
+  j["mamba_expand"] = p.mamba_heads * p.mamba_head_dim / p.hidden;
+  j["num_attention_heads"] = p.attention_heads;
+  j["num_key_value_heads"] = p.kv_heads;
+  j["position_embedding_type"] = "nope";
+  j["num_local_experts"] = p.moe.experts;
+  j["num_experts_per_tok"] = p.moe.top_k;
+  j["intermediate_size"] = p.moe.expert_intermediate;
+  j["shared_intermediate_size"] = p.moe.shared_intermediate;
+  j["embedding_multiplier"] = 12.0;
+  j["residual_multiplier"] = 0.22;
+  j["attention_multiplier"] = 0.0078125;
+  j["logits_scaling"] = 6.0;
+  j["rms_norm_eps"] = 1e-5;
+  j["max_position_embeddings"] = p.max_positions;
+  j["tie_word_embeddings"] = true;
+  j["bos_token_id"] = 1;
+  j["eos_token_id"] = 2;
+  j["tessera_random_model"] = {{"preset", std::string(p.name)}, {"seed", o.seed}};
+  return j;
+}
+
 nlohmann::ordered_json ConfigJson(const RandomModelPreset& p, const RandomModelOptions& o) {
+  if (p.granite) return GraniteConfigJson(p, o);
   const int64_t d_inner = p.mamba_heads * p.mamba_head_dim;
   nlohmann::ordered_json j;
   j["architectures"] = {"NemotronHForCausalLM"};
@@ -261,10 +307,20 @@ std::vector<TensorPlan> PlanTensors(const ModelConfig& c, DType dtype) {
         }
         break;
       }
-      case BlockKind::kMoe: {  // nemotron_h names (the only family this tool writes)
+      case BlockKind::kMoe: {
         const MoeConfig& m = c.moe;
         const int64_t inner = m.expert_intermediate_size;
         const int64_t shared = m.shared_intermediate_size * m.shared_experts;
+        if (c.family == ModelFamily::kGraniteMoeHybrid) {  // stacked experts, gate and up fused
+          add(p + "block_sparse_moe.router.layer.weight", {m.experts, hidden}, InitKind::kNormal, input_std(hidden));
+          add(p + "block_sparse_moe.input_linear.weight", {m.experts, 2 * inner, hidden}, InitKind::kNormal,
+              input_std(hidden));
+          add(p + "block_sparse_moe.output_linear.weight", {m.experts, hidden, inner}, InitKind::kNormal,
+              output_std(inner));
+          add(p + "shared_mlp.input_linear.weight", {2 * shared, hidden}, InitKind::kNormal, input_std(hidden));
+          add(p + "shared_mlp.output_linear.weight", {hidden, shared}, InitKind::kNormal, output_std(shared));
+          break;
+        }
         add(p + "gate.weight", {m.experts, hidden}, InitKind::kNormal, input_std(hidden));
         add(p + "gate.e_score_correction_bias", {m.experts}, InitKind::kZeros);
         for (int64_t e = 0; e < m.experts; ++e) {
@@ -353,6 +409,11 @@ absl::Status WriteRandomModel(const RandomModelOptions& options, std::ostream* p
   }
   RandomModelOptions resolved = options;
   if (resolved.pattern.empty()) resolved.pattern = std::string(preset->default_pattern);
+  if (preset->granite && resolved.pattern.find_first_not_of("M*") != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("--pattern for ", preset->name, " takes M and * only (every "
+                                                   "granitemoehybrid layer ends in its MoE block). Given: ",
+                                                   resolved.pattern));
+  }
   if (resolved.pattern.find('E') != std::string::npos && preset->moe.experts == 0) {
     return absl::InvalidArgumentError(absl::StrCat("--pattern has E (MoE) layers but preset ", preset->name,
                                                    " has no expert shapes (nemotron-3-nano-shaped, tiny-moe do)"));
@@ -407,9 +468,9 @@ absl::Status WriteRandomModel(const RandomModelOptions& options, std::ostream* p
     int64_t params = 0;
     for (const TensorPlan& t : plan) params += t.entry.numel();
     *progress << absl::StrFormat(
-                     "wrote %s: nemotron_h preset %s, pattern %s (%d layers), vocab %d, %d tensors, %.1fM params, "
+                     "wrote %s: %s preset %s, pattern %s (%d layers), vocab %d, %d tensors, %.1fM params, "
                      "%s %s, seed %d, %.1f s",
-                     options.out_dir, preset->name, resolved.pattern, config.num_layers, config.vocab_size,
+                     options.out_dir, config.model_type, preset->name, resolved.pattern, config.num_layers, config.vocab_size,
                      plan.size(), static_cast<double>(params) / 1e6, MiB(total),
                      options.dtype == DType::kBF16 ? "bf16" : "f32", options.seed, seconds())
               << std::endl;
@@ -422,7 +483,8 @@ namespace {
 constexpr FlagSpec kMakeRandomModelFlags[] = {
     {"out", true, "directory to write config.json and model.safetensors into (created)"},
     {"preset", true, "nemotron-h-8b-shaped (default: hidden 4096, 8B layer shapes), tiny (hidden 64), "
-                     "nemotron-3-nano-shaped (hidden 2688, 128 experts, top 6) or tiny-moe"},
+                     "nemotron-3-nano-shaped (hidden 2688, 128 experts, top 6), tiny-moe, granite-4.0-h-tiny-shaped "
+                     "(hidden 1536, 64 experts, top 6, shared MLP, multipliers) or tiny-granite"},
     {"pattern", true, "hybrid_override_pattern: M mamba, * attention, - MLP, E MoE (default: the preset's, "
                       "M-M*M-M* or MEM*E / ME*E for the MoE presets)"},
     {"vocab", true, "vocabulary size (default 1024: a 64K-token prompt's logits stay under the gRPC limit)"},

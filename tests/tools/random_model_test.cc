@@ -70,6 +70,14 @@ std::set<std::string> BoundTensorNames(const ModelWeights& w) {
         for (const char* n : {"up_proj.weight", "down_proj.weight"}) names.insert(p + n);
         break;
       case BlockKind::kMoe:
+        if (w.config.family == ModelFamily::kGraniteMoeHybrid) {
+          for (const char* n : {"block_sparse_moe.router.layer.weight", "block_sparse_moe.input_linear.weight",
+                                "block_sparse_moe.output_linear.weight", "shared_mlp.input_linear.weight",
+                                "shared_mlp.output_linear.weight"}) {
+            names.insert(p + n);
+          }
+          break;
+        }
         for (const char* n : {"gate.weight", "gate.e_score_correction_bias", "shared_experts.up_proj.weight",
                               "shared_experts.down_proj.weight"}) {
           names.insert(p + n);
@@ -170,6 +178,39 @@ TEST(RandomModelMoeTest, TinyMoeLoadsEveryExpertAndRuns) {
   absl::StatusOr<std::vector<float>> logits = (*engine)->Forward(**state, prompt, LogitsRows::kAll);
   ASSERT_TRUE(logits.ok()) << logits.status();
   for (float v : *logits) ASSERT_TRUE(std::isfinite(v));
+  std::filesystem::remove_all(dir);
+}
+
+// The granitemoehybrid presets write the hub's spelling (layer_types, stacked
+// experts, tied embeddings, the four multipliers) and it runs.
+TEST(RandomModelMoeTest, TinyGraniteLoadsAndRuns) {
+  const std::string dir = TempDir("granite");
+  RandomModelOptions o = TinyOptions(dir, DType::kBF16, 4);
+  o.preset = "tiny-granite";
+  o.pattern = "";  // M*M
+  ASSERT_TRUE(WriteRandomModel(o, nullptr).ok());
+  auto weights = LoadModelWeights(dir);
+  ASSERT_TRUE(weights.ok()) << weights.status();
+  const ModelConfig& c = (*weights)->config;
+  EXPECT_EQ(c.model_type, "granitemoehybrid");
+  EXPECT_EQ(c.blocks.size(), 6u);  // mixer + MoE per layer
+  EXPECT_EQ(c.moe.routing, MoeRouting::kSoftmaxTopK);
+  EXPECT_FLOAT_EQ(c.multipliers.residual, 0.22f);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  auto file = SafetensorsFile::Open(dir + "/model.safetensors");
+  ASSERT_TRUE(file.ok()) << file.status();
+  const std::vector<std::string> stored = (*file)->TensorNames();
+  EXPECT_EQ(std::set<std::string>(stored.begin(), stored.end()), BoundTensorNames(**weights));
+  absl::StatusOr<std::unique_ptr<Engine>> engine = MakeCpuEngineView(**weights);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  absl::StatusOr<std::unique_ptr<ShardState>> state = (*engine)->NewState(0, 8);
+  ASSERT_TRUE(state.ok()) << state.status();
+  const std::vector<int32_t> prompt = {3, 1, 4, 1, 5, 9, 2, 6};  // (tokens,)
+  absl::StatusOr<std::vector<float>> logits = (*engine)->Forward(**state, prompt, LogitsRows::kAll);
+  ASSERT_TRUE(logits.ok()) << logits.status();
+  for (float v : *logits) ASSERT_TRUE(std::isfinite(v));
+  o.pattern = "ME";  // granite layers are M or *, each followed by its MoE block
+  EXPECT_EQ(WriteRandomModel(o, nullptr).code(), absl::StatusCode::kInvalidArgument);
   std::filesystem::remove_all(dir);
 }
 
