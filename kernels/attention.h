@@ -11,9 +11,11 @@
 //
 // q, k and v share one storage type (`type`): fp32, or bf16 widened to fp32 as
 // it is read; scores, softmax, accumulation, out and lse are fp32 whatever the
-// type. The CPU reference takes fp32 only (UNIMPLEMENTED for bf16); CUDA runs
-// one kernel for both types, so bf16 has every feature and limit of fp32 (GQA,
-// positions, causal or not, kv_len 0, lse optional, head_dim <= 256).
+// type. The CPU reference takes fp32 only (UNIMPLEMENTED for bf16). CUDA has
+// every feature for both types (GQA, positions, causal or not, kv_len 0, lse
+// optional, head_dim <= 256): bf16 with head_dim 64 or 128 and 16-byte-aligned
+// rows runs on Hopper tensor cores (wgmma, FlashAttention-3 style), the rest
+// on a CUDA-core kernel that reads either type.
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,8 @@
 // The checks of the SsdScan and SsdAddInitialState contracts
 // (kernels/ssd_scan.h), one copy that every backend runs before it touches
 // memory, so a bad request gets the same INVALID_ARGUMENT message whichever
-// backend runs it.
+// backend runs it. A backend's own limits (the CPU's fp32-only operands, the
+// CUDA bf16 kernel's largest state_size) are UNIMPLEMENTED, asked after these.
 #include "kernels/ssd_scan.h"
 
 #include "absl/strings/str_cat.h"
@@ -12,6 +13,7 @@
 namespace tessera {
 
 using params_check::CheckDivides;
+using params_check::CheckElementType;
 using params_check::CheckFitsBlasInt;
 using params_check::CheckNonNegative;
 using params_check::CheckNotNull;
@@ -42,6 +44,7 @@ absl::Status CheckSsdShape(absl::string_view op, int64_t seq_len, int64_t heads,
 
 absl::Status CheckSsdScanParams(const SsdScanParams& p) {
   constexpr absl::string_view kOp = "SsdScan";
+  RETURN_IF_ERROR(CheckElementType(kOp, "type", p.type));
   RETURN_IF_ERROR(CheckSsdShape(kOp, p.seq_len, p.num_heads, p.head_dim, p.num_groups,
                                 p.state_size, p.dt_stride, p.c_stride));
   RETURN_IF_ERROR(CheckPositive(kOp, "chunk_size", p.chunk_size));

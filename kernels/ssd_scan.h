@@ -15,12 +15,21 @@
 // initial state h_in, and SsdAddInitialState adds h_in's contribution:
 //   y_t += exp(Σ_{τ≤t} dt_τ·A) · (h_in · C_t),   final += Λ · h_in.
 // SsdScan(h_in) == SsdScan(0) followed by SsdAddInitialState(h_in), exactly in math.
+//
+// x, B and C share one storage type (`type`): fp32, or bf16 widened to fp32 as
+// it is read. dt, A, D, the states, log_decay and y are fp32 whatever the type,
+// and so are the cumulative sums, decays and accumulation. The CPU reference
+// takes fp32 only (UNIMPLEMENTED for bf16). CUDA runs fp32 on CUDA cores in
+// chunks of `chunk_size`; bf16 runs on tensor cores (bf16 products, fp32
+// accumulation and state) in chunks of its own length (64 tokens), which the
+// result does not depend on except by rounding, for state_size <= 256.
 #pragma once
 
 #include <cstdint>
 
 #include "absl/status/status.h"
 #include "kernels/cuda_stream.h"
+#include "kernels/element_type.h"
 
 namespace tessera {
 
@@ -31,20 +40,22 @@ struct SsdScanParams {
   int64_t num_groups = 0;   // G, divides H
   int64_t state_size = 0;   // N
   int64_t chunk_size = 0;   // Q >= 1 (from the model config)
-  const float* x = nullptr;   // (L, H, P), token stride x_stride
-  int64_t x_stride = 0;       // 0 means H·P
+  const void* x = nullptr;    // (L, H, P) of `type`, token stride x_stride
+  int64_t x_stride = 0;       // elements; 0 means H·P
   const float* dt = nullptr;  // (L, H) after DtSoftplus, token stride dt_stride
   int64_t dt_stride = 0;      // 0 means H
   const float* A = nullptr;   // (H), A = -exp(A_log)
-  const float* B = nullptr;   // (L, G, N), token stride b_stride
-  int64_t b_stride = 0;       // 0 means G·N
-  const float* C = nullptr;   // (L, G, N), token stride c_stride
-  int64_t c_stride = 0;       // 0 means G·N
+  const void* B = nullptr;    // (L, G, N) of `type`, token stride b_stride
+  int64_t b_stride = 0;       // elements; 0 means G·N
+  const void* C = nullptr;    // (L, G, N) of `type`, token stride c_stride
+  int64_t c_stride = 0;       // elements; 0 means G·N
   const float* D = nullptr;   // (H) or null (no skip term)
   const float* initial_state = nullptr;  // (H, P, N) or null for zeros
   float* y = nullptr;            // (L, H, P) contiguous
   float* final_state = nullptr;  // (H, P, N) or null; may alias initial_state
   float* log_decay = nullptr;    // (H): Σ_t dt_t·A_h over the sequence, or null
+  // Last, so that brace-initialized params written before it keep their meaning.
+  ElementType type = ElementType::kF32;  // of x, B, C
 };
 
 struct SsdAddInitialStateParams {

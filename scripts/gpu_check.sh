@@ -4,7 +4,7 @@
 #
 #   Here (build machine):  scripts/gpu_check.sh pack BUILD_DIR OUT_DIR
 #     bundles the gpu-labelled test binaries (BUILD_DIR/tests/{kernels_gpu,nccl,
-#     engine_gpu}/*_test, whichever exist), bench/ssd_scan_bench if built, the
+#     engine_gpu}/*_test, whichever exist), bench/{attention,ssd,moe}_bench if built, the
 #     `tessera` and `tessera-coordinator` binaries, their shared libraries
 #     (through ../shared/tools/gpu-bundle.sh), this script, bench/sdpa_bench.py,
 #     and the Hugging Face fixtures (../shared/fixtures/hf-tiny, or
@@ -52,7 +52,9 @@ if [[ $mode == pack ]]; then
   for bin in "$build"/tests/kernels_gpu/*_test "$build"/tests/nccl/*_test "$build"/tests/engine_gpu/*_test; do
     [[ -f $bin && -x $bin ]] && bins+=("$bin")
   done
-  [[ -x $build/bench/ssd_scan_bench ]] && bins+=("$build/bench/ssd_scan_bench")
+  for bench in attention_bench ssd_bench moe_bench; do
+    [[ -x $build/bench/$bench ]] && bins+=("$build/bench/$bench")
+  done
   if [[ -x $build/tools/tessera ]]; then
     bins+=("$build/tools/tessera")
     # `tessera coordinator` (eval --workers, compare) execs it from the same directory.
@@ -73,6 +75,7 @@ if [[ $mode == pack ]]; then
   rm -f "$out"/lib/libcublas*.so* 2>/dev/null
   strip --strip-debug "$out"/bin/* 2>/dev/null
   cp "$repo/scripts/gpu_check.sh" "$repo/bench/sdpa_bench.py" "$out/"
+  for peer in ssd_peer.py moe_peer.py; do [[ -f $repo/bench/$peer ]] && cp "$repo/bench/$peer" "$out/"; done
   # Fixtures: the files eval reads (config, weights, references, tokenizer), whatever exists.
   fixtures=0
   for src in "$fixtures_src"/*/; do

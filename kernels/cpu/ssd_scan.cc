@@ -2,6 +2,7 @@
 // tokens, the intra-chunk output (L ∘ C Bᵀ) X, the contribution of the state
 // entering the chunk and the state handed to the next chunk are each one GEMM.
 // Decays are exp(cum_t - cum_s) of chunk-local cumsums, never ratios of exps.
+// fp32 x, B, C only: bf16 operands are the CUDA backend's (UNIMPLEMENTED here).
 #include "kernels/ssd_scan.h"
 
 #include <cblas.h>
@@ -87,9 +88,9 @@ class ChunkedScan {
   }
 
  private:
-  const float* X(int64_t t, int64_t h) const { return p_.x + t * s_.x_stride + h * s_.head_dim; }
-  const float* B(int64_t t, int64_t g) const { return p_.B + t * s_.b_stride + g * s_.state_size; }
-  const float* C(int64_t t, int64_t g) const { return p_.C + t * s_.c_stride + g * s_.state_size; }
+  const float* X(int64_t t, int64_t h) const { return x_ + t * s_.x_stride + h * s_.head_dim; }
+  const float* B(int64_t t, int64_t g) const { return b_ + t * s_.b_stride + g * s_.state_size; }
+  const float* C(int64_t t, int64_t g) const { return c_ + t * s_.c_stride + g * s_.state_size; }
   float Dt(int64_t t, int64_t h) const { return p_.dt[t * s_.dt_stride + h]; }
   float* Y(int64_t t, int64_t h) const { return p_.y + t * s_.y_stride() + h * s_.head_dim; }
   float* State(int64_t h) const { return state_ + h * s_.head_dim * s_.state_size; }  // (P, N)
@@ -164,6 +165,9 @@ class ChunkedScan {
 
   const SsdScanParams& p_;
   const ScanLayout& s_;
+  const float* x_ = static_cast<const float*>(p_.x);  // fp32 operands (RequireF32Operands)
+  const float* b_ = static_cast<const float*>(p_.B);
+  const float* c_ = static_cast<const float*>(p_.C);
   float* state_;  // (H, P, N) running state
   ChunkScratch scratch_;
 };
@@ -175,6 +179,7 @@ constexpr int64_t kInitialStateBlock = 64;
 
 absl::Status SsdScan(const SsdScanParams& p) {
   RETURN_IF_ERROR(CheckSsdScanParams(p));
+  RETURN_IF_ERROR(RequireF32Operands("SsdScan", p.type));
   const ScanLayout layout = ResolveLayout(p);
   const int64_t state_elems = layout.heads * layout.head_dim * layout.state_size;
   // Copied before anything is written: final_state may alias initial_state.

@@ -1,13 +1,16 @@
-// Attention forward, fp32 accumulation, one block per (tile of kBM query rows,
-// query head): Q stays in shared memory, K/V stream through it kBN keys at a
-// time, and an online softmax (running row max m, running sum l, output
-// rescaled by exp(m_old - m_new)) keeps one pass over the keys. Key tiles past
-// the tile's last visible key (causal by global position) are never loaded.
-// The element type T of q/k/v (AttentionParams::type) is float or
-// __nv_bfloat16: one kernel, so both support every feature of AttentionParams
-// alike. Operands are widened to fp32 as they are staged, by scalar loads
-// (bf16 rows at odd strides are only 2-byte aligned); everything after the
-// load is fp32.
+// Attention forward. bf16 requests with head_dim 64 or 128 and 16-byte-aligned
+// rows go to the Hopper tensor-core kernel (kernels/cuda/flash_attention_sm90.cu,
+// FlashAttention-3 style); everything else runs this file's CUDA-core kernel:
+// fp32 accumulation, one block per (tile of kBM query rows, query head): Q
+// stays in shared memory, K/V stream through it kBN keys at a time, and an
+// online softmax (running row max m, running sum l, output rescaled by
+// exp(m_old - m_new)) keeps one pass over the keys. Key tiles past the tile's
+// last visible key (causal by global position) are never loaded. The element
+// type T of q/k/v (AttentionParams::type) is float or __nv_bfloat16: one
+// kernel, so both support every feature of AttentionParams alike, whatever the
+// tensor-core kernel does not take. Operands are widened to fp32 as they are
+// staged, by scalar loads (bf16 rows at odd strides are only 2-byte aligned);
+// everything after the load is fp32.
 //
 // Threads: 256 as 16×16; thread (ty, tx) owns query rows ty + 16i, score
 // columns tx + 16j and output columns tx + 16d. Shared rows are padded by one
@@ -16,16 +19,20 @@
 //
 // The entry points run the shared checks (kernels/attention.cc), then the
 // limits of these kernels (largest head_dim, grid size: UNIMPLEMENTED), and
-// launch the instantiation for the operands' type.
+// launch the tensor-core kernel where it applies, else the instantiation for
+// the operands' type.
 #include "kernels/attention.h"
 
 #include <cuda_bf16.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/flash_attention_sm90.h"
 #include "kernels/cuda/host_util.h"
 
 namespace tessera::cuda {
@@ -291,6 +298,26 @@ cudaError_t LaunchAttentionMerge(const AttentionMergeParams& p, cudaStream_t str
   return cudaGetLastError();
 }
 
+// Which kernel serves a request the Hopper kernel supports: its default
+// schedule for the head_dim, unless TESSERA_ATTENTION_KERNEL names another
+// (benchmarks and tests compare them in one process): ffma (this file's
+// kernel), inorder or pingpong.
+struct KernelChoice {
+  bool flash = true;
+  cuda_flash::FlashVariant variant = cuda_flash::FlashVariant::kPingpong;
+};
+
+KernelChoice ChooseKernel(const AttentionParams& p) {
+  KernelChoice choice;
+  choice.variant = cuda_flash::DefaultFlashVariant(p.head_dim);
+  const char* name = std::getenv("TESSERA_ATTENTION_KERNEL");
+  if (name == nullptr) return choice;
+  if (std::strcmp(name, "ffma") == 0) choice.flash = false;
+  if (std::strcmp(name, "inorder") == 0) choice.variant = cuda_flash::FlashVariant::kInOrder;
+  if (std::strcmp(name, "pingpong") == 0) choice.variant = cuda_flash::FlashVariant::kPingpong;
+  return choice;
+}
+
 }  // namespace
 
 absl::Status Attention(const AttentionParams& p, CudaStream stream) {
@@ -298,6 +325,10 @@ absl::Status Attention(const AttentionParams& p, CudaStream stream) {
   RETURN_IF_ERROR(CheckAttentionParams(p));
   RETURN_IF_ERROR(CheckAttentionSupported(p));
   if (p.q_len == 0) return absl::OkStatus();
+  const KernelChoice choice = ChooseKernel(p);
+  if (choice.flash && cuda_flash::FlashAttentionSm90Supports(p)) {
+    return FromCuda(kOp, cuda_flash::LaunchFlashAttentionSm90(p, choice.variant, stream));
+  }
   switch (p.type) {
     case ElementType::kF32:
       return FromCuda(kOp, LaunchForHeadDim<float>(MakeArgs(p), stream));

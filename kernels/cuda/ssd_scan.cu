@@ -11,7 +11,8 @@
 // exp(cum_t - cum_s) of chunk-local cumsums, never ratios of exps, with the
 // same fp32 formulas as the CPU reference. Scratch is stream-ordered
 // (cudaMallocAsync) and freed on the stream. The entry points run the shared
-// checks (kernels/ssd_scan.cc) and launch.
+// checks (kernels/ssd_scan.cc) and launch: fp32 x, B, C here, bf16 on tensor
+// cores in one fused kernel (kernels/cuda/ssd_scan_bf16.cu).
 #include "kernels/ssd_scan.h"
 
 #include <cuda_runtime.h>
@@ -19,6 +20,7 @@
 #include "common/status_macros.h"
 #include "kernels/cuda/cuda_util.cuh"
 #include "kernels/cuda/host_util.h"
+#include "kernels/cuda/ssd_scan_bf16.cuh"
 #include "kernels/cuda/tile_mma.cuh"
 
 namespace tessera::cuda {
@@ -333,7 +335,11 @@ struct ScratchBuffers {
   }
 };
 
+// fp32 x, B, C (p.type == kF32).
 cudaError_t LaunchSsdScan(const SsdScanParams& p, cudaStream_t stream) {
+  const auto* x = static_cast<const float*>(p.x);
+  const auto* B = static_cast<const float*>(p.B);
+  const auto* C = static_cast<const float*>(p.C);
   ScanShape s;
   s.seq_len = p.seq_len;
   s.heads = p.num_heads;
@@ -372,10 +378,10 @@ cudaError_t LaunchSsdScan(const SsdScanParams& p, cudaStream_t stream) {
     }
     ChunkCumsumKernel<<<Blocks(s.num_chunks * s.heads, 128), 128, 0, stream>>>(s, p.dt, p.A, cum);
     ChunkCbKernel<<<dim3(static_cast<unsigned>(s.num_chunks * s.groups), t_tiles, t_tiles),
-                    Mma::kThreads, 0, stream>>>(s, p.B, p.C, cb);
+                    Mma::kThreads, 0, stream>>>(s, B, C, cb);
     ChunkStateKernel<<<dim3(static_cast<unsigned>(s.num_chunks * s.heads),
                             CeilDiv(s.head_dim, kT), CeilDiv(s.state_size, kT)),
-                       Mma::kThreads, 0, stream>>>(s, p.x, p.dt, p.B, cum, states);
+                       Mma::kThreads, 0, stream>>>(s, x, p.dt, B, cum, states);
     if ((e = cudaGetLastError()) != cudaSuccess) return e;
   }
   StatePassKernel<<<Blocks(state_elems, 256), 256, 0, stream>>>(
@@ -384,7 +390,7 @@ cudaError_t LaunchSsdScan(const SsdScanParams& p, cudaStream_t stream) {
   if (s.num_chunks > 0) {
     ChunkOutputKernel<<<dim3(static_cast<unsigned>(s.num_chunks * s.heads), t_tiles,
                              CeilDiv(s.head_dim, kT)),
-                        Mma::kThreads, 0, stream>>>(s, p.x, p.dt, p.C, p.D, cum, cb, states,
+                        Mma::kThreads, 0, stream>>>(s, x, p.dt, C, p.D, cum, cb, states,
                                                     p.initial_state == nullptr, p.y);
     if ((e = cudaGetLastError()) != cudaSuccess) return e;
   }
@@ -424,8 +430,16 @@ cudaError_t LaunchSsdAddInitialState(const SsdAddInitialStateParams& p, cudaStre
 }  // namespace
 
 absl::Status SsdScan(const SsdScanParams& p, CudaStream stream) {
+  constexpr absl::string_view kOp = "SsdScan";
   RETURN_IF_ERROR(CheckSsdScanParams(p));
-  return FromCuda("SsdScan", LaunchSsdScan(p, stream));
+  switch (p.type) {
+    case ElementType::kF32:
+      return FromCuda(kOp, LaunchSsdScan(p, stream));
+    case ElementType::kBF16:
+      RETURN_IF_ERROR(cuda_ssd::CheckSsdScanBf16Supported(p));
+      return FromCuda(kOp, cuda_ssd::LaunchSsdScanBf16(p, stream));
+  }
+  return absl::InternalError("SsdScan: unhandled type");  // rejected by the checks
 }
 
 absl::Status SsdAddInitialState(const SsdAddInitialStateParams& p, CudaStream stream) {

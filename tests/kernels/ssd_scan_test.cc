@@ -2,9 +2,19 @@
 // under the decompositions the engine relies on: splitting a sequence at any
 // token (shards, prefill continued), and adding the initial state afterwards
 // (context parallelism's SsdScan(0) + SsdAddInitialState(h_in)).
+//
+// Built twice. As kernel_ssd_scan_test (label unit) it holds the CPU tests
+// bench/CMakeLists.txt) it holds the CUDA tests: bf16 x, B, C on tensor cores
+// against the CPU fp32 reference, by the flash-attention rule (within 2x the
+// error of a plain implementation that rounds its inputs and its output to
+// bf16, both measured against the reference on the unrounded inputs), over
+// awkward lengths, chunk sizes, strides, groups, initial and aliased final
+// states, D null, and the nemotronh-8b layer; fp32 at that layer. Every GPU
+// test skips cleanly without a device.
 #include "kernels/ssd_scan.h"
 
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
@@ -336,6 +346,23 @@ TEST(SsdScanTest, RejectsInvalidParams) {
   add.initial_state = nullptr;
   EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::SsdAddInitialState(add), "initial_state"));
 }
+
+TEST(SsdScanTest, TypeIsCheckedAndBf16IsLeftToCuda) {
+  const SsdShape shape{10, 6, 4, 2, 3, 4};
+  const SsdInputs in = MakeInputs(shape, 81, false);
+  std::vector<float> y = NaNs(in.y_elems(shape.seq_len));
+  SsdScanParams p = ScanParams(in, 0, shape.seq_len);
+  p.y = y.data();
+  p.type = static_cast<ElementType>(7);
+  EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::SsdScan(p), "type must be kF32 or kBF16. Given: 7"));
+  p.type = ElementType::kBF16;
+  const absl::Status status = cpu::SsdScan(p);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented) << status;
+  EXPECT_NE(status.message().find("SsdScan: the CPU backend computes fp32 operands. Given: bf16"),
+            absl::string_view::npos)
+      << status;
+}
+
 
 }  // namespace
 }  // namespace tessera

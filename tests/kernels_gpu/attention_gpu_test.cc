@@ -1,13 +1,18 @@
 // Attention on CUDA for both operand types. fp32 against the CPU reference:
 // GQA, causal by global position (queries after, before and overlapping the
 // keys), rows that see no key (out 0, lse -inf), odd head dims, strides,
-// kv_len 0; AttentionMerge with -inf partials. bf16 q/k/v run the same kernel,
-// widened as they are staged: bit-identical to the fp32 kernel on the rounded
-// inputs, and, by the flash-attention rule, within 2x the error of a plain
-// implementation that rounds its inputs and its output to bf16, both measured
-// against the fp32 reference on the unrounded inputs.
+// kv_len 0; AttentionMerge with -inf partials. bf16 q/k/v take the Hopper
+// tensor-core kernel (kernels/cuda/flash_attention_sm90.cu) when head_dim is 64
+// or 128 and rows are 16-byte aligned, else the CUDA-core kernel, which widens
+// them as they are staged and so is bit-identical to its fp32 run on the
+// rounded inputs. Both are held, by the flash-attention rule, within 2x the
+// error of a plain implementation that rounds its inputs and its output to
+// bf16, both measured against the fp32 reference on the unrounded inputs; the
+// tensor-core kernel is checked in each of its variants
+// (TESSERA_ATTENTION_KERNEL), on tile-awkward lengths and ring-block positions.
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -16,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "kernels/attention.h"
+#include "kernels/cuda/flash_attention_sm90.h"
 #include "tests/kernels_gpu/gpu_test_util.h"
 
 namespace tessera {
@@ -239,93 +245,145 @@ std::vector<float> SeenRows(const std::vector<float>& rows, const std::vector<fl
 
 std::vector<double> ToDouble(const std::vector<float>& v) { return {v.begin(), v.end()}; }
 
+// The references of one bf16 case: fp32 on the unrounded inputs, and plain
+// bf16 (rounded inputs, fp32 math, out rounded to bf16; lse is an fp32 output
+// of the op, so the plain lse is left unrounded: stricter).
+struct Bf16References {
+  std::vector<float> ref_out, ref_lse, plain_out, plain_lse;
+};
+
+Bf16References MakeBf16References(const TypedCase& c, const AttentionInputs& in) {
+  const int64_t rows = c.q_len * c.q_heads, out_elems = rows * c.head_dim;
+  Bf16References r{std::vector<float>(out_elems), std::vector<float>(rows),
+                   std::vector<float>(out_elems), std::vector<float>(rows)};
+  AttentionParams p = MakeAttentionParams(c, in);
+  p.q = in.q.data(), p.k = in.k.data(), p.v = in.v.data();
+  p.out = r.ref_out.data(), p.lse = r.ref_lse.data();
+  EXPECT_TRUE(cpu::Attention(p).ok());
+  const auto qr = gpu_test::RoundedBf16(in.q), kr = gpu_test::RoundedBf16(in.k),
+             vr = gpu_test::RoundedBf16(in.v);
+  p.q = qr.data(), p.k = kr.data(), p.v = vr.data();
+  p.out = r.plain_out.data(), p.lse = r.plain_lse.data();
+  EXPECT_TRUE(cpu::Attention(p).ok());
+  r.plain_out = gpu_test::RoundedBf16(r.plain_out);
+  return r;
+}
+
+// Rows that see no key give out exactly 0 and lse exactly -inf; a null lse is
+// never written (got_lse was poisoned with NaN); the rows that see keys keep
+// the 2x rule on out, and on lse where returned.
+void ExpectWithinTwicePlainBf16(const TypedCase& c, const Bf16References& r,
+                                const std::vector<float>& got_out,
+                                const std::vector<float>& got_lse, const char* kernel) {
+  const int64_t rows = c.q_len * c.q_heads;
+  int64_t unseen = 0;
+  for (int64_t row = 0; row < rows; ++row) {
+    if (r.ref_lse[row] != -INFINITY) continue;
+    ++unseen;
+    for (int64_t d = 0; d < c.head_dim; ++d) {
+      ASSERT_EQ(got_out[row * c.head_dim + d], 0.0f) << "row " << row << " sees no key";
+    }
+    if (c.with_lse) {
+      ASSERT_EQ(got_lse[row], -INFINITY) << "row " << row;
+    }
+  }
+  if (!c.with_lse) {
+    for (float l : got_lse) ASSERT_TRUE(std::isnan(l)) << "lse written though null";
+  }
+  if (unseen == rows) {
+    std::printf("Attention bf16 [%s]: %s: no row sees a key; out 0 and lse -inf exactly\n",
+                kernel, Describe(c).c_str());
+    return;
+  }
+  const auto got_seen = SeenRows(got_out, r.ref_lse, c.head_dim);
+  for (float x : got_seen) ASSERT_TRUE(std::isfinite(x));
+  const auto ref_seen = ToDouble(SeenRows(r.ref_out, r.ref_lse, c.head_dim));
+  const double err = gpu_test::RelativeL2(got_seen, ref_seen);
+  const double plain_err =
+      gpu_test::RelativeL2(SeenRows(r.plain_out, r.ref_lse, c.head_dim), ref_seen);
+  double lse_err = 0.0, plain_lse_err = 0.0;
+  if (c.with_lse) {
+    const auto ref_lse_seen = ToDouble(SeenRows(r.ref_lse, r.ref_lse, 1));
+    lse_err = gpu_test::RelativeL2(SeenRows(got_lse, r.ref_lse, 1), ref_lse_seen);
+    plain_lse_err = gpu_test::RelativeL2(SeenRows(r.plain_lse, r.ref_lse, 1), ref_lse_seen);
+  }
+  std::printf(
+      "Attention bf16 [%s]: %s: out relative L2 %.3g, plain bf16 %.3g; lse %.3g, "
+      "plain %.3g; %lld of %lld rows see nothing\n",
+      kernel, Describe(c).c_str(), err, plain_err, lse_err, plain_lse_err,
+      static_cast<long long>(unseen), static_cast<long long>(rows));
+  EXPECT_GT(plain_err, 0.0);
+  EXPECT_LE(err, 2.0 * plain_err) << "out";
+  if (c.with_lse) {
+    EXPECT_GT(plain_lse_err, 0.0);
+    EXPECT_LE(lse_err, 2.0 * plain_lse_err) << "lse";
+  }
+}
+
+// Device copies of a case's bf16 inputs and NaN-poisoned outputs, and the
+// params that point at them.
+struct Bf16DeviceCase {
+  DeviceArray<uint16_t> q, k, v;
+  DeviceArray<float> out, lse;
+  AttentionParams p;
+
+  Bf16DeviceCase(const TypedCase& c, const AttentionInputs& in)
+      : q(gpu_test::ToBf16(in.q)),
+        k(gpu_test::ToBf16(in.k)),
+        v(gpu_test::ToBf16(in.v)),
+        out(NaNs(c.q_len * c.q_heads * c.head_dim)),
+        lse(NaNs(c.q_len * c.q_heads)),
+        p(MakeAttentionParams(c, in)) {
+    p.type = ElementType::kBF16;
+    p.q = q.get();
+    p.k = c.kv_len > 0 ? k.get() : nullptr;
+    p.v = c.kv_len > 0 ? v.get() : nullptr;
+    p.out = out.get();
+    p.lse = c.with_lse ? lse.get() : nullptr;
+  }
+};
+
 TEST_F(AttentionGpuTest, Bf16WithinTwiceTheErrorOfPlainBf16) {
   std::mt19937 rng(std::random_device{}());
   for (const TypedCase& c : kTypedCases) {
     SCOPED_TRACE(Describe(c));
     const AttentionInputs in = MakeAttentionInputs(rng, c);
-    const int64_t rows = c.q_len * c.q_heads, out_elems = rows * c.head_dim;
-    AttentionParams p = MakeAttentionParams(c, in);
-    // fp32 reference on the unrounded inputs.
-    std::vector<float> ref_out(out_elems), ref_lse(rows);
-    p.q = in.q.data(), p.k = in.k.data(), p.v = in.v.data();
-    p.out = ref_out.data(), p.lse = ref_lse.data();
-    ASSERT_TRUE(cpu::Attention(p).ok());
-    // Plain bf16: rounded inputs, fp32 math, out rounded to bf16 (lse is an
-    // fp32 output of the op, so the plain lse is left unrounded: stricter).
-    const auto qr = gpu_test::RoundedBf16(in.q), kr = gpu_test::RoundedBf16(in.k),
-               vr = gpu_test::RoundedBf16(in.v);
-    std::vector<float> plain_out(out_elems), plain_lse(rows);
-    p.q = qr.data(), p.k = kr.data(), p.v = vr.data();
-    p.out = plain_out.data(), p.lse = plain_lse.data();
-    ASSERT_TRUE(cpu::Attention(p).ok());
-    plain_out = gpu_test::RoundedBf16(plain_out);
-
-    DeviceArray<uint16_t> d_q(gpu_test::ToBf16(in.q)), d_k(gpu_test::ToBf16(in.k)),
-        d_v(gpu_test::ToBf16(in.v));
-    DeviceArray<float> d_out(NaNs(out_elems)), d_lse(NaNs(rows));
-    p.type = ElementType::kBF16;
-    p.q = d_q.get();
-    p.k = c.kv_len > 0 ? d_k.get() : nullptr;
-    p.v = c.kv_len > 0 ? d_v.get() : nullptr;
-    p.out = d_out.get();
-    p.lse = c.with_lse ? d_lse.get() : nullptr;
-    const absl::Status status = cuda::Attention(p, nullptr);
+    const Bf16References refs = MakeBf16References(c, in);
+    Bf16DeviceCase dev(c, in);
+    const absl::Status status = cuda::Attention(dev.p, nullptr);
     ASSERT_TRUE(status.ok()) << status;
-    const std::vector<float> got_out = d_out.Download();
-    const std::vector<float> got_lse = d_lse.Download();
-
-    // Rows that see no key: out exactly 0 and lse exactly -inf.
-    int64_t unseen = 0;
-    for (int64_t r = 0; r < rows; ++r) {
-      if (ref_lse[r] != -INFINITY) continue;
-      ++unseen;
-      for (int64_t d = 0; d < c.head_dim; ++d) {
-        ASSERT_EQ(got_out[r * c.head_dim + d], 0.0f) << "row " << r << " sees no key";
-      }
-      if (c.with_lse) {
-        ASSERT_EQ(got_lse[r], -INFINITY) << "row " << r;
-      }
-    }
-    if (!c.with_lse) {
-      for (float l : got_lse) ASSERT_TRUE(std::isnan(l)) << "lse written though null";
-    }
-    if (unseen == rows) {
-      std::printf("Attention bf16: %s: no row sees a key; out 0 and lse -inf exactly\n",
-                  Describe(c).c_str());
-      continue;
-    }
-    // The rows that see keys: the 2x rule on out, and on lse where returned.
-    const auto got_seen = SeenRows(got_out, ref_lse, c.head_dim);
-    for (float x : got_seen) ASSERT_TRUE(std::isfinite(x));
-    const auto ref_seen = ToDouble(SeenRows(ref_out, ref_lse, c.head_dim));
-    const double err = gpu_test::RelativeL2(got_seen, ref_seen);
-    const double plain_err =
-        gpu_test::RelativeL2(SeenRows(plain_out, ref_lse, c.head_dim), ref_seen);
-    double lse_err = 0.0, plain_lse_err = 0.0;
-    if (c.with_lse) {
-      const auto ref_lse_seen = ToDouble(SeenRows(ref_lse, ref_lse, 1));
-      lse_err = gpu_test::RelativeL2(SeenRows(got_lse, ref_lse, 1), ref_lse_seen);
-      plain_lse_err = gpu_test::RelativeL2(SeenRows(plain_lse, ref_lse, 1), ref_lse_seen);
-    }
-    std::printf(
-        "Attention bf16: %s: out relative L2 %.3g, plain bf16 %.3g; lse %.3g, "
-        "plain %.3g; %lld of %lld rows see nothing\n",
-        Describe(c).c_str(), err, plain_err, lse_err, plain_lse_err, static_cast<long long>(unseen),
-        static_cast<long long>(rows));
-    EXPECT_GT(plain_err, 0.0);
-    EXPECT_LE(err, 2.0 * plain_err) << "out";
-    if (c.with_lse) {
-      EXPECT_GT(plain_lse_err, 0.0);
-      EXPECT_LE(lse_err, 2.0 * plain_lse_err) << "lse";
-    }
+    ExpectWithinTwicePlainBf16(c, refs, dev.out.Download(), dev.lse.Download(), "default");
   }
 }
 
-// One kernel for both types: bf16 operands are widened exactly as they are
-// staged and everything after is the fp32 path, so bf16 q/k/v give bit for bit
-// what fp32 q/k/v holding the same (rounded) values give.
+// Picks the attention kernel (TESSERA_ATTENTION_KERNEL) for one scope.
+class ScopedAttentionKernel {
+ public:
+  explicit ScopedAttentionKernel(const char* name) {
+    const char* old = std::getenv(kVariable);
+    had_old_ = old != nullptr;
+    if (had_old_) old_ = old;
+    setenv(kVariable, name, 1);
+  }
+  ~ScopedAttentionKernel() {
+    if (had_old_) {
+      setenv(kVariable, old_.c_str(), 1);
+    } else {
+      unsetenv(kVariable);
+    }
+  }
+
+ private:
+  static constexpr const char* kVariable = "TESSERA_ATTENTION_KERNEL";
+  bool had_old_ = false;
+  std::string old_;
+};
+
+// The CUDA-core kernel serves both types: bf16 operands are widened exactly as
+// they are staged and everything after is the fp32 path, so bf16 q/k/v give
+// bit for bit what fp32 q/k/v holding the same (rounded) values give.
 TEST_F(AttentionGpuTest, Bf16IsTheF32KernelOnRoundedInputs) {
+  const ScopedAttentionKernel ffma("ffma");
   std::mt19937 rng(std::random_device{}());
   for (const TypedCase& c : kTypedCases) {
     SCOPED_TRACE(Describe(c));
@@ -357,6 +415,104 @@ TEST_F(AttentionGpuTest, Bf16IsTheF32KernelOnRoundedInputs) {
     EXPECT_TRUE(SameBits(got_out.Download(), want_out.Download())) << "out";
     EXPECT_TRUE(SameBits(got_lse.Download(), want_lse.Download())) << "lse";
   }
+}
+
+// ------------------------------------------ the tensor-core kernel (Hopper)
+
+// Row strides are multiples of 8 elements (16 bytes), as the kernel needs; the
+// lengths straddle its 128-row and 128-key tiles; positions place the keys as
+// ring attention's blocks do (before, on and after the queries' diagonal).
+const TypedCase kTensorCoreCases[] = {
+    {1, 1, 4, 4, 128, 0, 0, true, true, 0},         // one token, MHA
+    {77, 77, 8, 2, 128, 0, 0, true, true, 0},       // under one tile, GQA 4:1
+    {200, 200, 4, 4, 64, 0, 0, true, true, 8},      // head_dim 64, padded rows
+    {1000, 1000, 8, 2, 128, 0, 0, true, false, 0},  // 8 tiles each way, no lse
+    {129, 128, 4, 1, 128, 0, 0, true, true, 0},     // one row past a tile
+    {300, 1000, 4, 1, 128, 700, 0, true, true, 0},  // queries after most keys
+    {256, 200, 4, 1, 128, 1000, 0, true, true, 0},  // ring: keys all before the queries
+    {200, 200, 4, 1, 64, 400, 400, true, true, 0},  // ring: the diagonal block
+    {100, 150, 4, 1, 128, 0, 500, true, true, 0},   // ring: keys all after (lse -inf)
+    {300, 200, 4, 2, 128, 120, 20, true, true, 8},  // queries after keys start, Lq != Lk
+    {200, 150, 4, 2, 128, 0, 70, true, true, 0},    // rows 0..69 see nothing
+    {130, 257, 4, 1, 64, 0, 0, false, true, 0},     // not causal
+    {77, 1000, 4, 4, 128, 0, 0, false, false, 8},   // not causal, many key tiles
+    {1, 777, 8, 2, 128, 776, 0, true, true, 0},     // decode row
+    {20, 0, 4, 1, 128, 0, 0, true, true, 0},        // kv_len 0 (served by the other kernel)
+};
+
+// Every schedule of the tensor-core kernel on every case; they order the same
+// arithmetic differently, so they must agree bit for bit (a race would show
+// here first).
+TEST_F(AttentionGpuTest, TensorCoreKernelWithinTwiceTheErrorOfPlainBf16) {
+  std::mt19937 rng(std::random_device{}());
+  for (const TypedCase& c : kTensorCoreCases) {
+    SCOPED_TRACE(Describe(c));
+    const AttentionInputs in = MakeAttentionInputs(rng, c);
+    const Bf16References refs = MakeBf16References(c, in);
+    std::vector<float> first_out, first_lse;
+    for (const char* kernel : {"inorder", "pingpong"}) {
+      SCOPED_TRACE(kernel);
+      const ScopedAttentionKernel choice(kernel);
+      Bf16DeviceCase dev(c, in);
+      EXPECT_EQ(cuda_flash::FlashAttentionSm90Supports(dev.p), c.kv_len > 0);
+      const absl::Status status = cuda::Attention(dev.p, nullptr);
+      ASSERT_TRUE(status.ok()) << status;
+      const std::vector<float> got_out = dev.out.Download();
+      const std::vector<float> got_lse = dev.lse.Download();
+      ExpectWithinTwicePlainBf16(c, refs, got_out, got_lse, kernel);
+      if (first_out.empty()) {
+        first_out = got_out;
+        first_lse = got_lse;
+      } else {
+        EXPECT_TRUE(SameBits(got_out, first_out)) << "out differs from the in-order schedule";
+        EXPECT_TRUE(SameBits(got_lse, first_lse)) << "lse differs from the in-order schedule";
+      }
+    }
+  }
+}
+
+// The same GQA prefill from two views of one fused QKV buffer and from
+// separate q, k, v buffers (strides and base offsets the kernel's tensor maps
+// must honour) gives the same bits.
+TEST_F(AttentionGpuTest, TensorCoreKernelReadsFusedAndSeparateBuffersAlike) {
+  std::mt19937 rng(std::random_device{}());
+  const int64_t L = 333, Hq = 8, Hkv = 2, D = 128, width = (Hq + 2 * Hkv) * D;
+  const auto fused = gpu_test::ToBf16(RandomFloats(rng, L * width, -2.0f, 2.0f));  // (L, width)
+  std::vector<uint16_t> q(L * Hq * D), k(L * Hkv * D), v(L * Hkv * D);
+  for (int64_t t = 0; t < L; ++t) {
+    std::memcpy(&q[t * Hq * D], &fused[t * width], sizeof(uint16_t) * Hq * D);
+    std::memcpy(&k[t * Hkv * D], &fused[t * width + Hq * D], sizeof(uint16_t) * Hkv * D);
+    std::memcpy(&v[t * Hkv * D], &fused[t * width + (Hq + Hkv) * D], sizeof(uint16_t) * Hkv * D);
+  }
+  DeviceArray<uint16_t> d_fused(fused), d_q(q), d_k(k), d_v(v);
+  DeviceArray<float> fused_out(NaNs(L * Hq * D)), fused_lse(NaNs(L * Hq));
+  DeviceArray<float> split_out(NaNs(L * Hq * D)), split_lse(NaNs(L * Hq));
+  AttentionParams p;
+  p.q_len = p.kv_len = L;
+  p.num_q_heads = Hq;
+  p.num_kv_heads = Hkv;
+  p.head_dim = D;
+  p.type = ElementType::kBF16;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(D));
+  p.q = d_fused.get();
+  p.k = d_fused.get() + Hq * D;
+  p.v = d_fused.get() + (Hq + Hkv) * D;
+  p.q_stride = p.k_stride = p.v_stride = width;
+  p.out = fused_out.get();
+  p.lse = fused_lse.get();
+  ASSERT_TRUE(cuda_flash::FlashAttentionSm90Supports(p));
+  ASSERT_TRUE(cuda::Attention(p, nullptr).ok());
+  p.q = d_q.get();
+  p.k = d_k.get();
+  p.v = d_v.get();
+  p.q_stride = p.k_stride = p.v_stride = 0;
+  p.out = split_out.get();
+  p.lse = split_lse.get();
+  ASSERT_TRUE(cuda::Attention(p, nullptr).ok());
+  const auto out = fused_out.Download();
+  for (float x : out) ASSERT_TRUE(std::isfinite(x));
+  EXPECT_TRUE(SameBits(out, split_out.Download()));
+  EXPECT_TRUE(SameBits(fused_lse.Download(), split_lse.Download()));
 }
 
 TEST_F(AttentionGpuTest, RejectsBadParamsOfEitherType) {
