@@ -1,8 +1,9 @@
 // One LayerLoop object per call: it holds the call's scratch (freed in stream
 // order as each block's buffers go out of scope) and runs block after block.
-// Precision: activations between ops and every state are fp32; a GEMM's input
-// and the K/V cache are in the backend's matrix type (bf16 or fp32), converted
-// once where an activation enters a matrix product (Operand).
+// Precision: activations between ops and every state are fp32; a GEMM's input,
+// the SSD scan's x, B, C and the K/V cache are in the backend's matrix type
+// (bf16 or fp32), converted once where an activation enters a matrix product
+// (Operand).
 #include "worker/forward.h"
 
 #include <algorithm>
@@ -177,7 +178,9 @@ absl::Status LayerLoop::Mamba(const MambaTensors& w, MambaState& st, int64_t blo
   } else {
     ASSIGN_OR_RETURN(Buffer log_decay, F32(1, m.num_heads));  // (1, H)
     const Tensor initial = sharded ? Tensor{} : st.ssm.view();  // a shard runs from zero
-    RETURN_IF_ERROR(ops_.Run(layer_params::Scan(m, w, a, initial, st.ssm.view(), log_decay.view())));
+    // x, B, C enter the scan's matrix products in the matrix type, as a GEMM's input does.
+    ASSIGN_OR_RETURN(Operand xbc, In(a.conv));
+    RETURN_IF_ERROR(ops_.Run(layer_params::Scan(m, w, a, xbc.view, initial, st.ssm.view(), log_decay.view())));
     if (sharded) RETURN_IF_ERROR(AddInitialStateFromPeers(w, a, st, block, log_decay.view()));
   }
   RETURN_IF_ERROR(ops_.Run(layer_params::GatedNorm(c_, w, a)));

@@ -110,24 +110,26 @@ SsdStepParams Step(const MambaConfig& m, const MambaTensors& w, const MambaActiv
   return p;
 }
 
-SsdScanParams Scan(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a,
+SsdScanParams Scan(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a, const Tensor& xbc,
                    const Tensor& initial_state, const Tensor& final_state, const Tensor& log_decay) {
+  const int64_t bc_width = m.num_groups * m.state_size;
   SsdScanParams p;
-  p.seq_len = a.conv.rows;
+  p.seq_len = xbc.rows;
   p.num_heads = m.num_heads;
   p.head_dim = m.head_dim;
   p.num_groups = m.num_groups;
   p.state_size = m.state_size;
   p.chunk_size = m.chunk_size;
-  p.x = X(m, a).f32();
-  p.x_stride = a.conv.stride;
+  p.type = xbc.type;
+  p.x = xbc.Cols(0, m.d_inner()).data;
+  p.x_stride = xbc.stride;
   p.dt = a.dt.f32();
   p.dt_stride = a.dt.stride;
   p.A = w.A.f32();
-  p.B = B(m, a).f32();
-  p.b_stride = a.conv.stride;
-  p.C = C(m, a).f32();
-  p.c_stride = a.conv.stride;
+  p.B = xbc.Cols(m.d_inner(), bc_width).data;
+  p.b_stride = xbc.stride;
+  p.C = xbc.Cols(m.d_inner() + bc_width, bc_width).data;
+  p.c_stride = xbc.stride;
   p.D = w.D.f32();
   p.initial_state = initial_state.f32();
   p.y = a.y.f32();

@@ -52,8 +52,9 @@ CausalConv1dParams Conv(const MambaConfig& m, const MambaTensors& w, const Mamba
 DtSoftplusParams Dt(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a);
 // The one-token update of `state` (H, P·N).
 SsdStepParams Step(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a, const Tensor& state);
-// The chunked scan; initial_state empty means zeros.
-SsdScanParams Scan(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a,
+// The chunked scan over xbc (L, [x | B | C]): a.conv itself, or its copy in
+// the matrix type (bf16 runs on tensor cores); initial_state empty means zeros.
+SsdScanParams Scan(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a, const Tensor& xbc,
                    const Tensor& initial_state, const Tensor& final_state, const Tensor& log_decay);
 // y += h_in's contribution, final_state += Λ · h_in.
 SsdAddInitialStateParams AddInitialState(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a,
