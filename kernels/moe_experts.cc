@@ -1,5 +1,8 @@
-// The checks of the MoeExperts contract (kernels/moe_experts.h).
+// The checks of the MoeExperts contract (kernels/moe_experts.h) and the
+// layout of the workspace its CUDA backend borrows (MoeExpertsWorkspace).
 #include "kernels/moe_experts.h"
+
+#include <cstdint>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -30,6 +33,9 @@ absl::Status CheckMoeExpertsParams(const MoeExpertsParams& p) {
   }
   RETURN_IF_ERROR(CheckRowStride(kOp, "x_stride", p.x_stride, p.hidden));
   RETURN_IF_ERROR(CheckRowStride(kOp, "y_stride", p.y_stride, p.hidden));
+  if (reinterpret_cast<uintptr_t>(p.workspace) % 256 != 0) {
+    return ParamError(kOp, "workspace must be 256-byte aligned (cudaMalloc's alignment)");
+  }
   if (p.tokens == 0) return absl::OkStatus();
   RETURN_IF_ERROR(CheckNotNull(kOp, "x", p.x));
   RETURN_IF_ERROR(CheckNotNull(kOp, "expert_ids", p.expert_ids));
@@ -39,5 +45,31 @@ absl::Status CheckMoeExpertsParams(const MoeExpertsParams& p) {
   RETURN_IF_ERROR(CheckNotNull(kOp, "y", p.y));
   return absl::OkStatus();
 }
+
+MoeExpertsWorkspaceLayout MoeExpertsWorkspace(const MoeExpertsParams& p) {
+  MoeExpertsWorkspaceLayout layout;
+  const int64_t pairs = p.tokens * p.top_k, E = p.experts;
+  const int64_t element = ElementBytes(p.type);
+  const int64_t chunks = (pairs + MoeExpertsWorkspaceLayout::kChunk - 1) / MoeExpertsWorkspaceLayout::kChunk;
+  const int64_t i8 = (p.intermediate + 7) / 8 * 8;
+  int64_t at = 0;
+  auto take = [&at](int64_t bytes) {
+    const int64_t start = at;
+    at += (bytes + 255) / 256 * 256;
+    return start;
+  };
+  layout.chunk_starts = take(4 * chunks * E);
+  layout.row_starts = take(4 * (E + 1));
+  layout.tile_starts = take(4 * 3 * (E + 1));
+  layout.pair_of_row = take(4 * pairs);
+  layout.row_of_pair = take(4 * pairs);
+  layout.x_rows = take(element * pairs * p.hidden);
+  layout.act = take(element * pairs * i8);
+  layout.out = take(4 * pairs * p.hidden);
+  layout.bytes = at;
+  return layout;
+}
+
+int64_t MoeExpertsWorkspaceBytes(const MoeExpertsParams& p) { return MoeExpertsWorkspace(p).bytes; }
 
 }  // namespace tessera

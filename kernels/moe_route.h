@@ -45,7 +45,12 @@ namespace cpu {
 absl::Status MoeRoute(const MoeRouteParams& p);
 }  // namespace cpu
 
-// CUDA comes with the grouped-GEMM MoE path (the issue "Mixture-of-experts
-// hybrids", GPU half); the CUDA backend refuses MoE models until then.
+// The same op on device pointers, enqueued on `stream`: one warp per token,
+// the same ranking and the same fp32 arithmetic as the CPU (sigmoid and exp
+// through a double exp rounded to fp32, as glibc's expf rounds), so the ids
+// match the CPU bit for bit, ties included. CUDA limit: experts <= 2048.
+namespace cuda {
+absl::Status MoeRoute(const MoeRouteParams& p, CudaStream stream);
+}  // namespace cuda
 
 }  // namespace tessera

@@ -138,8 +138,7 @@ Json ToJson(const Inspection& in, const TokenizerCheck& tokenizer, const std::ve
                 {"norm_topk_prob", moe.norm_topk_prob},
                 {"routed_scaling_factor", moe.routed_scaling_factor},
                 {"latent_size", moe.latent_size},
-                {"activation", ActivationName(moe.activation)},
-                {"cuda", moe.experts == 0}};  // routed experts run on the CPU backend only so far
+                {"activation", ActivationName(moe.activation)}};
   }
   if (c.family == ModelFamily::kGraniteMoeHybrid) {
     j["multipliers"] = {{"embedding", c.multipliers.embedding},
@@ -209,7 +208,6 @@ void PrintText(const Inspection& in, const TokenizerCheck& tokenizer, const std:
           << (moe.norm_topk_prob ? "yes" : "no") << ", scaled by " << moe.routed_scaling_factor << ")";
     }
     if (moe.latent_size > 0) out << "; latent size " << moe.latent_size;
-    if (moe.experts > 0) out << "; CPU backend only so far";
     out << "\n";
   }
   if (c.family == ModelFamily::kGraniteMoeHybrid) {

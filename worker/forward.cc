@@ -324,7 +324,14 @@ absl::Status LayerLoop::Moe(const MoeTensors& w, const Tensor& normed, const Ope
     ASSIGN_OR_RETURN(Buffer ids, F32(L_, m.top_k));      // (L, k) int32 expert ids, in 4-byte slots
     ASSIGN_OR_RETURN(Buffer weights, F32(L_, m.top_k));  // (L, k)
     RETURN_IF_ERROR(ops_.Run(layer_params::Route(m, w, logits.view(), ids.view(), weights.view())));
-    RETURN_IF_ERROR(ops_.Run(layer_params::Experts(c_, w, normed_op.view, ids.view(), weights.view(), out)));
+    MoeExpertsParams experts = layer_params::Experts(c_, w, normed_op.view, ids.view(), weights.view(), out);
+    Buffer workspace;  // (1, bytes / 4): the device's permutation and grouped-GEMM rows; the CPU needs none
+    if (backend_.space() == BufferSpace::kDevice) {
+      const int64_t bytes = MoeExpertsWorkspaceBytes(experts);
+      ASSIGN_OR_RETURN(workspace, F32(1, (bytes + 3) / 4));
+      experts.workspace = workspace.view().data;
+    }
+    RETURN_IF_ERROR(ops_.Run(experts));
   }
   if (w.shared_up.empty()) return absl::OkStatus();
   const int64_t inner = m.shared_intermediate_size * m.shared_experts;

@@ -136,7 +136,9 @@ TEST_P(CudaEngineTest, BadInputIsRefusedAndTheEngineStaysUsable) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(HfTiny, CudaEngineTest, ::testing::Values("mamba2-tiny", "bamba-tiny", "nemotronh-tiny"),
+INSTANTIATE_TEST_SUITE_P(HfTiny, CudaEngineTest,
+                         ::testing::Values("mamba2-tiny", "bamba-tiny", "nemotronh-tiny", "nemotronh-moe-tiny",
+                                           "granitemoe-tiny"),
                          [](const auto& info) {
                            std::string name = info.param;
                            for (char& ch : name) ch = ch == '-' ? '_' : ch;

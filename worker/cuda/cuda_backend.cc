@@ -132,13 +132,8 @@ class CudaOpStream final : public OpStream {
   absl::Status Run(const SiluMulParams& p) override { return cuda::SiluMul(p, stream_); }
   absl::Status Run(const ReluSquaredParams& p) override { return cuda::ReluSquared(p, stream_); }
   absl::Status Run(const ScaleAddParams& p) override { return cuda::ScaleAdd(p, stream_); }
-  // MoE models are refused by MakeCudaEngine until the grouped-GEMM path lands.
-  absl::Status Run(const MoeRouteParams&) override {
-    return absl::UnimplementedError("MoeRoute has no CUDA kernel yet");
-  }
-  absl::Status Run(const MoeExpertsParams&) override {
-    return absl::UnimplementedError("MoeExperts has no CUDA kernel yet");
-  }
+  absl::Status Run(const MoeRouteParams& p) override { return cuda::MoeRoute(p, stream_); }
+  absl::Status Run(const MoeExpertsParams& p) override { return cuda::MoeExperts(p, stream_); }
 
  private:
   cudaStream_t stream_;
@@ -224,11 +219,6 @@ absl::StatusOr<std::unique_ptr<Engine>> MakeCudaEngine(std::unique_ptr<ModelWeig
       config.attention.head_dim > 128) {
     return absl::UnimplementedError(absl::StrCat("bf16 attention supports head_dim <= 128; this model has ",
                                                  config.attention.head_dim, " (use --precision fp32)"));
-  }
-  if (config.CountBlocks(BlockKind::kMoe) > 0 && config.moe.experts > 0) {
-    return absl::UnimplementedError(
-        "mixture-of-experts layers run on the CPU backend only so far (start the worker with --backend cpu); "
-        "the CUDA grouped-expert path is not built yet");
   }
   RETURN_IF_ERROR(UseDevice(options.device));
   cudaDeviceProp prop{};
