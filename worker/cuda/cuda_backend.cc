@@ -35,12 +35,23 @@ int64_t ActivationBytesPerToken(const ModelConfig& c, ElementType type) {
   const int64_t kv = ElementBytes(type);
   const int64_t copy = type == ElementType::kF32 ? 0 : kv;  // a GEMM operand's bf16 copy (fp32: none)
   const int64_t d = c.hidden_size;
-  const int64_t common = 2 * f32 * d + copy * d;  // residual stream, normed rows and their operand
+  // residual stream, normed rows and their operand; granite's scaled block output
+  const int64_t common = 2 * f32 * d + copy * d + (c.multipliers.residual != 1.0f ? f32 * d : 0);
   int64_t widest = 0;
   if (c.CountBlocks(BlockKind::kMamba) > 0) {
     const MambaConfig& m = c.mamba;
     widest = std::max(widest, f32 * (m.in_proj_width() + m.conv_channels() + m.num_heads + m.d_inner()) +
-                                  copy * m.d_inner());  // proj, conv, dt, y, y's operand
+                                  copy * (m.conv_channels() + m.d_inner()));  // proj, conv, dt, y; scan and y operands
+  }
+  if (c.CountBlocks(BlockKind::kMoe) > 0) {
+    const MoeConfig& m = c.moe;
+    const int64_t shared = m.shared_intermediate_size * m.shared_experts;
+    const int64_t gate_up = m.activation == MlpActivation::kSwiGlu ? 2 * shared : 0;
+    // router logits, ids and weights, and MoeExperts' workspace rows: k (token, slot) pairs, each
+    // with x and act in the matrix type, fp32 out and the sort's indices
+    const int64_t pair = kv * d + kv * (m.expert_intermediate_size + 8) + f32 * d + 8;
+    const int64_t routed = m.experts == 0 ? 0 : f32 * m.experts + 8 * m.top_k + m.top_k * pair;
+    widest = std::max(widest, routed + f32 * (shared + gate_up) + copy * shared);  // + the shared expert's
   }
   if (c.CountBlocks(BlockKind::kAttention) > 0) {
     const AttentionConfig& a = c.attention;
