@@ -14,25 +14,11 @@ import os
 import re
 
 import torch
+from torch_timing import median_ms  # bench/torch_timing.py, beside this file
 
 H, E, K, I = 2688, 128, 6, 1856
 SCALING = 2.5
 
-
-def median_ms(fn, warmup, repeats):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
-    times.sort()
-    return times[len(times) // 2]
 
 
 def has_grouped_mm():

@@ -14,6 +14,7 @@ import re
 import sys
 
 import torch
+from torch_timing import median_ms  # bench/torch_timing.py, beside this file
 
 sys.path.insert(0, os.environ.get("MAMBA_SSM_SRC",
                                   os.path.join(os.path.dirname(os.path.abspath(__file__)), "mamba_src")))
@@ -21,21 +22,6 @@ from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined  # noqa:
 
 H, P, N, G, Q = 128, 64, 128, 8, 128
 
-
-def median_ms(fn, warmup, repeats):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
-    times.sort()
-    return times[len(times) // 2]
 
 
 def time_peer(L):

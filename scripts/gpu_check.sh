@@ -75,7 +75,7 @@ if [[ $mode == pack ]]; then
   rm -f "$out"/lib/libcublas*.so* 2>/dev/null
   strip --strip-debug "$out"/bin/* 2>/dev/null
   cp "$repo/scripts/gpu_check.sh" "$repo/bench/sdpa_bench.py" "$out/"
-  for peer in ssd_peer.py moe_peer.py; do [[ -f $repo/bench/$peer ]] && cp "$repo/bench/$peer" "$out/"; done
+  for peer in ssd_peer.py moe_peer.py torch_timing.py; do [[ -f $repo/bench/$peer ]] && cp "$repo/bench/$peer" "$out/"; done
   # Fixtures: the files eval reads (config, weights, references, tokenizer), whatever exists.
   fixtures=0
   for src in "$fixtures_src"/*/; do
