@@ -26,8 +26,9 @@ absl::Status MoeRoute(const MoeRouteParams& p) {
   RETURN_IF_ERROR(CheckMoeRouteParams(p));
   const int64_t E = p.experts;
   const int64_t stride = params_check::StrideOr(p.logits_stride, E);
-  std::vector<float> scores(E), choice(E), group_scores(p.n_group), top2(2);
-  std::vector<int64_t> order, groups;
+  std::vector<float> scores(E), choice(E), group_scores(p.n_group), members;
+  std::vector<int64_t> order, groups, best;
+  std::vector<bool> kept(p.n_group);
   for (int64_t t = 0; t < p.tokens; ++t) {
     const float* logits = p.logits + t * stride;  // (E)
     int32_t* ids = p.expert_ids + t * p.top_k;    // (k)
@@ -40,13 +41,12 @@ absl::Status MoeRoute(const MoeRouteParams& p) {
         }
         const int64_t per_group = E / p.n_group;
         for (int64_t g = 0; g < p.n_group; ++g) {  // the sum of each group's two best biased scores
-          std::vector<float> members(choice.begin() + g * per_group, choice.begin() + (g + 1) * per_group);
-          std::vector<int64_t> best;
+          members.assign(choice.begin() + g * per_group, choice.begin() + (g + 1) * per_group);
           TopK(members, 2, best);
           group_scores[g] = members[best[0]] + members[best[1]];
         }
         TopK(group_scores, p.topk_group, groups);
-        std::vector<bool> kept(p.n_group, false);
+        std::fill(kept.begin(), kept.end(), false);
         for (int64_t g : groups) kept[g] = true;
         for (int64_t e = 0; e < E; ++e) {
           if (!kept[e / per_group]) choice[e] = 0.0f;  // transformers masks with 0.0, not -inf
