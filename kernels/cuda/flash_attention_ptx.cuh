@@ -1,7 +1,7 @@
 // The Hopper (sm_90a) instructions the flash-attention kernel is built from,
-// as thin inline-PTX wrappers: mbarriers (transaction-counted, for TMA),
-// bulk tensor copies (TMA), shared-memory matrix descriptors, warpgroup MMA
-// (wgmma).
+// as thin inline-PTX wrappers, beside the ones it shares with the MoE GEMM
+// (sm90_ptx.cuh): its mbarrier wait, bulk tensor copies (TMA), named
+// barriers, register reallocation, warpgroup MMA (wgmma).
 //
 // Every tile these instructions touch is stored the way TMA writes it with
 // CU_TENSOR_MAP_SWIZZLE_128B: rows of 64 bf16 (128 bytes), 16-byte chunk c of
@@ -18,32 +18,22 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/sm90_ptx.cuh"
+
 namespace tessera::cuda_flash {
 
-__device__ __forceinline__ uint32_t SmemAddress(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
+using cuda_sm90::FenceRegisters;
+using cuda_sm90::MatrixDescriptor;
+using cuda_sm90::MbarArrive;
+using cuda_sm90::MbarArriveExpectTx;
+using cuda_sm90::MbarInit;
+using cuda_sm90::MbarInitFence;
+using cuda_sm90::SmemAddress;
+using cuda_sm90::WgmmaCommit;
+using cuda_sm90::WgmmaFence;
+using cuda_sm90::WgmmaWait;
 
 // ------------------------------------------------------------------ mbarrier
-
-__device__ __forceinline__ void MbarInit(uint32_t bar, uint32_t arrivals) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(arrivals) : "memory");
-}
-
-// Makes the initialized barriers visible to the async proxy (TMA) and the CTA.
-__device__ __forceinline__ void MbarInitFence() {
-  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-}
-
-__device__ __forceinline__ void MbarArrive(uint32_t bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
-}
-
-// Arrives and announces `bytes` that copies will complete on this phase.
-__device__ __forceinline__ void MbarArriveExpectTx(uint32_t bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes)
-               : "memory");
-}
 
 // Waits until the phase of parity `parity` has completed.
 __device__ __forceinline__ void MbarWait(uint32_t bar, uint32_t parity) {
@@ -92,13 +82,7 @@ __device__ __forceinline__ void RegistersIncrease() {
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kRegisters));
 }
 
-// Keeps the compiler from moving accesses of `r` across an asynchronous MMA's
-// issue or wait (the registers belong to the tensor cores in between).
-template <int N>
-__device__ __forceinline__ void FenceRegisters(float (&r)[N]) {
-#pragma unroll
-  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
-}
+// FenceRegisters for the bf16 operand fragments of a register-sourced wgmma.
 template <int N>
 __device__ __forceinline__ void FenceRegisters(uint32_t (&r)[N][4]) {
 #pragma unroll
@@ -109,33 +93,6 @@ __device__ __forceinline__ void FenceRegisters(uint32_t (&r)[N][4]) {
 }
 
 // ---------------------------------------------------------------------- wgmma
-
-// Shared-memory matrix descriptor for a 128-byte-swizzled operand.
-//   K-major (rows of the M or N dimension, 64 K-elements each): leading byte
-//   offset unused, stride byte offset 1024 (from one 8-row atom to the next).
-//   N-major (rows of the K dimension, 64 N-elements each): leading byte offset
-//   = from one 64-column panel to the next, stride byte offset 1024 (from one
-//   8-row group of K to the next).
-__device__ __forceinline__ uint64_t MatrixDescriptor(uint32_t smem_address,
-                                                     uint32_t leading_bytes,
-                                                     uint32_t stride_bytes) {
-  return static_cast<uint64_t>((smem_address & 0x3FFFF) >> 4) |
-         (static_cast<uint64_t>((leading_bytes >> 4) & 0x3FFF) << 16) |
-         (static_cast<uint64_t>((stride_bytes >> 4) & 0x3FFF) << 32) |
-         (uint64_t{1} << 62);  // 128-byte swizzle
-}
-
-__device__ __forceinline__ void WgmmaFence() {
-  asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
-}
-__device__ __forceinline__ void WgmmaCommit() {
-  asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
-}
-// Waits until at most kPending committed groups are still running.
-template <int kPending>
-__device__ __forceinline__ void WgmmaWait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(kPending) : "memory");
-}
 
 // D (64×128, fp32) {+}= A (64×16, bf16, shared, K-major) · B (16×128, bf16, shared, K-major).
 __device__ __forceinline__ void WgmmaSS(float (&d)[64], uint64_t desc_a, uint64_t desc_b,

@@ -28,8 +28,20 @@
 #include <cstdint>
 
 #include "kernels/cuda/moe_grouped.cuh"
+#include "kernels/cuda/sm90_ptx.cuh"
 
 namespace tessera::cuda_moe {
+
+using cuda_sm90::FenceRegisters;
+using cuda_sm90::MatrixDescriptor;
+using cuda_sm90::MbarArrive;
+using cuda_sm90::MbarArriveExpectTx;
+using cuda_sm90::MbarInit;
+using cuda_sm90::MbarInitFence;
+using cuda_sm90::SmemAddress;
+using cuda_sm90::WgmmaCommit;
+using cuda_sm90::WgmmaFence;
+using cuda_sm90::WgmmaWait;
 
 template <int kN>
 struct Sm90Traits {
@@ -60,22 +72,6 @@ struct Sm90Traits {
   }
 };
 
-__device__ __forceinline__ uint32_t Sm90SharedAddress(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void MbarInit(uint32_t bar, uint32_t arrivals) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(arrivals) : "memory");
-}
-__device__ __forceinline__ void MbarInitFence() {
-  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-}
-__device__ __forceinline__ void MbarArrive(uint32_t bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
-}
-__device__ __forceinline__ void MbarArriveExpectTx(uint32_t bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
-}
 __device__ __forceinline__ uint64_t GlobalTimerNs() {
   uint64_t t;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
@@ -121,24 +117,9 @@ __device__ __forceinline__ void TmaPrefetch(const CUtensorMap* map) {
 }
 
 // A K-major, 128-byte-swizzled operand: start address, (unused) leading byte
-// offset 16, stride byte offset 1024 (8 rows of 128 bytes), layout type 1.
+// offset 16, stride byte offset 1024 (8 rows of 128 bytes).
 __device__ __forceinline__ uint64_t SwizzledDescriptor(uint32_t address) {
-  return static_cast<uint64_t>((address & 0x3FFFF) >> 4) | (uint64_t{1} << 16) |
-         (uint64_t{1024 >> 4} << 32) | (uint64_t{1} << 62);
-}
-
-__device__ __forceinline__ void WgmmaFence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
-__device__ __forceinline__ void WgmmaCommit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
-template <int kPending>
-__device__ __forceinline__ void WgmmaWait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(kPending) : "memory");
-}
-// Keeps the compiler from reading or writing the accumulators across an
-// asynchronous MMA's issue or wait.
-template <int N>
-__device__ __forceinline__ void FenceAccumulators(float (&d)[N]) {
-#pragma unroll
-  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
+  return MatrixDescriptor(address, 16, 1024);
 }
 
 // d (64×N fp32, the warpgroup's fragment: N/2 registers) += A (64×16) · B (N×16)ᵀ,
@@ -177,14 +158,14 @@ __global__ void __launch_bounds__(Sm90Traits<kN>::kThreads, 1)
   constexpr int kBoxRows = Tr::template BoxRows<kEpi>();
   constexpr int kBoxes = kN / kBoxRows;
   extern __shared__ unsigned char sm90_shared[];
-  const uint32_t raw = Sm90SharedAddress(sm90_shared);
+  const uint32_t raw = SmemAddress(sm90_shared);
   unsigned char* ring = sm90_shared + ((1024 - (raw & 1023)) & 1023);  // (stages) A tiles, then (stages) B tiles
-  const uint32_t ring_address = Sm90SharedAddress(ring);
+  const uint32_t ring_address = SmemAddress(ring);
   auto a_stage = [&](int s) { return ring_address + s * Tr::kABytes; };
   auto b_stage = [&](int s) { return ring_address + Tr::kStages * Tr::kABytes + s * Tr::kBBytes; };
   uint64_t* bars = reinterpret_cast<uint64_t*>(ring + Tr::kStages * Tr::kStageBytes);  // full (stages), empty (stages)
-  auto full = [&](int s) { return Sm90SharedAddress(bars + s); };
-  auto empty = [&](int s) { return Sm90SharedAddress(bars + Tr::kStages + s); };
+  auto full = [&](int s) { return SmemAddress(bars + s); };
+  auto empty = [&](int s) { return SmemAddress(bars + Tr::kStages + s); };
   int32_t* tile_starts = reinterpret_cast<int32_t*>(bars + 2 * Tr::kStages);  // (E + 1)
   int32_t* row_starts = tile_starts + g.experts + 1;                           // (E + 1)
   for (int i = threadIdx.x; i <= g.experts; i += blockDim.x) {
@@ -260,7 +241,7 @@ __global__ void __launch_bounds__(Sm90Traits<kN>::kThreads, 1)
       previous = s;
     }
     WgmmaWait<0>();
-    FenceAccumulators(acc);
+    FenceRegisters(acc);
     if (lane == 0) MbarArrive(empty(previous));
 
     // acc[4i..4i+3]: rows r and r + 8, columns 8i + 2·(lane % 4) and + 1 of the kN.
