@@ -292,21 +292,11 @@ absl::Status LayerLoop::Mlp(const MlpTensors& w, const Operand& normed, const Te
     case MlpActivation::kSwiGlu: {
       ASSIGN_OR_RETURN(Buffer gate, F32(L_, inner));  // (L, I)
       RETURN_IF_ERROR(Project(normed, w.gate_proj, w.gate_bias, gate.view(), false));
-      SiluMulParams p;
-      p.rows = L_;
-      p.width = inner;
-      p.gate = gate.f32();
-      p.up = up.f32();
-      p.out = up.f32();
-      RETURN_IF_ERROR(ops_.Run(p));
+      RETURN_IF_ERROR(ops_.Run(layer_params::SiluMul(gate.view(), up.view(), up.view())));
       break;
     }
     case MlpActivation::kRelu2: {
-      ReluSquaredParams p;
-      p.count = L_ * inner;
-      p.x = up.f32();
-      p.out = up.f32();
-      RETURN_IF_ERROR(ops_.Run(p));
+      RETURN_IF_ERROR(ops_.Run(layer_params::ReluSquaredInPlace(up.view())));
       break;
     }
   }
@@ -339,22 +329,11 @@ absl::Status LayerLoop::Moe(const MoeTensors& w, const Tensor& normed, const Ope
   if (m.activation == MlpActivation::kSwiGlu) {
     ASSIGN_OR_RETURN(Buffer gate_up, F32(L_, 2 * inner));  // (L, [gate | up])
     RETURN_IF_ERROR(Project(normed_op, w.shared_up, Tensor{}, gate_up.view(), false));
-    SiluMulParams p;
-    p.rows = L_;
-    p.width = inner;
-    p.gate = gate_up.f32();
-    p.gate_stride = 2 * inner;
-    p.up = gate_up.f32() + inner;
-    p.up_stride = 2 * inner;
-    p.out = act.f32();
-    RETURN_IF_ERROR(ops_.Run(p));
+    RETURN_IF_ERROR(
+        ops_.Run(layer_params::SiluMul(gate_up.view().Cols(0, inner), gate_up.view().Cols(inner, inner), act.view())));
   } else {
     RETURN_IF_ERROR(Project(normed_op, w.shared_up, Tensor{}, act.view(), false));
-    ReluSquaredParams p;
-    p.count = L_ * inner;
-    p.x = act.f32();
-    p.out = act.f32();
-    RETURN_IF_ERROR(ops_.Run(p));
+    RETURN_IF_ERROR(ops_.Run(layer_params::ReluSquaredInPlace(act.view())));
   }
   ASSIGN_OR_RETURN(Operand act_op, In(act.view()));
   return Project(act_op, w.shared_down, Tensor{}, out, /*accumulate=*/true);

@@ -231,6 +231,26 @@ AttentionMergeParams Merge(const AttentionConfig& a, const Tensor& out, const Te
   return p;
 }
 
+SiluMulParams SiluMul(const Tensor& gate, const Tensor& up, const Tensor& out) {
+  SiluMulParams p;
+  p.rows = out.rows;
+  p.width = out.cols;
+  p.gate = gate.f32();
+  p.gate_stride = gate.stride;
+  p.up = up.f32();
+  p.up_stride = up.stride;
+  p.out = out.f32();
+  return p;
+}
+
+ReluSquaredParams ReluSquaredInPlace(const Tensor& x) {
+  ReluSquaredParams p;
+  p.count = x.rows * x.cols;
+  p.x = x.f32();
+  p.out = x.f32();
+  return p;
+}
+
 ScaleAddParams ScaleAdd(float alpha, const Tensor& x, const Tensor& y) {
   ScaleAddParams p;
   p.rows = y.rows;

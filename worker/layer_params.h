@@ -74,6 +74,12 @@ AttentionParams Attention(const AttentionConfig& a, const Tensor& q, int64_t q_p
 AttentionMergeParams Merge(const AttentionConfig& a, const Tensor& out, const Tensor& lse, const Tensor& part_out,
                            const Tensor& part_lse);
 
+// out = silu(gate) · up, row by row; gate and up may be column ranges of one
+// fused [gate | up] projection; out packed.
+SiluMulParams SiluMul(const Tensor& gate, const Tensor& up, const Tensor& out);
+// x = relu(x)², in place (x packed).
+ReluSquaredParams ReluSquaredInPlace(const Tensor& x);
+
 // y += alpha · x (a block output scaled into the residual stream).
 ScaleAddParams ScaleAdd(float alpha, const Tensor& x, const Tensor& y);
 // y *= beta, in place.
