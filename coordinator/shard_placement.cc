@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/shard_plan.h"
@@ -41,11 +42,13 @@ std::optional<std::vector<ShardSlot>> Assign(const std::vector<int64_t>& bounds,
   for (int pass = 0; pass < num_shards; ++pass) {
     const int rank = !last_first ? pass : (pass == 0 ? num_shards - 1 : pass - 1);
     const bool last = rank == num_shards - 1;
-    const int64_t tokens = bounds[rank + 1] - bounds[rank] + (last ? max_new_tokens : 0);
+    const int64_t prompt = bounds[rank + 1] - bounds[rank];
+    const int64_t tokens = prompt + (last ? max_new_tokens : 0);
     int worker = -1;
     for (size_t k = 0; k < workers; ++k) {
       const size_t w = (rotation + k) % workers;
       if (taken[w] || room[w] < tokens) continue;
+      if (num_shards > 1 && load[w].pass_tokens < prompt) continue;  // a shard of several runs in one pass
       if (worker < 0 || LessLoaded(load[w], load[worker])) worker = static_cast<int>(w);
     }
     if (worker < 0) return std::nullopt;
@@ -60,7 +63,10 @@ std::optional<std::vector<ShardSlot>> PlaceWithin(const PlacementRequest& reques
   const int workers = static_cast<int>(room.size());
   const int first = ChooseShardCount(request.prompt_tokens, workers, request.min_shard_tokens);
   const int most = static_cast<int>(std::min<int64_t>(workers, request.prompt_tokens));
-  for (int num_shards = first; num_shards <= most; ++num_shards) {
+  std::vector<int> counts;
+  for (int num_shards = first; num_shards <= most; ++num_shards) counts.push_back(num_shards);
+  if (first > 1) counts.push_back(1);  // no split fits: one worker, in pieces
+  for (int num_shards : counts) {
     absl::StatusOr<std::vector<int64_t>> bounds =
         PlanShardBounds(request.prompt_tokens, std::max<int64_t>(1, request.chunk_size), num_shards);
     if (!bounds.ok()) continue;
@@ -108,12 +114,22 @@ absl::StatusOr<std::vector<ShardSlot>> PlaceShards(const PlacementRequest& reque
   }
   if (auto slots = PlaceWithin(request, free_room, rooms)) return *std::move(slots);
   if (!PlaceWithin(request, empty_room, rooms)) {
-    // The sum fits, but the even split leaves some worker (usually the last
-    // one, which also holds the generated tokens) short, whatever the load.
+    // The sum fits, but no worker holds it all, and the even split leaves
+    // some worker (usually the last one, which also holds the generated
+    // tokens) short, or a shard longer than a worker's prefill pass,
+    // whatever the load.
+    int64_t shortest_pass = INT64_MAX;
+    for (const WorkerRoom& r : rooms) shortest_pass = std::min(shortest_pass, r.pass_tokens);
+    const std::string passes =
+        shortest_pass < capacity
+            ? absl::StrCat(", and a shard of several must fit one prefill pass (as few as ", shortest_pass,
+                           " tokens on some workers)")
+            : std::string();
     return absl::InvalidArgumentError(absl::StrCat(
         "prompt_tokens + max_new_tokens = ", needed, " cannot be split over the ", rooms.size(),
-        " ready workers (context capacity ", capacity, " tokens in all): the decoding worker must also hold ",
-        request.max_new_tokens, " generated tokens; use a shorter prompt or a smaller max_new_tokens"));
+        " ready workers (context capacity ", capacity, " tokens in all): no worker holds it all, the decoding worker "
+        "must also hold ", request.max_new_tokens, " generated tokens", passes,
+        "; use a shorter prompt or a smaller max_new_tokens"));
   }
   int64_t free_tokens = 0;
   for (int64_t r : free_room) free_tokens = AddSaturating(free_tokens, std::max<int64_t>(0, r));

@@ -2,7 +2,10 @@
 // each. Pure (no locks, no network) so every admission rule is testable:
 //
 //  - n = ChooseShardCount(prompt, workers, min_shard_tokens), bounds from
-//    PlanShardBounds; if some shard fits no free worker, try n+1 … workers.
+//    PlanShardBounds; if some shard fits no free worker, try n+1 … workers,
+//    then (when n > 1) one shard. A shard of a multi-shard plan runs in one
+//    prefill pass, so it must also fit the worker's pass_tokens; one shard
+//    alone runs in pieces and needs only room.
 //  - Each shard takes the least loaded free worker with room: fewest
 //    running shards, then the smallest fraction of its capacity in use.
 //    Ties between workers for a one-shard request go to the first in
@@ -30,6 +33,7 @@ struct WorkerRoom {
   int64_t capacity_tokens = 0;  // with the worker empty
   int64_t free_tokens = 0;      // now
   int32_t running_shards = 0;   // shards running on it now (its load)
+  int64_t pass_tokens = INT64_MAX;  // longest shard of a multi-shard plan (prompt tokens: one pass)
 };
 
 struct PlacementRequest {

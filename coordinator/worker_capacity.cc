@@ -42,6 +42,7 @@ absl::Status CheckWorkerStatus(const v1::WorkerStatus& s) {
       {"state_bytes_per_request", s.state_bytes_per_request(), kMaxReportedBytes},
       {"max_context_tokens", s.max_context_tokens(), kUnboundedTokens},
       {"max_shard_tokens", s.max_shard_tokens(), kUnboundedTokens},
+      {"prefill_chunk_tokens", s.prefill_chunk_tokens(), kUnboundedTokens},
       {"chunk_size", s.chunk_size(), int64_t{1} << 20},
       {"num_layers", s.num_layers(), int64_t{1} << 20},
       {"active_requests", s.active_requests(), INT32_MAX},
@@ -63,8 +64,13 @@ int64_t WorkerFreeTokens(const v1::WorkerStatus& status, int64_t held_bytes) {
   } else {
     tokens = room / status.kv_bytes_per_token();
   }
-  if (status.max_shard_tokens() > 0) tokens = std::min(tokens, status.max_shard_tokens());
+  // An older worker runs every shard in one pass.
+  if (status.prefill_chunk_tokens() <= 0) tokens = std::min(tokens, WorkerPassTokens(status));
   return std::clamp<int64_t>(tokens, 0, kUnboundedTokens);
+}
+
+int64_t WorkerPassTokens(const v1::WorkerStatus& status) {
+  return status.max_shard_tokens() > 0 ? std::min(status.max_shard_tokens(), kUnboundedTokens) : kUnboundedTokens;
 }
 
 int64_t ShardReservationBytes(const v1::WorkerStatus& status, int64_t tokens) {

@@ -277,7 +277,7 @@ absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::AdmitLocked(int64_t p
     const WorkerView view = ViewOf(entry);
     ready.push_back(&entry);
     ready_ids.push_back(id);
-    rooms.push_back({view.capacity_tokens, view.free_tokens, entry.running_shards});
+    rooms.push_back({view.capacity_tokens, view.free_tokens, entry.running_shards, WorkerPassTokens(entry.status)});
   }
   PlacementRequest request;
   request.prompt_tokens = prompt_tokens;

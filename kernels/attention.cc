@@ -35,6 +35,7 @@ absl::Status CheckAttentionParams(const AttentionParams& p) {
   RETURN_IF_ERROR(CheckRowStride(kOp, "q_stride", p.q_stride, p.num_q_heads * p.head_dim));
   RETURN_IF_ERROR(CheckRowStride(kOp, "k_stride", p.k_stride, p.num_kv_heads * p.head_dim));
   RETURN_IF_ERROR(CheckRowStride(kOp, "v_stride", p.v_stride, p.num_kv_heads * p.head_dim));
+  RETURN_IF_ERROR(CheckNonNegative(kOp, "workspace_bytes", p.workspace_bytes));
   if (!(p.scale > 0.0f) || std::isinf(p.scale)) {
     return ParamError(kOp, absl::StrCat("scale must be finite and > 0. Given: ", p.scale));
   }

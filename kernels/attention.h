@@ -15,7 +15,9 @@
 // every feature for both types (GQA, positions, causal or not, kv_len 0, lse
 // optional, head_dim <= 256): bf16 with head_dim 64 or 128 and 16-byte-aligned
 // rows runs on Hopper tensor cores (wgmma, FlashAttention-3 style), the rest
-// on a CUDA-core kernel that reads either type.
+// on a CUDA-core kernel that reads either type; decode-shaped calls (a few
+// query rows, many keys) split the keys across thread blocks and merge the
+// partials by the rule above (FlashDecoding), in `workspace` when given one.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +47,13 @@ struct AttentionParams {
   float scale = 0.0f;        // softmax scale, usually 1/sqrt(D)
   float* out = nullptr;      // (Lq, Hq, D) fp32 contiguous
   float* lse = nullptr;      // (Lq, Hq) fp32 natural log, or null
+  // Optional device scratch for a backend that splits the keys across thread
+  // blocks (CUDA's split-KV decode path: per split, a partial out (Lq, Hq, D)
+  // and lse (Lq, Hq), fp32), sized by cuda::AttentionWorkspaceBytes. Without
+  // it (or with too few bytes) the backend takes a path that needs none; the
+  // answer is the same either way. The CPU reference ignores it.
+  void* workspace = nullptr;
+  int64_t workspace_bytes = 0;  // bytes at `workspace`
 };
 
 // Merges a partial result into an accumulator, in place, by the rule above.
@@ -70,6 +79,14 @@ absl::Status AttentionMerge(const AttentionMergeParams& p);
 // The same op on device pointers, enqueued on `stream` (all pointers device memory).
 namespace cuda {
 absl::Status Attention(const AttentionParams& p, CudaStream stream);
+// Workspace bytes that let cuda::Attention run `p` on its split-KV path (a
+// decode-shaped call over more keys than one thread block per KV head should
+// read), on the current device; 0 when the call takes no workspace (any other
+// shape, invalid params, or keys few enough for one block). Cheap: no
+// allocation, no synchronization. On a given device it never decreases as the
+// keys that the queries see grow, so a workspace sized for the longest decode
+// call serves the shorter ones.
+int64_t AttentionWorkspaceBytes(const AttentionParams& p);
 absl::Status AttentionMerge(const AttentionMergeParams& p, CudaStream stream);
 }  // namespace cuda
 

@@ -1,7 +1,8 @@
 // A strided (rows, width) copy between storage types: fp32 -> bf16 rounds to
 // nearest even (overflow to ±inf, NaN stays NaN), bf16 -> fp32 is exact, and a
-// same-type cast is a copy. It is how activations become bf16 GEMM operands,
-// how new K/V rows enter a bf16 cache, and how bf16 rows come back as fp32.
+// same-type cast is a copy. It is how an fp32 tensor becomes a bf16 GEMM
+// operand (attention's output, the MoE router's input for the experts), how
+// new K/V rows enter the cache, and how bf16 rows come back as fp32.
 // Strides are in elements of their own array. out may alias in only with the
 // same type and the same stride, and then nothing is done.
 #pragma once

@@ -10,6 +10,7 @@
 
 namespace tessera {
 
+using params_check::CheckElementType;
 using params_check::CheckNonNegative;
 using params_check::CheckNotNull;
 using params_check::CheckPositive;
@@ -17,6 +18,8 @@ using params_check::CheckRowStride;
 
 absl::Status CheckCausalConv1dParams(const CausalConv1dParams& p) {
   constexpr absl::string_view kOp = "CausalConv1d";
+  RETURN_IF_ERROR(CheckElementType(kOp, "x_type", p.x_type));
+  RETURN_IF_ERROR(CheckElementType(kOp, "out_type", p.out_type));
   RETURN_IF_ERROR(CheckNonNegative(kOp, "seq_len", p.seq_len));
   RETURN_IF_ERROR(CheckPositive(kOp, "channels", p.channels));
   RETURN_IF_ERROR(CheckPositive(kOp, "kernel_width", p.kernel_width));

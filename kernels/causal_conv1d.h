@@ -5,12 +5,19 @@
 // op serves prefill (L tokens), the one-token decode update (L = 1) and the
 // context-parallel conv halo (state_in = the left neighbour's last K-1 rows).
 // state_out receives the last K-1 rows of xpad: the state for what comes next.
+//
+// x and out each have a storage type (fp32 or bf16): x is read widened to
+// fp32 (the bf16 in_proj output on the GPU's bf16 path), the sum and SiLU run
+// in fp32 and out is rounded once on store (bf16: the SSD scan's x, B, C;
+// fp32 for the one-token update). weight, bias and both states are fp32: a
+// state holds pre-conv rows exactly, whatever x's type.
 #pragma once
 
 #include <cstdint>
 
 #include "absl/status/status.h"
 #include "kernels/cuda_stream.h"
+#include "kernels/element_type.h"
 
 namespace tessera {
 
@@ -18,13 +25,16 @@ struct CausalConv1dParams {
   int64_t seq_len = 0;       // L (may be 0: then only the state moves)
   int64_t channels = 0;      // C = d_inner + 2·G·N
   int64_t kernel_width = 0;  // K >= 1
-  const float* x = nullptr;  // (L, C), row stride x_stride
+  const void* x = nullptr;   // (L, C) of x_type, row stride x_stride
   int64_t x_stride = 0;      // 0 means channels
   const float* weight = nullptr;    // (C, K): Hugging Face conv1d.weight [C, 1, K]
   const float* bias = nullptr;      // (C) or null
   const float* state_in = nullptr;  // (K-1, C) oldest row first, or null for zeros
-  float* out = nullptr;             // (L, C) contiguous, SiLU applied
+  void* out = nullptr;              // (L, C) of out_type, contiguous, SiLU applied; must not overlap x
   float* state_out = nullptr;       // (K-1, C) or null; may alias state_in
+  // Last, so that brace-initialized params written before them keep their meaning.
+  ElementType x_type = ElementType::kF32;
+  ElementType out_type = ElementType::kF32;
 };
 
 // The contract's checks (kernels/causal_conv1d.cc), which every backend runs first:

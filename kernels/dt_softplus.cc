@@ -12,6 +12,7 @@
 
 namespace tessera {
 
+using params_check::CheckElementType;
 using params_check::CheckNonNegative;
 using params_check::CheckNotNull;
 using params_check::CheckPositive;
@@ -20,6 +21,7 @@ using params_check::ParamError;
 
 absl::Status CheckDtSoftplusParams(const DtSoftplusParams& p) {
   constexpr absl::string_view kOp = "DtSoftplus";
+  RETURN_IF_ERROR(CheckElementType(kOp, "dt_raw_type", p.dt_raw_type));
   RETURN_IF_ERROR(CheckNonNegative(kOp, "rows", p.rows));
   RETURN_IF_ERROR(CheckPositive(kOp, "num_heads", p.num_heads));
   RETURN_IF_ERROR(CheckRowStride(kOp, "dt_stride", p.dt_stride, p.num_heads));

@@ -1,7 +1,8 @@
 // The storage type of an op's operands, carried inside its params struct
-// (LinearParams::type, AttentionParams::type, EmbeddingParams::table_type,
-// CastParams::in_type/out_type), so each op has one entry point per backend
-// and dispatches on the type once, inside. Compute and accumulation stay fp32
+// (LinearParams::type and y_type, AttentionParams::type, CastParams::in_type
+// and out_type, RmsNormParams::out_type, CausalConv1dParams::x_type and
+// out_type, ...), so each op has one entry point per backend and dispatches
+// on the type once, inside. Compute and accumulation stay fp32
 // whatever the storage type; a backend that lacks a type returns UNIMPLEMENTED,
 // and a value outside the enum (a cast from an int) is INVALID_ARGUMENT.
 #pragma once

@@ -13,6 +13,7 @@
 namespace tessera {
 
 using params_check::CheckDivides;
+using params_check::CheckElementType;
 using params_check::CheckNonNegative;
 using params_check::CheckNotNull;
 using params_check::CheckPositive;
@@ -22,12 +23,14 @@ using params_check::StrideOr;
 
 absl::Status CheckGatedRmsNormParams(const GatedRmsNormParams& p) {
   constexpr absl::string_view kOp = "GatedRmsNorm";
+  RETURN_IF_ERROR(CheckElementType(kOp, "type", p.type));
   RETURN_IF_ERROR(CheckNonNegative(kOp, "rows", p.rows));
   RETURN_IF_ERROR(CheckPositive(kOp, "width", p.width));
   RETURN_IF_ERROR(CheckPositive(kOp, "group_size", p.group_size));
   RETURN_IF_ERROR(CheckDivides(kOp, "group_size", p.group_size, "width", p.width));
   RETURN_IF_ERROR(CheckRowStride(kOp, "y_stride", p.y_stride, p.width));
   RETURN_IF_ERROR(CheckRowStride(kOp, "z_stride", p.z_stride, p.width));
+  RETURN_IF_ERROR(CheckRowStride(kOp, "out_stride", p.out_stride, p.width));
   if (!(p.eps >= 0.0f) || std::isinf(p.eps)) {
     return ParamError(kOp, absl::StrCat("eps must be finite and >= 0. Given: ", p.eps));
   }
@@ -36,8 +39,12 @@ absl::Status CheckGatedRmsNormParams(const GatedRmsNormParams& p) {
   RETURN_IF_ERROR(CheckNotNull(kOp, "z", p.z));
   RETURN_IF_ERROR(CheckNotNull(kOp, "weight", p.weight));
   RETURN_IF_ERROR(CheckNotNull(kOp, "out", p.out));
-  if (p.out == p.y && StrideOr(p.y_stride, p.width) != p.width) {
-    return ParamError(kOp, "out may alias y only when y_stride == width");
+  const int64_t out_stride = StrideOr(p.out_stride, p.width);
+  if (p.out == p.y && (p.type != ElementType::kF32 || StrideOr(p.y_stride, p.width) != out_stride)) {
+    return ParamError(kOp, "out may alias y only when type is fp32 and y_stride == out_stride");
+  }
+  if (p.out == p.z && StrideOr(p.z_stride, p.width) != out_stride) {
+    return ParamError(kOp, "out may alias z only when z_stride == out_stride");
   }
   return absl::OkStatus();
 }

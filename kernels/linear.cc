@@ -5,6 +5,7 @@
 // after these.
 #include "kernels/linear.h"
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/status_macros.h"
 #include "kernels/params_check_util.h"
@@ -17,10 +18,15 @@ using params_check::CheckNonNegative;
 using params_check::CheckNotNull;
 using params_check::CheckPositive;
 using params_check::CheckRowStride;
+using params_check::ParamError;
 
 absl::Status CheckLinearParams(const LinearParams& p) {
   constexpr absl::string_view kOp = "Linear";
   RETURN_IF_ERROR(CheckElementType(kOp, "type", p.type));
+  RETURN_IF_ERROR(CheckElementType(kOp, "y_type", p.y_type));
+  if (p.y_type == ElementType::kBF16 && p.type != ElementType::kBF16) {
+    return ParamError(kOp, absl::StrCat("y_type bf16 needs bf16 operands. Given: type ", ElementTypeName(p.type)));
+  }
   RETURN_IF_ERROR(CheckNonNegative(kOp, "rows", p.rows));
   RETURN_IF_ERROR(CheckPositive(kOp, "in_features", p.in_features));
   RETURN_IF_ERROR(CheckPositive(kOp, "out_features", p.out_features));

@@ -3,8 +3,12 @@
 // Hugging Face checkpoints store nn.Linear weights, so no transpose at load.
 //
 // x and W share one storage type (`type`): fp32, or bf16 with fp32
-// accumulation. bias and y are fp32 whatever the type. The bias, when given,
-// is laid into y (or added to it) before one GEMM with beta = 1 finishes the job.
+// accumulation. bias is fp32 whatever the type. y is fp32 (`y_type`), or bf16
+// when the operands are: the product is accumulated in fp32 and rounded once
+// on store, so a bf16 consumer (the conv, an activation, attention) reads it
+// without a cast; the projections into the residual stream keep an fp32 y.
+// The bias, when given, is laid into y (or added to it) before one GEMM with
+// beta = 1 finishes the job (in a bf16 y the bias is rounded to bf16 first).
 // The CPU version calls BLAS (OpenBLAS) on fp32 operands only (UNIMPLEMENTED
 // for bf16); the CUDA version cuBLAS, fp32 without TF32 (results match the CPU
 // to fp32 rounding) or bf16 GemmEx with fp32 accumulation.
@@ -27,9 +31,11 @@ struct LinearParams {
   int64_t x_stride = 0;      // elements between rows of x; 0 means in_features
   const void* weight = nullptr;  // (out_features, in_features) of `type`, row-major
   const float* bias = nullptr;   // (out_features) fp32, or null
-  float* y = nullptr;        // (rows, out_features) fp32, row stride y_stride
+  void* y = nullptr;         // (rows, out_features) of y_type, row stride y_stride
   int64_t y_stride = 0;      // 0 means out_features
   bool accumulate = false;   // true: y += x·Wᵀ (residual add fused), false: y = x·Wᵀ
+  // Last, so that brace-initialized params written before it keep their meaning.
+  ElementType y_type = ElementType::kF32;  // of y: fp32, or bf16 when `type` is bf16
 };
 
 // The contract's checks (kernels/linear.cc), which every backend runs first:

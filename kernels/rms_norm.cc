@@ -12,6 +12,7 @@
 
 namespace tessera {
 
+using params_check::CheckElementType;
 using params_check::CheckNonNegative;
 using params_check::CheckNotNull;
 using params_check::CheckPositive;
@@ -21,6 +22,7 @@ using params_check::StrideOr;
 
 absl::Status CheckRmsNormParams(const RmsNormParams& p) {
   constexpr absl::string_view kOp = "RmsNorm";
+  RETURN_IF_ERROR(CheckElementType(kOp, "out_type", p.out_type));
   RETURN_IF_ERROR(CheckNonNegative(kOp, "rows", p.rows));
   RETURN_IF_ERROR(CheckPositive(kOp, "width", p.width));
   RETURN_IF_ERROR(CheckRowStride(kOp, "x_stride", p.x_stride, p.width));
@@ -31,8 +33,8 @@ absl::Status CheckRmsNormParams(const RmsNormParams& p) {
   RETURN_IF_ERROR(CheckNotNull(kOp, "x", p.x));
   RETURN_IF_ERROR(CheckNotNull(kOp, "weight", p.weight));
   RETURN_IF_ERROR(CheckNotNull(kOp, "out", p.out));
-  if (p.out == p.x && StrideOr(p.x_stride, p.width) != p.width) {
-    return ParamError(kOp, "out may alias x only when x_stride == width");
+  if (p.out == p.x && (p.out_type != ElementType::kF32 || StrideOr(p.x_stride, p.width) != p.width)) {
+    return ParamError(kOp, "out may alias x only when out_type is fp32 and x_stride == width");
   }
   return absl::OkStatus();
 }

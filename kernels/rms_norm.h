@@ -1,11 +1,14 @@
 // RMSNorm over the last dimension: out = x / sqrt(mean(x²) + eps) · weight,
-// computed in fp32. Used for every pre-norm and the final norm.
+// computed in fp32. Used for every pre-norm and the final norm. x (the
+// residual stream) is fp32; out is fp32 or bf16 (`out_type`, rounded once on
+// store): the normed rows go straight into the next GEMM in its operand type.
 #pragma once
 
 #include <cstdint>
 
 #include "absl/status/status.h"
 #include "kernels/cuda_stream.h"
+#include "kernels/element_type.h"
 
 namespace tessera {
 
@@ -16,7 +19,9 @@ struct RmsNormParams {
   const float* x = nullptr;       // (rows, width), row stride x_stride
   int64_t x_stride = 0;           // 0 means width
   const float* weight = nullptr;  // (width)
-  float* out = nullptr;           // (rows, width) contiguous; may alias x when x_stride == width
+  void* out = nullptr;            // (rows, width) of out_type, contiguous; may alias x when fp32 and x_stride == width
+  // Last, so that brace-initialized params written before it keep their meaning.
+  ElementType out_type = ElementType::kF32;  // of out
 };
 
 // The contract's checks (kernels/rms_norm.cc), which every backend runs first:

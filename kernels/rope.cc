@@ -12,6 +12,7 @@
 
 namespace tessera {
 
+using params_check::CheckElementType;
 using params_check::CheckNonNegative;
 using params_check::CheckNotNull;
 using params_check::CheckPositive;
@@ -20,6 +21,7 @@ using params_check::ParamError;
 
 absl::Status CheckRopeParams(const RopeParams& p) {
   constexpr absl::string_view kOp = "Rope";
+  RETURN_IF_ERROR(CheckElementType(kOp, "type", p.type));
   RETURN_IF_ERROR(CheckNonNegative(kOp, "num_tokens", p.num_tokens));
   RETURN_IF_ERROR(CheckPositive(kOp, "num_heads", p.num_heads));
   RETURN_IF_ERROR(CheckPositive(kOp, "head_dim", p.head_dim));

@@ -5,12 +5,15 @@
 //   x'[i]        = x[i] · cos φ - x[i + r/2] · sin φ
 //   x'[i + r/2]  = x[i + r/2] · cos φ + x[i] · sin φ
 // Token t has global position position0 + t, so shards rotate correctly.
+// x is fp32 or bf16 (`type`: the q and k columns of the bf16 q|k|v
+// projection), rotated in fp32 and rounded back once.
 #pragma once
 
 #include <cstdint>
 
 #include "absl/status/status.h"
 #include "kernels/cuda_stream.h"
+#include "kernels/element_type.h"
 
 namespace tessera {
 
@@ -21,8 +24,10 @@ struct RopeParams {
   int64_t rotary_dim = 0;   // even, <= head_dim
   float theta = 10000.0f;   // rope_theta, finite, > 0
   int64_t position0 = 0;    // global position of token 0
-  float* x = nullptr;       // (num_tokens, num_heads, head_dim), token stride x_stride
+  void* x = nullptr;        // (num_tokens, num_heads, head_dim) of `type`, token stride x_stride
   int64_t x_stride = 0;     // 0 means num_heads·head_dim
+  // Last, so that brace-initialized params written before it keep their meaning.
+  ElementType type = ElementType::kF32;  // of x
 };
 
 // The contract's checks (kernels/rope.cc), which every backend runs first:

@@ -4,7 +4,7 @@
 #
 #   Here (build machine):  scripts/gpu_check.sh pack BUILD_DIR OUT_DIR
 #     bundles the gpu-labelled test binaries (BUILD_DIR/tests/{kernels_gpu,nccl,
-#     engine_gpu}/*_test, whichever exist), bench/{attention,ssd,moe}_bench if built, the
+#     engine_gpu}/*_test, whichever exist), bench/{attention,ssd,moe,forward,decode_attention}_bench if built, the
 #     `tessera` and `tessera-coordinator` binaries, their shared libraries
 #     (through ../shared/tools/gpu-bundle.sh), this script, bench/sdpa_bench.py,
 #     and the Hugging Face fixtures (../shared/fixtures/hf-tiny, or
@@ -52,7 +52,7 @@ if [[ $mode == pack ]]; then
   for bin in "$build"/tests/kernels_gpu/*_test "$build"/tests/nccl/*_test "$build"/tests/engine_gpu/*_test; do
     [[ -f $bin && -x $bin ]] && bins+=("$bin")
   done
-  for bench in attention_bench ssd_bench moe_bench; do
+  for bench in attention_bench ssd_bench moe_bench forward_bench decode_attention_bench; do
     [[ -x $build/bench/$bench ]] && bins+=("$build/bench/$bench")
   done
   if [[ -x $build/tools/tessera ]]; then

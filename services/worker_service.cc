@@ -31,6 +31,7 @@ grpc::Status WorkerService::GetStatus(grpc::ServerContext*, const tessera::v1::G
   response->set_metrics_address(metrics_address_);
   response->set_backend(engine.backend());
   response->set_max_shard_tokens(options.max_shard_tokens);
+  response->set_prefill_chunk_tokens(engine.prefill_chunk_tokens());
   response->set_device_id(engine.device_id());
   for (const std::string& transport : transports_.Offered()) response->add_peer_transports(transport);
   return grpc::Status::OK;

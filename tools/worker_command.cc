@@ -29,6 +29,7 @@
 #include "tools/cli/shutdown_signal.h"
 #include "transport/peer_metrics.h"
 #include "transport/worker_transports.h"
+#include "worker/chunked_prefill.h"
 #include "worker/shard_runner.h"
 #include "worker/worker_metrics.h"
 
@@ -62,6 +63,9 @@ constexpr FlagSpec kWorkerFlags[] = {
     {"max-context-tokens", true, "longest prompt + generation served (default: the checkpoint's "
                                  "max_position_embeddings, if any); the coordinator's value"},
     {"max-new-tokens-limit", true, "largest max_new_tokens a shard may ask for (default 4096); the coordinator's value"},
+    {"prefill-chunk-tokens", true, "longest piece a one-shard prefill runs in (default 0: sized from free memory: on "
+                                   "cuda the longest pass the GPU memory beside the budget holds, at most 65536, a "
+                                   "multiple of the SSD chunk; 8192 on cpu)"},
 };
 
 // Registers every second until stopped; quiet about failures (the
@@ -187,6 +191,13 @@ absl::Status Serve(const CliFlags& flags) {
     return absl::InvalidArgumentError(absl::StrCat("--memory-budget-mb ", budget_mb, " leaves too little GPU memory for "
                                                    "a prefill's activations; lower it"));
   }
+  ASSIGN_OR_RETURN(const int64_t requested_piece, flags.GetInt("prefill-chunk-tokens", 0));
+  absl::StatusOr<int64_t> piece =
+      ChoosePrefillChunkTokens(requested_piece, options.max_shard_tokens, engine->config().mamba.chunk_size);
+  if (!piece.ok()) {
+    return absl::Status(piece.status().code(), absl::StrCat("--prefill-chunk-tokens ", piece.status().message()));
+  }
+  engine->set_prefill_chunk_tokens(*piece);
   NcclGroups* nccl = nullptr;
 #ifdef TESSERA_HAVE_NCCL
   // GPU workers exchange shard data over NCCL when the coordinator forms a group.
@@ -238,8 +249,10 @@ absl::Status Serve(const CliFlags& flags) {
   runner.set_address(address);
   std::cout << "worker listening on " << address << " (" << engine->config().model_type << ", "
             << engine->Describe() << ", K/V budget " << budget_mb << " MiB"
-            << (options.max_shard_tokens > 0 ? absl::StrCat(", shards up to ", options.max_shard_tokens, " tokens")
-                                             : std::string())
+            << ", prefill in pieces of " << engine->prefill_chunk_tokens() << " tokens"
+            << (options.max_shard_tokens > 0
+                    ? absl::StrCat(", shards of multi-shard requests up to ", options.max_shard_tokens, " tokens")
+                    : std::string())
             << (metrics_endpoint ? ", metrics on " + metrics_endpoint->address() : std::string())
             << (health_server ? absl::StrCat(", plaintext health on port ", bound_health_port) : std::string()) << ")"
             << std::endl;

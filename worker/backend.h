@@ -54,6 +54,12 @@ class OpStream {
   virtual absl::Status Download(const Tensor& from, void* host) = 0;
   // Returns once everything enqueued so far has completed.
   virtual absl::Status Finish() = 0;
+  // Progress without stalling the device: Mark() records a point after
+  // everything enqueued so far and returns its number (0, 1, ... per stream);
+  // MarkReached says whether the work before that point has completed,
+  // waiting until it has when `wait` (then always true).
+  virtual absl::StatusOr<int64_t> Mark() = 0;
+  virtual absl::StatusOr<bool> MarkReached(int64_t mark, bool wait) = 0;
   // The stream a device transport orders its transfers on (null on the CPU).
   virtual CudaStream cuda_stream() const = 0;
 
@@ -93,8 +99,11 @@ class Backend {
   virtual std::string device_id() const = 0;
   // Where buffers live (what a peer transport must move).
   virtual BufferSpace space() const = 0;
-  // The storage type of weight matrices, GEMM operands and K/V; vectors,
-  // activations between ops and states are fp32.
+  // The storage type of weight matrices, K/V and the activations that feed a
+  // matrix product or come out of one (GEMM operands and outputs, the conv's
+  // input and output, the scan's x, B, C); the residual stream, the scan's
+  // output, vectors, softmax statistics, the router's input and every state
+  // are fp32.
   virtual ElementType matrix_type() const = 0;
   // The model's weights in this backend's memory.
   virtual const ModelTensors& tensors() const = 0;

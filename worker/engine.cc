@@ -3,6 +3,7 @@
 #include "worker/engine.h"
 
 #include "common/status_macros.h"
+#include "worker/chunked_prefill.h"
 
 namespace tessera {
 
@@ -18,6 +19,9 @@ absl::StatusOr<std::unique_ptr<ShardState>> Engine::NewState(int64_t begin, int6
 
 absl::StatusOr<std::vector<float>> Engine::Forward(ShardState& state, absl::Span<const int32_t> ids, LogitsRows rows,
                                                    const ShardContext& shard) {
+  if (!shard.sharded() && prefill_chunk_tokens_ > 0 && static_cast<int64_t>(ids.size()) > prefill_chunk_tokens_) {
+    return ForwardInPieces(*backend_, config_, state, ids, rows, shard, prefill_chunk_tokens_);
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<OpStream> ops, backend_->NewStream());
   return tessera::Forward(*backend_, *ops, config_, state, ids, rows, shard);
 }

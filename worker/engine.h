@@ -4,6 +4,10 @@
 // care which backend it is. A ShardState is one request's memory on one
 // worker, made by and only usable with the engine that made it.
 //
+// A prompt on a state of its own runs in pieces of at most
+// prefill_chunk_tokens() (chunked_prefill.h), so that activation memory does
+// not cap its length; a shard of a context-parallel prefill runs in one pass.
+//
 // Threads: Forward, AttendStoredKv and NewState may run concurrently for
 // different states; calls on one state must be serialized by the caller.
 #pragma once
@@ -47,11 +51,18 @@ class Engine {
     return backend_->PrefillTokenLimit(memory_budget_bytes);
   }
 
+  // The longest piece an unsharded Forward runs in; 0 (the default): one
+  // pass, however long. Set it before the engine serves any call.
+  int64_t prefill_chunk_tokens() const { return prefill_chunk_tokens_; }
+  void set_prefill_chunk_tokens(int64_t tokens) { prefill_chunk_tokens_ = tokens; }
+
   // Fresh state for a shard starting at global position `begin` (0: a whole
   // sequence); `capacity_tokens` is a hint of how many tokens it will hold.
   absl::StatusOr<std::unique_ptr<ShardState>> NewState(int64_t begin, int64_t capacity_tokens);
 
-  // tessera::Forward (forward.h) on a stream of its own.
+  // tessera::Forward (forward.h) on a stream of its own; in pieces
+  // (ForwardInPieces) when `shard` is not sharded and `ids` is longer than
+  // prefill_chunk_tokens().
   absl::StatusOr<std::vector<float>> Forward(ShardState& state, absl::Span<const int32_t> ids, LogitsRows rows,
                                              const ShardContext& shard = {});
 
@@ -62,6 +73,7 @@ class Engine {
  private:
   ModelConfig config_;
   std::unique_ptr<Backend> backend_;
+  int64_t prefill_chunk_tokens_ = 0;
 };
 
 }  // namespace tessera

@@ -1,9 +1,21 @@
 // One LayerLoop object per call: it holds the call's scratch (freed in stream
 // order as each block's buffers go out of scope) and runs block after block.
-// Precision: activations between ops and every state are fp32; a GEMM's input,
-// the SSD scan's x, B, C and the K/V cache are in the backend's matrix type
-// (bf16 or fp32), converted once where an activation enters a matrix product
-// (Operand).
+//
+// Precision follows the backend's matrix type (bf16 or fp32; backend.h): the
+// residual stream, the scan's output y, attention's output and statistics,
+// the MoE router's input and every state are fp32; everything a matrix
+// product reads or writes between them is in the matrix type, so on bf16 the
+// normed rows, the projections' outputs, the conv's input and output (the
+// scan's x, B, C), the activations and the gated norm's output are bf16, each
+// op widening to fp32 as it reads and rounding once as it writes. Where an
+// fp32 tensor feeds a matrix product (attention's output, the router's input
+// on its way to the experts) it is cast once (As). On fp32 every tensor
+// is fp32 and the ops compute exactly what the CPU reference does.
+//
+// Progress (ShardContext::on_layer_done) never stalls the device: each layer
+// ends with a mark on the stream, and the layers whose marks the device has
+// passed are reported as later layers are enqueued; the rest once the last
+// layer is enqueued, as each completes.
 #include "worker/forward.h"
 
 #include <algorithm>
@@ -20,12 +32,6 @@ namespace {
 
 using layer_params::MambaActivations;
 
-// A GEMM input: the fp32 activation itself, or its copy in the matrix type.
-struct Operand {
-  Tensor view;
-  Buffer storage;  // the copy, when one was made
-};
-
 class LayerLoop {
  public:
   LayerLoop(Backend& backend, OpStream& ops, const ModelConfig& config, ShardState& state, const ShardContext& ctx,
@@ -36,30 +42,38 @@ class LayerLoop {
 
  private:
   absl::StatusOr<Buffer> F32(int64_t rows, int64_t cols) { return ops_.Scratch(rows, cols, ElementType::kF32); }
+  // Scratch in the matrix type: what a matrix product reads or writes.
+  absl::StatusOr<Buffer> Matrix(int64_t rows, int64_t cols) { return ops_.Scratch(rows, cols, backend_.matrix_type()); }
   absl::Status Copy(const Tensor& from, const Tensor& to) { return ops_.Run(layer_params::Copy(from, to)); }
-  // `x` (fp32) as a GEMM input of the backend's matrix type.
-  absl::StatusOr<Operand> In(const Tensor& x);
-  absl::Status Project(const Operand& x, const Tensor& weight, const Tensor& bias, const Tensor& y, bool accumulate) {
-    return ops_.Run(layer_params::Linear(x.view, weight, bias, y, accumulate));
+  // `x` in `type`: x itself when it is already, else its copy in `storage`.
+  absl::StatusOr<Tensor> As(ElementType type, const Tensor& x, Buffer& storage);
+  absl::Status Project(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y, bool accumulate) {
+    return ops_.Run(layer_params::Linear(x, weight, bias, y, accumulate));
   }
   absl::Status CheckShardContext(absl::Span<const int32_t> ids) const;
   absl::Status LayerDone(size_t block_index);
+  // Reports the layers whose marks the device has passed, in order; with
+  // `wait`, every layer marked so far, as each completes.
+  absl::Status ReportProgress(bool wait);
 
-  absl::Status Mamba(const MambaTensors& w, MambaState& st, int64_t block, const Operand& normed,
+  absl::Status Mamba(const MambaTensors& w, MambaState& st, int64_t block, const Tensor& normed,
                      const Tensor& residual);
   absl::StatusOr<Buffer> GatherConvHalo(int64_t block, const Tensor& xbc);
   absl::Status AddInitialStateFromPeers(const MambaTensors& w, const MambaActivations& a, MambaState& st,
                                         int64_t block, const Tensor& log_decay);
 
-  absl::Status Attention(const AttentionTensors& w, KvCache& kv, int64_t slot, int64_t block, const Operand& normed,
+  absl::Status Attention(const AttentionTensors& w, KvCache& kv, int64_t slot, int64_t block, const Tensor& normed,
                          const Tensor& residual);
   absl::Status AttendRing(int64_t block, const Tensor& q, const KvCache& kv, int64_t cached, const Tensor& out,
                           const Tensor& lse);
   absl::Status AttendRemote(int64_t slot, const Tensor& q, const Tensor& out, const Tensor& lse);
 
-  absl::Status Mlp(const MlpTensors& w, const Operand& normed, const Tensor& residual);
-  absl::Status Moe(const MoeTensors& w, const Tensor& normed, const Operand& normed_op, const Tensor& residual);
-  absl::Status Block(const BlockTensors& block, int64_t index, const Tensor& normed, const Tensor& out);
+  absl::Status Mlp(const MlpTensors& w, const Tensor& normed, const Tensor& residual);
+  absl::Status Moe(const MoeTensors& w, const Tensor& router_in, const Tensor& normed, const Tensor& residual);
+  // One block: its norm of `hidden` into `normed` (and, for the MoE router,
+  // `router_in`), then its op, the output added into `out`.
+  absl::Status Block(const BlockTensors& block, int64_t index, const Tensor& hidden, const Tensor& normed,
+                     const Tensor& router_in, const Tensor& out);
 
   Backend& backend_;
   OpStream& ops_;
@@ -69,18 +83,19 @@ class LayerLoop {
   const ShardContext& ctx_;
   const int64_t L_;
   std::optional<PeerExchange> exchange_;  // prefill across shards
+  struct LayerMark {
+    int64_t mark;         // OpStream::Mark's number (a stream may serve several passes)
+    int64_t layers_done;  // once the device passes it
+  };
+  std::vector<LayerMark> layer_marks_;  // in order
+  size_t reported_marks_ = 0;           // those reported through on_layer_done
 };
 
-absl::StatusOr<Operand> LayerLoop::In(const Tensor& x) {
-  Operand op;
-  if (backend_.matrix_type() == x.type) {
-    op.view = x;
-    return op;
-  }
-  ASSIGN_OR_RETURN(op.storage, ops_.Scratch(x.rows, x.cols, backend_.matrix_type()));  // (rows, cols) matrix type
-  RETURN_IF_ERROR(Copy(x, op.storage.view()));
-  op.view = op.storage.view();
-  return op;
+absl::StatusOr<Tensor> LayerLoop::As(ElementType type, const Tensor& x, Buffer& storage) {
+  if (x.type == type) return x;
+  ASSIGN_OR_RETURN(storage, ops_.Scratch(x.rows, x.cols, type));  // (rows, cols) of `type`
+  RETURN_IF_ERROR(Copy(x, storage.view()));
+  return storage.view();
 }
 
 absl::Status LayerLoop::CheckShardContext(absl::Span<const int32_t> ids) const {
@@ -99,13 +114,27 @@ absl::Status LayerLoop::CheckShardContext(absl::Span<const int32_t> ids) const {
 }
 
 // A layer ends where the next block belongs to another Hugging Face layer.
+// Progress means work done, not work enqueued: the layer is reported once the
+// device passes its mark.
 absl::Status LayerLoop::LayerDone(size_t block_index) {
   if (!ctx_.on_layer_done) return absl::OkStatus();
   const std::vector<BlockTensors>& blocks = t_.blocks;
   const int64_t layer = blocks[block_index].spec.layer;
   if (block_index + 1 < blocks.size() && blocks[block_index + 1].spec.layer == layer) return absl::OkStatus();
-  RETURN_IF_ERROR(ops_.Finish());  // progress means work done, not work enqueued
-  return ctx_.on_layer_done(layer + 1, c_.num_layers);
+  ASSIGN_OR_RETURN(const int64_t mark, ops_.Mark());
+  layer_marks_.push_back({mark, layer + 1});
+  return ReportProgress(/*wait=*/false);
+}
+
+absl::Status LayerLoop::ReportProgress(bool wait) {
+  while (reported_marks_ < layer_marks_.size()) {
+    const LayerMark& next = layer_marks_[reported_marks_];
+    ASSIGN_OR_RETURN(const bool reached, ops_.MarkReached(next.mark, wait));
+    if (!reached) return absl::OkStatus();
+    ++reported_marks_;
+    RETURN_IF_ERROR(ctx_.on_layer_done(next.layers_done, c_.num_layers));
+  }
+  return absl::OkStatus();
 }
 
 // The K-1 pre-conv rows before this shard, from the tails every rank sends:
@@ -151,17 +180,21 @@ absl::Status LayerLoop::AddInitialStateFromPeers(const MambaTensors& w, const Ma
   if (exchange_->rank() == 0) return absl::OkStatus();
   ASSIGN_OR_RETURN(Buffer h_in, F32(heads, per_head));  // (H, P·N)
   RETURN_IF_ERROR(ops_.Run(layer_params::Compose(m, all.view(), exchange_->rank(), h_in.view())));
-  return ops_.Run(layer_params::AddInitialState(m, w, a, h_in.view(), st.ssm.view()));
+  Buffer c_copy;  // the initial state's term reads the scan's C (L, G·N) in fp32
+  ASSIGN_OR_RETURN(const Tensor c, As(ElementType::kF32, layer_params::ConvC(m, a), c_copy));
+  return ops_.Run(layer_params::AddInitialState(m, w, a, c, h_in.view(), st.ssm.view()));
 }
 
-absl::Status LayerLoop::Mamba(const MambaTensors& w, MambaState& st, int64_t block, const Operand& normed,
+absl::Status LayerLoop::Mamba(const MambaTensors& w, MambaState& st, int64_t block, const Tensor& normed,
                               const Tensor& residual) {
   const MambaConfig& m = c_.mamba;
   const bool sharded = exchange_.has_value();
-  ASSIGN_OR_RETURN(Buffer proj, F32(L_, m.in_proj_width()));  // (L, [z | xBC | dt])
-  ASSIGN_OR_RETURN(Buffer conv, F32(L_, m.conv_channels()));  // (L, C) = [x | B | C] after conv + SiLU
-  ASSIGN_OR_RETURN(Buffer dt, F32(L_, m.num_heads));          // (L, H)
-  ASSIGN_OR_RETURN(Buffer y, F32(L_, m.d_inner()));           // (L, H·P)
+  const bool step = L_ == 1 && !sharded;  // decode: the one-token update, which reads fp32 x, B, C
+  ASSIGN_OR_RETURN(Buffer proj, Matrix(L_, m.in_proj_width()));  // (L, [z | xBC | dt])
+  ASSIGN_OR_RETURN(Buffer conv, step ? F32(L_, m.conv_channels())
+                                     : Matrix(L_, m.conv_channels()));  // (L, C) = [x | B | C] after conv + SiLU
+  ASSIGN_OR_RETURN(Buffer dt, F32(L_, m.num_heads));  // (L, H)
+  ASSIGN_OR_RETURN(Buffer y, F32(L_, m.d_inner()));   // (L, H·P)
   const MambaActivations a{proj.view(), conv.view(), dt.view(), y.view()};
   RETURN_IF_ERROR(Project(normed, w.in_proj, w.in_proj_bias, a.proj, false));
 
@@ -173,19 +206,16 @@ absl::Status LayerLoop::Mamba(const MambaTensors& w, MambaState& st, int64_t blo
   RETURN_IF_ERROR(ops_.Run(layer_params::Conv(m, w, a, conv_in, st.conv.view())));
   RETURN_IF_ERROR(ops_.Run(layer_params::Dt(m, w, a)));
 
-  if (L_ == 1 && !sharded) {  // decode: the one-token update
+  if (step) {
     RETURN_IF_ERROR(ops_.Run(layer_params::Step(m, w, a, st.ssm.view())));
   } else {
     ASSIGN_OR_RETURN(Buffer log_decay, F32(1, m.num_heads));  // (1, H)
     const Tensor initial = sharded ? Tensor{} : st.ssm.view();  // a shard runs from zero
-    // x, B, C enter the scan's matrix products in the matrix type, as a GEMM's input does.
-    ASSIGN_OR_RETURN(Operand xbc, In(a.conv));
-    RETURN_IF_ERROR(ops_.Run(layer_params::Scan(m, w, a, xbc.view, initial, st.ssm.view(), log_decay.view())));
+    RETURN_IF_ERROR(ops_.Run(layer_params::Scan(m, w, a, initial, st.ssm.view(), log_decay.view())));
     if (sharded) RETURN_IF_ERROR(AddInitialStateFromPeers(w, a, st, block, log_decay.view()));
   }
-  RETURN_IF_ERROR(ops_.Run(layer_params::GatedNorm(c_, w, a)));
-  ASSIGN_OR_RETURN(Operand y_op, In(a.y));
-  return Project(y_op, w.out_proj, w.out_proj_bias, residual, /*accumulate=*/true);
+  RETURN_IF_ERROR(ops_.Run(layer_params::GatedNorm(c_, w, a)));  // over z, in the matrix type
+  return Project(layer_params::GatedNormOut(m, a), w.out_proj, w.out_proj_bias, residual, /*accumulate=*/true);
 }
 
 // Ring attention: this shard's new K/V travels around the ring while every
@@ -225,11 +255,14 @@ absl::Status LayerLoop::AttendRing(int64_t block, const Tensor& q, const KvCache
 }
 
 // Split-KV decode: the other shards' partials over their K/V, merged here.
+// The query travels as fp32 (its matrix-type values, widened exactly).
 absl::Status LayerLoop::AttendRemote(int64_t slot, const Tensor& q, const Tensor& out, const Tensor& lse) {
   const AttentionConfig& a = c_.attention;
   const int64_t q_width = a.num_heads * a.head_dim;
+  Buffer q_copy;
+  ASSIGN_OR_RETURN(const Tensor q_f32, As(ElementType::kF32, q, q_copy));
   std::vector<float> host_q(L_ * q_width);  // (L, Hq·D), RoPE applied
-  RETURN_IF_ERROR(ops_.Download(q, host_q.data()));
+  RETURN_IF_ERROR(ops_.Download(q_f32, host_q.data()));
   ASSIGN_OR_RETURN(std::vector<AttentionPartial> parts,
                    ctx_.peers->QueryKv(slot, host_q, L_, state_.num_tokens()));
   ASSIGN_OR_RETURN(Buffer part_out, F32(L_, q_width));      // (L, Hq·D)
@@ -251,70 +284,85 @@ absl::Status LayerLoop::AttendRemote(int64_t slot, const Tensor& q, const Tensor
 }
 
 absl::Status LayerLoop::Attention(const AttentionTensors& w, KvCache& kv, int64_t slot, int64_t block,
-                                  const Operand& normed, const Tensor& residual) {
+                                  const Tensor& normed, const Tensor& residual) {
   const AttentionConfig& a = c_.attention;
   const int64_t q_width = a.num_heads * a.head_dim;
   const int64_t kv_width = a.num_kv_heads * a.head_dim;
   const int64_t position0 = state_.num_tokens();
 
-  ASSIGN_OR_RETURN(Buffer q, F32(L_, q_width));       // (L, Hq·D)
-  ASSIGN_OR_RETURN(Buffer k_new, F32(L_, kv_width));  // (L, Hkv·D)
-  ASSIGN_OR_RETURN(Buffer v_new, F32(L_, kv_width));  // (L, Hkv·D)
-  RETURN_IF_ERROR(Project(normed, w.q_proj, w.q_bias, q.view(), false));
-  RETURN_IF_ERROR(Project(normed, w.k_proj, w.k_bias, k_new.view(), false));
-  RETURN_IF_ERROR(Project(normed, w.v_proj, w.v_bias, v_new.view(), false));
-  if (a.rotary_dim > 0) {
-    RETURN_IF_ERROR(ops_.Run(layer_params::Rope(a, q.view(), a.num_heads, position0)));
-    RETURN_IF_ERROR(ops_.Run(layer_params::Rope(a, k_new.view(), a.num_kv_heads, position0)));
+  ASSIGN_OR_RETURN(Buffer qkv, Matrix(L_, q_width + 2 * kv_width));  // (L, [q | k | v])
+  const Tensor q = qkv.view().Cols(0, q_width);                       // (L, Hq·D)
+  const Tensor k_new = qkv.view().Cols(q_width, kv_width);            // (L, Hkv·D)
+  const Tensor v_new = qkv.view().Cols(q_width + kv_width, kv_width);  // (L, Hkv·D)
+  if (!w.qkv_proj.empty()) {  // one GEMM over the stacked weights
+    RETURN_IF_ERROR(Project(normed, w.qkv_proj, w.qkv_bias, qkv.view(), false));
+  } else {
+    RETURN_IF_ERROR(Project(normed, w.q_proj, w.q_bias, q, false));
+    RETURN_IF_ERROR(Project(normed, w.k_proj, w.k_bias, k_new, false));
+    RETURN_IF_ERROR(Project(normed, w.v_proj, w.v_bias, v_new, false));
   }
-  const int64_t cached = kv.tokens;  // append to the cache, in its element type
-  RETURN_IF_ERROR(Copy(k_new.view(), kv.k.view().Rows(cached, L_)));
-  RETURN_IF_ERROR(Copy(v_new.view(), kv.v.view().Rows(cached, L_)));
+  if (a.rotary_dim > 0) {
+    RETURN_IF_ERROR(ops_.Run(layer_params::Rope(a, q, a.num_heads, position0)));
+    RETURN_IF_ERROR(ops_.Run(layer_params::Rope(a, k_new, a.num_kv_heads, position0)));
+  }
+  const int64_t cached = kv.tokens;  // append to the cache (the matrix type: a copy)
+  RETURN_IF_ERROR(Copy(k_new, kv.k.view().Rows(cached, L_)));
+  RETURN_IF_ERROR(Copy(v_new, kv.v.view().Rows(cached, L_)));
   kv.tokens += L_;
 
-  ASSIGN_OR_RETURN(Operand q_op, In(q.view()));
   ASSIGN_OR_RETURN(Buffer out, F32(L_, q_width));     // (L, Hq·D)
   ASSIGN_OR_RETURN(Buffer lse, F32(L_, a.num_heads));  // (L, Hq)
-  RETURN_IF_ERROR(ops_.Run(layer_params::Attention(a, q_op.view, position0, kv.keys(), kv.values(),
-                                                   state_.kv_begin(), out.view(), lse.view())));
-  if (exchange_.has_value()) RETURN_IF_ERROR(AttendRing(block, q_op.view, kv, cached, out.view(), lse.view()));
-  if (ctx_.queries_remote_kv()) RETURN_IF_ERROR(AttendRemote(slot, q.view(), out.view(), lse.view()));
+  RETURN_IF_ERROR(ops_.Run(layer_params::Attention(a, q, position0, kv.keys(), kv.values(), state_.kv_begin(),
+                                                   out.view(), lse.view())));
+  if (exchange_.has_value()) RETURN_IF_ERROR(AttendRing(block, q, kv, cached, out.view(), lse.view()));
+  if (ctx_.queries_remote_kv()) RETURN_IF_ERROR(AttendRemote(slot, q, out.view(), lse.view()));
 
-  ASSIGN_OR_RETURN(Operand out_op, In(out.view()));
+  Buffer out_copy;  // attention writes fp32; the o_proj reads the matrix type
+  ASSIGN_OR_RETURN(const Tensor out_op, As(backend_.matrix_type(), out.view(), out_copy));
   return Project(out_op, w.o_proj, w.o_bias, residual, /*accumulate=*/true);
 }
 
-absl::Status LayerLoop::Mlp(const MlpTensors& w, const Operand& normed, const Tensor& residual) {
+absl::Status LayerLoop::Mlp(const MlpTensors& w, const Tensor& normed, const Tensor& residual) {
   const int64_t inner = c_.mlp.intermediate_size;
-  ASSIGN_OR_RETURN(Buffer up, F32(L_, inner));  // (L, I)
-  RETURN_IF_ERROR(Project(normed, w.up_proj, w.up_bias, up.view(), false));
+  Buffer up;  // (L, I) relu², (L, [gate | up]) SwiGLU
+  Tensor act;  // (L, I): the down projection's operand, in place over the first I columns of `up`
   switch (c_.mlp.activation) {
     case MlpActivation::kSwiGlu: {
-      ASSIGN_OR_RETURN(Buffer gate, F32(L_, inner));  // (L, I)
-      RETURN_IF_ERROR(Project(normed, w.gate_proj, w.gate_bias, gate.view(), false));
-      RETURN_IF_ERROR(ops_.Run(layer_params::SiluMul(gate.view(), up.view(), up.view())));
+      ASSIGN_OR_RETURN(up, Matrix(L_, 2 * inner));
+      const Tensor gate = up.view().Cols(0, inner);
+      const Tensor up_half = up.view().Cols(inner, inner);
+      if (!w.gate_up_proj.empty()) {  // one GEMM over the stacked weights
+        RETURN_IF_ERROR(Project(normed, w.gate_up_proj, w.gate_up_bias, up.view(), false));
+      } else {
+        RETURN_IF_ERROR(Project(normed, w.gate_proj, w.gate_bias, gate, false));
+        RETURN_IF_ERROR(Project(normed, w.up_proj, w.up_bias, up_half, false));
+      }
+      RETURN_IF_ERROR(ops_.Run(layer_params::SiluMul(gate, up_half, gate)));
+      act = gate;
       break;
     }
     case MlpActivation::kRelu2: {
+      ASSIGN_OR_RETURN(up, Matrix(L_, inner));
+      RETURN_IF_ERROR(Project(normed, w.up_proj, w.up_bias, up.view(), false));
       RETURN_IF_ERROR(ops_.Run(layer_params::ReluSquaredInPlace(up.view())));
+      act = up.view();
       break;
     }
   }
-  ASSIGN_OR_RETURN(Operand up_op, In(up.view()));
-  return Project(up_op, w.down_proj, w.down_bias, residual, /*accumulate=*/true);
+  return Project(act, w.down_proj, w.down_bias, residual, /*accumulate=*/true);
 }
 
 // Routed experts (fp32 router over the fp32 normed input, then the chosen
 // experts, weighted) plus the shared expert or MLP, all added into `out`.
-absl::Status LayerLoop::Moe(const MoeTensors& w, const Tensor& normed, const Operand& normed_op, const Tensor& out) {
+absl::Status LayerLoop::Moe(const MoeTensors& w, const Tensor& router_in, const Tensor& normed, const Tensor& out) {
   const MoeConfig& m = c_.moe;
   if (m.experts > 0) {
     ASSIGN_OR_RETURN(Buffer logits, F32(L_, m.experts));  // (L, E) router logits
-    RETURN_IF_ERROR(ops_.Run(layer_params::Linear(normed, w.router, Tensor{}, logits.view(), false)));
+    RETURN_IF_ERROR(ops_.Run(layer_params::Linear(router_in, w.router, Tensor{}, logits.view(), false)));
     ASSIGN_OR_RETURN(Buffer ids, F32(L_, m.top_k));      // (L, k) int32 expert ids, in 4-byte slots
     ASSIGN_OR_RETURN(Buffer weights, F32(L_, m.top_k));  // (L, k)
     RETURN_IF_ERROR(ops_.Run(layer_params::Route(m, w, logits.view(), ids.view(), weights.view())));
-    MoeExpertsParams experts = layer_params::Experts(c_, w, normed_op.view, ids.view(), weights.view(), out);
+    MoeExpertsParams experts = layer_params::Experts(c_, w, normed, ids.view(), weights.view(), out);
     Buffer workspace;  // (1, bytes / 4): the device's permutation and grouped-GEMM rows; the CPU needs none
     if (backend_.space() == BufferSpace::kDevice) {
       const int64_t bytes = MoeExpertsWorkspaceBytes(experts);
@@ -325,33 +373,36 @@ absl::Status LayerLoop::Moe(const MoeTensors& w, const Tensor& normed, const Ope
   }
   if (w.shared_up.empty()) return absl::OkStatus();
   const int64_t inner = m.shared_intermediate_size * m.shared_experts;
-  ASSIGN_OR_RETURN(Buffer act, F32(L_, inner));  // (L, Is)
-  if (m.activation == MlpActivation::kSwiGlu) {
-    ASSIGN_OR_RETURN(Buffer gate_up, F32(L_, 2 * inner));  // (L, [gate | up])
-    RETURN_IF_ERROR(Project(normed_op, w.shared_up, Tensor{}, gate_up.view(), false));
-    RETURN_IF_ERROR(
-        ops_.Run(layer_params::SiluMul(gate_up.view().Cols(0, inner), gate_up.view().Cols(inner, inner), act.view())));
+  const bool swiglu = m.activation == MlpActivation::kSwiGlu;
+  ASSIGN_OR_RETURN(Buffer up, Matrix(L_, swiglu ? 2 * inner : inner));  // (L, [gate | up]) or (L, Is)
+  RETURN_IF_ERROR(Project(normed, w.shared_up, Tensor{}, up.view(), false));
+  const Tensor act = up.view().Cols(0, inner);  // (L, Is), in place over the gate (SwiGLU) or up
+  if (swiglu) {
+    RETURN_IF_ERROR(ops_.Run(layer_params::SiluMul(act, up.view().Cols(inner, inner), act)));
   } else {
-    RETURN_IF_ERROR(Project(normed_op, w.shared_up, Tensor{}, act.view(), false));
-    RETURN_IF_ERROR(ops_.Run(layer_params::ReluSquaredInPlace(act.view())));
+    RETURN_IF_ERROR(ops_.Run(layer_params::ReluSquaredInPlace(act)));
   }
-  ASSIGN_OR_RETURN(Operand act_op, In(act.view()));
-  return Project(act_op, w.shared_down, Tensor{}, out, /*accumulate=*/true);
+  return Project(act, w.shared_down, Tensor{}, out, /*accumulate=*/true);
 }
 
-// One block's op on `normed` (L, hidden) fp32, its output added into `out`.
-absl::Status LayerLoop::Block(const BlockTensors& block, int64_t index, const Tensor& normed, const Tensor& out) {
-  ASSIGN_OR_RETURN(Operand normed_op, In(normed));
+absl::Status LayerLoop::Block(const BlockTensors& block, int64_t index, const Tensor& hidden, const Tensor& normed,
+                              const Tensor& router_in, const Tensor& out) {
+  if (block.spec.kind == BlockKind::kMoe) {  // the router reads fp32; the experts the matrix type
+    RETURN_IF_ERROR(ops_.Run(layer_params::Norm(c_, hidden, block.norm, router_in)));
+    RETURN_IF_ERROR(Copy(router_in, normed));  // nothing to do when they are one buffer (fp32)
+  } else {
+    RETURN_IF_ERROR(ops_.Run(layer_params::Norm(c_, hidden, block.norm, normed)));
+  }
   switch (block.spec.kind) {
     case BlockKind::kMamba:
-      return Mamba(std::get<MambaTensors>(block.op), state_.mamba[block.state_slot], index, normed_op, out);
+      return Mamba(std::get<MambaTensors>(block.op), state_.mamba[block.state_slot], index, normed, out);
     case BlockKind::kAttention:
       return Attention(std::get<AttentionTensors>(block.op), state_.attention[block.state_slot], block.state_slot,
-                       index, normed_op, out);
+                       index, normed, out);
     case BlockKind::kMlp:
-      return Mlp(std::get<MlpTensors>(block.op), normed_op, out);
+      return Mlp(std::get<MlpTensors>(block.op), normed, out);
     case BlockKind::kMoe:
-      return Moe(std::get<MoeTensors>(block.op), normed, normed_op, out);
+      return Moe(std::get<MoeTensors>(block.op), router_in, normed, out);
   }
   return absl::InternalError("unknown block kind");
 }
@@ -371,7 +422,12 @@ absl::StatusOr<std::vector<float>> LayerLoop::Run(absl::Span<const int32_t> ids,
   if (c_.multipliers.embedding != 1.0f) {  // granitemoehybrid scales the embeddings
     RETURN_IF_ERROR(ops_.Run(layer_params::Scale(c_.multipliers.embedding, hidden.view())));
   }
-  ASSIGN_OR_RETURN(Buffer normed, F32(L_, d));  // (L, hidden)
+  ASSIGN_OR_RETURN(Buffer normed, Matrix(L_, d));  // (L, hidden): every block's norm, a GEMM's operand
+  Buffer router_in;  // (L, hidden) fp32: the MoE router's input, when the matrix type is not fp32
+  if (backend_.matrix_type() != ElementType::kF32 && c_.CountBlocks(BlockKind::kMoe) > 0) {
+    ASSIGN_OR_RETURN(router_in, F32(L_, d));
+  }
+  const Tensor router_view = router_in.view().empty() ? normed.view() : router_in.view();
   // granitemoehybrid scales every block's output before the residual add: the
   // block writes into block_out, added scaled; elsewhere it adds in place.
   const float residual_multiplier = c_.multipliers.residual;
@@ -381,16 +437,17 @@ absl::StatusOr<std::vector<float>> LayerLoop::Run(absl::Span<const int32_t> ids,
   }
   for (size_t i = 0; i < t_.blocks.size(); ++i) {
     const BlockTensors& block = t_.blocks[i];
-    RETURN_IF_ERROR(ops_.Run(layer_params::Norm(c_, hidden.view(), block.norm, normed.view())));
+    const int64_t index = static_cast<int64_t>(i);
     if (residual_multiplier == 1.0f) {
-      RETURN_IF_ERROR(Block(block, static_cast<int64_t>(i), normed.view(), hidden.view()));
+      RETURN_IF_ERROR(Block(block, index, hidden.view(), normed.view(), router_view, hidden.view()));
     } else {
       RETURN_IF_ERROR(ops_.Zero(block_out.view()));
-      RETURN_IF_ERROR(Block(block, static_cast<int64_t>(i), normed.view(), block_out.view()));
+      RETURN_IF_ERROR(Block(block, index, hidden.view(), normed.view(), router_view, block_out.view()));
       RETURN_IF_ERROR(ops_.Run(layer_params::ScaleAdd(residual_multiplier, block_out.view(), hidden.view())));
     }
     RETURN_IF_ERROR(LayerDone(i));
   }
+  if (ctx_.on_layer_done) RETURN_IF_ERROR(ReportProgress(/*wait=*/true));
   state_.Advance(L_);
 
   std::vector<float> logits;
@@ -399,9 +456,8 @@ absl::StatusOr<std::vector<float>> LayerLoop::Run(absl::Span<const int32_t> ids,
     const Tensor last = hidden.view().Rows(L_ - out_rows, out_rows);
     const Tensor last_normed = normed.view().Rows(0, out_rows);
     RETURN_IF_ERROR(ops_.Run(layer_params::Norm(c_, last, t_.final_norm, last_normed)));
-    ASSIGN_OR_RETURN(Operand normed_op, In(last_normed));
     ASSIGN_OR_RETURN(Buffer device_logits, F32(out_rows, c_.vocab_size));  // (rows, vocab)
-    RETURN_IF_ERROR(Project(normed_op, t_.lm_head, Tensor{}, device_logits.view(), false));
+    RETURN_IF_ERROR(Project(last_normed, t_.lm_head, Tensor{}, device_logits.view(), false));
     logits.resize(out_rows * c_.vocab_size);
     RETURN_IF_ERROR(ops_.Download(device_logits.view(), logits.data()));
     if (c_.multipliers.logits_scaling != 1.0f) {  // granitemoehybrid divides the logits

@@ -1,6 +1,7 @@
 // Plain field filling over Tensor views.
 #include "worker/layer_params.h"
 
+#include <cassert>
 #include <cmath>
 
 namespace tessera::layer_params {
@@ -32,9 +33,10 @@ LinearParams Linear(const Tensor& x, const Tensor& weight, const Tensor& bias, c
   p.x_stride = x.stride;
   p.weight = weight.data;
   p.bias = bias.f32();
-  p.y = y.f32();
+  p.y = y.data;
   p.y_stride = y.stride;
   p.accumulate = accumulate;
+  p.y_type = y.type;
   return p;
 }
 
@@ -57,8 +59,10 @@ RmsNormParams Norm(const ModelConfig& c, const Tensor& x, const Tensor& weight, 
   p.width = c.hidden_size;
   p.eps = c.norm_eps;
   p.x = x.f32();
+  p.x_stride = x.stride;
   p.weight = weight.f32();
-  p.out = out.f32();
+  p.out = out.data;
+  p.out_type = out.type;
   return p;
 }
 
@@ -69,13 +73,15 @@ CausalConv1dParams Conv(const MambaConfig& m, const MambaTensors& w, const Mamba
   p.seq_len = xbc.rows;
   p.channels = m.conv_channels();
   p.kernel_width = m.conv_kernel;
-  p.x = xbc.f32();
+  p.x = xbc.data;
   p.x_stride = xbc.stride;
   p.weight = w.conv_weight.f32();
   p.bias = w.conv_bias.f32();
   p.state_in = state_in.f32();
-  p.out = a.conv.f32();
+  p.out = a.conv.data;
   p.state_out = state_out.f32();
+  p.x_type = xbc.type;
+  p.out_type = a.conv.type;
   return p;
 }
 
@@ -84,8 +90,9 @@ DtSoftplusParams Dt(const MambaConfig& m, const MambaTensors& w, const MambaActi
   DtSoftplusParams p;
   p.rows = raw.rows;
   p.num_heads = m.num_heads;
-  p.dt_raw = raw.f32();
+  p.dt_raw = raw.data;
   p.dt_stride = raw.stride;
+  p.dt_raw_type = raw.type;
   p.dt_bias = w.dt_bias.f32();
   p.dt_min = m.dt_min;
   p.dt_max = m.dt_max;
@@ -110,8 +117,9 @@ SsdStepParams Step(const MambaConfig& m, const MambaTensors& w, const MambaActiv
   return p;
 }
 
-SsdScanParams Scan(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a, const Tensor& xbc,
+SsdScanParams Scan(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a,
                    const Tensor& initial_state, const Tensor& final_state, const Tensor& log_decay) {
+  const Tensor& xbc = a.conv;
   const int64_t bc_width = m.num_groups * m.state_size;
   SsdScanParams p;
   p.seq_len = xbc.rows;
@@ -138,8 +146,10 @@ SsdScanParams Scan(const MambaConfig& m, const MambaTensors& w, const MambaActiv
   return p;
 }
 
+Tensor ConvC(const MambaConfig& m, const MambaActivations& a) { return C(m, a); }
+
 SsdAddInitialStateParams AddInitialState(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a,
-                                         const Tensor& h_in, const Tensor& final_state) {
+                                         const Tensor& c, const Tensor& h_in, const Tensor& final_state) {
   SsdAddInitialStateParams p;
   p.seq_len = a.conv.rows;
   p.num_heads = m.num_heads;
@@ -149,8 +159,8 @@ SsdAddInitialStateParams AddInitialState(const MambaConfig& m, const MambaTensor
   p.dt = a.dt.f32();
   p.dt_stride = a.dt.stride;
   p.A = w.A.f32();
-  p.C = C(m, a).f32();
-  p.c_stride = a.conv.stride;
+  p.C = c.f32();
+  p.c_stride = c.stride;
   p.initial_state = h_in.f32();
   p.y = a.y.f32();
   p.final_state = final_state.f32();
@@ -175,12 +185,17 @@ GatedRmsNormParams GatedNorm(const ModelConfig& c, const MambaTensors& w, const 
   p.group_size = c.mamba.norm_group_size();
   p.eps = c.norm_eps;
   p.y = a.y.f32();
-  p.z = z.f32();
+  p.y_stride = a.y.stride;
+  p.z = z.data;
   p.z_stride = z.stride;
   p.weight = w.norm.f32();
-  p.out = a.y.f32();
+  p.out = z.data;  // over z, in place
+  p.out_stride = z.stride;
+  p.type = z.type;
   return p;
 }
+
+Tensor GatedNormOut(const MambaConfig& m, const MambaActivations& a) { return Z(m, a); }
 
 RopeParams Rope(const AttentionConfig& a, const Tensor& x, int64_t heads, int64_t position0) {
   RopeParams p;
@@ -190,8 +205,9 @@ RopeParams Rope(const AttentionConfig& a, const Tensor& x, int64_t heads, int64_
   p.theta = a.rope_theta;
   p.position0 = position0;
   p.num_heads = heads;
-  p.x = x.f32();
+  p.x = x.data;
   p.x_stride = x.stride;
+  p.type = x.type;
   return p;
 }
 
@@ -235,19 +251,23 @@ SiluMulParams SiluMul(const Tensor& gate, const Tensor& up, const Tensor& out) {
   SiluMulParams p;
   p.rows = out.rows;
   p.width = out.cols;
-  p.gate = gate.f32();
+  p.gate = gate.data;
   p.gate_stride = gate.stride;
-  p.up = up.f32();
+  p.up = up.data;
   p.up_stride = up.stride;
-  p.out = out.f32();
+  p.out = out.data;
+  p.out_stride = out.stride;
+  p.type = out.type;
   return p;
 }
 
 ReluSquaredParams ReluSquaredInPlace(const Tensor& x) {
+  assert(x.packed());
   ReluSquaredParams p;
   p.count = x.rows * x.cols;
-  p.x = x.f32();
-  p.out = x.f32();
+  p.x = x.data;
+  p.out = x.data;
+  p.type = x.type;
   return p;
 }
 

@@ -5,7 +5,9 @@
 //
 // Layouts (DESIGN.md): the Mamba in_proj output is (L, [z | xBC | dt]) with
 // row stride in_proj_width; the conv output is (L, [x | B | C]) with row
-// stride conv_channels.
+// stride conv_channels; the gated norm writes its output over z, where the
+// out_proj reads it. Element types come from the Tensors: each op's params
+// take the type of the views they are built from.
 #pragma once
 
 #include <cstdint>
@@ -31,19 +33,20 @@
 
 namespace tessera::layer_params {
 
-// One Mamba mixer's activations in a forward pass of L tokens (fp32).
+// One Mamba mixer's activations in a forward pass of L tokens.
 struct MambaActivations {
-  Tensor proj;  // (L, [z | xBC | dt])
-  Tensor conv;  // (L, [x | B | C]) after conv + SiLU
-  Tensor dt;    // (L, H) after softplus and clamp
-  Tensor y;     // (L, d_inner)
+  Tensor proj;  // (L, [z | xBC | dt]) in the matrix type; z later holds the gated norm's output
+  Tensor conv;  // (L, [x | B | C]) after conv + SiLU: the matrix type, or fp32 for the one-token step
+  Tensor dt;    // (L, H) fp32, after softplus and clamp
+  Tensor y;     // (L, d_inner) fp32, the scan's output
 };
 
-// y = x · Wᵀ (+ bias), or y += ...; x in the weight's type, y fp32.
+// y = x · Wᵀ (+ bias), or y += ...; x in the weight's type, y fp32 or (bf16
+// weights) bf16.
 LinearParams Linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y, bool accumulate);
 // to = from, converting the element type; same (rows, cols).
 CastParams Copy(const Tensor& from, const Tensor& to);
-// RMSNorm of x's rows into out.
+// RMSNorm of x's rows (fp32) into out (packed, fp32 or bf16).
 RmsNormParams Norm(const ModelConfig& c, const Tensor& x, const Tensor& weight, const Tensor& out);
 
 // conv + SiLU of xBC; state_in empty means zeros, state_out may be empty.
@@ -52,17 +55,23 @@ CausalConv1dParams Conv(const MambaConfig& m, const MambaTensors& w, const Mamba
 DtSoftplusParams Dt(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a);
 // The one-token update of `state` (H, P·N).
 SsdStepParams Step(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a, const Tensor& state);
-// The chunked scan over xbc (L, [x | B | C]): a.conv itself, or its copy in
-// the matrix type (bf16 runs on tensor cores); initial_state empty means zeros.
-SsdScanParams Scan(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a, const Tensor& xbc,
+// The chunked scan over a.conv (L, [x | B | C]) in its type (bf16 runs on
+// tensor cores); initial_state empty means zeros.
+SsdScanParams Scan(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a,
                    const Tensor& initial_state, const Tensor& final_state, const Tensor& log_decay);
-// y += h_in's contribution, final_state += Λ · h_in.
+// The C columns of a.conv (L, G·N).
+Tensor ConvC(const MambaConfig& m, const MambaActivations& a);
+// y += h_in's contribution, final_state += Λ · h_in; c is ConvC, or its fp32
+// copy when a.conv is not fp32.
 SsdAddInitialStateParams AddInitialState(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a,
-                                         const Tensor& h_in, const Tensor& final_state);
+                                         const Tensor& c, const Tensor& h_in, const Tensor& final_state);
 // h_in of shard `rank` from the all-gathered summaries (ranks, H + H·P·N).
 SsdComposeParams Compose(const MambaConfig& m, const Tensor& summaries, int64_t rank, const Tensor& h_in);
-// y normed in place, gated by z (the first d_inner columns of proj).
+// y normed, gated by z (the first d_inner columns of proj), written over z
+// in z's type: the out_proj's operand, GatedNormOut.
 GatedRmsNormParams GatedNorm(const ModelConfig& c, const MambaTensors& w, const MambaActivations& a);
+// Where GatedNorm writes: (L, d_inner), the z columns of a.proj.
+Tensor GatedNormOut(const MambaConfig& m, const MambaActivations& a);
 
 // RoPE in place on x (L, heads·D) at global positions position0, ...
 RopeParams Rope(const AttentionConfig& a, const Tensor& x, int64_t heads, int64_t position0);
@@ -75,7 +84,7 @@ AttentionMergeParams Merge(const AttentionConfig& a, const Tensor& out, const Te
                            const Tensor& part_lse);
 
 // out = silu(gate) · up, row by row; gate and up may be column ranges of one
-// fused [gate | up] projection; out packed.
+// fused [gate | up] projection, and out the gate's own columns.
 SiluMulParams SiluMul(const Tensor& gate, const Tensor& up, const Tensor& out);
 // x = relu(x)², in place (x packed).
 ReluSquaredParams ReluSquaredInPlace(const Tensor& x);

@@ -1,5 +1,6 @@
 // One walk over the weight layout for every backend: which tensors are
-// matrices (placed in the compute type) and which are vectors (fp32).
+// matrices (placed in the compute type), which are vectors (fp32), and which
+// projections stack when the backend stacks.
 #include "worker/model_tensors.h"
 
 #include "common/status_macros.h"
@@ -21,6 +22,59 @@ absl::StatusOr<Tensor> Matrix(const TensorPlacer& place, const HostTensor& t) {
   return place(t, /*matrix=*/true);
 }
 
+// Projections and their optional biases, placed one by one or stacked.
+struct Projections {
+  std::vector<const HostTensor*> weights;  // (rows_i, hidden) each
+  std::vector<const HostTensor*> biases;   // (rows_i) each, absent where the checkpoint has none
+};
+
+// Stacking needs every weight present with one width, and biases for all
+// parts or for none.
+bool CanStack(const TensorStacker& stack, const Projections& p) {
+  if (!stack) return false;
+  int64_t width = -1;
+  for (const HostTensor* w : p.weights) {
+    if (Absent(*w) || w->shape.size() < 2) return false;
+    const int64_t cols = ShapeOf(*w, ElementType::kF32).cols;
+    if (width >= 0 && cols != width) return false;
+    width = cols;
+  }
+  size_t biases = 0;
+  for (const HostTensor* b : p.biases) biases += Absent(*b) ? 0 : 1;
+  return biases == 0 || biases == p.biases.size();
+}
+
+// `parts` stacked into `whole`, each of `views` pointed at its share: rows of
+// a matrix, columns of a vector.
+absl::Status StackInto(const TensorStacker& stack, const std::vector<const HostTensor*>& parts, bool matrix,
+                       Tensor& whole, const std::vector<Tensor*>& views) {
+  ASSIGN_OR_RETURN(whole, stack(parts, matrix));
+  int64_t offset = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const int64_t n = matrix ? ShapeOf(*parts[i], whole.type).rows : parts[i]->numel();
+    *views[i] = matrix ? whole.Rows(offset, n) : whole.Cols(offset, n);
+    offset += n;
+  }
+  return absl::OkStatus();
+}
+
+// The projections of `p` into `weights` and `biases` (one view each), stacked
+// into `stacked` and `stacked_bias` where the backend stacks them.
+absl::Status PlaceProjections(const TensorPlacer& place, const TensorStacker& stack, const Projections& p,
+                              const std::vector<Tensor*>& weights, const std::vector<Tensor*>& biases,
+                              Tensor& stacked, Tensor& stacked_bias) {
+  if (!CanStack(stack, p)) {
+    for (size_t i = 0; i < p.weights.size(); ++i) {
+      ASSIGN_OR_RETURN(*weights[i], Matrix(place, *p.weights[i]));
+      ASSIGN_OR_RETURN(*biases[i], Vector(place, *p.biases[i]));
+    }
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(StackInto(stack, p.weights, /*matrix=*/true, stacked, weights));
+  if (Absent(*p.biases[0])) return absl::OkStatus();
+  return StackInto(stack, p.biases, /*matrix=*/false, stacked_bias, biases);
+}
+
 absl::StatusOr<MambaTensors> PlaceMamba(const TensorPlacer& place, const MambaWeights& w) {
   HostTensor a;  // (H): a view of the computed -exp(A_log)
   a.shape = {static_cast<int64_t>(w.A.size())};
@@ -39,26 +93,28 @@ absl::StatusOr<MambaTensors> PlaceMamba(const TensorPlacer& place, const MambaWe
   return t;
 }
 
-absl::StatusOr<AttentionTensors> PlaceAttention(const TensorPlacer& place, const AttentionWeights& w) {
+absl::StatusOr<AttentionTensors> PlaceAttention(const TensorPlacer& place, const TensorStacker& stack,
+                                                const AttentionWeights& w) {
   AttentionTensors t;
-  ASSIGN_OR_RETURN(t.q_proj, Matrix(place, w.q_proj));
-  ASSIGN_OR_RETURN(t.k_proj, Matrix(place, w.k_proj));
-  ASSIGN_OR_RETURN(t.v_proj, Matrix(place, w.v_proj));
+  RETURN_IF_ERROR(PlaceProjections(place, stack, {{&w.q_proj, &w.k_proj, &w.v_proj}, {&w.q_bias, &w.k_bias, &w.v_bias}},
+                                   {&t.q_proj, &t.k_proj, &t.v_proj}, {&t.q_bias, &t.k_bias, &t.v_bias}, t.qkv_proj,
+                                   t.qkv_bias));
   ASSIGN_OR_RETURN(t.o_proj, Matrix(place, w.o_proj));
-  ASSIGN_OR_RETURN(t.q_bias, Vector(place, w.q_bias));
-  ASSIGN_OR_RETURN(t.k_bias, Vector(place, w.k_bias));
-  ASSIGN_OR_RETURN(t.v_bias, Vector(place, w.v_bias));
   ASSIGN_OR_RETURN(t.o_bias, Vector(place, w.o_bias));
   return t;
 }
 
-absl::StatusOr<MlpTensors> PlaceMlp(const TensorPlacer& place, const MlpWeights& w) {
+absl::StatusOr<MlpTensors> PlaceMlp(const TensorPlacer& place, const TensorStacker& stack, const MlpWeights& w) {
   MlpTensors t;
-  ASSIGN_OR_RETURN(t.gate_proj, Matrix(place, w.gate_proj));
-  ASSIGN_OR_RETURN(t.up_proj, Matrix(place, w.up_proj));
+  if (Absent(w.gate_proj)) {  // relu²: up alone
+    ASSIGN_OR_RETURN(t.up_proj, Matrix(place, w.up_proj));
+    ASSIGN_OR_RETURN(t.up_bias, Vector(place, w.up_bias));
+  } else {
+    RETURN_IF_ERROR(PlaceProjections(place, stack, {{&w.gate_proj, &w.up_proj}, {&w.gate_bias, &w.up_bias}},
+                                     {&t.gate_proj, &t.up_proj}, {&t.gate_bias, &t.up_bias}, t.gate_up_proj,
+                                     t.gate_up_bias));
+  }
   ASSIGN_OR_RETURN(t.down_proj, Matrix(place, w.down_proj));
-  ASSIGN_OR_RETURN(t.gate_bias, Vector(place, w.gate_bias));
-  ASSIGN_OR_RETURN(t.up_bias, Vector(place, w.up_bias));
   ASSIGN_OR_RETURN(t.down_bias, Vector(place, w.down_bias));
   return t;
 }
@@ -86,7 +142,18 @@ Tensor ShapeOf(const HostTensor& host, ElementType type) {
   return t;
 }
 
-absl::StatusOr<ModelTensors> PlaceModelTensors(const ModelWeights& weights, const TensorPlacer& place) {
+Tensor StackedShape(const std::vector<const HostTensor*>& parts, bool matrix, ElementType type) {
+  Tensor t = ShapeOf(*parts.front(), type);  // (rows of part 0, width)
+  int64_t total = 0;
+  for (const HostTensor* part : parts) total += part->numel();
+  t.rows = matrix ? total / t.cols : 1;  // (Σ rows, width) or (1, Σ n)
+  t.cols = matrix ? t.cols : total;
+  t.stride = t.cols;
+  return t;
+}
+
+absl::StatusOr<ModelTensors> PlaceModelTensors(const ModelWeights& weights, const TensorPlacer& place,
+                                               const TensorStacker& stack) {
   ModelTensors t;
   ASSIGN_OR_RETURN(t.embedding, Matrix(place, weights.embedding));
   ASSIGN_OR_RETURN(t.final_norm, Vector(place, weights.final_norm));
@@ -102,11 +169,11 @@ absl::StatusOr<ModelTensors> PlaceModelTensors(const ModelWeights& weights, cons
         break;
       }
       case BlockKind::kAttention: {
-        ASSIGN_OR_RETURN(block.op, PlaceAttention(place, std::get<AttentionWeights>(b.op)));
+        ASSIGN_OR_RETURN(block.op, PlaceAttention(place, stack, std::get<AttentionWeights>(b.op)));
         break;
       }
       case BlockKind::kMlp: {
-        ASSIGN_OR_RETURN(block.op, PlaceMlp(place, std::get<MlpWeights>(b.op)));
+        ASSIGN_OR_RETURN(block.op, PlaceMlp(place, stack, std::get<MlpWeights>(b.op)));
         break;
       }
       case BlockKind::kMoe: {

@@ -3,6 +3,13 @@
 // binds them to the config. Matrices (projections, embedding, lm_head) are in
 // the backend's matrix type; vectors (norms, biases, conv taps, A, D, dt_bias)
 // are fp32 rows (1, n). The backend that placed them owns the memory.
+//
+// Projections that read the same input may be stacked into one matrix, so
+// that one GEMM computes them all: attention's q, k, v and SwiGLU's gate, up.
+// Where the backend stacks them (the CUDA backend: a wide GEMM runs closer to
+// the tensor cores' peak than three narrow ones), the stacked tensor is set
+// and the parts view its rows; where it does not (the CPU, whose weights are
+// views of the checkpoint), the stacked tensor is empty.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +43,8 @@ struct AttentionTensors {
   Tensor v_proj;  // (Hkv·D, hidden)
   Tensor o_proj;  // (hidden, Hq·D)
   Tensor q_bias, k_bias, v_bias, o_bias;  // (1, width) or empty
+  Tensor qkv_proj;  // (Hq·D + 2·Hkv·D, hidden): q, k, v stacked, or empty (not stacked)
+  Tensor qkv_bias;  // (1, Hq·D + 2·Hkv·D): their biases stacked, or empty (not stacked, or no biases)
 };
 
 struct MlpTensors {
@@ -43,6 +52,8 @@ struct MlpTensors {
   Tensor up_proj;    // (I, hidden)
   Tensor down_proj;  // (hidden, I)
   Tensor gate_bias, up_bias, down_bias;  // (1, width) or empty
+  Tensor gate_up_proj;  // (2I, hidden): SwiGLU's gate, up stacked, or empty (not stacked, or relu²)
+  Tensor gate_up_bias;  // (1, 2I): their biases stacked, or empty (not stacked, or no biases)
 };
 
 struct MoeTensors {
@@ -71,12 +82,23 @@ struct ModelTensors {
 // How a backend holds one host tensor: `matrix` ones in its matrix type, the
 // others as fp32; an absent (empty) host tensor is never passed.
 using TensorPlacer = std::function<absl::StatusOr<Tensor>(const HostTensor& host, bool matrix)>;
+// How a backend holds several host tensors as one, placed as TensorPlacer
+// would: matrices (all of the same width) with their rows stacked in order,
+// (sum of rows, width); vectors concatenated, (1, sum of lengths). Never
+// passed an absent tensor.
+using TensorStacker =
+    std::function<absl::StatusOr<Tensor>(const std::vector<const HostTensor*>& parts, bool matrix)>;
 
 // The (rows, cols) a placed tensor has: (shape[0], the rest) for a tensor of
 // two or more dimensions, (1, n) for a vector.
 Tensor ShapeOf(const HostTensor& host, ElementType type);
 
-// Every tensor of `weights` through `place`, in the layout above.
-absl::StatusOr<ModelTensors> PlaceModelTensors(const ModelWeights& weights, const TensorPlacer& place);
+// The (rows, cols) of `parts` stacked as a TensorStacker places them.
+Tensor StackedShape(const std::vector<const HostTensor*>& parts, bool matrix, ElementType type);
+
+// Every tensor of `weights` through `place`, in the layout above; the
+// projections that can stack through `stack` when one is given.
+absl::StatusOr<ModelTensors> PlaceModelTensors(const ModelWeights& weights, const TensorPlacer& place,
+                                               const TensorStacker& stack = nullptr);
 
 }  // namespace tessera

@@ -82,7 +82,10 @@ WorkerMessageLimits WorkerMessageLimitsFor(const ModelConfig& config, const Shar
   limits.attend_kv_bytes = Cap(SatAdd(SatMul(SatMul(kMaxAttendQueryRows, q_width), kFloatBytes), kEnvelopeBytes));
   // Token ids are varints of at most 5 bytes when valid (>= 0); addresses and
   // stop ids are bounded by the constants above.
-  const int64_t tokens = longest > 0 ? longest : kMaxWorkerMessageBytes;
+  ShardLengthBounds alone = bounds;
+  alone.max_shard_tokens = 0;
+  const int64_t longest_alone = LongestShardTokens(alone);
+  const int64_t tokens = longest_alone > 0 ? longest_alone : kMaxWorkerMessageBytes;
   const int64_t plan = SatMul(kMaxShardsPerRequest, kMaxAddressBytes + 32) + SatMul(kMaxStopTokenIds, 6);
   limits.run_shard_bytes = Cap(SatAdd(SatAdd(SatMul(tokens, 6), plan), kEnvelopeBytes));
   limits.max_receive_bytes = std::max({limits.deliver_bytes, limits.attend_kv_bytes, limits.run_shard_bytes});

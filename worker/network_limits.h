@@ -30,7 +30,7 @@ inline constexpr int64_t kMaxWorkerMessageBytes = int64_t{1} << 30;
 
 // What bounds the length of one shard on this worker; 0 in a field: no bound from it.
 struct ShardLengthBounds {
-  int64_t max_shard_tokens = 0;    // the prefill limit (GPU activation memory)
+  int64_t max_shard_tokens = 0;    // one pass (GPU activation memory): bounds a shard of several alone
   int64_t max_context_tokens = 0;  // the served context
   int64_t memory_budget_bytes = 0;
   int64_t kv_bytes_per_token = 0;  // 0: the model has no K/V
@@ -53,7 +53,9 @@ int64_t MaxPeerBlockBytes(const ModelConfig& config, int64_t shard_tokens);
 MailboxLimits PeerMailboxLimits(int64_t max_block_bytes);
 MailboxLimits PeerMailboxLimitsFor(const ModelConfig& config, const ShardLengthBounds& bounds);
 
-// The largest message of each Worker RPC, and the server's receive limit.
+// The largest message of each Worker RPC, and the server's receive limit. A
+// RunShard of a one-shard request runs in pieces, so max_shard_tokens does not
+// bound it; peer blocks come from shards of several, which it does bound.
 struct WorkerMessageLimits {
   int64_t deliver_bytes = 0;
   int64_t attend_kv_bytes = 0;

@@ -114,10 +114,16 @@ absl::StatusOr<std::shared_ptr<ShardRunner::ActiveShard>> ShardRunner::Admit(con
   const int64_t prompt = static_cast<int64_t>(r.token_ids.size());
   const int64_t tokens = ShardTokens(r);
   const int64_t needed = ShardMemoryBytes(r, engine_.KvBytesPerToken(), engine_.StateBytesPerRequest());
-  if (options_.max_shard_tokens > 0 && prompt > options_.max_shard_tokens) {
-    return absl::ResourceExhaustedError(absl::StrCat("worker ", options_.address, " prefills at most ",
-                                                     options_.max_shard_tokens, " tokens per shard (GPU memory for "
-                                                     "activations); shard ", r.rank, " has ", prompt));
+  // A shard of several runs in one pass (its exchanges need all of it); a
+  // shard alone in pieces (Engine::Forward).
+  const int64_t piece = engine_.prefill_chunk_tokens();
+  const bool sharded = r.shards.size() > 1;
+  const int64_t pass = sharded || piece <= 0 ? prompt : std::min(prompt, piece);
+  if (options_.max_shard_tokens > 0 && pass > options_.max_shard_tokens) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "worker ", options_.address, " prefills at most ", options_.max_shard_tokens,
+        " tokens in one pass (GPU memory for activations); shard ", r.rank, " of ", r.shards.size(), " has ", prompt,
+        sharded ? " and a shard of several runs in one pass" : absl::StrCat(" in passes of ", pass)));
   }
   const int64_t budget = options_.memory_budget_bytes;
   if (needed > budget) {

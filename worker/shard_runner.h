@@ -43,8 +43,11 @@ inline constexpr std::chrono::milliseconds kDefaultPeerTimeout{10000};
 struct ShardRunnerOptions {
   std::string address;  // this worker's advertised address (messages name it)
   int64_t memory_budget_bytes = int64_t{1} << 30;
-  // The longest shard this worker prefills (Engine::PrefillTokenLimit); 0: no
-  // limit. A longer shard is refused.
+  // The longest pass this worker's prefill may run (Engine::PrefillTokenLimit:
+  // activation memory); 0: no limit. A shard of a multi-shard request runs in
+  // one pass, so a longer one is refused; a shard holding its whole request
+  // runs in pieces of the engine's prefill_chunk_tokens, so only a piece
+  // longer than this is.
   int64_t max_shard_tokens = 0;
   // The context served (ResolveContextLimit): a request whose prompt plus
   // max_new_tokens passes it is refused; 0: no limit.

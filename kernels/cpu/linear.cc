@@ -15,7 +15,7 @@ namespace {
 // y = bias (or y += bias when accumulating), row by row.
 void LayBias(const LinearParams& p, int64_t y_stride) {
   for (int64_t r = 0; r < p.rows; ++r) {
-    float* y = p.y + r * y_stride;  // (out_features)
+    float* y = static_cast<float*>(p.y) + r * y_stride;  // (out_features)
     for (int64_t n = 0; n < p.out_features; ++n) {
       y[n] = p.accumulate ? y[n] + p.bias[n] : p.bias[n];
     }
@@ -38,8 +38,8 @@ absl::Status Linear(const LinearParams& p) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(p.rows),
               static_cast<int>(p.out_features), static_cast<int>(p.in_features), 1.0f,
               static_cast<const float*>(p.x), static_cast<int>(x_stride),
-              static_cast<const float*>(p.weight), static_cast<int>(p.in_features), beta, p.y,
-              static_cast<int>(y_stride));
+              static_cast<const float*>(p.weight), static_cast<int>(p.in_features), beta,
+              static_cast<float*>(p.y), static_cast<int>(y_stride));
   return absl::OkStatus();
 }
 

@@ -22,10 +22,8 @@ std::vector<float> InverseFrequencies(float theta, int64_t rotary_dim) {
   return inv_freq;
 }
 
-}  // namespace
-
-absl::Status Rope(const RopeParams& p) {
-  RETURN_IF_ERROR(CheckRopeParams(p));
+template <typename T>
+void RotateTokens(const RopeParams& p) {
   const int64_t x_stride = StrideOr(p.x_stride, p.num_heads * p.head_dim);
   const int64_t half = p.rotary_dim / 2;
   const std::vector<float> inv_freq = InverseFrequencies(p.theta, p.rotary_dim);
@@ -38,15 +36,22 @@ absl::Status Rope(const RopeParams& p) {
       sin_phi[i] = std::sin(phi);
     }
     for (int64_t h = 0; h < p.num_heads; ++h) {
-      float* x = p.x + t * x_stride + h * p.head_dim;  // (head_dim)
+      T* x = static_cast<T*>(p.x) + t * x_stride + h * p.head_dim;  // (head_dim)
       for (int64_t i = 0; i < half; ++i) {
-        const float first = x[i];
-        const float second = x[i + half];
-        x[i] = first * cos_phi[i] - second * sin_phi[i];
-        x[i + half] = second * cos_phi[i] + first * sin_phi[i];
+        const float first = Widen(x[i]);
+        const float second = Widen(x[i + half]);
+        x[i] = Narrow<T>(first * cos_phi[i] - second * sin_phi[i]);
+        x[i + half] = Narrow<T>(second * cos_phi[i] + first * sin_phi[i]);
       }
     }
   }
+}
+
+}  // namespace
+
+absl::Status Rope(const RopeParams& p) {
+  RETURN_IF_ERROR(CheckRopeParams(p));
+  WithHostType(p.type, [&](auto t) { RotateTokens<decltype(t)>(p); });
   return absl::OkStatus();
 }
 

@@ -1,10 +1,27 @@
-// Attention forward. bf16 requests with head_dim 64 or 128 and 16-byte-aligned
-// rows go to the Hopper tensor-core kernel (kernels/cuda/flash_attention_sm90.cu,
-// FlashAttention-3 style); everything else runs this file's CUDA-core kernel:
-// fp32 accumulation, one block per (tile of kBM query rows, query head): Q
-// stays in shared memory, K/V stream through it kBN keys at a time, and an
-// online softmax (running row max m, running sum l, output rescaled by
-// exp(m_old - m_new)) keeps one pass over the keys. Key tiles past the tile's
+// Attention forward. Which kernel serves a request (ChooseKernel, TakesSplitKv):
+//   1. Decode-shaped requests (q_len <= 16) that the split-KV kernels take
+//      (kernels/cuda/decode_attention.cu: bf16 or fp32, head_dim 64 or 128,
+//      q_len·Hq/Hkv <= 128, 16-byte-aligned K/V rows) go there, given the
+//      workspace it asks for (cuda::AttentionWorkspaceBytes; none when one
+//      split covers the keys). Why: the kernels of rules 2 and 3 give each CTA
+//      a tile of query rows of one head, so a call with a few rows runs only
+//      Hq CTAs (32 of the H200's 132 SMs for the 8B model), each streaming the
+//      whole K/V of its KV head (every K/V row read Hq/Hkv times), and decode
+//      is nothing but that stream. Split-KV fills every SM with key ranges and
+//      reads each K/V row once per 64 query rows of a KV head's group. 16 rows
+//      is the most a decode step asks (a batch of queries, a speculative
+//      draft) and, at GQA 4, still one 64-row tile per group; prefill chunks
+//      have hundreds of rows: enough CTAs, and enough reuse of each K/V tile
+//      for the flash kernel's 128-row MMAs.
+//   2. bf16 requests with head_dim 64 or 128 and 16-byte-aligned rows go to the
+//      Hopper tensor-core kernel (kernels/cuda/flash_attention_sm90.cu,
+//      FlashAttention-3 style).
+//   3. Everything else runs this file's CUDA-core kernel.
+//
+// The CUDA-core kernel: fp32 accumulation, one block per (tile of kBM query
+// rows, query head): Q stays in shared memory, K/V stream through it kBN keys
+// at a time, and an online softmax (running row max m, running sum l, output
+// rescaled by exp(m_old - m_new)) keeps one pass over the keys. Key tiles past the tile's
 // last visible key (causal by global position) are never loaded. The element
 // type T of q/k/v (AttentionParams::type) is float or __nv_bfloat16: one
 // kernel, so both support every feature of AttentionParams alike, whatever the
@@ -19,8 +36,7 @@
 //
 // The entry points run the shared checks (kernels/attention.cc), then the
 // limits of these kernels (largest head_dim, grid size: UNIMPLEMENTED), and
-// launch the tensor-core kernel where it applies, else the instantiation for
-// the operands' type.
+// launch the first kernel that the rules above give.
 #include "kernels/attention.h"
 
 #include <cuda_bf16.h>
@@ -32,6 +48,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/decode_attention.h"
 #include "kernels/cuda/flash_attention_sm90.h"
 #include "kernels/cuda/host_util.h"
 
@@ -298,11 +315,14 @@ cudaError_t LaunchAttentionMerge(const AttentionMergeParams& p, cudaStream_t str
   return cudaGetLastError();
 }
 
-// Which kernel serves a request the Hopper kernel supports: its default
-// schedule for the head_dim, unless TESSERA_ATTENTION_KERNEL names another
-// (benchmarks and tests compare them in one process): ffma (this file's
-// kernel), inorder or pingpong.
+// The kernels a request may take: by the rule at the top of this file, unless
+// TESSERA_ATTENTION_KERNEL names one (benchmarks and tests compare them in one
+// process): splitkv (every request the split-KV kernels take, whatever its
+// shape), ffma (this file's kernel), inorder or pingpong (the Hopper kernel's
+// schedules); the last three never take split-KV.
 struct KernelChoice {
+  bool split_kv = true;          // for decode-shaped requests
+  bool split_kv_always = false;  // for every request it supports
   bool flash = true;
   cuda_flash::FlashVariant variant = cuda_flash::FlashVariant::kPingpong;
 };
@@ -312,10 +332,26 @@ KernelChoice ChooseKernel(const AttentionParams& p) {
   choice.variant = cuda_flash::DefaultFlashVariant(p.head_dim);
   const char* name = std::getenv("TESSERA_ATTENTION_KERNEL");
   if (name == nullptr) return choice;
-  if (std::strcmp(name, "ffma") == 0) choice.flash = false;
-  if (std::strcmp(name, "inorder") == 0) choice.variant = cuda_flash::FlashVariant::kInOrder;
-  if (std::strcmp(name, "pingpong") == 0) choice.variant = cuda_flash::FlashVariant::kPingpong;
+  if (std::strcmp(name, "splitkv") == 0) choice.split_kv_always = true;
+  if (std::strcmp(name, "ffma") == 0) choice.split_kv = choice.flash = false;
+  if (std::strcmp(name, "inorder") == 0) {
+    choice.split_kv = false;
+    choice.variant = cuda_flash::FlashVariant::kInOrder;
+  }
+  if (std::strcmp(name, "pingpong") == 0) {
+    choice.split_kv = false;
+    choice.variant = cuda_flash::FlashVariant::kPingpong;
+  }
   return choice;
+}
+
+// Decode-shaped: at most this many query rows (the rule at the top).
+constexpr int64_t kDecodeMaxQueryRows = 16;
+
+// Rule 1 (checked, valid params, q_len >= 1), the workspace aside.
+bool TakesSplitKv(const KernelChoice& choice, const AttentionParams& p) {
+  return (choice.split_kv_always || (choice.split_kv && p.q_len <= kDecodeMaxQueryRows)) &&
+         cuda_decode::SplitKvSupports(p);
 }
 
 }  // namespace
@@ -326,6 +362,12 @@ absl::Status Attention(const AttentionParams& p, CudaStream stream) {
   RETURN_IF_ERROR(CheckAttentionSupported(p));
   if (p.q_len == 0) return absl::OkStatus();
   const KernelChoice choice = ChooseKernel(p);
+  if (TakesSplitKv(choice, p)) {
+    const int64_t workspace_bytes = cuda_decode::SplitKvWorkspaceBytes(p);
+    if (workspace_bytes == 0 || (p.workspace != nullptr && p.workspace_bytes >= workspace_bytes)) {
+      return FromCuda(kOp, cuda_decode::LaunchSplitKvAttention(p, stream));
+    }
+  }
   if (choice.flash && cuda_flash::FlashAttentionSm90Supports(p)) {
     return FromCuda(kOp, cuda_flash::LaunchFlashAttentionSm90(p, choice.variant, stream));
   }
@@ -336,6 +378,14 @@ absl::Status Attention(const AttentionParams& p, CudaStream stream) {
       return FromCuda(kOp, LaunchForHeadDim<__nv_bfloat16>(MakeArgs(p), stream));
   }
   return absl::InternalError("Attention: unhandled type");  // rejected by the checks
+}
+
+int64_t AttentionWorkspaceBytes(const AttentionParams& p) {
+  if (!CheckAttentionParams(p).ok() || !CheckAttentionSupported(p).ok() || p.q_len == 0 ||
+      !TakesSplitKv(ChooseKernel(p), p)) {
+    return 0;
+  }
+  return cuda_decode::SplitKvWorkspaceBytes(p);
 }
 
 absl::Status AttentionMerge(const AttentionMergeParams& p, CudaStream stream) {

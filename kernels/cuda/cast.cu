@@ -1,8 +1,10 @@
 // Strided (rows, width) casts between storage types: fp32 -> bf16 (round to
 // nearest even, __float2bfloat16_rn), bf16 -> fp32 (exact) and same-type
 // copies. One block row per matrix row and threads across the row, so no
-// per-element division; scalar loads and stores, because a bf16 row at an odd
-// stride or offset is only 2-byte aligned. The entry point runs the shared
+// per-element division; 16-byte vectors of 8 elements where both sides' rows
+// allow them (a same-type copy moves the words untouched), scalar loads and
+// stores otherwise (a bf16 row at an odd stride or offset is only 2-byte
+// aligned). The entry point runs the shared
 // checks (kernels/cast.cc) and launches the instantiation for the two types;
 // the allowed aliasing (same type and stride) does nothing.
 #include "kernels/cast.h"
@@ -20,7 +22,12 @@ namespace tessera::cuda {
 namespace {
 
 using cuda_host::FromCuda;
+using cuda_launch::Load8;
+using cuda_launch::LoadRaw8;
 using cuda_launch::RowGrid;
+using cuda_launch::RowsOfVec8;
+using cuda_launch::Store8;
+using cuda_launch::StoreRaw8;
 using cuda_launch::ToFloat;
 using params_check::StrideOr;
 
@@ -41,17 +48,24 @@ __device__ __forceinline__ void StoreFloat(__nv_bfloat16* out, float v) {
   *out = __float2bfloat16_rn(v);
 }
 
-template <typename In, typename Out>
+// kVec 8: columns in 16-byte vectors of 8 elements; 1: one by one.
+template <typename In, typename Out, int kVec>
 __global__ void CastRowsKernel(CastRows p) {
-  const In* in = static_cast<const In*>(p.in);  // (rows, in_stride)
-  Out* out = static_cast<Out*>(p.out);          // (rows, out_stride)
   for (int64_t r = blockIdx.y; r < p.rows; r += gridDim.y) {
-    for (int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; c < p.width;
-         c += int64_t{gridDim.x} * blockDim.x) {
-      if constexpr (std::is_same_v<In, Out>) {
-        out[r * p.out_stride + c] = in[r * p.in_stride + c];  // a copy, bit for bit
+    const In* in = static_cast<const In*>(p.in) + r * p.in_stride;  // (width)
+    Out* out = static_cast<Out*>(p.out) + r * p.out_stride;         // (width)
+    for (int64_t c = (blockIdx.x * int64_t{blockDim.x} + threadIdx.x) * kVec; c < p.width;
+         c += int64_t{gridDim.x} * blockDim.x * kVec) {
+      if constexpr (kVec == 8 && std::is_same_v<In, Out>) {
+        StoreRaw8(out + c, LoadRaw8(in + c));  // a copy, bit for bit
+      } else if constexpr (kVec == 8) {
+        float v[8];
+        Load8(in + c, v);
+        Store8(out + c, v);
+      } else if constexpr (std::is_same_v<In, Out>) {
+        out[c] = in[c];  // a copy, bit for bit
       } else {
-        StoreFloat(out + r * p.out_stride + c, ToFloat(in[r * p.in_stride + c]));
+        StoreFloat(out + c, ToFloat(in[c]));
       }
     }
   }
@@ -59,7 +73,11 @@ __global__ void CastRowsKernel(CastRows p) {
 
 template <typename In, typename Out>
 cudaError_t LaunchCastRows(const CastRows& p, cudaStream_t stream) {
-  CastRowsKernel<In, Out><<<RowGrid(p.rows, p.width, kThreads), kThreads, 0, stream>>>(p);
+  if (p.width % 8 == 0 && RowsOfVec8<In>(p.in, p.in_stride) && RowsOfVec8<Out>(p.out, p.out_stride)) {
+    CastRowsKernel<In, Out, 8><<<RowGrid(p.rows, p.width / 8, kThreads), kThreads, 0, stream>>>(p);
+  } else {
+    CastRowsKernel<In, Out, 1><<<RowGrid(p.rows, p.width, kThreads), kThreads, 0, stream>>>(p);
+  }
   return cudaGetLastError();
 }
 

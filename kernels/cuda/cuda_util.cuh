@@ -1,13 +1,17 @@
 // Device helpers shared by the CUDA kernels: the scalar functions the CPU
 // reference applies (same formulas, full-precision expf/logf, no fast math), a
-// block-wide sum, the widening of a stored operand (fp32 or bf16) to fp32, and
-// launch-size arithmetic (flat grid-stride loops and row-wise 2-D grids).
+// block-wide sum, the widening of a stored operand (fp32 or bf16) to fp32 and
+// the rounding back, 16-byte vectors of 8 elements (what a bandwidth-bound
+// kernel moves per load), the one switch from ElementType to the device type,
+// and launch-size arithmetic (flat grid-stride loops and row-wise 2-D grids).
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
+
+#include "kernels/element_type.h"
 
 namespace tessera::cuda_launch {
 
@@ -21,6 +25,96 @@ __device__ __forceinline__ float DeviceSoftplus(float v) {
 // A stored operand as the fp32 every kernel computes in (exact for bf16).
 __device__ __forceinline__ float ToFloat(float v) { return v; }
 __device__ __forceinline__ float ToFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+// An fp32 result in the storage type T (bf16: round to nearest even).
+template <typename T>
+__device__ __forceinline__ T FromFloat(float v);
+template <>
+__device__ __forceinline__ float FromFloat<float>(float v) {
+  return v;
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 FromFloat<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+
+// fn(T{}) with T the device type of `type` (float or __nv_bfloat16): the one
+// switch of an entry point whose op reads or writes either storage type. The
+// shared checks have rejected values outside the enum before a launch.
+template <typename Fn>
+decltype(auto) WithDeviceType(ElementType type, Fn&& fn) {
+  switch (type) {
+    case ElementType::kF32:
+      return fn(float{});
+    case ElementType::kBF16:
+      return fn(__nv_bfloat16{});
+  }
+  return fn(float{});
+}
+
+// 8 consecutive elements of T as loaded: one 16-byte word for bf16, two for
+// fp32. Loading the raw words first lets a kernel issue several rows' loads
+// before it widens any of them.
+template <typename T>
+struct Raw8 {
+  uint4 words[sizeof(T) / 2];
+};
+
+// The 8 elements at p, which is 16-byte aligned.
+template <typename T>
+__device__ __forceinline__ Raw8<T> LoadRaw8(const T* p) {
+  Raw8<T> r;
+#pragma unroll
+  for (int i = 0; i < static_cast<int>(sizeof(T) / 2); ++i) r.words[i] = reinterpret_cast<const uint4*>(p)[i];
+  return r;
+}
+
+// The 8 elements at p (16-byte aligned) = r, bit for bit.
+template <typename T>
+__device__ __forceinline__ void StoreRaw8(T* p, const Raw8<T>& r) {
+#pragma unroll
+  for (int i = 0; i < static_cast<int>(sizeof(T) / 2); ++i) reinterpret_cast<uint4*>(p)[i] = r.words[i];
+}
+
+__device__ __forceinline__ void Widen8(const Raw8<float>& r, float (&v)[8]) {
+#pragma unroll
+  for (int i = 0; i < 8; ++i) v[i] = reinterpret_cast<const float*>(r.words)[i];
+}
+__device__ __forceinline__ void Widen8(const Raw8<__nv_bfloat16>& r, float (&v)[8]) {
+  const __nv_bfloat162* pairs = reinterpret_cast<const __nv_bfloat162*>(r.words);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __bfloat1622float2(pairs[i]);
+    v[2 * i] = f.x;
+    v[2 * i + 1] = f.y;
+  }
+}
+
+// v = the 8 elements at p (16-byte aligned), widened to fp32.
+template <typename T>
+__device__ __forceinline__ void Load8(const T* p, float (&v)[8]) {
+  Widen8(LoadRaw8(p), v);
+}
+
+// The 8 elements at p (16-byte aligned) = v, rounded to T.
+__device__ __forceinline__ void Store8(float* p, const float (&v)[8]) {
+  reinterpret_cast<float4*>(p)[0] = make_float4(v[0], v[1], v[2], v[3]);
+  reinterpret_cast<float4*>(p)[1] = make_float4(v[4], v[5], v[6], v[7]);
+}
+__device__ __forceinline__ void Store8(__nv_bfloat16* p, const float (&v)[8]) {
+  uint4 word;
+  __nv_bfloat162* pairs = reinterpret_cast<__nv_bfloat162*>(&word);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) pairs[i] = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
+  *reinterpret_cast<uint4*>(p) = word;
+}
+
+// Whether rows of T starting at p, `stride` elements apart, can be read in
+// 16-byte vectors of 8 elements from any column that is a multiple of 8.
+template <typename T>
+inline bool RowsOfVec8(const void* p, int64_t stride) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0 && (stride * static_cast<int64_t>(sizeof(T))) % 16 == 0;
+}
 
 __device__ __forceinline__ float WarpSum(float v) {
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);

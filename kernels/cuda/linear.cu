@@ -4,8 +4,8 @@
 // beta = 1 finishes the job, as the CPU does. The GEMM dispatches on the
 // operands' type once: fp32 is Sgemm in the default math mode (no TF32), so
 // results match the CPU to fp32 rounding; bf16 is GemmEx with fp32
-// accumulation and an fp32 y. The entry point runs the shared checks
-// (kernels/linear.cc) first.
+// accumulation and an fp32 or bf16 y (C = D, rounded once on store). The
+// entry point runs the shared checks (kernels/linear.cc) first.
 #include "kernels/linear.h"
 
 #include <cublas_v2.h>
@@ -21,26 +21,36 @@ namespace {
 using cuda_host::CublasHandle;
 using cuda_host::FromCublas;
 using cuda_host::FromCuda;
+using cuda_launch::FromFloat;
 using cuda_launch::GridFor;
+using cuda_launch::ToFloat;
+using cuda_launch::WithDeviceType;
 using params_check::StrideOr;
 
+template <typename Y>
 __global__ void LinearBiasKernel(LinearParams p, int64_t y_stride) {
   const int64_t count = p.rows * p.out_features;
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count;
        i += int64_t{gridDim.x} * blockDim.x) {
     const int64_t r = i / p.out_features;
     const int64_t n = i - r * p.out_features;
-    float* y = p.y + r * y_stride + n;
-    *y = p.accumulate ? *y + p.bias[n] : p.bias[n];
+    Y* y = static_cast<Y*>(p.y) + r * y_stride + n;
+    *y = FromFloat<Y>(p.accumulate ? ToFloat(*y) + p.bias[n] : p.bias[n]);
   }
 }
 
 cudaError_t LaunchLinearBias(const LinearParams& p, cudaStream_t stream) {
   if (p.rows == 0 || p.bias == nullptr) return cudaSuccess;
   constexpr int kThreads = 256;
-  LinearBiasKernel<<<GridFor(p.rows * p.out_features, kThreads), kThreads, 0, stream>>>(
-      p, p.y_stride == 0 ? p.out_features : p.y_stride);
-  return cudaGetLastError();
+  return WithDeviceType(p.y_type, [&](auto y) {
+    LinearBiasKernel<decltype(y)><<<GridFor(p.rows * p.out_features, kThreads), kThreads, 0, stream>>>(
+        p, p.y_stride == 0 ? p.out_features : p.y_stride);
+    return cudaGetLastError();
+  });
+}
+
+cudaDataType CudaDataType(ElementType type) {
+  return type == ElementType::kBF16 ? CUDA_R_16BF : CUDA_R_32F;
 }
 
 }  // namespace
@@ -68,11 +78,12 @@ absl::Status Linear(const LinearParams& p, CudaStream stream) {
     case ElementType::kF32:
       return FromCublas(kOp, blas.api->Sgemm(blas.handle, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &alpha,
                                              static_cast<const float*>(p.weight), k,
-                                             static_cast<const float*>(p.x), ldx, &beta, p.y, ldy));
+                                             static_cast<const float*>(p.x), ldx, &beta,
+                                             static_cast<float*>(p.y), ldy));
     case ElementType::kBF16:
       return FromCublas(kOp, blas.api->GemmEx(blas.handle, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &alpha,
                                               p.weight, CUDA_R_16BF, k, p.x, CUDA_R_16BF, ldx, &beta,
-                                              p.y, CUDA_R_32F, ldy, CUBLAS_COMPUTE_32F,
+                                              p.y, CudaDataType(p.y_type), ldy, CUBLAS_COMPUTE_32F,
                                               CUBLAS_GEMM_DEFAULT));
   }
   return absl::InternalError("Linear: unhandled type");  // rejected by the checks

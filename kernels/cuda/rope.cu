@@ -17,8 +17,12 @@ namespace tessera::cuda {
 namespace {
 
 using cuda_host::FromCuda;
+using cuda_launch::FromFloat;
 using cuda_launch::GridFor;
+using cuda_launch::ToFloat;
+using cuda_launch::WithDeviceType;
 
+template <typename T>
 __global__ void RopeKernel(RopeParams p, const float* inv_freq, int64_t x_stride) {
   const int64_t half = p.rotary_dim / 2;
   const int64_t count = p.num_tokens * p.num_heads * half;
@@ -32,11 +36,11 @@ __global__ void RopeKernel(RopeParams p, const float* inv_freq, int64_t x_stride
     const float phi = __fmul_rn(position, inv_freq[i]);
     const float cos_phi = cosf(phi);
     const float sin_phi = sinf(phi);
-    float* x = p.x + t * x_stride + h * p.head_dim;  // (head_dim)
-    const float first = x[i];
-    const float second = x[i + half];
-    x[i] = first * cos_phi - second * sin_phi;
-    x[i + half] = second * cos_phi + first * sin_phi;
+    T* x = static_cast<T*>(p.x) + t * x_stride + h * p.head_dim;  // (head_dim)
+    const float first = ToFloat(x[i]);
+    const float second = ToFloat(x[i + half]);
+    x[i] = FromFloat<T>(first * cos_phi - second * sin_phi);
+    x[i + half] = FromFloat<T>(second * cos_phi + first * sin_phi);
   }
 }
 
@@ -44,9 +48,11 @@ __global__ void RopeKernel(RopeParams p, const float* inv_freq, int64_t x_stride
 cudaError_t LaunchRope(const RopeParams& p, const float* inv_freq, cudaStream_t stream) {
   if (p.num_tokens == 0) return cudaSuccess;
   constexpr int kThreads = 256;
-  RopeKernel<<<GridFor(p.num_tokens * p.num_heads * (p.rotary_dim / 2), kThreads), kThreads, 0,
-               stream>>>(p, inv_freq, p.x_stride == 0 ? p.num_heads * p.head_dim : p.x_stride);
-  return cudaGetLastError();
+  return WithDeviceType(p.type, [&](auto t) {
+    RopeKernel<decltype(t)><<<GridFor(p.num_tokens * p.num_heads * (p.rotary_dim / 2), kThreads), kThreads, 0,
+                              stream>>>(p, inv_freq, p.x_stride == 0 ? p.num_heads * p.head_dim : p.x_stride);
+    return cudaGetLastError();
+  });
 }
 
 // inv_freq_i = 1 / theta^(2i / rotary_dim), exactly as the CPU reference forms it.

@@ -307,6 +307,37 @@ TEST_F(CoordinatorServiceTest, APrefillLimitCapsCapacityAndLongPromptsSpreadWide
   EXPECT_NE(too_long.error_message().find("360"), std::string::npos) << too_long.error_message();
 }
 
+// Workers that prefill a one-shard request in pieces: their one-pass limit
+// bounds only the shards of multi-shard plans, not their capacity.
+TEST_F(CoordinatorServiceTest, APrefillLimitCapsOnlyShardsOfSeveralWhenWorkersRunPieces) {
+  StartCoordinator();
+  FakeWorkerScript script;
+  script.capacity_tokens = 1000;
+  script.max_shard_tokens = 120;
+  script.prefill_chunk_tokens = 64;
+  for (int w = 0; w < 3; ++w) AddWorker(script);
+  EXPECT_EQ(ModelInfo().context_capacity_tokens(), 3000);
+
+  v1::GenerateResponse response;
+  ASSERT_TRUE(Generate(Prompt(200, 5), &response).ok());
+  EXPECT_GE(response.shards(), 2) << "a prompt that splits within the passes still spreads";
+  for (const auto& worker : workers_) {
+    for (const v1::RunShardRequest& shard : worker->Requests()) EXPECT_LE(shard.token_ids_size(), 120);
+  }
+  // No split over 3 workers fits 120-token passes: one worker takes it all, in pieces.
+  ASSERT_TRUE(Generate(Prompt(900, 5), &response).ok());
+  EXPECT_EQ(response.shards(), 1);
+  int holding = 0;
+  for (const auto& worker : workers_) {
+    for (const v1::RunShardRequest& shard : worker->Requests()) holding += shard.token_ids_size() == 900 ? 1 : 0;
+  }
+  EXPECT_EQ(holding, 1);
+  // Longer than any worker holds, and too long for passes when split: refused, saying why.
+  const grpc::Status too_long = Generate(Prompt(1200, 5), &response);
+  EXPECT_EQ(too_long.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << too_long.error_message();
+  EXPECT_THAT(too_long.error_message(), HasSubstr("one prefill pass (as few as 120 tokens"));
+}
+
 TEST_F(CoordinatorServiceTest, MomentarilyFullIsResourceExhausted) {
   StartCoordinator();
   FakeWorkerScript script;

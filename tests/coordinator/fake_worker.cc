@@ -46,6 +46,7 @@ v1::WorkerStatus FakeWorker::Status() const {
   status.set_metrics_address("127.0.0.1:9" + address_.substr(address_.rfind(':') + 1));
   status.set_backend(script_.backend);
   status.set_max_shard_tokens(script_.max_shard_tokens);
+  status.set_prefill_chunk_tokens(script_.prefill_chunk_tokens);
   for (const std::string& transport : script_.peer_transports) status.add_peer_transports(transport);
   status.set_device_id(script_.device_id);
   absl::MutexLock lock(&mu_);

@@ -40,6 +40,7 @@ struct FakeWorkerScript {
   std::vector<std::string> peer_transports = {"grpc"};
   std::string device_id;  // WorkerStatus.device_id: empty (a CPU worker)
   int64_t max_shard_tokens = 0;  // reported prefill limit; 0: none
+  int64_t prefill_chunk_tokens = 0;  // reported piece size; 0: every shard in one pass (an older worker)
   int fail_after_tokens = -1;    // >= 0: the last shard's stream fails UNAVAILABLE after this many tokens
 };
 

@@ -89,6 +89,41 @@ TEST(ShardPlacementTest, LastShardNeedsRoomForGeneratedTokens) {
   EXPECT_EQ(slots->back().worker, 0);
 }
 
+// A shard of several runs in one prefill pass; one shard alone runs in pieces.
+TEST(ShardPlacementTest, AShardOfSeveralFitsItsWorkersPassAndOneShardNeedsOnlyRoom) {
+  std::vector<WorkerRoom> workers = EmptyWorkers(3, 1000);
+  for (WorkerRoom& w : workers) w.pass_tokens = 40;
+  // 3 shards of 32 fit the passes.
+  absl::StatusOr<std::vector<ShardSlot>> slots = PlaceShards(Request(96, 5), workers);
+  ASSERT_TRUE(slots.ok()) << slots.status();
+  EXPECT_EQ(slots->size(), 3u);
+  // 3 shards of ~100 do not: one worker holds it all.
+  slots = PlaceShards(Request(300, 5), workers);
+  ASSERT_TRUE(slots.ok()) << slots.status();
+  ASSERT_EQ(slots->size(), 1u);
+  EXPECT_EQ(slots->front().token_end, 300);
+  // The pass bounds prompt tokens only: a last shard of 40 + 5 generated fits a pass of 40.
+  std::vector<WorkerRoom> two = EmptyWorkers(2, 1000);
+  for (WorkerRoom& w : two) w.pass_tokens = 40;
+  slots = PlaceShards(Request(80, 5, 8, 40), two);
+  ASSERT_TRUE(slots.ok()) << slots.status();
+  EXPECT_EQ(slots->size(), 2u);
+  // Neither split nor one worker: refused up front, saying what bounds it.
+  slots = PlaceShards(Request(1200, 5), workers);
+  EXPECT_EQ(slots.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(slots.status().message(), HasSubstr("no worker holds it all"));
+  EXPECT_THAT(slots.status().message(), HasSubstr("one prefill pass (as few as 40 tokens"));
+}
+
+// When no split fits (here: busy workers), one worker with room takes the request.
+TEST(ShardPlacementTest, OneWorkerTakesARequestNoSplitFits) {
+  const std::vector<WorkerRoom> workers = {{1000, 0}, {1000, 0}, {1000, 1000}};
+  absl::StatusOr<std::vector<ShardSlot>> slots = PlaceShards(Request(24, 1), workers);
+  ASSERT_TRUE(slots.ok()) << slots.status();
+  ASSERT_EQ(slots->size(), 1u);
+  EXPECT_EQ(slots->front().worker, 2);
+}
+
 // Finding 8: placement always took the first worker that fit.
 TEST(ShardPlacementTest, TheLeastLoadedWorkerThatFitsTakesTheShard) {
   // Fewest running shards first, then the smallest share of capacity in use.
@@ -140,6 +175,27 @@ TEST(WorkerCapacityTest, BytesToTokens) {
   EXPECT_EQ(WorkerFreeTokens(status, 100 * 20), 30);
   EXPECT_EQ(WorkerFreeTokens(status, 1 << 20), 0);
   EXPECT_EQ(ShardReservationBytes(status, 7), 1700);
+}
+
+// A worker that prefills a one-shard request in pieces is not capped by its
+// one-pass limit; an older one (no pieces reported) is.
+TEST(WorkerCapacityTest, ThePassLimitCapsCapacityOnlyWithoutPieces) {
+  v1::WorkerStatus status;
+  status.set_memory_budget_bytes(1000 + 100 * 50);
+  status.set_state_bytes_per_request(1000);
+  status.set_kv_bytes_per_token(100);
+  EXPECT_EQ(WorkerPassTokens(status), kUnboundedTokens);
+  status.set_max_shard_tokens(20);
+  EXPECT_EQ(WorkerPassTokens(status), 20);
+  EXPECT_EQ(WorkerCapacityTokens(status), 20);
+  EXPECT_EQ(WorkerFreeTokens(status, 100 * 40), 10);
+  status.set_prefill_chunk_tokens(8);
+  EXPECT_EQ(WorkerCapacityTokens(status), 50);
+  EXPECT_EQ(WorkerFreeTokens(status, 100 * 40), 10);
+  EXPECT_EQ(WorkerFreeTokens(status, 100 * 20), 30);
+  EXPECT_TRUE(CheckWorkerStatus(status).ok());
+  status.set_prefill_chunk_tokens(-1);
+  EXPECT_EQ(CheckWorkerStatus(status).code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST(WorkerCapacityTest, NoKvMeansUnboundedUpToThePositionLimit) {

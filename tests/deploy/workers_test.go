@@ -251,3 +251,31 @@ func TestMaxContextTokensReachesEveryRole(t *testing.T) {
 		t.Errorf("model.maxContextTokens=-1: want a schema error naming it, got %s", msg)
 	}
 }
+
+// workers.prefillChunkTokens reaches every worker as --prefill-chunk-tokens;
+// left at 0 no worker gets the flag (each sizes its pieces from free memory).
+func TestPrefillChunkTokensReachesWorkers(t *testing.T) {
+	for _, tc := range []struct {
+		set  []string
+		want string
+	}{{nil, ""}, {[]string{"--set", "workers.prefillChunkTokens=16384"}, "16384"},
+		{[]string{"--set", "workers.prefillChunkTokens=4096,workers.kind=LeaderWorkerSet"}, "4096"}} {
+		objects := render(t, tc.set...)
+		var template interface{}
+		if sets := ofKind(objects, "StatefulSet"); len(sets) == 1 {
+			template = get(sets[0], "spec", "template")
+		} else {
+			template = get(find(t, objects, "LeaderWorkerSet", "tessera-worker"), "spec", "leaderWorkerTemplate", "workerTemplate")
+		}
+		got, ok := flagValue(stringList(onlyContainer(t, template)["args"]), "--prefill-chunk-tokens")
+		if tc.want == "" && ok {
+			t.Errorf("--prefill-chunk-tokens %q given by default", got)
+		}
+		if tc.want != "" && got != tc.want {
+			t.Errorf("%v: want --prefill-chunk-tokens %s, got %q (present %v)", tc.set, tc.want, got, ok)
+		}
+	}
+	if msg := renderFails(t, "--set", "workers.prefillChunkTokens=-1"); !strings.Contains(msg, "workers.prefillChunkTokens") {
+		t.Errorf("workers.prefillChunkTokens=-1: want a schema error naming it, got %s", msg)
+	}
+}

@@ -4,10 +4,13 @@
 // references.
 #pragma once
 
+#include <unistd.h>
+
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "rpc/grpc_security.h"
 #include "rpc/grpc_util.h"
@@ -21,6 +24,12 @@ inline std::string FixtureDir(const std::string& name) {
   return std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/" + name;
 }
 
+// Where StartCluster logs: one file per test process, so tests that ctest
+// runs in parallel on the same fixture never share (or delete) one log.
+inline std::string ClusterLogPath(const std::string& fixture) {
+  return absl::StrCat(::testing::TempDir(), "/tessera_e2e_", fixture, "_", getpid(), ".log");
+}
+
 inline std::unique_ptr<LocalCluster> StartCluster(const std::string& fixture, int workers,
                                                   std::vector<std::string> coordinator_flags = {},
                                                   std::vector<std::string> worker_flags = {}) {
@@ -31,7 +40,7 @@ inline std::unique_ptr<LocalCluster> StartCluster(const std::string& fixture, in
   options.security = LocalClusterSecurity();  // plaintext on loopback: --insecure to both roles
   options.coordinator_flags = std::move(coordinator_flags);
   options.worker_flags = std::move(worker_flags);
-  options.log_path = std::string(::testing::TempDir()) + "/tessera_e2e_" + fixture + ".log";
+  options.log_path = ClusterLogPath(fixture);
   absl::StatusOr<std::unique_ptr<LocalCluster>> cluster = LocalCluster::Start(options);
   EXPECT_TRUE(cluster.ok()) << cluster.status();
   return cluster.ok() ? *std::move(cluster) : nullptr;

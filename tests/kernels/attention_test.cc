@@ -1,6 +1,8 @@
 // Attention against a naive softmax in double (GQA, causal by global position,
 // strides of a fused QKV buffer), and AttentionMerge against attention over the
-// union of key blocks: the ring-prefill and split-KV decode identity.
+// union of key blocks: the ring-prefill and split-KV decode identity. (The
+// CUDA split-KV kernels are tested against this reference in
+// tests/kernels_gpu/attention_gpu_test.cc.)
 #include "kernels/attention.h"
 
 #include <cmath>
@@ -228,6 +230,25 @@ TEST(AttentionMergeTest, HandlesNegInfOnEitherSideWithoutNaN) {
   EXPECT_NEAR(lse[3], std::log(2.0f), 1e-6f);
 }
 
+// The workspace is a backend's scratch (CUDA's split-KV partials): the
+// reference neither needs nor touches it, and its answer does not change.
+TEST(AttentionTest, ReferenceIgnoresTheWorkspace) {
+  const AttentionShape shape{3, 40, 8, 2, 16, 37, 0, true};
+  const AttentionInputs in = MakeInputs(shape, 13);
+  const AttentionOutputs want = RunAttention(in, 0, shape.kv_len);
+  AttentionOutputs got{NaNs(want.out.size()), NaNs(want.lse.size())};
+  std::vector<float> workspace = NaNs(64);
+  AttentionParams p = MakeParams(in, 0, shape.kv_len);
+  p.out = got.out.data();
+  p.lse = got.lse.data();
+  p.workspace = workspace.data();
+  p.workspace_bytes = sizeof(float) * workspace.size();
+  ASSERT_TRUE(cpu::Attention(p).ok());
+  EXPECT_EQ(got.out, want.out);
+  EXPECT_EQ(got.lse, want.lse);
+  for (float x : workspace) EXPECT_TRUE(std::isnan(x));
+}
+
 TEST(AttentionTest, RejectsInvalidParams) {
   const AttentionShape shape{2, 3, 4, 2, 4, 0, 0, true};
   const AttentionInputs in = MakeInputs(shape, 12);
@@ -247,6 +268,9 @@ TEST(AttentionTest, RejectsInvalidParams) {
   p = valid;
   p.v = nullptr;
   EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::Attention(p), "v must not be null"));
+  p = valid;
+  p.workspace_bytes = -1;
+  EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::Attention(p), "workspace_bytes must be >= 0. Given: -1"));
   p = valid;
   p.type = static_cast<ElementType>(7);
   EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::Attention(p), "type must be kF32 or kBF16. Given: 7"));

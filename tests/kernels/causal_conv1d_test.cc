@@ -1,6 +1,8 @@
 // CausalConv1d against the direct formula in double, and against itself when a
 // sequence is cut anywhere (shards, the conv halo, prefill then decode): the
-// carried state must make the pieces equal the whole.
+// carried state must make the pieces equal the whole. bf16 x and out: the
+// fp32 result on the widened x, out rounded once, bit for bit, and the state
+// holding the widened rows exactly.
 #include "kernels/causal_conv1d.h"
 
 #include <cmath>
@@ -167,6 +169,38 @@ TEST(CausalConv1dTest, EmptySequenceOnlyMovesState) {
   EXPECT_EQ(state_out, std::vector<float>(in.state_elems(), 0.0f));
 }
 
+TEST(CausalConv1dTest, Bf16InAndOutAreTheFp32ResultRoundedOnce) {
+  ConvInputs in = MakeInputs(/*len=*/13, /*channels=*/24, /*width=*/4, /*x_stride=*/40, 46);
+  in.x = kernel_test::RoundedBf16(in.x);  // what a bf16 x holds
+  const ConvOutputs want = RunConv(in, 0, in.len, in.state_in.data(), true);
+  const std::vector<uint16_t> x16 = kernel_test::ToBf16(in.x);
+  for (ElementType x_type : {ElementType::kF32, ElementType::kBF16}) {
+    for (ElementType out_type : {ElementType::kF32, ElementType::kBF16}) {
+      SCOPED_TRACE(absl::StrCat("x ", ElementTypeName(x_type), ", out ", ElementTypeName(out_type)));
+      std::vector<float> out32 = NaNs(in.len * in.channels);
+      std::vector<uint16_t> out16(in.len * in.channels, 0x7FC0);
+      std::vector<float> state_out = NaNs(in.state_elems());
+      CausalConv1dParams p;
+      p.seq_len = in.len;
+      p.channels = in.channels;
+      p.kernel_width = in.width;
+      p.x = x_type == ElementType::kF32 ? static_cast<const void*>(in.x.data()) : x16.data();
+      p.x_stride = in.x_stride;
+      p.weight = in.weight.data();
+      p.bias = in.bias.data();
+      p.state_in = in.state_in.data();
+      p.out = out_type == ElementType::kF32 ? static_cast<void*>(out32.data()) : out16.data();
+      p.state_out = state_out.data();
+      p.x_type = x_type;
+      p.out_type = out_type;
+      ASSERT_TRUE(cpu::CausalConv1d(p).ok());
+      const std::vector<float> got = out_type == ElementType::kF32 ? out32 : kernel_test::FromBf16(out16);
+      EXPECT_EQ(got, out_type == ElementType::kF32 ? want.out : kernel_test::RoundedBf16(want.out));
+      EXPECT_EQ(state_out, want.state_out);
+    }
+  }
+}
+
 TEST(CausalConv1dTest, RejectsInvalidParams) {
   const ConvInputs in = MakeInputs(3, 4, 4, 4, 45);
   std::vector<float> out(3 * 4);
@@ -187,6 +221,12 @@ TEST(CausalConv1dTest, RejectsInvalidParams) {
   p = valid;
   p.x_stride = 3;
   EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::CausalConv1d(p), "x_stride"));
+  p = valid;
+  p.x_type = static_cast<ElementType>(3);
+  EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::CausalConv1d(p), "x_type"));
+  p = valid;
+  p.out_type = static_cast<ElementType>(3);
+  EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::CausalConv1d(p), "out_type"));
 }
 
 }  // namespace

@@ -94,6 +94,19 @@ TEST(DtSoftplusTest, LargeAndTinyValues) {
   EXPECT_EQ(got[3], 89.0f);
 }
 
+// bf16 dt_raw (the in_proj's bf16 dt columns): the fp32 result on the widened values.
+TEST(DtSoftplusTest, Bf16RawIsWidenedExactly) {
+  DtInputs in = MakeInputs(7, 6, 10, -25.0f, 25.0f, 4);
+  in.raw = kernel_test::RoundedBf16(in.raw);
+  const std::vector<float> want = RunDtSoftplus(in, 0.001f, kInf);
+  const std::vector<uint16_t> raw16 = kernel_test::ToBf16(in.raw);
+  std::vector<float> got = NaNs(in.rows * in.heads);
+  DtSoftplusParams p{in.rows, in.heads, raw16.data(), in.stride, in.bias.data(), 0.001f, kInf, got.data()};
+  p.dt_raw_type = ElementType::kBF16;
+  ASSERT_TRUE(cpu::DtSoftplus(p).ok());
+  EXPECT_EQ(got, want);
+}
+
 TEST(DtSoftplusTest, RejectsInvalidParams) {
   const DtInputs in = MakeInputs(2, 3, 3, -1.0f, 1.0f, 3);
   std::vector<float> out(6);

@@ -1,5 +1,7 @@
 // GatedRmsNorm against g = y · silu(z), weight · g / sqrt(mean_group(g²) + eps)
-// in double, over the full width (mamba2, bamba) and per group (nemotron_h).
+// in double, over the full width (mamba2, bamba) and per group (nemotron_h);
+// bf16 z and out: the fp32 result on the widened z, rounded once, bit for bit,
+// also written over z in place (the layer loop's layout).
 #include "kernels/gated_rms_norm.h"
 
 #include <cmath>
@@ -14,7 +16,11 @@ namespace tessera {
 namespace {
 
 using kernel_test::CloseInRelativeL2;
+using kernel_test::FromBf16;
 using kernel_test::IsInvalidArgumentMentioning;
+using kernel_test::PackedRows;
+using kernel_test::RoundedBf16;
+using kernel_test::ToBf16;
 using kernel_test::NaNs;
 using kernel_test::RandomFloats;
 using kernel_test::RandomRows;
@@ -105,6 +111,29 @@ TEST(GatedRmsNormTest, OutMayAliasY) {
   EXPECT_TRUE(CloseInRelativeL2(inout, DirectReference(c, in, 1e-6f), kGatedRmsNormTolerance));
 }
 
+TEST(GatedRmsNormTest, Bf16IsTheFp32ResultRoundedOnceAlsoOverZ) {
+  const NormCase c{4, 48, 16, 50, 70};
+  NormInputs in = MakeInputs(c, 11);
+  in.z = RoundedBf16(in.z);  // what a bf16 z holds
+  std::vector<float> want = NaNs(c.rows * c.width);
+  ASSERT_TRUE(cpu::GatedRmsNorm(MakeParams(c, in, want.data())).ok());
+  const std::vector<float> want_rounded = RoundedBf16(want);
+
+  std::vector<uint16_t> z16 = ToBf16(in.z);  // (rows, z_stride)
+  std::vector<uint16_t> out16(c.rows * c.width, 0x7FC0);
+  GatedRmsNormParams p = MakeParams(c, in, nullptr);
+  p.type = ElementType::kBF16;
+  p.z = z16.data();
+  p.out = out16.data();
+  ASSERT_TRUE(cpu::GatedRmsNorm(p).ok());
+  EXPECT_EQ(FromBf16(out16), want_rounded);
+
+  p.out = z16.data();  // over z, in place
+  p.out_stride = c.z_stride;
+  ASSERT_TRUE(cpu::GatedRmsNorm(p).ok());
+  EXPECT_EQ(PackedRows(FromBf16(z16), c.rows, c.width, c.z_stride), want_rounded);
+}
+
 TEST(GatedRmsNormTest, RejectsInvalidParams) {
   const NormCase c{2, 24, 8, 24, 24};
   const NormInputs in = MakeInputs(c, 9);
@@ -120,6 +149,17 @@ TEST(GatedRmsNormTest, RejectsInvalidParams) {
   p = valid;
   p.z_stride = 10;
   EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::GatedRmsNorm(p), "z_stride"));
+  p = valid;
+  p.out = const_cast<float*>(in.z.data());  // over z at another stride
+  p.out_stride = 30;
+  EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::GatedRmsNorm(p), "alias z"));
+  p = valid;
+  p.out = const_cast<float*>(in.y.data());  // over fp32 y, but bf16
+  p.type = ElementType::kBF16;
+  EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::GatedRmsNorm(p), "alias y"));
+  p = valid;
+  p.out_stride = 5;
+  EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::GatedRmsNorm(p), "out_stride"));
 }
 
 }  // namespace

@@ -1,11 +1,13 @@
-// Shared by the kernel tests: seeded random inputs, NaN poisoning, and the
-// relative-L2 comparison in which every op states its tolerance. A comparison
-// fails on a non-finite output (poisoned outputs prove every element was
-// written) and on an all-zero reference (never compare on zeros).
+// Shared by the kernel tests: seeded random inputs, NaN poisoning, bf16
+// rounding on the host, and the relative-L2 comparison in which every op
+// states its tolerance. A comparison fails on a non-finite output (poisoned
+// outputs prove every element was written) and on an all-zero reference
+// (never compare on zeros).
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -49,6 +51,33 @@ std::vector<T> PackedRows(const std::vector<T>& v, int64_t rows, int64_t width, 
   }
   return packed;
 }
+
+// fp32 → bf16 bits, round to nearest even (finite inputs).
+inline uint16_t ToBf16Bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof(u));
+  u += 0x7FFFu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+inline float FromBf16Bits(uint16_t b) {
+  const uint32_t u = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof(f));
+  return f;
+}
+inline float RoundBf16(float f) { return FromBf16Bits(ToBf16Bits(f)); }
+// Elementwise ToBf16Bits / FromBf16Bits / RoundBf16. NaN (padding) stays NaN.
+inline std::vector<uint16_t> ToBf16(const std::vector<float>& v) {
+  std::vector<uint16_t> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = std::isnan(v[i]) ? uint16_t{0x7FC0} : ToBf16Bits(v[i]);
+  return out;
+}
+inline std::vector<float> FromBf16(const std::vector<uint16_t>& v) {
+  std::vector<float> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = FromBf16Bits(v[i]);
+  return out;
+}
+inline std::vector<float> RoundedBf16(const std::vector<float>& v) { return FromBf16(ToBf16(v)); }
 
 // ||got - want||₂ / ||want||₂, failing on non-finite got and on zero want.
 template <typename Want>

@@ -124,6 +124,12 @@ TEST(LinearTest, RejectsInvalidParams) {
   p.type = static_cast<ElementType>(7);
   EXPECT_TRUE(
       IsInvalidArgumentMentioning(cpu::Linear(p), "Linear: type must be kF32 or kBF16. Given: 7"));
+  p = valid;
+  p.y_type = static_cast<ElementType>(7);
+  EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::Linear(p), "y_type must be kF32 or kBF16. Given: 7"));
+  p = valid;
+  p.y_type = ElementType::kBF16;  // a bf16 y needs bf16 operands, on every backend
+  EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::Linear(p), "y_type bf16 needs bf16 operands. Given: type f32"));
 }
 
 // bf16 operands are a valid request that the CPU reference does not compute
@@ -139,7 +145,10 @@ TEST(LinearTest, RefusesBf16OperandsAsUnimplemented) {
   p.x = x.data();
   p.weight = w.data();
   p.y = y.data();
-  const absl::Status status = cpu::Linear(p);
+  absl::Status status = cpu::Linear(p);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented) << status;
+  p.y_type = ElementType::kBF16;  // and with a bf16 y alike
+  status = cpu::Linear(p);
   EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented) << status;
   EXPECT_NE(status.message().find("Linear: the CPU backend computes fp32 operands. Given: bf16"),
             absl::string_view::npos)

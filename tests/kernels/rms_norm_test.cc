@@ -1,4 +1,5 @@
-// RmsNorm against weight · x / sqrt(mean(x²) + eps) in double, strided and in place.
+// RmsNorm against weight · x / sqrt(mean(x²) + eps) in double, strided and in
+// place; a bf16 out is the fp32 result rounded once, bit for bit.
 #include "kernels/rms_norm.h"
 
 #include <cmath>
@@ -13,6 +14,7 @@ namespace tessera {
 namespace {
 
 using kernel_test::CloseInRelativeL2;
+using kernel_test::FromBf16;
 using kernel_test::IsInvalidArgumentMentioning;
 using kernel_test::NaNs;
 using kernel_test::RandomFloats;
@@ -67,6 +69,21 @@ TEST(RmsNormTest, InPlace) {
                                 kRmsNormTolerance));
 }
 
+TEST(RmsNormTest, Bf16OutIsTheFp32ResultRoundedOnce) {
+  std::mt19937 rng(10);
+  constexpr int64_t kRows = 5, kWidth = 96, kStride = 100;
+  const std::vector<float> x = RandomRows(rng, kRows, kWidth, kStride, -3.0f, 3.0f);
+  const std::vector<float> weight = RandomFloats(rng, kWidth, 0.5f, 1.5f);
+  std::vector<float> want = NaNs(kRows * kWidth);
+  RmsNormParams p{kRows, kWidth, 1e-5f, x.data(), kStride, weight.data(), want.data()};
+  ASSERT_TRUE(cpu::RmsNorm(p).ok());
+  std::vector<uint16_t> got(kRows * kWidth, 0x7FC0);  // NaN
+  p.out = got.data();
+  p.out_type = ElementType::kBF16;
+  ASSERT_TRUE(cpu::RmsNorm(p).ok());
+  EXPECT_EQ(FromBf16(got), kernel_test::RoundedBf16(want));
+}
+
 TEST(RmsNormTest, RejectsInvalidParams) {
   std::vector<float> x(2 * 8), weight(8), out(2 * 8);
   const RmsNormParams valid{2, 8, 1e-5f, x.data(), 0, weight.data(), out.data()};
@@ -84,6 +101,13 @@ TEST(RmsNormTest, RejectsInvalidParams) {
   p.out = x.data();
   p.x_stride = 9;
   EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::RmsNorm(p), "alias"));
+  p = valid;
+  p.out = x.data();  // in place, but into bf16
+  p.out_type = ElementType::kBF16;
+  EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::RmsNorm(p), "alias"));
+  p = valid;
+  p.out_type = static_cast<ElementType>(7);
+  EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::RmsNorm(p), "out_type"));
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Rope against the rotate-half formula in double, with partial rotary (the tail
-// of each head passes through bit for bit), a token stride, and global positions.
+// of each head passes through bit for bit), a token stride, and global
+// positions; bf16 x: the fp32 result on the widened values, rounded once.
 #include "kernels/rope.h"
 
 #include <cmath>
@@ -120,6 +121,25 @@ TEST(RopeTest, LongPositionsRoundPhaseLikeTransformers) {
   ExpectMatchesReference({3, 2, 16, 16, 131000, 32, 10000.0f}, 7, /*phase_in_fp32=*/true);
 }
 
+TEST(RopeTest, Bf16IsTheFp32ResultRoundedOnce) {
+  const RopeCase c{5, 3, 16, 8, 40, 56, 10000.0f};  // strided, partial rotary
+  std::mt19937 rng(8);
+  std::vector<float> want = kernel_test::RoundedBf16(RandomRows(rng, c.tokens, c.heads * c.head_dim, c.x_stride));
+  std::vector<uint16_t> x16 = kernel_test::ToBf16(want);
+  ASSERT_TRUE(cpu::Rope(MakeParams(c, want.data())).ok());
+  RopeParams p = MakeParams(c, nullptr);
+  p.x = x16.data();
+  p.type = ElementType::kBF16;
+  ASSERT_TRUE(cpu::Rope(p).ok());
+  const std::vector<float> got = kernel_test::FromBf16(x16);
+  const std::vector<float> rounded = kernel_test::RoundedBf16(want);
+  ASSERT_EQ(got.size(), rounded.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (std::isnan(rounded[i])) continue;  // padding
+    EXPECT_EQ(got[i], rounded[i]) << i;
+  }
+}
+
 TEST(RopeTest, RejectsInvalidParams) {
   std::vector<float> x(2 * 8);
   const RopeCase c{2, 1, 8, 8, 0, 8, 10000.0f};
@@ -135,6 +155,9 @@ TEST(RopeTest, RejectsInvalidParams) {
   p = MakeParams(c, x.data());
   p.theta = 0.0f;
   EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::Rope(p), "theta"));
+  p = MakeParams(c, x.data());
+  p.type = static_cast<ElementType>(5);
+  EXPECT_TRUE(IsInvalidArgumentMentioning(cpu::Rope(p), "type"));
 }
 
 }  // namespace

@@ -10,17 +10,24 @@
 // bf16, both measured against the fp32 reference on the unrounded inputs; the
 // tensor-core kernel is checked in each of its variants
 // (TESSERA_ATTENTION_KERNEL), on tile-awkward lengths and ring-block positions.
+// The split-KV kernels (kernels/cuda/decode_attention.cu), forced, are held to
+// the same rules in both types on decode shapes awkward for their splits,
+// tiles and row blocks, against the other kernels on the 8B decode shape, for
+// determinism, and for the workspace rule of cuda::AttentionWorkspaceBytes.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "kernels/attention.h"
+#include "kernels/cuda/decode_attention.h"
 #include "kernels/cuda/flash_attention_sm90.h"
 #include "tests/kernels_gpu/gpu_test_util.h"
 
@@ -320,21 +327,26 @@ void ExpectWithinTwicePlainBf16(const TypedCase& c, const Bf16References& r,
   }
 }
 
-// Device copies of a case's bf16 inputs and NaN-poisoned outputs, and the
-// params that point at them.
-struct Bf16DeviceCase {
-  DeviceArray<uint16_t> q, k, v;
+// Inputs as a device array stores them: bf16 bits (uint16_t) or fp32.
+std::vector<uint16_t> Stored(const std::vector<float>& v, uint16_t) { return gpu_test::ToBf16(v); }
+std::vector<float> Stored(const std::vector<float>& v, float) { return v; }
+
+// Device copies of a case's inputs (Element: uint16_t for bf16, or float) and
+// NaN-poisoned outputs, and the params that point at them.
+template <typename Element>
+struct DeviceCase {
+  DeviceArray<Element> q, k, v;
   DeviceArray<float> out, lse;
   AttentionParams p;
 
-  Bf16DeviceCase(const TypedCase& c, const AttentionInputs& in)
-      : q(gpu_test::ToBf16(in.q)),
-        k(gpu_test::ToBf16(in.k)),
-        v(gpu_test::ToBf16(in.v)),
+  DeviceCase(const TypedCase& c, const AttentionInputs& in)
+      : q(Stored(in.q, Element{})),
+        k(Stored(in.k, Element{})),
+        v(Stored(in.v, Element{})),
         out(NaNs(c.q_len * c.q_heads * c.head_dim)),
         lse(NaNs(c.q_len * c.q_heads)),
         p(MakeAttentionParams(c, in)) {
-    p.type = ElementType::kBF16;
+    p.type = std::is_same_v<Element, float> ? ElementType::kF32 : ElementType::kBF16;
     p.q = q.get();
     p.k = c.kv_len > 0 ? k.get() : nullptr;
     p.v = c.kv_len > 0 ? v.get() : nullptr;
@@ -342,6 +354,7 @@ struct Bf16DeviceCase {
     p.lse = c.with_lse ? lse.get() : nullptr;
   }
 };
+using Bf16DeviceCase = DeviceCase<uint16_t>;
 
 TEST_F(AttentionGpuTest, Bf16WithinTwiceTheErrorOfPlainBf16) {
   std::mt19937 rng(std::random_device{}());
@@ -513,6 +526,246 @@ TEST_F(AttentionGpuTest, TensorCoreKernelReadsFusedAndSeparateBuffersAlike) {
   for (float x : out) ASSERT_TRUE(std::isfinite(x));
   EXPECT_TRUE(SameBits(out, split_out.Download()));
   EXPECT_TRUE(SameBits(fused_lse.Download(), split_lse.Download()));
+}
+
+// ------------------------------------------ split-KV (decode-shaped calls)
+
+// Shapes the split-KV kernels take (head_dim 64 or 128, row pads that keep K/V
+// rows 16-byte aligned in both types), around their boundaries: no key, one
+// key, lengths off every tile (64 keys) and step (16), 1 to 16 query rows,
+// GQA 1 to 8 (1 to 4 MMA tiles of rows, one or two row blocks), queries
+// before, inside and past the keys, keys not at 0, rows that see nothing of a
+// split or of any key. The split counts follow the device (one wave of CTAs):
+// on a 132-SM H200 they run from 1 to 264.
+const TypedCase kSplitKvCases[] = {
+    {1, 0, 4, 1, 128, 0, 0, true, true, 0},         // kv_len 0: out 0, lse -inf
+    {1, 1, 8, 8, 64, 0, 0, true, true, 0},          // one key, GQA 1
+    {2, 1, 8, 8, 64, 5, 5, true, true, 8},          // one key at the first query's position
+    {1, 1000, 32, 8, 128, 999, 0, true, true, 0},   // decode row, GQA 4
+    {3, 1000, 32, 8, 128, 997, 0, true, false, 8},  // 3 rows, padded rows, no lse
+    {16, 3100, 8, 1, 64, 2933, 0, true, true, 0},   // 128 rows: 2 row blocks; rows 0..10 see
+                                                    // nothing of the last split (H200)
+    {16, 777, 8, 1, 128, 300, 0, true, true, 8},    // queries inside the keys: rows see 301..316 of 777
+    {7, 333, 8, 2, 64, 400, 100, true, true, 8},    // keys not at 0, queries past the last
+    {9, 2500, 4, 1, 128, 5000, 0, true, false, 0},  // queries past the keys, no lse
+    {4, 200, 8, 2, 128, 0, 100, true, true, 0},     // every key after every query: out 0, lse -inf
+    {6, 300, 8, 2, 64, 102, 100, true, true, 8},    // rows see 3..8 keys
+    {2, 5000, 4, 4, 128, 0, 0, false, true, 8},     // not causal
+    {12, 4100, 16, 4, 64, 4095, 0, true, true, 0},  // 48 rows (3 of 4 MMA tiles)
+    {5, 129, 20, 4, 128, 124, 0, true, true, 0},    // 25 rows; 2 splits
+    {1, 70000, 8, 1, 128, 69999, 0, true, true, 0}, // long: a wave of splits
+};
+
+// cuda::Attention with the workspace cuda::AttentionWorkspaceBytes asks for,
+// poisoned with NaN (a partial read before it is written shows).
+absl::Status AttentionWithWorkspace(AttentionParams p) {
+  const int64_t bytes = cuda::AttentionWorkspaceBytes(p);
+  DeviceArray<float> workspace(NaNs((bytes + 3) / 4));
+  p.workspace = workspace.get();
+  p.workspace_bytes = bytes;
+  return cuda::Attention(p, nullptr);
+}
+
+// fp32 against the CPU reference: rows that see no key give out exactly 0 and
+// lse -inf, the rest are within kTolerance; a null lse is never written.
+void ExpectMatchesCpuF32(const TypedCase& c, const AttentionInputs& in,
+                         const std::vector<float>& got_out, const std::vector<float>& got_lse) {
+  const int64_t rows = c.q_len * c.q_heads;
+  std::vector<float> want_out(rows * c.head_dim), want_lse(rows);
+  AttentionParams p = MakeAttentionParams(c, in);
+  p.q = in.q.data(), p.k = in.k.data(), p.v = in.v.data();
+  p.out = want_out.data(), p.lse = want_lse.data();
+  ASSERT_TRUE(cpu::Attention(p).ok());
+  for (int64_t row = 0; row < rows; ++row) {
+    if (want_lse[row] != -INFINITY) continue;
+    for (int64_t d = 0; d < c.head_dim; ++d) {
+      ASSERT_EQ(got_out[row * c.head_dim + d], 0.0f) << "row " << row << " sees no key";
+    }
+  }
+  const auto got_seen = SeenRows(got_out, want_lse, c.head_dim);
+  if (!got_seen.empty()) {
+    EXPECT_TRUE(CloseInRelativeL2(got_seen, SeenRows(want_out, want_lse, c.head_dim), kTolerance))
+        << "out";
+  }
+  if (c.with_lse) {
+    EXPECT_TRUE(CloseAllowingNegInf(got_lse, want_lse, kTolerance)) << "lse";
+  } else {
+    for (float l : got_lse) ASSERT_TRUE(std::isnan(l)) << "lse written though null";
+  }
+}
+
+TEST_F(AttentionGpuTest, SplitKvF32MatchesCpu) {
+  const ScopedAttentionKernel split_kv("splitkv");
+  std::mt19937 rng(std::random_device{}());
+  for (const TypedCase& c : kSplitKvCases) {
+    SCOPED_TRACE(Describe(c));
+    const AttentionInputs in = MakeAttentionInputs(rng, c);
+    DeviceCase<float> dev(c, in);
+    ASSERT_TRUE(cuda_decode::SplitKvSupports(dev.p));
+    const absl::Status status = AttentionWithWorkspace(dev.p);
+    ASSERT_TRUE(status.ok()) << status;
+    ExpectMatchesCpuF32(c, in, dev.out.Download(), dev.lse.Download());
+  }
+}
+
+TEST_F(AttentionGpuTest, SplitKvBf16WithinTwiceTheErrorOfPlainBf16) {
+  const ScopedAttentionKernel split_kv("splitkv");
+  std::mt19937 rng(std::random_device{}());
+  for (const TypedCase& c : kSplitKvCases) {
+    SCOPED_TRACE(Describe(c));
+    const AttentionInputs in = MakeAttentionInputs(rng, c);
+    const Bf16References refs = MakeBf16References(c, in);
+    Bf16DeviceCase dev(c, in);
+    ASSERT_TRUE(cuda_decode::SplitKvSupports(dev.p));
+    const absl::Status status = AttentionWithWorkspace(dev.p);
+    ASSERT_TRUE(status.ok()) << status;
+    ExpectWithinTwicePlainBf16(c, refs, dev.out.Download(), dev.lse.Download(), "splitkv");
+  }
+}
+
+// out and lse of `kernel` (TESSERA_ATTENTION_KERNEL; "default" names none) on
+// a case, given the workspace it asks for.
+template <typename Element>
+std::pair<std::vector<float>, std::vector<float>> RunKernel(const char* kernel, const TypedCase& c,
+                                                           const AttentionInputs& in) {
+  const ScopedAttentionKernel choice(kernel);
+  DeviceCase<Element> dev(c, in);
+  const absl::Status status = AttentionWithWorkspace(dev.p);
+  EXPECT_TRUE(status.ok()) << status;
+  return {dev.out.Download(), dev.lse.Download()};
+}
+
+// The 8B model's decode shape (Hq 32, Hkv 8, D 128; the queries are the last
+// q_len of the keys) takes split-KV by default, and its answer is the other
+// kernels' answer: in fp32 within kTolerance of the CUDA-core kernel; in bf16
+// each kernel within 2x plain bf16 of the fp32 reference, and split-KV as
+// close to the CUDA-core kernel (fp32 math on the same rounded inputs) and to
+// the tensor-core kernel as plain bf16 is to the reference.
+TEST_F(AttentionGpuTest, SplitKvAgreesWithTheOtherKernelsOnTheDecodeShape) {
+  std::mt19937 rng(std::random_device{}());
+  for (int64_t q_len : {1, 8}) {
+    const TypedCase c{q_len, 6000, 32, 8, 128, 6000 - q_len, 0, true, true, 0};
+    SCOPED_TRACE(Describe(c));
+    const AttentionInputs in = MakeAttentionInputs(rng, c);
+    {
+      const ScopedAttentionKernel none("default");
+      EXPECT_GT(cuda::AttentionWorkspaceBytes(Bf16DeviceCase(c, in).p), 0) << "not split-KV";
+    }
+    const auto [f32_split_out, f32_split_lse] = RunKernel<float>("default", c, in);
+    const auto [f32_ffma_out, f32_ffma_lse] = RunKernel<float>("ffma", c, in);
+    EXPECT_TRUE(CloseInRelativeL2(f32_split_out, f32_ffma_out, kTolerance)) << "fp32 out";
+    EXPECT_TRUE(CloseInRelativeL2(f32_split_lse, f32_ffma_lse, kTolerance)) << "fp32 lse";
+
+    const Bf16References refs = MakeBf16References(c, in);
+    const double plain_err = gpu_test::RelativeL2(refs.plain_out, ToDouble(refs.ref_out));
+    const auto [split_out, split_lse] = RunKernel<uint16_t>("default", c, in);
+    ExpectWithinTwicePlainBf16(c, refs, split_out, split_lse, "default");
+    for (const char* other : {"ffma", "pingpong"}) {
+      SCOPED_TRACE(other);
+      const auto [out, lse] = RunKernel<uint16_t>(other, c, in);
+      ExpectWithinTwicePlainBf16(c, refs, out, lse, other);
+      const double diff = gpu_test::RelativeL2(split_out, ToDouble(out));
+      std::printf("split-KV vs %s: out relative L2 %.3g (plain bf16 %.3g)\n", other, diff, plain_err);
+      EXPECT_LE(diff, plain_err);
+    }
+  }
+}
+
+// No atomics, no order that depends on timing: two runs give the same bits.
+TEST_F(AttentionGpuTest, SplitKvIsDeterministic) {
+  const ScopedAttentionKernel split_kv("splitkv");
+  std::mt19937 rng(std::random_device{}());
+  const TypedCase c{4, 20000, 16, 2, 128, 19996, 0, true, true, 0};
+  const AttentionInputs in = MakeAttentionInputs(rng, c);
+  const auto [first_out, first_lse] = RunKernel<uint16_t>("splitkv", c, in);
+  const auto [second_out, second_lse] = RunKernel<uint16_t>("splitkv", c, in);
+  for (float x : first_out) ASSERT_TRUE(std::isfinite(x));
+  EXPECT_TRUE(SameBits(first_out, second_out));
+  EXPECT_TRUE(SameBits(first_lse, second_lse));
+}
+
+// A call that needs a workspace and has none, or too little, takes the other
+// kernels: their bits exactly.
+TEST_F(AttentionGpuTest, SplitKvWithoutItsWorkspaceTakesTheOtherKernels) {
+  std::mt19937 rng(std::random_device{}());
+  const TypedCase c{2, 3000, 8, 2, 128, 2998, 0, true, true, 0};
+  const AttentionInputs in = MakeAttentionInputs(rng, c);
+  const auto [want_out, want_lse] = RunKernel<float>("ffma", c, in);
+  const ScopedAttentionKernel split_kv("splitkv");
+  DeviceCase<float> dev(c, in);
+  const int64_t bytes = cuda::AttentionWorkspaceBytes(dev.p);
+  ASSERT_GT(bytes, 0);
+  ASSERT_TRUE(cuda::Attention(dev.p, nullptr).ok());  // no workspace
+  EXPECT_TRUE(SameBits(dev.out.Download(), want_out)) << "none";
+  EXPECT_TRUE(SameBits(dev.lse.Download(), want_lse)) << "none";
+  DeviceArray<float> small(NaNs(bytes / 4));
+  DeviceCase<float> short_of_room(c, in);
+  short_of_room.p.workspace = small.get();
+  short_of_room.p.workspace_bytes = bytes - 1;
+  ASSERT_TRUE(cuda::Attention(short_of_room.p, nullptr).ok());
+  EXPECT_TRUE(SameBits(short_of_room.out.Download(), want_out)) << "too little";
+  EXPECT_TRUE(SameBits(short_of_room.lse.Download(), want_lse)) << "too little";
+}
+
+// The workspace follows the dispatch rule: decode-shaped calls over more keys
+// than one split holds ask for one, growing with kv_len; prefill shapes,
+// head dims or strides the kernels do not take, forced other kernels and
+// invalid params ask for none. Only the params are read.
+TEST_F(AttentionGpuTest, AttentionWorkspaceBytesFollowsTheDispatchRule) {
+  const ScopedAttentionKernel none("default");
+  DeviceArray<float> buf(std::vector<float>(16, 0.0f));  // an aligned device address
+  AttentionParams p;
+  p.q_len = 1;
+  p.kv_len = 65536;
+  p.num_q_heads = 32;
+  p.num_kv_heads = 8;
+  p.head_dim = 128;
+  p.type = ElementType::kBF16;
+  p.q = p.k = p.v = buf.get();
+  p.out = buf.get();
+  p.q_position0 = 65535;
+  p.scale = 0.088f;
+  const int64_t decode = cuda::AttentionWorkspaceBytes(p);
+  EXPECT_GT(decode, 0);
+  EXPECT_LE(decode, (65536 / 128) * 32 * 129 * 4) << "a split under 128 keys";
+  int64_t previous = 0;
+  for (int64_t kv = 1; kv <= (int64_t{1} << 20); kv = kv * 5 / 4 + 1) {
+    AttentionParams q = p;
+    q.kv_len = kv;
+    q.q_position0 = kv - 1;
+    const int64_t bytes = cuda::AttentionWorkspaceBytes(q);
+    EXPECT_GE(bytes, previous) << "kv_len " << kv;
+    EXPECT_EQ(bytes == 0, kv <= 128) << "kv_len " << kv;
+    previous = bytes;
+  }
+  AttentionParams q = p;
+  q.type = ElementType::kF32;
+  EXPECT_GT(cuda::AttentionWorkspaceBytes(q), 0) << "fp32";
+  q = p;
+  q.q_len = 512;
+  EXPECT_EQ(cuda::AttentionWorkspaceBytes(q), 0) << "prefill";
+  q = p;
+  q.head_dim = 80;
+  EXPECT_EQ(cuda::AttentionWorkspaceBytes(q), 0) << "head_dim 80";
+  q = p;
+  q.k_stride = 8 * 128 + 1;
+  EXPECT_EQ(cuda::AttentionWorkspaceBytes(q), 0) << "K rows 2-byte aligned";
+  q = p;
+  q.num_kv_heads = 3;
+  EXPECT_EQ(cuda::AttentionWorkspaceBytes(q), 0) << "invalid";
+  q = p;
+  q.q_len = 64;
+  q.num_q_heads = 8;
+  q.num_kv_heads = 4;  // 128 rows a KV head
+  EXPECT_EQ(cuda::AttentionWorkspaceBytes(q), 0) << "64 query rows";
+  {
+    const ScopedAttentionKernel split_kv("splitkv");
+    EXPECT_GT(cuda::AttentionWorkspaceBytes(q), 0) << "forced";
+  }
+  for (const char* other : {"ffma", "inorder", "pingpong"}) {
+    const ScopedAttentionKernel choice(other);
+    EXPECT_EQ(cuda::AttentionWorkspaceBytes(p), 0) << other;
+  }
 }
 
 TEST_F(AttentionGpuTest, RejectsBadParamsOfEitherType) {

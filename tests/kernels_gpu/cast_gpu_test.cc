@@ -37,8 +37,10 @@ struct CastCase {
   int64_t rows, width, in_stride, out_stride;  // a stride of 0 means width
 };
 
+// The last three take the 16-byte vector path (widths and strides multiples of 8).
 const CastCase kCastCases[] = {
-    {1, 1, 0, 0}, {7, 33, 40, 35}, {3, 17, 0, 19}, {64, 4099, 4100, 4103}, {300, 1000, 0, 0},
+    {1, 1, 0, 0},       {7, 33, 40, 35}, {3, 17, 0, 19}, {64, 4099, 4100, 4103}, {300, 1000, 0, 0},
+    {5, 4096, 4104, 4096}, {9, 24, 32, 40},
 };
 
 // Random rows over many binades, with the rounding corner cases written into

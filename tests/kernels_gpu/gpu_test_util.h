@@ -1,6 +1,6 @@
 // Shared by the CUDA kernel tests: device buffers, the skip rule (no usable
 // GPU → GTEST_SKIP, so a machine without one reports skipped, never passed),
-// bf16 rounding on the host, and relative L2 helpers for outputs that may hold
+// bf16 rounding on the host (kernel_test_util.h), and relative L2 helpers for outputs that may hold
 // -inf by contract (log-sum-exp of rows that see no key).
 #pragma once
 
@@ -17,9 +17,15 @@
 namespace tessera::gpu_test {
 
 using kernel_test::CloseInRelativeL2;
+using kernel_test::FromBf16;
+using kernel_test::FromBf16Bits;
 using kernel_test::NaNs;
 using kernel_test::RandomFloats;
 using kernel_test::RandomRows;
+using kernel_test::RoundBf16;
+using kernel_test::RoundedBf16;
+using kernel_test::ToBf16;
+using kernel_test::ToBf16Bits;
 
 inline bool GpuAvailable() {
   int count = 0;
@@ -70,31 +76,6 @@ class DeviceArray {
   T* ptr_ = nullptr;
   size_t size_ = 0;
 };
-
-// fp32 → bf16 bits, round to nearest even (finite inputs).
-inline uint16_t ToBf16Bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof(u));
-  u += 0x7FFFu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
-inline float FromBf16Bits(uint16_t b) {
-  const uint32_t u = static_cast<uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof(f));
-  return f;
-}
-inline float RoundBf16(float f) { return FromBf16Bits(ToBf16Bits(f)); }
-inline std::vector<uint16_t> ToBf16(const std::vector<float>& v) {
-  std::vector<uint16_t> out(v.size());
-  for (size_t i = 0; i < v.size(); ++i) out[i] = ToBf16Bits(v[i]);
-  return out;
-}
-inline std::vector<float> RoundedBf16(const std::vector<float>& v) {
-  std::vector<float> out(v.size());
-  for (size_t i = 0; i < v.size(); ++i) out[i] = RoundBf16(v[i]);
-  return out;
-}
 
 inline double RelativeL2(const std::vector<float>& got, const std::vector<double>& want) {
   double err2 = 0.0, ref2 = 0.0;

@@ -4,7 +4,8 @@
 // the OpenBLAS reference. bf16 (GemmEx, fp32 accumulation) follows the
 // flash-attention rule: its error against a float64 product of the unrounded
 // inputs is at most twice that of a plain implementation that rounds its
-// inputs and its output to bf16.
+// inputs and its output to bf16. A bf16 y (y_type) holds the fp32 y rounded
+// once (the bias rounded into it first), its padding untouched.
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -167,6 +168,47 @@ TEST_F(LinearGpuTest, Bf16WithinTwiceTheErrorOfPlainBf16) {
   }
 }
 
+TEST_F(LinearGpuTest, Bf16OutputIsTheFp32OutputRounded) {
+  constexpr double kBf16OutTolerance = 4e-3;  // one bf16 rounding of y (and of the bias laid into it)
+  constexpr uint16_t kPaddingBits = 0xABCD;
+  std::mt19937 rng(std::random_device{}());
+  for (const LinearCase& c : kCases) {
+    if (c.rows * c.out < 32) continue;
+    SCOPED_TRACE(Describe(c));
+    const int64_t x_stride = c.in + c.x_pad, y_stride = c.out + c.y_pad;
+    const auto x = RandomRows(rng, c.rows, c.in, x_stride);
+    const auto w = RandomFloats(rng, c.out * c.in);
+    const auto bias = RandomFloats(rng, c.out);
+    auto y = LinearOutput(rng, c, y_stride);
+    for (float& v : y) v = v == kPadding ? v : gpu_test::RoundBf16(v);  // what a bf16 y can hold
+    DeviceArray<uint16_t> d_x(gpu_test::ToBf16(x)), d_w(gpu_test::ToBf16(w));
+    DeviceArray<float> d_bias(bias), d_y32(y);
+    std::vector<uint16_t> y16 = gpu_test::ToBf16(y);
+    for (int64_t r = 0; r < c.rows; ++r) {
+      for (int64_t n = c.out; n < y_stride; ++n) y16[r * y_stride + n] = kPaddingBits;
+    }
+    DeviceArray<uint16_t> d_y16(y16);
+    LinearParams p = Params(c, ElementType::kBF16, d_x.get(), x_stride, d_w.get(), d_bias.get(), d_y32.get(), y_stride);
+    ASSERT_TRUE(cuda::Linear(p, nullptr).ok());
+    p.y = d_y16.get();
+    p.y_type = ElementType::kBF16;
+    const absl::Status status = cuda::Linear(p, nullptr);
+    ASSERT_TRUE(status.ok()) << status;
+    const std::vector<uint16_t> got16 = d_y16.Download();
+    std::vector<float> got(c.rows * c.out);
+    for (int64_t r = 0; r < c.rows; ++r) {
+      for (int64_t n = 0; n < y_stride; ++n) {
+        if (n < c.out) {
+          got[r * c.out + n] = gpu_test::FromBf16Bits(got16[r * y_stride + n]);
+        } else {
+          EXPECT_EQ(got16[r * y_stride + n], kPaddingBits) << "padding of row " << r << " overwritten";
+        }
+      }
+    }
+    EXPECT_TRUE(CloseInRelativeL2(got, LinearValues(d_y32.Download(), c, y_stride), kBf16OutTolerance));
+  }
+}
+
 TEST_F(LinearGpuTest, RejectsBadParams) {
   DeviceArray<float> d_buf(std::vector<float>(64, 0.0f));
   for (ElementType type : {ElementType::kF32, ElementType::kBF16}) {
@@ -197,6 +239,14 @@ TEST_F(LinearGpuTest, RejectsBadParams) {
     bad = p;
     bad.type = static_cast<ElementType>(7);
     EXPECT_TRUE(IsInvalidArgumentMentioning(cuda::Linear(bad, nullptr), "Linear: type"));
+    bad = p;
+    bad.y_type = static_cast<ElementType>(7);
+    EXPECT_TRUE(IsInvalidArgumentMentioning(cuda::Linear(bad, nullptr), "y_type"));
+    if (type == ElementType::kF32) {
+      bad = p;
+      bad.y_type = ElementType::kBF16;
+      EXPECT_TRUE(IsInvalidArgumentMentioning(cuda::Linear(bad, nullptr), "y_type bf16 needs bf16 operands"));
+    }
     bad = p;
     bad.rows = 0;  // nothing to do
     EXPECT_TRUE(cuda::Linear(bad, nullptr).ok());

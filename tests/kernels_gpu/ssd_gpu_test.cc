@@ -1,5 +1,6 @@
 // The Mamba-2 mixer's sequence ops on CUDA against the CPU references:
-// CausalConv1d (state in/out, aliasing), SsdScan (length 1, one chunk, ragged
+// CausalConv1d (state in/out, aliasing; fp32, and bf16 x / out through the
+// tiled kernel's tile boundaries and halos and the plain kernel), SsdScan (length 1, one chunk, ragged
 // last chunk, many chunks; initial state, final state aliasing it, log_decay,
 // strided inputs), SsdAddInitialState and SsdStep.
 #include <algorithm>
@@ -72,6 +73,66 @@ TEST_F(SsdGpuTest, CausalConv1dMatchesCpu) {
         EXPECT_EQ(got, want_state);  // zeros shifted in, exactly
       }
     }
+  }
+}
+
+// bf16 x (a strided view, as of the in_proj output) and bf16 or fp32 out
+// against the CPU's bf16 reference: the same fp32 sums rounded once, so they
+// differ only where the two sums round to neighbouring values.
+TEST_F(SsdGpuTest, CausalConv1dBf16MatchesCpu) {
+  constexpr double kBf16Tolerance = 1e-3;
+  std::mt19937 rng(std::random_device{}());
+  struct Case {
+    int64_t seq_len, channels, width, stride;
+    bool state_in;
+    ElementType out_type;
+  };
+  for (const Case& c : {Case{1, 10240, 4, 18560, true, ElementType::kF32},  // decode: the one-token update's fp32 out
+                        Case{300, 1024 + 256, 4, 1280 + 8, true, ElementType::kBF16},
+                        Case{200, 1024, 4, 1024, false, ElementType::kBF16},  // short tiles: halos inside x
+                        Case{5000, 64, 4, 72, true, ElementType::kBF16},
+                        Case{77, 256, 3, 264, true, ElementType::kBF16},
+                        Case{65, 256, 2, 256, false, ElementType::kF32},
+                        Case{9, 256, 1, 256, false, ElementType::kBF16},
+                        Case{2, 64, 4, 64, true, ElementType::kBF16},       // L < K-1: every row reads state
+                        Case{37, 37, 4, 40, true, ElementType::kBF16},      // channels % 8: the plain kernel
+                        Case{40, 64, 4, 67, true, ElementType::kBF16},      // odd stride: the plain kernel
+                        Case{31, 64, 6, 64, true, ElementType::kBF16}}) {   // K > 4: the plain kernel
+    SCOPED_TRACE(testing::Message() << "L " << c.seq_len << " C " << c.channels << " K " << c.width << " stride "
+                                    << c.stride << " out " << ElementTypeName(c.out_type));
+    const int64_t state_elems = (c.width - 1) * c.channels;
+    const auto x16 = gpu_test::ToBf16(RandomRows(rng, c.seq_len, c.channels, c.stride, -2.0f, 2.0f));
+    const auto weight = RandomFloats(rng, c.channels * c.width);
+    const auto bias = RandomFloats(rng, c.channels);
+    const auto state_in = RandomFloats(rng, state_elems);
+    const bool bf16_out = c.out_type == ElementType::kBF16;
+    std::vector<float> want32 = NaNs(bf16_out ? 0 : c.seq_len * c.channels);
+    std::vector<uint16_t> want16(bf16_out ? c.seq_len * c.channels : 0, 0x7FC0);
+    std::vector<float> want_state = NaNs(state_elems);
+    CausalConv1dParams p{c.seq_len, c.channels, c.width, x16.data(), c.stride, weight.data(), bias.data(),
+                         c.state_in ? state_in.data() : nullptr,
+                         bf16_out ? static_cast<void*>(want16.data()) : want32.data(), want_state.data()};
+    p.x_type = ElementType::kBF16;
+    p.out_type = c.out_type;
+    ASSERT_TRUE(cpu::CausalConv1d(p).ok());
+    DeviceArray<uint16_t> d_x(x16), d_out16(want16);
+    DeviceArray<float> d_w(weight), d_b(bias), d_state_in(state_in), d_state_out(NaNs(state_elems)),
+        d_out32(NaNs(want32.size()));
+    p.x = d_x.get();
+    p.weight = d_w.get();
+    p.bias = d_b.get();
+    p.state_in = c.state_in ? d_state_in.get() : nullptr;
+    p.out = bf16_out ? static_cast<void*>(d_out16.get()) : d_out32.get();
+    p.state_out = d_state_out.get();
+    const absl::Status status = cuda::CausalConv1d(p, nullptr);
+    ASSERT_TRUE(status.ok()) << status;
+    if (bf16_out) {
+      EXPECT_TRUE(CloseInRelativeL2(gpu_test::FromBf16(d_out16.Download()), gpu_test::FromBf16(want16),
+                                    kBf16Tolerance));
+    } else {
+      EXPECT_TRUE(CloseInRelativeL2(d_out32.Download(), want32, kTolerance));
+    }
+    EXPECT_EQ(d_state_out.Download(), want_state);  // rows moved (widened exactly), never computed
   }
 }
 

@@ -1,7 +1,8 @@
 // Worker services over real gRPC on 127.0.0.1, driven the way the
 // coordinator drives them: W shards prefill with their peers (Deliver), the
 // last decodes with split-KV attention (AttendKv), and the result equals the
-// Hugging Face reference. Afterwards every worker holds no memory.
+// Hugging Face reference (one worker alone prefills in pieces of 16 tokens).
+// Afterwards every worker holds no memory.
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -31,8 +32,9 @@ struct TestWorker {
   std::unique_ptr<tessera::v1::Worker::Stub> stub;
 };
 
+// Workers whose one-shard prefills run in pieces of `prefill_chunk_tokens`.
 std::vector<TestWorker> StartWorkers(const ModelWeights& weights, int n, int64_t budget = int64_t{1} << 30,
-                                     int64_t max_shard_tokens = 0) {
+                                     int64_t max_shard_tokens = 0, int64_t prefill_chunk_tokens = 16) {
   std::vector<TestWorker> workers(n);
   for (TestWorker& w : workers) {
     grpc::ServerBuilder builder;
@@ -42,6 +44,7 @@ std::vector<TestWorker> StartWorkers(const ModelWeights& weights, int n, int64_t
     options.memory_budget_bytes = budget;
     options.max_shard_tokens = max_shard_tokens;
     w.engine = *MakeCpuEngineView(weights);
+    w.engine->set_prefill_chunk_tokens(prefill_chunk_tokens);
     w.transports = std::make_unique<WorkerTransports>(nullptr, nullptr);
     w.runner = std::make_unique<ShardRunner>(*w.engine, *w.transports, options);
     w.service = std::make_unique<WorkerService>(*w.runner, *w.transports, "");
@@ -161,8 +164,10 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, WorkerServiceTest,
                            return name;
                          });
 
-// One shard holding a whole `tokens`-token prompt on `worker`, to the end of its stream.
-grpc::Status RunWholePrompt(TestWorker& worker, const std::string& request_id, int tokens) {
+// Shard 0 of a request on `worker`, to the end of its stream: the whole
+// `tokens`-token prompt, or, with `later_tokens` > 0, the first `tokens` of a
+// request whose second shard (another worker's, never reached) holds more.
+grpc::Status RunWholePrompt(TestWorker& worker, const std::string& request_id, int tokens, int later_tokens = 0) {
   tessera::v1::RunShardRequest request;
   request.set_request_id(request_id);
   request.set_request_secret("secret-0123456789");
@@ -170,6 +175,12 @@ grpc::Status RunWholePrompt(TestWorker& worker, const std::string& request_id, i
   shard->set_address(worker.address);
   shard->set_token_begin(0);
   shard->set_token_end(tokens);
+  if (later_tokens > 0) {
+    auto* later = request.add_shards();
+    later->set_address("127.0.0.1:1");
+    later->set_token_begin(tokens);
+    later->set_token_end(tokens + later_tokens);
+  }
   for (int i = 0; i < tokens; ++i) request.add_token_ids(i);
   request.mutable_stopping()->set_max_new_tokens(1);
   grpc::ClientContext context;
@@ -190,20 +201,34 @@ TEST(WorkerServiceAdmissionTest, OverBudgetIsResourceExhausted) {
   workers[0].server->Shutdown();
 }
 
-TEST(WorkerServiceAdmissionTest, AShardPastThePrefillLimitIsRefusedAndReported) {
+// A shard of several runs in one pass: past the pass limit it is refused. A
+// shard alone runs in pieces: any length its budget holds, as long as a
+// piece fits the pass.
+TEST(WorkerServiceAdmissionTest, AShardOfSeveralPastThePrefillLimitIsRefusedAndOneAloneRunsInPieces) {
   const std::string dir = std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/bamba-tiny";
   auto weights = LoadModelWeights(dir);
   ASSERT_TRUE(weights.ok());
-  std::vector<TestWorker> workers = StartWorkers(**weights, 1, int64_t{1} << 30, /*max_shard_tokens=*/64);
+  std::vector<TestWorker> workers =
+      StartWorkers(**weights, 1, int64_t{1} << 30, /*max_shard_tokens=*/64, /*prefill_chunk_tokens=*/16);
   {
     grpc::ClientContext context;
     tessera::v1::WorkerStatus status;
     ASSERT_TRUE(workers[0].stub->GetStatus(&context, tessera::v1::GetWorkerStatusRequest(), &status).ok());
     EXPECT_EQ(status.max_shard_tokens(), 64);
+    EXPECT_EQ(status.prefill_chunk_tokens(), 16);
   }
-  const grpc::Status status = RunWholePrompt(workers[0], "long", 65);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
-  EXPECT_NE(status.error_message().find("at most 64 tokens"), std::string::npos) << status.error_message();
+  const grpc::Status sharded = RunWholePrompt(workers[0], "sharded", 65, /*later_tokens=*/10);
+  EXPECT_EQ(sharded.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << sharded.error_message();
+  EXPECT_NE(sharded.error_message().find("at most 64 tokens in one pass"), std::string::npos)
+      << sharded.error_message();
+  const grpc::Status alone = RunWholePrompt(workers[0], "alone", 200);
+  EXPECT_TRUE(alone.ok()) << alone.error_message();
+  workers[0].server->Shutdown();
+  // Pieces longer than the pass are refused too.
+  workers = StartWorkers(**weights, 1, int64_t{1} << 30, /*max_shard_tokens=*/64, /*prefill_chunk_tokens=*/128);
+  const grpc::Status big_pieces = RunWholePrompt(workers[0], "big-pieces", 100);
+  EXPECT_EQ(big_pieces.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << big_pieces.error_message();
+  EXPECT_NE(big_pieces.error_message().find("in passes of 100"), std::string::npos) << big_pieces.error_message();
   workers[0].server->Shutdown();
 }
 

@@ -157,6 +157,15 @@ TEST(NetworkLimitsTest, TheLargestPeerBlockIsARingBlockOfTheLongestShard) {
   EXPECT_LT(limits.max_receive_bytes, 16 << 20) << "far below gRPC's 1 GiB";
   const MailboxLimits mailbox = PeerMailboxLimitsFor(config, bounds);
   EXPECT_EQ(mailbox.max_block_bytes, 2 * 1000 * 32 * 4);
+  // A one-pass limit bounds the blocks of a shard of several, not a one-shard
+  // request, which runs in pieces.
+  const WorkerMessageLimits unlimited = WorkerMessageLimitsFor(config, bounds);
+  bounds.max_shard_tokens = 100;
+  const WorkerMessageLimits one_pass = WorkerMessageLimitsFor(config, bounds);
+  EXPECT_EQ(PeerMailboxLimitsFor(config, bounds).max_block_bytes, 2 * 100 * 32 * 4);
+  EXPECT_LT(one_pass.deliver_bytes, unlimited.deliver_bytes);
+  EXPECT_EQ(one_pass.run_shard_bytes, unlimited.run_shard_bytes);
+  EXPECT_GE(one_pass.run_shard_bytes, 1000 * 5) << "1000 token ids of up to 5 bytes";
   // Absurd shapes saturate rather than wrap.
   config.attention.num_kv_heads = int64_t{1} << 40;
   EXPECT_EQ(MaxPeerBlockBytes(config, int64_t{1} << 40), kMaxWorkerMessageBytes);

@@ -42,6 +42,8 @@ constexpr FlagSpec kLocalFlags[] = {
     {"min-shard-tokens", true, "fewest prompt tokens per shard (passed to the coordinator)"},
     {"max-context-tokens", true, "longest prompt + generation served (passed to the coordinator and the workers)"},
     {"max-new-tokens-limit", true, "largest max_new_tokens a request may ask for (default 4096; passed to both roles)"},
+    {"prefill-chunk-tokens", true, "longest piece a worker prefills a one-shard request in (default 0: sized from "
+                                   "free memory; passed to the workers)"},
     {"tokenizer", true, "tokenizer.json for text (passed to the coordinator; default: the model's, if any)"},
     {"log-file", true, "append the children's output to this file instead of stderr"},
     {"ready-timeout-s", true, "how long the cluster may take to become ready (default 60)"},
@@ -146,6 +148,15 @@ absl::StatusOr<LocalClusterOptions> OptionsFromFlags(const CliFlags& flags) {
     for (std::vector<std::string>* role : {&options.coordinator_flags, &options.worker_flags}) {
       role->insert(role->end(), {"--max-new-tokens-limit", absl::StrCat(*limit)});
     }
+  }
+  if (flags.Has("prefill-chunk-tokens")) {
+    absl::StatusOr<int64_t> piece = flags.GetInt("prefill-chunk-tokens", 0);
+    if (!piece.ok()) return piece.status();
+    if (*piece < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("--prefill-chunk-tokens must be >= 0 (0: sized from free memory). "
+                                                     "Given: ", *piece));
+    }
+    options.worker_flags.insert(options.worker_flags.end(), {"--prefill-chunk-tokens", absl::StrCat(*piece)});
   }
   if (flags.Has("tokenizer")) {
     options.coordinator_flags.insert(options.coordinator_flags.end(), {"--tokenizer", flags.GetString("tokenizer", "")});

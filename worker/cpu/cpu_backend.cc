@@ -1,10 +1,11 @@
-// Ops run at once on the calling thread, so Finish has nothing to wait for;
-// weights are views of the host tensors (zero-copy from the checkpoint's
+// Ops run at once on the calling thread, so Finish has nothing to wait for and
+// every mark is reached when it is made; weights are views of the host tensors (zero-copy from the checkpoint's
 // mapping where it holds aligned fp32).
 #include "worker/cpu/cpu_backend.h"
 
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -54,6 +55,11 @@ class CpuOpStream final : public OpStream {
     return absl::OkStatus();
   }
   absl::Status Finish() override { return absl::OkStatus(); }
+  absl::StatusOr<int64_t> Mark() override { return marks_++; }
+  absl::StatusOr<bool> MarkReached(int64_t mark, bool) override {
+    if (mark < 0 || mark >= marks_) return absl::InternalError(absl::StrCat("no mark ", mark));
+    return true;
+  }
   CudaStream cuda_stream() const override { return nullptr; }
 
   absl::Status Embed(absl::Span<const int32_t> ids, const Tensor& table, const Tensor& out) override {
@@ -86,12 +92,15 @@ class CpuOpStream final : public OpStream {
   absl::Status Run(const ScaleAddParams& p) override { return cpu::ScaleAdd(p); }
   absl::Status Run(const MoeRouteParams& p) override { return cpu::MoeRoute(p); }
   absl::Status Run(const MoeExpertsParams& p) override { return cpu::MoeExperts(p); }
+
+ private:
+  int64_t marks_ = 0;
 };
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(std::unique_ptr<ModelWeights> owned, ModelTensors tensors)
-      : owned_(std::move(owned)), tensors_(std::move(tensors)) {}
+  CpuBackend(std::unique_ptr<ModelWeights> owned, std::vector<std::vector<float>> stacked, ModelTensors tensors)
+      : owned_(std::move(owned)), stacked_(std::move(stacked)), tensors_(std::move(tensors)) {}
 
   std::string name() const override { return "cpu"; }
   std::string Describe() const override { return "cpu backend, fp32"; }
@@ -107,11 +116,13 @@ class CpuBackend final : public Backend {
   int64_t PrefillTokenLimit(int64_t) const override { return 0; }
 
  private:
-  std::unique_ptr<ModelWeights> owned_;  // null for a view
+  std::unique_ptr<ModelWeights> owned_;     // null for a view
+  std::vector<std::vector<float>> stacked_;  // the stacked projections' copies, when asked for
   ModelTensors tensors_;
 };
 
-absl::StatusOr<std::unique_ptr<Engine>> MakeEngine(std::unique_ptr<ModelWeights> owned, const ModelWeights& weights) {
+absl::StatusOr<std::unique_ptr<Engine>> MakeEngine(std::unique_ptr<ModelWeights> owned, const ModelWeights& weights,
+                                                   bool stack_projections) {
   if (weights.storage != WeightStorage::kFloat32) {
     return absl::InvalidArgumentError("the CPU engine needs weights loaded as fp32");
   }
@@ -121,10 +132,19 @@ absl::StatusOr<std::unique_ptr<Engine>> MakeEngine(std::unique_ptr<ModelWeights>
     t.data = const_cast<float*>(host.data);
     return t;
   };
-  ASSIGN_OR_RETURN(ModelTensors tensors, PlaceModelTensors(weights, view));
+  std::vector<std::vector<float>> stacked;  // moving the outer vector keeps each copy where it is
+  const TensorStacker copy = [&stacked](const std::vector<const HostTensor*>& parts,
+                                        bool matrix) -> absl::StatusOr<Tensor> {
+    Tensor t = StackedShape(parts, matrix, ElementType::kF32);
+    std::vector<float>& all = stacked.emplace_back();
+    for (const HostTensor* part : parts) all.insert(all.end(), part->data, part->data + part->numel());
+    t.data = all.data();
+    return t;
+  };
+  ASSIGN_OR_RETURN(ModelTensors tensors, PlaceModelTensors(weights, view, stack_projections ? copy : nullptr));
   ModelConfig config = weights.config;
-  return std::make_unique<Engine>(std::move(config),
-                                  std::make_unique<CpuBackend>(std::move(owned), std::move(tensors)));
+  return std::make_unique<Engine>(
+      std::move(config), std::make_unique<CpuBackend>(std::move(owned), std::move(stacked), std::move(tensors)));
 }
 
 }  // namespace
@@ -132,11 +152,11 @@ absl::StatusOr<std::unique_ptr<Engine>> MakeEngine(std::unique_ptr<ModelWeights>
 absl::StatusOr<std::unique_ptr<Engine>> MakeCpuEngine(std::unique_ptr<ModelWeights> weights) {
   if (weights == nullptr) return absl::InvalidArgumentError("MakeCpuEngine: no weights");
   const ModelWeights& view = *weights;
-  return MakeEngine(std::move(weights), view);
+  return MakeEngine(std::move(weights), view, /*stack_projections=*/false);
 }
 
-absl::StatusOr<std::unique_ptr<Engine>> MakeCpuEngineView(const ModelWeights& weights) {
-  return MakeEngine(nullptr, weights);
+absl::StatusOr<std::unique_ptr<Engine>> MakeCpuEngineView(const ModelWeights& weights, bool stack_projections) {
+  return MakeEngine(nullptr, weights, stack_projections);
 }
 
 }  // namespace tessera

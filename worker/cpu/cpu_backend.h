@@ -14,6 +14,10 @@ namespace tessera {
 // Takes the weights (loaded with WeightStorage::kFloat32).
 absl::StatusOr<std::unique_ptr<Engine>> MakeCpuEngine(std::unique_ptr<ModelWeights> weights);
 // Borrows them: `weights` must outlive the engine (tests, in-process eval).
-absl::StatusOr<std::unique_ptr<Engine>> MakeCpuEngineView(const ModelWeights& weights);
+// With `stack_projections`, q|k|v and SwiGLU's gate|up are held as one matrix
+// each, as the CUDA backend holds them (copies), so that the CPU checks that
+// layout of the layer loop too.
+absl::StatusOr<std::unique_ptr<Engine>> MakeCpuEngineView(const ModelWeights& weights,
+                                                          bool stack_projections = false);
 
 }  // namespace tessera

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -26,46 +27,72 @@ absl::Status UseDevice(int device) {
   return CudaStatus(absl::StrCat("cudaSetDevice(", device, ")"), cudaSetDevice(device));
 }
 
-// Device bytes one prompt token of a prefill needs at the peak of a pass (the
-// residual stream and normed rows, plus the widest block's scratch), with a
+// Device bytes one prompt token of a prefill needs at the peak of a pass:
+// what the layer loop (worker/forward.cc) holds at once, per token, with a
 // margin for the allocator and cuBLAS workspaces; logits of every row are not
-// counted.
+// counted. The whole pass holds the residual stream and the normed rows (and
+// the router's fp32 copy, granite's scaled block output); each block adds its
+// own scratch while it runs, in the matrix type wherever a matrix product
+// reads or writes it (`b` bytes an element), fp32 elsewhere.
 int64_t ActivationBytesPerToken(const ModelConfig& c, ElementType type) {
   const int64_t f32 = sizeof(float);
-  const int64_t kv = ElementBytes(type);
-  const int64_t copy = type == ElementType::kF32 ? 0 : kv;  // a GEMM operand's bf16 copy (fp32: none)
+  const int64_t b = ElementBytes(type);
   const int64_t d = c.hidden_size;
-  // residual stream, normed rows and their operand; granite's scaled block output
-  const int64_t common = 2 * f32 * d + copy * d + (c.multipliers.residual != 1.0f ? f32 * d : 0);
+  const bool router_copy = type != ElementType::kF32 && c.CountBlocks(BlockKind::kMoe) > 0;
+  const int64_t common = f32 * d + b * d + (router_copy ? f32 * d : 0) + (c.multipliers.residual != 1.0f ? f32 * d : 0);
   int64_t widest = 0;
   if (c.CountBlocks(BlockKind::kMamba) > 0) {
     const MambaConfig& m = c.mamba;
-    widest = std::max(widest, f32 * (m.in_proj_width() + m.conv_channels() + m.num_heads + m.d_inner()) +
-                                  copy * (m.conv_channels() + m.d_inner()));  // proj, conv, dt, y; scan and y operands
+    const int64_t gn = m.num_groups * m.state_size;
+    // while the scan runs: fp32's chunk scratch (cumsum, C·Bᵀ, chunk states; bf16 keeps its own on chip);
+    // then, in a shard, C as fp32 and the cumsum for the initial state's term
+    const int64_t chunk_scratch =
+        type == ElementType::kF32
+            ? f32 * (m.num_heads + m.num_groups * m.chunk_size + m.num_heads * m.head_dim * m.state_size / m.chunk_size)
+            : 0;
+    const int64_t during_scan = std::max(chunk_scratch, f32 * (gn + m.num_heads));
+    // in_proj output (z, later the gated norm's output), conv output, dt, the scan's y
+    widest = std::max(widest, b * (m.in_proj_width() + m.conv_channels()) + f32 * (m.num_heads + m.d_inner()) +
+                                  during_scan);
   }
   if (c.CountBlocks(BlockKind::kMoe) > 0) {
     const MoeConfig& m = c.moe;
     const int64_t shared = m.shared_intermediate_size * m.shared_experts;
-    const int64_t gate_up = m.activation == MlpActivation::kSwiGlu ? 2 * shared : 0;
+    const int64_t shared_up = b * (m.activation == MlpActivation::kSwiGlu ? 2 * shared : shared);
     // router logits, ids and weights, and MoeExperts' workspace rows: k (token, slot) pairs, each
-    // with x and act in the matrix type, fp32 out and the sort's indices
-    const int64_t pair = kv * d + kv * (m.expert_intermediate_size + 8) + f32 * d + 8;
+    // with x and act in the matrix type, fp32 out and the sort's indices; freed before the shared expert runs
+    const int64_t pair = b * d + b * (m.expert_intermediate_size + 8) + f32 * d + 8;
     const int64_t routed = m.experts == 0 ? 0 : f32 * m.experts + 8 * m.top_k + m.top_k * pair;
-    widest = std::max(widest, routed + f32 * (shared + gate_up) + copy * shared);  // + the shared expert's
+    widest = std::max(widest, std::max(routed, shared_up));
   }
   if (c.CountBlocks(BlockKind::kAttention) > 0) {
     const AttentionConfig& a = c.attention;
     const int64_t q = a.num_heads * a.head_dim;
     const int64_t kv_width = a.num_kv_heads * a.head_dim;
-    widest = std::max(widest, f32 * (3 * q + 2 * kv_width + 2 * a.num_heads) + 2 * copy * q +
-                                  4 * kv * kv_width);  // q, out, part; k/v new; lse; operands; ring send + recv
+    // then either the ring's partial out and lse with its send and receive blocks, or o_proj's operand
+    const int64_t ring = f32 * (q + a.num_heads) + 2 * 2 * b * kv_width;
+    const int64_t operand = type == ElementType::kF32 ? 0 : b * q;
+    // q|k|v, attention's out and lse
+    widest = std::max(widest, b * (q + 2 * kv_width) + f32 * (q + a.num_heads) + std::max(ring, operand));
   }
   if (c.CountBlocks(BlockKind::kMlp) > 0) {
     const int64_t inner = c.mlp.intermediate_size;
-    const int64_t gate = c.mlp.activation == MlpActivation::kSwiGlu ? inner : 0;
-    widest = std::max(widest, f32 * (inner + gate) + copy * inner);
+    widest = std::max(widest, b * (c.mlp.activation == MlpActivation::kSwiGlu ? 2 * inner : inner));  // [gate |] up
   }
   return (common + widest) * 5 / 4;
+}
+
+// Scratch comes from the device's default pool (cudaMallocAsync). With the
+// default release threshold (0) the pool hands its memory back to the driver
+// at every synchronisation, and the next pass maps it again page by page:
+// 63 ms of a 416 ms prefill at 64K tokens on an H200 (forward_bench beside
+// ncu's kernel sum). Keeping what it has makes a pass after the first reuse
+// it; the pool stays within the activation room PrefillTokenLimit plans for.
+absl::Status KeepPoolMemory(int device) {
+  cudaMemPool_t pool = nullptr;
+  RETURN_IF_ERROR(CudaStatus("cudaDeviceGetDefaultMemPool", cudaDeviceGetDefaultMemPool(&pool, device)));
+  uint64_t keep = UINT64_MAX;
+  return CudaStatus("cudaMemPoolSetAttribute", cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
 }
 
 // "GPU-" and the device's UUID, as nvidia-smi -L prints it: the same GPU
@@ -79,7 +106,10 @@ std::string DeviceId(const cudaDeviceProp& prop) {
 class CudaOpStream final : public OpStream {
  public:
   explicit CudaOpStream(cudaStream_t stream) : stream_(stream) {}
-  ~CudaOpStream() override { cudaStreamDestroy(stream_); }  // pending work still completes
+  ~CudaOpStream() override {  // pending work still completes, and so do pending events
+    for (cudaEvent_t event : marks_) cudaEventDestroy(event);
+    cudaStreamDestroy(stream_);
+  }
 
   absl::StatusOr<Buffer> Scratch(int64_t rows, int64_t cols, ElementType type) override {
     Tensor t{nullptr, type, rows, cols, cols};
@@ -108,6 +138,27 @@ class CudaOpStream final : public OpStream {
     return Finish();
   }
   absl::Status Finish() override { return CudaStatus("cudaStreamSynchronize", cudaStreamSynchronize(stream_)); }
+  // One event a mark (a few per pass: one a layer), recorded without timing.
+  absl::StatusOr<int64_t> Mark() override {
+    cudaEvent_t event = nullptr;
+    RETURN_IF_ERROR(CudaStatus("cudaEventCreate", cudaEventCreateWithFlags(&event, cudaEventDisableTiming)));
+    marks_.push_back(event);
+    RETURN_IF_ERROR(CudaStatus("cudaEventRecord", cudaEventRecord(event, stream_)));
+    return static_cast<int64_t>(marks_.size()) - 1;
+  }
+  absl::StatusOr<bool> MarkReached(int64_t mark, bool wait) override {
+    if (mark < 0 || mark >= static_cast<int64_t>(marks_.size())) {
+      return absl::InternalError(absl::StrCat("no mark ", mark));
+    }
+    if (wait) {
+      RETURN_IF_ERROR(CudaStatus("cudaEventSynchronize", cudaEventSynchronize(marks_[mark])));
+      return true;
+    }
+    const cudaError_t e = cudaEventQuery(marks_[mark]);
+    if (e == cudaErrorNotReady) return false;
+    RETURN_IF_ERROR(CudaStatus("cudaEventQuery", e));
+    return true;
+  }
   CudaStream cuda_stream() const override { return stream_; }
 
   // The ids go up once; cuda::Embedding checks them against the vocabulary.
@@ -138,7 +189,17 @@ class CudaOpStream final : public OpStream {
   absl::Status Run(const SsdComposeParams& p) override { return cuda::SsdComposeInitialState(p, stream_); }
   absl::Status Run(const SsdStepParams& p) override { return cuda::SsdStep(p, stream_); }
   absl::Status Run(const RopeParams& p) override { return cuda::Rope(p, stream_); }
-  absl::Status Run(const AttentionParams& p) override { return cuda::Attention(p, stream_); }
+  // A decode-shaped call splits its keys across thread blocks when given room
+  // for the partial results: stream-ordered scratch, freed after the kernels.
+  absl::Status Run(const AttentionParams& p) override {
+    const int64_t bytes = p.workspace == nullptr ? cuda::AttentionWorkspaceBytes(p) : 0;
+    if (bytes == 0) return cuda::Attention(p, stream_);
+    ASSIGN_OR_RETURN(Buffer workspace, Scratch(1, (bytes + 3) / 4, ElementType::kF32));  // `bytes`, as floats
+    AttentionParams with_workspace = p;
+    with_workspace.workspace = workspace.view().data;
+    with_workspace.workspace_bytes = bytes;
+    return cuda::Attention(with_workspace, stream_);
+  }
   absl::Status Run(const AttentionMergeParams& p) override { return cuda::AttentionMerge(p, stream_); }
   absl::Status Run(const SiluMulParams& p) override { return cuda::SiluMul(p, stream_); }
   absl::Status Run(const ReluSquaredParams& p) override { return cuda::ReluSquared(p, stream_); }
@@ -148,6 +209,7 @@ class CudaOpStream final : public OpStream {
 
  private:
   cudaStream_t stream_;
+  std::vector<cudaEvent_t> marks_;  // by mark number
 };
 
 class CudaBackend final : public Backend {
@@ -232,13 +294,15 @@ absl::StatusOr<std::unique_ptr<Engine>> MakeCudaEngine(std::unique_ptr<ModelWeig
                                                  config.attention.head_dim, " (use --precision fp32)"));
   }
   RETURN_IF_ERROR(UseDevice(options.device));
+  RETURN_IF_ERROR(KeepPoolMemory(options.device));
   cudaDeviceProp prop{};
   RETURN_IF_ERROR(CudaStatus("cudaGetDeviceProperties", cudaGetDeviceProperties(&prop, options.device)));
   cuda_engine::WeightUploader uploader(options.type);
-  ASSIGN_OR_RETURN(ModelTensors tensors,
-                   PlaceModelTensors(*weights, [&uploader](const HostTensor& host, bool matrix) {
-                     return uploader.Place(host, matrix);
-                   }));
+  const TensorPlacer place = [&uploader](const HostTensor& host, bool matrix) { return uploader.Place(host, matrix); };
+  const TensorStacker stack = [&uploader](const std::vector<const HostTensor*>& parts, bool matrix) {
+    return uploader.Stack(parts, matrix);
+  };
+  ASSIGN_OR_RETURN(ModelTensors tensors, PlaceModelTensors(*weights, place, stack));
   weights.reset();  // the host copy (and the checkpoint mapping) is no longer needed
   size_t free_bytes = 0, total_bytes = 0;
   RETURN_IF_ERROR(CudaStatus("cudaMemGetInfo", cudaMemGetInfo(&free_bytes, &total_bytes)));

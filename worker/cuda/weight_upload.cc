@@ -71,20 +71,35 @@ absl::Status CopySlices(const HostTensor& t, int64_t n, ElementType type, void* 
 
 }  // namespace
 
+absl::Status WeightUploader::Allocate(Tensor& t) {
+  const int64_t bytes = t.rows * t.cols * t.element_bytes();
+  void* device = nullptr;
+  RETURN_IF_ERROR(CudaStatus("weight upload: cudaMalloc", cudaMalloc(&device, std::max<int64_t>(1, bytes))));
+  t.data = device;
+  buffers_.emplace_back(t, [](void* p) { cudaFree(p); });
+  bytes_ += bytes;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Tensor> WeightUploader::Place(const HostTensor& host, bool matrix) {
   const void* source = host.data != nullptr ? static_cast<const void*>(host.data) : host.stored;
   const auto key = std::make_pair(source, matrix);
   if (auto it = placed_.find(key); it != placed_.end()) return it->second;
   Tensor t = ShapeOf(host, matrix ? matrix_type_ : ElementType::kF32);
-  const int64_t n = host.numel();
-  void* device = nullptr;
-  RETURN_IF_ERROR(CudaStatus("weight upload: cudaMalloc", cudaMalloc(&device, std::max<int64_t>(1, n) *
-                                                                                  t.element_bytes())));
-  t.data = device;
-  buffers_.emplace_back(t, [](void* p) { cudaFree(p); });
-  RETURN_IF_ERROR(CopySlices(host, n, t.type, device));
-  bytes_ += n * t.element_bytes();
+  RETURN_IF_ERROR(Allocate(t));
+  RETURN_IF_ERROR(CopySlices(host, host.numel(), t.type, t.data));
   placed_.emplace(key, t);
+  return t;
+}
+
+absl::StatusOr<Tensor> WeightUploader::Stack(const std::vector<const HostTensor*>& parts, bool matrix) {
+  Tensor t = StackedShape(parts, matrix, matrix ? matrix_type_ : ElementType::kF32);
+  RETURN_IF_ERROR(Allocate(t));
+  uint8_t* next = static_cast<uint8_t*>(t.data);  // where the next part goes
+  for (const HostTensor* part : parts) {
+    RETURN_IF_ERROR(CopySlices(*part, part->numel(), t.type, next));
+    next += part->numel() * t.element_bytes();
+  }
   return t;
 }
 

@@ -57,6 +57,10 @@ spec:
         - {{ $w.memoryBudgetMb | int | quote }}
         - --max-new-tokens-limit
         - {{ $root.Values.coordinator.args.maxNewTokensLimit | int | quote }}
+        {{- if gt ($w.prefillChunkTokens | default 0 | int64) 0 }}
+        - --prefill-chunk-tokens
+        - {{ $w.prefillChunkTokens | int64 | quote }}
+        {{- end }}
         {{- if gt ($root.Values.model.maxContextTokens | default 0 | int64) 0 }}
         - --max-context-tokens
         - {{ $root.Values.model.maxContextTokens | int64 | quote }}

@@ -1,0 +1,67 @@
+// Each piece is one tessera::Forward call; Forward ends with its stream's
+// Finish, which is the only synchronisation between pieces.
+#include "worker/chunked_prefill.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace tessera {
+
+absl::StatusOr<int64_t> ChoosePrefillChunkTokens(int64_t requested, int64_t pass_limit_tokens,
+                                                 int64_t ssd_chunk_tokens) {
+  if (requested < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("must be >= 0 (0: sized from free memory). Given: ", requested));
+  }
+  if (pass_limit_tokens > 0 && requested > pass_limit_tokens) {
+    return absl::InvalidArgumentError(absl::StrCat("must be <= ", pass_limit_tokens,
+                                                   " (the longest prefill pass the memory beside the K/V budget "
+                                                   "holds). Given: ", requested));
+  }
+  if (requested > 0) return requested;
+  const int64_t chunk = std::max<int64_t>(1, ssd_chunk_tokens);
+  const int64_t longest = pass_limit_tokens > 0 ? std::min(pass_limit_tokens, kMaxDefaultPrefillChunkTokens)
+                                                : kUnlimitedDefaultPrefillChunkTokens;
+  if (longest < chunk) {
+    return absl::InvalidArgumentError(absl::StrCat("has no default: one prefill pass holds ", pass_limit_tokens,
+                                                   " tokens, less than one SSD chunk (", chunk, ")"));
+  }
+  return longest / chunk * chunk;
+}
+
+absl::StatusOr<std::vector<float>> ForwardInPieces(Backend& backend, const ModelConfig& config, ShardState& state,
+                                                   absl::Span<const int32_t> ids, LogitsRows rows,
+                                                   const ShardContext& ctx, int64_t piece_tokens) {
+  if (ctx.sharded()) return absl::InternalError("a shard of a context-parallel prefill runs in one pass");
+  if (piece_tokens < 1) return absl::InternalError(absl::StrCat("prefill piece of ", piece_tokens, " tokens"));
+  const int64_t total = static_cast<int64_t>(ids.size());
+  const int64_t pieces = std::max<int64_t>(1, (total + piece_tokens - 1) / piece_tokens);
+  ShardContext piece_ctx = ctx;
+  std::vector<float> logits;  // (rows, vocab)
+  if (rows == LogitsRows::kAll) logits.reserve(total * config.vocab_size);
+  for (int64_t p = 0; p < pieces; ++p) {
+    if (ctx.on_layer_done) {
+      piece_ctx.on_layer_done = [&ctx, p, pieces](int64_t done, int64_t layers) {
+        return ctx.on_layer_done(p * layers + done, pieces * layers);
+      };
+    }
+    const int64_t begin = p * piece_tokens;
+    const bool last = p + 1 == pieces;
+    const LogitsRows piece_rows = rows == LogitsRows::kAll || last ? rows : LogitsRows::kNone;
+    ASSIGN_OR_RETURN(std::unique_ptr<OpStream> ops, backend.NewStream());
+    ASSIGN_OR_RETURN(std::vector<float> piece_logits,
+                     Forward(backend, *ops, config, state, ids.subspan(begin, std::min(piece_tokens, total - begin)),
+                             piece_rows, piece_ctx));
+    if (rows == LogitsRows::kAll) {
+      logits.insert(logits.end(), piece_logits.begin(), piece_logits.end());
+    } else if (last) {
+      logits = std::move(piece_logits);
+    }
+  }
+  return logits;
+}
+
+}  // namespace tessera
