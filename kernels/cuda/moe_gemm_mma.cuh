@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/moe_grouped.cuh"
+#include "kernels/cuda/sm80_ptx.cuh"
 
 namespace tessera::cuda_moe {
 
@@ -33,36 +34,12 @@ struct MmaTraits {
   }
 };
 
-__device__ __forceinline__ uint32_t SharedAddress(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes global → shared, or 16 zero bytes when !valid (nothing is read).
-__device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src),
-               "r"(valid ? 16 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int kPending>
-__device__ __forceinline__ void CpAsyncWait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory");
-}
-
-__device__ __forceinline__ void LdMatrixX4(uint32_t address, uint32_t (&r)[4]) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(address));
-}
-
-// d += a (16×16 bf16, row) · b (16×8 bf16, col), fp32.
-__device__ __forceinline__ void MmaBf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
+using cuda_sm80::CpAsync16;
+using cuda_sm80::CpAsyncCommit;
+using cuda_sm80::CpAsyncWait;
+using cuda_sm80::LdMatrixX4;
+using cuda_sm80::MmaBf16;
+using cuda_sm80::SharedAddress;
 
 // Element offset of 16-byte chunk `chunk` of row `row` in a swizzled tile of 64-wide rows.
 __device__ __forceinline__ int SwizzledOffset(int row, int chunk) { return row * 64 + ((chunk ^ (row & 7)) << 3); }

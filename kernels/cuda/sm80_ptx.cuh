@@ -1,9 +1,8 @@
 // The warp-level instructions that Ampere introduced and Hopper keeps (cp.async,
 // ldmatrix, mma.sync), as thin inline-PTX wrappers for kernels that stream
 // tiles through shared memory into register-fragment MMAs without the
-// warpgroup machinery of sm90_ptx.cuh. The signatures are those of the copies
-// in moe_gemm_mma.cuh and ssd_scan_bf16.cu (which predate this header), so
-// those can switch to it by deleting their own.
+// warpgroup machinery of sm90_ptx.cuh: split-KV decode attention and the MoE
+// grouped GEMM's mma.sync path use them.
 #pragma once
 
 #include <cuda_runtime.h>
