@@ -58,14 +58,16 @@ std::optional<std::vector<ShardSlot>> Assign(const std::vector<int64_t>& bounds,
   return slots;
 }
 
+// With `single_fallback`, one shard on one worker (prefilled in pieces) is
+// tried after every split.
 std::optional<std::vector<ShardSlot>> PlaceWithin(const PlacementRequest& request, const std::vector<int64_t>& room,
-                                                  absl::Span<const WorkerRoom> load) {
+                                                  absl::Span<const WorkerRoom> load, bool single_fallback) {
   const int workers = static_cast<int>(room.size());
   const int first = ChooseShardCount(request.prompt_tokens, workers, request.min_shard_tokens);
   const int most = static_cast<int>(std::min<int64_t>(workers, request.prompt_tokens));
   std::vector<int> counts;
   for (int num_shards = first; num_shards <= most; ++num_shards) counts.push_back(num_shards);
-  if (first > 1) counts.push_back(1);  // no split fits: one worker, in pieces
+  if (single_fallback && first > 1) counts.push_back(1);
   for (int num_shards : counts) {
     absl::StatusOr<std::vector<int64_t>> bounds =
         PlanShardBounds(request.prompt_tokens, std::max<int64_t>(1, request.chunk_size), num_shards);
@@ -112,8 +114,15 @@ absl::StatusOr<std::vector<ShardSlot>> PlaceShards(const PlacementRequest& reque
     empty_room.push_back(r.capacity_tokens);
     free_room.push_back(std::min(r.free_tokens, r.capacity_tokens));
   }
-  if (auto slots = PlaceWithin(request, free_room, rooms)) return *std::move(slots);
-  if (!PlaceWithin(request, empty_room, rooms)) {
+  if (auto slots = PlaceWithin(request, free_room, rooms, false)) return *std::move(slots);
+  // One worker takes the whole request only when no split could ever fit
+  // (prefill passes or the decoding worker's room), not when the split's
+  // workers are busy for the moment: then the request waits as before.
+  const bool split_fits_idle = PlaceWithin(request, empty_room, rooms, false).has_value();
+  if (!split_fits_idle) {
+    if (auto slots = PlaceWithin(request, free_room, rooms, true)) return *std::move(slots);
+  }
+  if (!split_fits_idle && !PlaceWithin(request, empty_room, rooms, true)) {
     // The sum fits, but no worker holds it all, and the even split leaves
     // some worker (usually the last one, which also holds the generated
     // tokens) short, or a shard longer than a worker's prefill pass,
