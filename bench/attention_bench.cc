@@ -31,6 +31,7 @@ using tessera::AttentionParams;
 using tessera::ElementType;
 using tessera::bench::MedianMs;
 using tessera::bench::Require;
+using tessera::bench::SelectAttentionKernel;
 namespace cuda = tessera::cuda;
 
 constexpr int64_t kHq = 32, kHkv = 8;
@@ -69,19 +70,10 @@ std::vector<float> Download(const float* d, int64_t n) {
   return host;
 }
 
-// Picks `kernel` for the calls that follow; "default" unsets the variable.
-void SelectKernel(const std::string& kernel) {
-  if (kernel == "default") {
-    unsetenv("TESSERA_ATTENTION_KERNEL");
-  } else {
-    setenv("TESSERA_ATTENTION_KERNEL", kernel.c_str(), 1);
-  }
-}
-
 // Runs `kernel` once at L with NaN-poisoned outputs and returns out and lse.
 std::vector<float> RunOnce(const char* kernel, const Buffers& b, int64_t L,
                            std::vector<float>* lse) {
-  SelectKernel(kernel);
+  SelectAttentionKernel(kernel);
   BENCH_CHECK(cudaMemset(b.out, 0xFF, sizeof(float) * L * kHq * g_head_dim));  // NaN
   BENCH_CHECK(cudaMemset(b.lse, 0xFF, sizeof(float) * L * kHq));
   Require(cuda::Attention(Params(b, L), nullptr));
@@ -166,7 +158,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> kernels = flash_kernels;
     if (L <= 16384) kernels.push_back("ffma");  // 1.4 s a run at 64K
     for (const std::string& kernel : kernels) {
-      SelectKernel(kernel);
+      SelectAttentionKernel(kernel);
       const AttentionParams p = Params(b, L);
       const bool slow = kernel == "ffma";
       const double ms = MedianMs([&] { Require(cuda::Attention(p, nullptr)); }, slow ? 1 : 3,

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -110,6 +111,16 @@ inline double RelativeL2(const std::vector<float>& got, const std::vector<float>
     ref2 += static_cast<double>(want[i]) * want[i];
   }
   return std::sqrt(err2 / ref2);
+}
+
+// Picks the attention kernel for the calls that follow (the values of
+// TESSERA_ATTENTION_KERNEL, kernels/cuda/attention.cu); "default" unsets it.
+inline void SelectAttentionKernel(const std::string& kernel) {
+  if (kernel == "default") {
+    unsetenv("TESSERA_ATTENTION_KERNEL");
+  } else {
+    setenv("TESSERA_ATTENTION_KERNEL", kernel.c_str(), 1);
+  }
 }
 
 }  // namespace tessera::bench

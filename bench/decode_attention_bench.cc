@@ -44,6 +44,7 @@ using tessera::bench::Download;
 using tessera::bench::RandomHost;
 using tessera::bench::RelativeL2;
 using tessera::bench::Require;
+using tessera::bench::SelectAttentionKernel;
 namespace cuda = tessera::cuda;
 
 constexpr int64_t kHq = 32, kHkv = 8, kD = 128;
@@ -66,15 +67,6 @@ uint16_t* RandomBf16Device(int64_t n, float lo, float hi, uint64_t seed) {
                            cudaMemcpyDeviceToDevice));
   }
   return d;
-}
-
-// Picks the kernel for the calls that follow; "default" unsets the variable.
-void SelectKernel(const std::string& kernel) {
-  if (kernel == "default") {
-    unsetenv("TESSERA_ATTENTION_KERNEL");
-  } else {
-    setenv("TESSERA_ATTENTION_KERNEL", kernel.c_str(), 1);
-  }
 }
 
 struct Buffers {
@@ -190,7 +182,7 @@ double EagerMs(const Buffers& b, const std::function<void(int64_t)>& call) {
 // out and lse of `kernel` on (kv_len, q_len), outputs NaN-poisoned first.
 std::vector<float> RunOnce(const std::string& kernel, const Buffers& b, int64_t kv_len, int64_t q_len,
                            std::vector<float>* lse) {
-  SelectKernel(kernel);
+  SelectAttentionKernel(kernel);
   BENCH_CHECK(cudaMemset(b.out, 0xFF, sizeof(float) * q_len * kHq * kD));
   BENCH_CHECK(cudaMemset(b.lse, 0xFF, sizeof(float) * q_len * kHq));
   {
@@ -283,7 +275,7 @@ int main(int argc, char** argv) {
     });
     const double copy_gbps = 2.0 * kv_bytes / copy_ms / 1e6;
     for (int64_t q_len : q_lens) {
-      SelectKernel("default");
+      SelectAttentionKernel("default");
       const AttentionCalls split_kv(b, L, q_len);
       if (split_kv.workspace_bytes() == 0) {
         std::printf("note: kv_len=%lld q_len=%lld runs without a workspace (one split, or not split-KV)\n",
@@ -291,10 +283,10 @@ int main(int argc, char** argv) {
       }
       const double ms = GraphMs(b, [&](int64_t n) { split_kv(n); });
       const double eager_ms = EagerMs(b, [&](int64_t n) { split_kv(n); });
-      SelectKernel(old_kernel);
+      SelectAttentionKernel(old_kernel);
       const AttentionCalls old(b, L, q_len);
       const double old_ms = GraphMs(b, [&](int64_t n) { old(n); });
-      SelectKernel("default");
+      SelectAttentionKernel("default");
       const double gbps = kv_bytes / ms / 1e6;
       rows.push_back({L, q_len, ms, gbps, copy_gbps, eager_ms, old_ms});
       std::printf("kv_len=%8lld q_len=%2lld: split-KV %8.4f ms %5.0f GB/s (%5.1f%% of copy %4.0f GB/s), "
