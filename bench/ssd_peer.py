@@ -49,9 +49,11 @@ def read_tessera(path):
     rows = {}
     if path and os.path.exists(path):
         for line in open(path):
-            m = re.match(r"RESULT L=(\d+) bf16_ms=([\d.]+) f32_ms=([\d.]+) y_rel_l2_bf16_vs_f32=(\S+)", line)
+            m = re.match(r"RESULT L=(\d+) bf16_ms=([\d.]+) f32_ms=([\d.]+) y_rel_l2_bf16_vs_f32=(\S+)"
+                         r"(?: mma_ms=([\d.]+))?", line)
             if m:
-                rows[int(m.group(1))] = (float(m.group(2)), float(m.group(3)), float(m.group(4)))
+                mma = float(m.group(5)) if m.group(5) else None
+                rows[int(m.group(1))] = (float(m.group(2)), float(m.group(3)), float(m.group(4)), mma)
     return rows
 
 
@@ -71,14 +73,18 @@ def main():
     print()
     print(f"SsdScan, nemotronh-8b layer (H {H}, P {P}, N {N}, G {G}, Q {Q}), bf16 x/B/C, one H200, "
           "CUDA-event medians; ratio = mamba_ssm ms / Tessera ms (>1: Tessera faster)")
-    print("| L | Tessera bf16 ms | Tessera fp32 ms | mamba_ssm bf16 ms | ratio bf16 | ratio fp32 | y bf16 vs fp32 |")
-    print("|---|---|---|---|---|---|---|")
+    print("(Tessera bf16: the kernel SsdScan picks; mma: the mma.sync kernel, TESSERA_SSD_KERNEL=mma)")
+    print("| L | Tessera bf16 ms | Tessera mma ms | Tessera fp32 ms | mamba_ssm bf16 ms | ratio bf16 | ratio mma "
+          "| ratio fp32 | y bf16 vs fp32 |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for L in lengths:
         if L in tessera:
-            b, f, d = tessera[L]
-            print(f"| {L} | {b:.3f} | {f:.3f} | {peer[L]:.3f} | {peer[L] / b:.2f}x | {peer[L] / f:.2f}x | {d:.2e} |")
+            b, f, d, mma = tessera[L]
+            mma_ms, mma_ratio = ("-", "-") if mma is None else (f"{mma:.3f}", f"{peer[L] / mma:.2f}x")
+            print(f"| {L} | {b:.3f} | {mma_ms} | {f:.3f} | {peer[L]:.3f} | {peer[L] / b:.2f}x | {mma_ratio} "
+                  f"| {peer[L] / f:.2f}x | {d:.2e} |")
         else:
-            print(f"| {L} | - | - | {peer[L]:.3f} | - | - | - |")
+            print(f"| {L} | - | - | - | {peer[L]:.3f} | - | - | - | - |")
 
 
 if __name__ == "__main__":

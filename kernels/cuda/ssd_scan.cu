@@ -12,15 +12,21 @@
 // same fp32 formulas as the CPU reference. Scratch is stream-ordered
 // (cudaMallocAsync) and freed on the stream. The entry points run the shared
 // checks (kernels/ssd_scan.cc) and launch: fp32 x, B, C here, bf16 on tensor
-// cores in one fused kernel (kernels/cuda/ssd_scan_bf16.cu).
+// cores in one fused kernel: wgmma (kernels/cuda/ssd_scan_sm90.cu) where it
+// supports the shape (head_dim 64, state_size 64 or 128, aligned rows), else
+// mma.sync (kernels/cuda/ssd_scan_bf16.cu).
 #include "kernels/ssd_scan.h"
 
 #include <cuda_runtime.h>
+
+#include <cstdlib>
+#include <cstring>
 
 #include "common/status_macros.h"
 #include "kernels/cuda/cuda_util.cuh"
 #include "kernels/cuda/host_util.h"
 #include "kernels/cuda/ssd_scan_bf16.cuh"
+#include "kernels/cuda/ssd_scan_sm90.cuh"
 #include "kernels/cuda/tile_mma.cuh"
 
 namespace tessera::cuda {
@@ -427,6 +433,13 @@ cudaError_t LaunchSsdAddInitialState(const SsdAddInitialStateParams& p, cudaStre
   return cudaSuccess;
 }
 
+// The wgmma kernel wherever it supports the call, unless TESSERA_SSD_KERNEL is
+// "mma" (benchmarks and tests compare the two bf16 kernels in one process).
+bool TakesSm90Kernel(const SsdScanParams& p) {
+  const char* name = std::getenv("TESSERA_SSD_KERNEL");
+  return (name == nullptr || std::strcmp(name, "mma") != 0) && cuda_ssd::SsdScanSm90Supports(p);
+}
+
 }  // namespace
 
 absl::Status SsdScan(const SsdScanParams& p, CudaStream stream) {
@@ -437,6 +450,7 @@ absl::Status SsdScan(const SsdScanParams& p, CudaStream stream) {
       return FromCuda(kOp, LaunchSsdScan(p, stream));
     case ElementType::kBF16:
       RETURN_IF_ERROR(cuda_ssd::CheckSsdScanBf16Supported(p));
+      if (TakesSm90Kernel(p)) return FromCuda(kOp, cuda_ssd::LaunchSsdScanSm90(p, stream));
       return FromCuda(kOp, cuda_ssd::LaunchSsdScanBf16(p, stream));
   }
   return absl::InternalError("SsdScan: unhandled type");  // rejected by the checks

@@ -1,5 +1,8 @@
 // SsdScan for bf16 x, B, C on tensor cores: one fused kernel, mma.sync
 // m16n8k16 (bf16 operands, fp32 accumulation), the state in fp32 registers.
+// ssd_scan.cu sends head_dim 64 with state_size 64 or 128 (aligned rows) to the
+// wgmma kernel instead (ssd_scan_sm90.cu); this one runs every other shape,
+// and those too under TESSERA_SSD_KERNEL=mma.
 //
 // Why one kernel: the state a chunk hands to the next never leaves the
 // multiprocessor, so the traffic is the compulsory one (x, B, C, dt in; y and
@@ -33,17 +36,27 @@
 // (address arithmetic, scans, masks, fragment scaling, next to ~80 mma), and by
 // count a block reads about 225 KB of shared memory per chunk in ldmatrix
 // fragments: the two limits this mma.sync design meets (estimates, no profiler
-// run). Going from one block to two per multiprocessor gained 9%. The next step is wgmma (operands read from shared
-// memory by the tensor cores, 64-row tiles per warpgroup) with a producer warp
-// for the copies.
+// run). Going from one block to two per multiprocessor gained 9%. The wgmma
+// kernel is the step past both limits.
 #include "kernels/cuda/ssd_scan_bf16.cuh"
 
 #include <cuda_bf16.h>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/cuda/sm80_ptx.cuh"
+#include "kernels/cuda/ssd_bf16_ops.cuh"
 
 namespace tessera::cuda_ssd {
 namespace {
+
+using cuda_sm80::CpAsync16;
+using cuda_sm80::CpAsync4;
+using cuda_sm80::CpAsyncCommit;
+using cuda_sm80::CpAsyncWait;
+using cuda_sm80::LdMatrixX4;
+using cuda_sm80::LdMatrixX4Trans;
+using cuda_sm80::MmaBf16;
+using cuda_sm80::SharedAddress;
 
 // Two instantiations: N <= 128 with 32 head_dim columns per block, small
 // enough (110 KB of shared memory, <= 128 registers) for two blocks per
@@ -106,25 +119,6 @@ struct Bf16ScanArgs {
   float* log_decay;            // (H) or null
 };
 
-__device__ __forceinline__ uint32_t SharedAddress(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16 (or 4) bytes global → shared, zero-filled when !valid (nothing is read then).
-__device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
-               "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void CpAsync4(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src),
-               "r"(valid ? 4 : 0));
-}
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int kPending>
-__device__ __forceinline__ void CpAsyncWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
-}
-
 // Barrier 1 + `pair` (0 is __syncthreads) over the 64 threads of two warps; the
 // ids are immediates so that the block reserves 5 hardware barriers, not 16.
 __device__ __forceinline__ void PairBarrier(int pair) {
@@ -142,48 +136,6 @@ __device__ __forceinline__ void PairBarrier(int pair) {
       asm volatile("bar.sync 4, 64;\n" ::: "memory");
       break;
   }
-}
-
-// Four 8×8 bf16 matrices; lane l gives the row address of matrix l / 8.
-__device__ __forceinline__ void LdMatrixX4(uint32_t (&r)[4], uint32_t address) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(address));
-}
-__device__ __forceinline__ void LdMatrixX4Trans(uint32_t (&r)[4], uint32_t address) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(address));
-}
-
-// d += a (16×16, row) · b (16×8, col): bf16 operands, fp32 accumulators.
-__device__ __forceinline__ void Mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                                    uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// 2^x by the multi-function unit (relative error ~2^-22; 0 below 2^-126).
-__device__ __forceinline__ float Exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
-
-// Two floats as bf16x2 (round to nearest even), `lo` in the low half.
-__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-__device__ __forceinline__ float2 UnpackBf16(uint32_t bits) {
-  return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&bits));
-}
-// A bf16x2 operand whose two elements are scaled by w_lo and w_hi.
-__device__ __forceinline__ uint32_t ScaleBf16(uint32_t bits, float w_lo, float w_hi) {
-  const float2 v = UnpackBf16(bits);
-  return PackBf16(v.x * w_lo, v.y * w_hi);
 }
 
 // Rows [0, rows) × columns [0, cols) of a (kRows, kCols) tile from global
@@ -345,21 +297,10 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kBlocksPerSm)
     float total2;  // cum_last·log2(e)
     {
       const float dt0 = st.dt[2 * lane], dt1 = st.dt[2 * lane + 1];
-      const float v0 = dt0 * a_head, v1 = dt1 * a_head;
-      float inclusive = v0 + v1;
-#pragma unroll
-      for (int offset = 1; offset < 32; offset <<= 1) {
-        const float up = __shfl_up_sync(0xffffffffu, inclusive, offset);
-        if (lane >= offset) inclusive += up;
-      }
-      float exclusive = __shfl_up_sync(0xffffffffu, inclusive, 1);
-      if (lane == 0) exclusive = 0.0f;
-      const float cum0 = exclusive + v0;
-      const float cum1 = cum0 + v1;
-      const float total = __shfl_sync(0xffffffffu, cum1, 31);
-      log_decay += total;
-      total2 = total * kLog2e;
-      const float q0 = cum0 * kLog2e, q1 = cum1 * kLog2e;
+      const ChunkCumsum cum = WarpChunkCumsum(dt0 * a_head, dt1 * a_head, lane);
+      log_decay += cum.total;
+      total2 = cum.total * kLog2e;
+      const float q0 = cum.cum0 * kLog2e, q1 = cum.cum1 * kLog2e;
       cum2[2 * lane] = q0;
       cum2[2 * lane + 1] = q1;
       decay_in[2 * lane] = Exp2(q0);
@@ -384,8 +325,8 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kBlocksPerSm)
 #pragma unroll
       for (int k = 0; k < Tr::kKSteps; k += 2) {
         uint32_t c0[4], c1[4];
-        LdMatrixX4(c0, c_frag + 2 * 16 * k);
-        LdMatrixX4(c1, c_frag + 2 * 16 * (k + 1));
+        LdMatrixX4(c_frag + 2 * 16 * k, c0);
+        LdMatrixX4(c_frag + 2 * 16 * (k + 1), c1);
         if constexpr (Tr::kCInRegisters) {
 #pragma unroll
           for (int r = 0; r < 4; ++r) {
@@ -397,9 +338,9 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kBlocksPerSm)
         for (int u = 0; u < 4; ++u) {
           if (u < units) {
             uint32_t b[4];  // keys of unit u; state columns 16k .. 16k + 31
-            LdMatrixX4(b, b_frag + 2 * (8 * u * Tr::kBCPitch + 16 * k));
-            Mma(cb[u], c0, b[0], b[1]);
-            Mma(cb[u], c1, b[2], b[3]);
+            LdMatrixX4(b_frag + 2 * (8 * u * Tr::kBCPitch + 16 * k), b);
+            MmaBf16(cb[u], c0, b[0], b[1]);
+            MmaBf16(cb[u], c1, b[2], b[3]);
           }
         }
       }
@@ -440,14 +381,14 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kBlocksPerSm)
 #pragma unroll
           for (int r = 0; r < 4; ++r) c_op[r] = c_kept[k][r];
         } else {
-          LdMatrixX4(c_op, c_frag + 2 * 16 * k);
+          LdMatrixX4(c_frag + 2 * 16 * k, c_op);
         }
 #pragma unroll
         for (int q = 0; q < Tr::kYTiles; q += 2) {
           uint32_t b[4];  // h rows (columns of y) out_col0 + 8q .. + 15, state columns 16k ..
-          LdMatrixX4(b, h_frag + 2 * (8 * q * Tr::kHPitch + 16 * k));
-          Mma(y[q], c_op, b[0], b[1]);
-          Mma(y[q + 1], c_op, b[2], b[3]);
+          LdMatrixX4(h_frag + 2 * (8 * q * Tr::kHPitch + 16 * k), b);
+          MmaBf16(y[q], c_op, b[0], b[1]);
+          MmaBf16(y[q + 1], c_op, b[2], b[3]);
         }
       }
       const float e_lo = decay_in[t_lo], e_hi = decay_in[t_hi];
@@ -468,13 +409,13 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kBlocksPerSm)
       for (int k = 0; k < 4; ++k) {
         if (k <= row_tile) {
           uint32_t m_op[4];
-          LdMatrixX4(m_op, m_frag + 2 * 16 * k);
+          LdMatrixX4(m_frag + 2 * 16 * k, m_op);
 #pragma unroll
           for (int q = 0; q < Tr::kYTiles; q += 2) {
             uint32_t b[4];  // x rows (keys) 16k .. 16k + 15, columns out_col0 + 8q ..
-            LdMatrixX4Trans(b, x_frag + 2 * (16 * k * Tr::kXPitch + 8 * q));
-            Mma(y[q], m_op, b[0], b[1]);
-            Mma(y[q + 1], m_op, b[2], b[3]);
+            LdMatrixX4Trans(x_frag + 2 * (16 * k * Tr::kXPitch + 8 * q), b);
+            MmaBf16(y[q], m_op, b[0], b[1]);
+            MmaBf16(y[q + 1], m_op, b[2], b[3]);
           }
         }
       }
@@ -524,7 +465,7 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kBlocksPerSm)
         uint32_t xw[Tr::kStateM][4];  // rows p: state_p0 + 16 mi ..; keys 16k .. 16k + 15
 #pragma unroll
         for (int mi = 0; mi < Tr::kStateM; ++mi) {
-          LdMatrixX4Trans(xw[mi], xt_frag + 2 * (16 * k * Tr::kXPitch + 16 * mi));
+          LdMatrixX4Trans(xt_frag + 2 * (16 * k * Tr::kXPitch + 16 * mi), xw[mi]);
           xw[mi][0] = ScaleBf16(xw[mi][0], w0, w1);
           xw[mi][1] = ScaleBf16(xw[mi][1], w0, w1);
           xw[mi][2] = ScaleBf16(xw[mi][2], w8, w9);
@@ -533,11 +474,11 @@ __global__ void __launch_bounds__(Tr::kThreads, Tr::kBlocksPerSm)
 #pragma unroll
         for (int nt = 0; nt < Tr::kStateTiles; nt += 2) {
           uint32_t b[4];  // B rows (keys) 16k .., state columns state_n0 + 8 nt .. + 15
-          LdMatrixX4Trans(b, bt_frag + 2 * (16 * k * Tr::kBCPitch + 8 * nt));
+          LdMatrixX4Trans(bt_frag + 2 * (16 * k * Tr::kBCPitch + 8 * nt), b);
 #pragma unroll
           for (int mi = 0; mi < Tr::kStateM; ++mi) {
-            Mma(state[mi][nt], xw[mi], b[0], b[1]);
-            Mma(state[mi][nt + 1], xw[mi], b[2], b[3]);
+            MmaBf16(state[mi][nt], xw[mi], b[0], b[1]);
+            MmaBf16(state[mi][nt + 1], xw[mi], b[2], b[3]);
           }
         }
       }
@@ -609,26 +550,9 @@ absl::Status CheckSsdScanBf16Supported(const SsdScanParams& p) {
 
 cudaError_t LaunchSsdScanBf16(const SsdScanParams& p, cudaStream_t stream) {
   Bf16ScanArgs a;
-  const int64_t gn = p.num_groups * p.state_size;
-  a.seq_len = p.seq_len;
-  a.heads = p.num_heads;
+  CopyScanOperands(p, a);
   a.head_dim = p.head_dim;
   a.state_size = p.state_size;
-  a.heads_per_group = p.num_heads / p.num_groups;
-  a.x_stride = p.x_stride == 0 ? p.num_heads * p.head_dim : p.x_stride;
-  a.dt_stride = p.dt_stride == 0 ? p.num_heads : p.dt_stride;
-  a.b_stride = p.b_stride == 0 ? gn : p.b_stride;
-  a.c_stride = p.c_stride == 0 ? gn : p.c_stride;
-  a.x = static_cast<const __nv_bfloat16*>(p.x);
-  a.dt = p.dt;
-  a.A = p.A;
-  a.B = static_cast<const __nv_bfloat16*>(p.B);
-  a.C = static_cast<const __nv_bfloat16*>(p.C);
-  a.D = p.D;
-  a.initial_state = p.initial_state;
-  a.y = p.y;
-  a.final_state = p.final_state;
-  a.log_decay = p.log_decay;
   // 16-byte pieces: 8 bf16 that start every row (pointer, stride) and every
   // head's or group's columns (P or N) on a 16-byte boundary.
   a.x_vec = Aligned(a.x, 16) && a.x_stride % 8 == 0 && p.head_dim % 8 == 0;

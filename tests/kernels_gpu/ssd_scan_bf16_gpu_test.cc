@@ -3,12 +3,15 @@
 // implementation that rounds its inputs and its output to bf16, both measured
 // against the reference on the unrounded inputs), over awkward lengths, chunk
 // sizes, strides, groups, initial and aliased final states, D null, and the
-// nemotronh-8b layer; fp32 at that layer. Every test skips cleanly without a
-// device.
+// nemotronh-8b layer; fp32 at that layer. Both bf16 kernels: the wgmma one
+// that SsdScan takes at head_dim 64 with state_size 64 or 128 and aligned rows,
+// and the mma.sync one that takes every other shape (and these too under
+// TESSERA_SSD_KERNEL=mma). Every test skips cleanly without a device.
 #include "kernels/ssd_scan.h"
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -223,21 +226,48 @@ void ExpectBf16WithinTwicePlain(const GpuCase& c, std::mt19937& rng) {
   EXPECT_LE(log_decay, kLogDecayTolerance) << "log_decay";
 }
 
+// Head_dim 64 with state_size 64 or 128: the wgmma kernel's shapes (unless
+// the rows are unaligned), around its 64-token chunks and 3 copy buffers.
+const GpuCase kHeadDim64Cases[] = {
+    GpuCase{1, 4, 64, 2, 128, 128, 0, true, true, true},       // one token; h0 aliased
+    GpuCase{63, 2, 64, 1, 128, 128, 0, false, false, true},    // one short chunk from zero
+    GpuCase{65, 2, 64, 2, 128, 128, 8, true, false, true},     // a chunk and one token
+    GpuCase{77, 8, 64, 2, 128, 64, 8, false, false, true},     // ragged; aligned strides; Q 64
+    GpuCase{200, 8, 64, 4, 128, 256, 0, true, false, false},   // Q 256 > L; D null
+    GpuCase{150, 4, 64, 2, 128, 128, 3, true, false, true},    // unaligned rows: mma.sync
+    GpuCase{513, 4, 64, 1, 128, 128, 0, true, true, true},     // G 1; ragged; aliased
+    GpuCase{64, 2, 64, 1, 64, 64, 0, true, false, true},       // one whole chunk; N 64
+    GpuCase{300, 4, 64, 2, 64, 128, 8, true, true, true},      // N 64 over 5 chunks
+    GpuCase{1000, 16, 64, 4, 128, 128, 0, true, false, true},  // many chunks
+};
+
 TEST_F(SsdScanGpuTest, Bf16WithinTwiceTheErrorOfPlainBf16) {
   std::mt19937 rng(std::random_device{}());
+  for (const GpuCase& c : kHeadDim64Cases) ExpectBf16WithinTwicePlain(c, rng);
   for (const GpuCase& c : {
-           GpuCase{1, 4, 64, 2, 128, 128, 0, true, true, true},      // one token; h0 aliased
-           GpuCase{77, 8, 64, 2, 128, 64, 8, false, false, true},    // ragged; aligned strides; Q 64
-           GpuCase{200, 8, 64, 4, 128, 256, 0, true, false, false},  // Q 256 > L; D null
            GpuCase{200, 6, 40, 3, 17, 128, 3, true, false, true},    // odd P, N; unaligned rows
-           GpuCase{513, 4, 64, 1, 128, 128, 0, true, true, true},    // G 1; ragged; aliased
            GpuCase{333, 3, 72, 3, 200, 100, 8, true, false, true},   // two head_dim tiles; N 200
            GpuCase{130, 4, 128, 2, 256, 64, 0, false, false, true},  // P 128; N 256
-           GpuCase{64, 2, 64, 1, 64, 64, 0, true, false, true},      // one whole chunk; N 64
-           GpuCase{1000, 16, 64, 4, 128, 128, 0, true, false, true}, // many chunks
        }) {
     ExpectBf16WithinTwicePlain(c, rng);
   }
+}
+
+// Sets TESSERA_SSD_KERNEL for one scope (SsdScan reads it on every call).
+class ScopedSsdKernel {
+ public:
+  explicit ScopedSsdKernel(const char* name) { setenv("TESSERA_SSD_KERNEL", name, 1); }
+  ~ScopedSsdKernel() { unsetenv("TESSERA_SSD_KERNEL"); }
+  ScopedSsdKernel(const ScopedSsdKernel&) = delete;
+  ScopedSsdKernel& operator=(const ScopedSsdKernel&) = delete;
+};
+
+// The mma.sync kernel stays right at the shapes the wgmma kernel took over.
+TEST_F(SsdScanGpuTest, Bf16MmaKernelWithinTwiceTheErrorOfPlainBf16) {
+  const ScopedSsdKernel mma("mma");
+  std::mt19937 rng(std::random_device{}());
+  for (const GpuCase& c : kHeadDim64Cases) ExpectBf16WithinTwicePlain(c, rng);
+  ExpectBf16WithinTwicePlain(GpuCase{700, 32, 64, 2, 128, 128, 8, true, false, true}, rng);
 }
 
 TEST_F(SsdScanGpuTest, Bf16AtTheNemotronH8bLayer) {
