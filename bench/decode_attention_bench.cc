@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "bench/cuda_bench_util.h"
+#include "bench/cuda_graph_timing.h"
 #include "kernels/attention.h"
 
 namespace {
@@ -41,6 +42,7 @@ using tessera::AttentionParams;
 using tessera::ElementType;
 using tessera::bench::Bf16Bits;
 using tessera::bench::Download;
+using tessera::bench::MedianPerCall;
 using tessera::bench::RandomHost;
 using tessera::bench::RelativeL2;
 using tessera::bench::Require;
@@ -128,55 +130,24 @@ class AttentionCalls {
   int64_t workspace_bytes_ = 0;
 };
 
-// Median over kReplays runs of `replay` (after an untimed one), each timed by
-// CUDA events on the idle stream, divided by the `calls` it makes.
-double MedianPerCall(const Buffers& b, const std::function<void()>& replay, int calls) {
-  cudaEvent_t start, stop;
-  BENCH_CHECK(cudaEventCreate(&start));
-  BENCH_CHECK(cudaEventCreate(&stop));
-  std::vector<double> ms;
-  for (int i = 0; i <= kReplays; ++i) {
-    BENCH_CHECK(cudaEventRecord(start, b.stream));
-    replay();
-    BENCH_CHECK(cudaEventRecord(stop, b.stream));
-    BENCH_CHECK(cudaEventSynchronize(stop));
-    float t = 0.0f;
-    BENCH_CHECK(cudaEventElapsedTime(&t, start, stop));
-    if (i > 0) ms.push_back(t / calls);
-  }
-  BENCH_CHECK(cudaEventDestroy(start));
-  BENCH_CHECK(cudaEventDestroy(stop));
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
-
 // One call(n) on the GPU: kCalls calls (n = 0, 1, ...) captured in one CUDA graph, replayed.
 double GraphMs(const Buffers& b, const std::function<void(int64_t)>& call) {
-  cudaGraph_t graph;
-  cudaGraphExec_t exec;
-  BENCH_CHECK(cudaStreamBeginCapture(b.stream, cudaStreamCaptureModeRelaxed));
-  for (int n = 0; n < kCalls; ++n) call(n);
-  BENCH_CHECK(cudaStreamEndCapture(b.stream, &graph));
-  BENCH_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  const double ms = MedianPerCall(b, [&] { BENCH_CHECK(cudaGraphLaunch(exec, b.stream)); }, kCalls);
-  BENCH_CHECK(cudaGraphExecDestroy(exec));
-  BENCH_CHECK(cudaGraphDestroy(graph));
-  return ms;
+  return tessera::bench::GraphMs(b.stream, call, kCalls, kReplays);
 }
 
 // One call(n) enqueued kCalls at a time (the copy: graphs run memcpy nodes on
 // the copy engines, slower than the runtime's eager device-to-device copy).
 double StreamMs(const Buffers& b, const std::function<void(int64_t)>& call) {
   int64_t n = 0;
-  return MedianPerCall(b, [&] {
+  return MedianPerCall(b.stream, [&] {
     for (int i = 0; i < kCalls; ++i) call(n++);
-  }, kCalls);
+  }, kCalls, kReplays);
 }
 
 // One call(n) timed alone: host path and launches included.
 double EagerMs(const Buffers& b, const std::function<void(int64_t)>& call) {
   int64_t n = 0;
-  return MedianPerCall(b, [&] { call(n++); }, 1);
+  return MedianPerCall(b.stream, [&] { call(n++); }, 1, kReplays);
 }
 
 // out and lse of `kernel` on (kv_len, q_len), outputs NaN-poisoned first.

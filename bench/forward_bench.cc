@@ -17,67 +17,44 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
-#include "model/model_weights.h"
-#include "worker/cuda/cuda_backend.h"
+#include "bench/engine_bench_util.h"
 #include "worker/engine.h"
 
 namespace tessera {
 namespace {
 
 struct Args {
-  std::string model;
+  bench::EngineFlags engine;
   std::vector<int64_t> lengths = {4096, 65536};
   int repeats = 3;
-  ElementType type = ElementType::kBF16;
-  int device = 0;
 };
 
 bool ParseArgs(int argc, char** argv, Args& a) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--model") {
-      a.model = value;
-    } else if (flag == "--lengths") {
-      a.lengths.clear();
-      for (absl::string_view s : absl::StrSplit(value, ',')) {
-        int64_t n = 0;
-        if (!absl::SimpleAtoi(s, &n) || n <= 0) return false;
-        a.lengths.push_back(n);
-      }
+    const bench::FlagParse common = bench::ParseEngineFlag(flag, value, a.engine);
+    if (common == bench::FlagParse::kBadValue) return false;
+    if (common == bench::FlagParse::kTaken) continue;
+    if (flag == "--lengths") {
+      if (!bench::ParsePositiveList(value, a.lengths)) return false;
     } else if (flag == "--repeats") {
       if (!absl::SimpleAtoi(value, &a.repeats) || a.repeats <= 0) return false;
-    } else if (flag == "--precision") {
-      if (value != "bf16" && value != "fp32") return false;
-      a.type = value == "bf16" ? ElementType::kBF16 : ElementType::kF32;
-    } else if (flag == "--device") {
-      if (!absl::SimpleAtoi(value, &a.device)) return false;
     } else {
       return false;
     }
   }
-  return !a.model.empty() && argc % 2 == 1;
+  return !a.engine.model.empty() && argc % 2 == 1;
 }
 
 // Matrix parameters (every weight matrix a token's GEMMs read once; routed
 // experts counted at top_k of experts) and attention FLOPs per causal L.
 double ForwardFlops(const ModelConfig& c, int64_t L) {
   const double d = static_cast<double>(c.hidden_size);
-  double per_token = 0;  // multiply-adds per token
-  const MambaConfig& m = c.mamba;
-  per_token += c.CountBlocks(BlockKind::kMamba) * d * static_cast<double>(m.in_proj_width() + m.d_inner());
-  const AttentionConfig& a = c.attention;
-  const double q = static_cast<double>(a.num_heads * a.head_dim), kv = static_cast<double>(a.num_kv_heads * a.head_dim);
-  per_token += c.CountBlocks(BlockKind::kAttention) * d * (2 * q + 2 * kv);
-  const double gate = c.mlp.activation == MlpActivation::kSwiGlu ? 2 : 1;
-  per_token += c.CountBlocks(BlockKind::kMlp) * d * static_cast<double>(c.mlp.intermediate_size) * (gate + 1);
-  const MoeConfig& e = c.moe;
-  const double moe_gate = e.activation == MlpActivation::kSwiGlu ? 2 : 1;
-  per_token += c.CountBlocks(BlockKind::kMoe) * d *
-               (static_cast<double>(e.experts) +
-                static_cast<double>(e.top_k * e.expert_intermediate_size) * (moe_gate + 1) +
-                static_cast<double>(e.shared_experts * e.shared_intermediate_size) * (moe_gate + 1));
+  double per_token = bench::BlockMatrixParams(c, static_cast<double>(c.moe.top_k));  // multiply-adds per token
+  per_token += c.CountBlocks(BlockKind::kMoe) * d * static_cast<double>(c.moe.experts);  // the routers
   per_token += d * static_cast<double>(c.vocab_size) / static_cast<double>(L);  // the last row's logits
+  const AttentionConfig& a = c.attention;
+  const double q = static_cast<double>(a.num_heads * a.head_dim);
   const double attention = c.CountBlocks(BlockKind::kAttention) * 2.0 * static_cast<double>(L) *
                            static_cast<double>(L) * q;  // QKᵀ and PV, causal half: 2·(2·L²/2·Hq·D)
   return 2 * per_token * static_cast<double>(L) + attention;
@@ -91,17 +68,7 @@ int Main(int argc, char** argv) {
                  "[--device 0]\n");
     return 2;
   }
-  const WeightStorage storage =
-      args.type == ElementType::kBF16 ? WeightStorage::kMatricesAsStored : WeightStorage::kFloat32;
-  absl::StatusOr<std::unique_ptr<ModelWeights>> weights = LoadModelWeights(args.model, storage);
-  if (!weights.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(weights.status().message()).c_str());
-    return 1;
-  }
-  CudaEngineOptions options;
-  options.device = args.device;
-  options.type = args.type;
-  absl::StatusOr<std::unique_ptr<Engine>> engine = MakeCudaEngine(std::move(*weights), options);
+  absl::StatusOr<std::unique_ptr<Engine>> engine = bench::LoadCudaBenchEngine(args.engine.model, args.engine.type, args.engine.device);
   if (!engine.ok()) {
     std::fprintf(stderr, "%s\n", std::string(engine.status().message()).c_str());
     return 1;

@@ -7,6 +7,9 @@
 #include "coordinator/coordinator.h"
 
 #include <algorithm>
+#include <chrono>
+#include <map>
+#include <memory>
 #include <cstdio>
 #include <optional>
 #include <set>
@@ -64,15 +67,54 @@ class AttemptEvents final : public GenerateEvents {
   PrefillProgress last_{-1, -1, 0, 0};
 };
 
+// What a request ended by Abort before it was admitted returns.
+GenerateResult AbortedBeforeAdmission(const GenerateRequest& request, const std::string& client_request_id) {
+  GenerateResult result;
+  result.request_id = client_request_id;
+  result.finish_reason = FinishReason::kAborted;
+  result.usage.prompt_tokens = static_cast<int32_t>(request.prompt_token_ids.size());
+  result.usage.total_tokens = result.usage.prompt_tokens;
+  return result;
+}
+
 }  // namespace
 
-Coordinator::Coordinator(ServedModel model, const CoordinatorOptions& options)
-    : model_(std::move(model)), options_(options), nccl_groups_(options), registry_(options, model_.vocab_size) {
-  registry_.SetLeftListener([this](const std::string& address) { nccl_groups_.DropWorker(address); });
-  if (options_.metrics != nullptr) {
-    registry_.SetChangeListener([this] { RefreshClusterGauges(); });
-    RefreshClusterGauges();
+// Files a request's abort flag under its client id for as long as it lives.
+class Coordinator::AbortRegistration {
+ public:
+  AbortRegistration(Coordinator& coordinator, const std::string& client_request_id)
+      : coordinator_(coordinator), flag_(std::make_shared<AbortFlag>()) {
+    absl::MutexLock lock(&coordinator_.aborts_mu_);
+    entry_ = coordinator_.aborts_.emplace(client_request_id, flag_);
   }
+  AbortRegistration(const AbortRegistration&) = delete;
+  AbortRegistration& operator=(const AbortRegistration&) = delete;
+  ~AbortRegistration() {
+    absl::MutexLock lock(&coordinator_.aborts_mu_);
+    coordinator_.aborts_.erase(entry_);
+  }
+
+  bool aborted() const { return flag_->aborted.load(); }
+
+ private:
+  Coordinator& coordinator_;
+  std::shared_ptr<AbortFlag> flag_;
+  std::multimap<std::string, std::shared_ptr<AbortFlag>>::iterator entry_;
+};
+
+Coordinator::Coordinator(ServedModel model, const CoordinatorOptions& options)
+    : model_(std::move(model)),
+      options_(options),
+      queue_(options.max_queued_requests, options.queue_timeout, options.cancel_poll_interval),
+      nccl_groups_(options),
+      registry_(options, model_.vocab_size) {
+  registry_.SetLeftListener([this](const std::string& address) { nccl_groups_.DropWorker(address); });
+  // Room may have freed (or a worker come back): the head of the line tries again.
+  registry_.SetChangeListener([this] {
+    RefreshClusterGauges();
+    queue_.Notify();
+  });
+  RefreshClusterGauges();
 }
 
 Coordinator::~Coordinator() { registry_.StopHealthChecks(); }
@@ -104,34 +146,80 @@ absl::StatusOr<GenerateResult> Coordinator::Generate(const GenerateRequest& requ
   return result;
 }
 
-absl::StatusOr<GenerateResult> Coordinator::RunGenerate(const GenerateRequest& original, const CallerContext& caller,
-                                                        MeteredRequest& metered) {
-  if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
+absl::StatusOr<GenerateRequest> Coordinator::PrepareRequest(const GenerateRequest& original) const {
   RETURN_IF_ERROR(ValidatePromptForm(original));
-  GenerateRequest tokenized;
+  GenerateRequest request;
   if (!original.prompt_text.empty()) {
-    ASSIGN_OR_RETURN(tokenized, TokenizePrompt(original));
+    ASSIGN_OR_RETURN(request, TokenizePrompt(original));
+  } else {
+    request = original;
   }
-  const GenerateRequest& request = original.prompt_text.empty() ? original : tokenized;
   GenerateLimits limits;
   limits.vocab_size = model_.vocab_size;
   limits.max_new_tokens_limit = options_.max_new_tokens_limit;
   limits.max_context_tokens = model_.max_context_tokens;
+  limits.default_max_new_tokens = options_.default_max_new_tokens;
+  limits.has_tokenizer = model_.tokenizer != nullptr;
+  if (request.stopping.max_new_tokens == 0) {
+    // Without a served context, 0 means up to what the cluster holds for one request.
+    GenerateLimits resolution = limits;
+    if (resolution.max_context_tokens <= 0) resolution.max_context_tokens = GetModelInfo().context_capacity_tokens;
+    RETURN_IF_ERROR(ResolveMaxNewTokens(request, resolution));
+  }
   RETURN_IF_ERROR(ValidateGenerateRequest(request, limits));
+  return request;
+}
+
+absl::StatusOr<int> Coordinator::Abort(const std::string& request_id) {
+  if (request_id.empty()) return absl::InvalidArgumentError("request_id must not be empty");
+  int aborted = 0;
+  {
+    absl::MutexLock lock(&aborts_mu_);
+    auto [begin, end] = aborts_.equal_range(request_id);
+    for (auto it = begin; it != end; ++it) aborted += it->second->aborted.exchange(true) ? 0 : 1;
+  }
+  if (aborted == 0) {
+    return absl::NotFoundError(absl::StrCat("no running or waiting request has request_id '", request_id, "'"));
+  }
+  queue_.Notify();  // waiters notice at once
+  return aborted;
+}
+
+absl::StatusOr<GenerateResult> Coordinator::RunGenerate(const GenerateRequest& original, const CallerContext& caller,
+                                                        MeteredRequest& metered) {
+  if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
+  ASSIGN_OR_RETURN(const GenerateRequest request, PrepareRequest(original));
 
   const int64_t prompt_tokens = static_cast<int64_t>(request.prompt_token_ids.size());
   // Ids are random (unguessable, never repeated across restarts); the
   // caller's own id is only echoed back.
   ASSIGN_OR_RETURN(const std::string first_id, NewRequestId());
   const std::string client_request_id = request.request_id.empty() ? first_id : request.request_id;
-  TextDeltaEvents text(model_.tokenizer.get(), request.keep_special_tokens, metered);
+  AbortRegistration abort(*this, client_request_id);
+  TextDeltaEvents text(model_.tokenizer.get(), request.keep_special_tokens, request.stopping, metered);
   AttemptEvents attempt_events(text);
+  const std::function<std::optional<FinishReason>()> early_finish = [&]() -> std::optional<FinishReason> {
+    if (abort.aborted()) return FinishReason::kAborted;
+    if (text.stopped()) return FinishReason::kStopString;
+    return std::nullopt;
+  };
+  const std::function<absl::Status()> give_up = [&]() -> absl::Status {
+    if (shutting_down_) return absl::UnavailableError("the coordinator is shutting down");
+    if (abort.aborted()) return absl::AbortedError("aborted while waiting for room");
+    if (caller.cancelled()) return absl::CancelledError("the client cancelled the request");
+    if (std::chrono::system_clock::now() >= caller.deadline) {
+      return absl::DeadlineExceededError("the deadline passed while the request waited for room");
+    }
+    return absl::OkStatus();
+  };
   std::set<std::string> excluded;  // workers lost by an earlier attempt
   std::optional<RunningRequest> running;
   absl::Status first_failure;
   for (int attempt = 0;; ++attempt) {
-    absl::StatusOr<std::unique_ptr<Admission>> admission =
-        registry_.Admit(prompt_tokens, request.stopping.max_new_tokens, excluded);
+    absl::StatusOr<std::unique_ptr<Admission>> admission = queue_.Admit(
+        request.priority,
+        [&] { return registry_.Admit(prompt_tokens, request.stopping.max_new_tokens, excluded); }, give_up);
+    if (!admission.ok() && abort.aborted()) return AbortedBeforeAdmission(request, client_request_id);
     if (!admission.ok()) return attempt == 0 ? admission.status() : first_failure;
     if (attempt == 0) {
       running.emplace(running_requests_);
@@ -141,16 +229,21 @@ absl::StatusOr<GenerateResult> Coordinator::RunGenerate(const GenerateRequest& o
     bool tokens_relayed = false;
     absl::StatusOr<GenerateResult> result =
         RunAttempt(**admission, request, caller, attempt == 0 ? first_id : std::string(), client_request_id,
-                   attempt_events, lost, tokens_relayed);
+                   attempt_events, early_finish, lost, tokens_relayed);
     // One transparent retry, on other workers, of a request that failed
     // because a worker was lost (or a peer channel was reconnecting) before
     // any token reached the client.
     const bool retry = attempt == 0 && !result.ok() && result.status().code() == absl::StatusCode::kUnavailable &&
-                       !tokens_relayed && !lost.empty() && !shutting_down_ && !caller.cancelled();
+                       !tokens_relayed && !lost.empty() && !shutting_down_ && !caller.cancelled() &&
+                       !abort.aborted();
     if (!retry) {
       if (!result.ok()) return result.status();
       if (!text.Finish()) return absl::CancelledError("the client went away");
       result->text = text.text();
+      // The held-back tail may complete a stop string only when generation ended.
+      if (text.stopped() && result->finish_reason != FinishReason::kAborted) {
+        result->finish_reason = FinishReason::kStopString;
+      }
       return result;
     }
     first_failure = result.status();
@@ -164,6 +257,7 @@ absl::StatusOr<GenerateResult> Coordinator::RunGenerate(const GenerateRequest& o
 absl::StatusOr<GenerateResult> Coordinator::RunAttempt(const Admission& admission, const GenerateRequest& request,
                                                        const CallerContext& caller, std::string worker_request_id,
                                                        const std::string& client_request_id, GenerateEvents& events,
+                                                       const std::function<std::optional<FinishReason>()>& early_finish,
                                                        std::vector<std::string>& lost, bool& tokens_relayed) {
   ShardExecution execution;
   if (worker_request_id.empty()) {
@@ -183,6 +277,7 @@ absl::StatusOr<GenerateResult> Coordinator::RunAttempt(const Admission& admissio
     if (caller.cancelled()) return absl::CancelledError("the client cancelled the request");
     return absl::OkStatus();
   };
+  execution.early_finish = early_finish;
   execution.on_worker_unreachable = [this, &lost](const std::string& address) {
     lost.push_back(address);
     registry_.MarkUnreachable(address);
@@ -296,6 +391,7 @@ ModelInfo Coordinator::GetModelInfo() const {
   info.tokenizer_path = model_.tokenizer_path;
   info.max_context_tokens = model_.max_context_tokens;
   info.trained_context_tokens = model_.trained_context_tokens;
+  info.default_max_new_tokens = options_.default_max_new_tokens;
   return info;
 }
 
@@ -317,6 +413,7 @@ ServerInfo Coordinator::GetServerInfo() const {
     w.not_ready_reason = worker.not_ready_reason;
   }
   info.running_requests = running_requests_;
+  info.queued_requests = queue_.waiting();
   info.metrics_address = options_.metrics_address;
   info.peer_transport = std::string(PeerTransportModeName(options_.peer_transport));
   info.nccl_groups = nccl_groups_.size();

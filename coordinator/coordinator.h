@@ -11,12 +11,16 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "coordinator/admission_queue.h"
 #include "coordinator/coordinator_options.h"
 #include "coordinator/generate_events.h"
 #include "coordinator/generate_types.h"
@@ -57,11 +61,20 @@ class Coordinator {
   // number of ready workers. INVALID_ARGUMENT for an empty address.
   absl::StatusOr<int> RegisterWorker(const std::string& address);
 
-  // Runs one request from arrival to end: validation, admission, execution.
-  // Progress and tokens go to `events` as they happen; the result has every
-  // token and the whole text.
+  // Runs one request from arrival to end: validation, admission (waiting in
+  // line when the cluster is full and options allow), execution. Progress
+  // and tokens go to `events` as they happen; the result has every token and
+  // the whole text.
   absl::StatusOr<GenerateResult> Generate(const GenerateRequest& request, const CallerContext& caller,
                                           GenerateEvents& events);
+  // The request as Generate would run it, or why it never could: the prompt
+  // tokenized, max_new_tokens resolved, every field validated. Generate
+  // does the same first; callers that must answer before a request starts
+  // (the HTTP front's streams) call it to report errors in their own form.
+  absl::StatusOr<GenerateRequest> PrepareRequest(const GenerateRequest& request) const;
+  // Ends every running or waiting request with this (client) id: each ends
+  // OK with FinishReason::kAborted. Returns how many; NOT_FOUND when none.
+  absl::StatusOr<int> Abort(const std::string& request_id);
   // FAILED_PRECONDITION when the model has no tokenizer.
   absl::StatusOr<std::vector<int32_t>> Tokenize(const TokenizeRequest& request) const;
   absl::StatusOr<std::string> Detokenize(const DetokenizeRequest& request) const;
@@ -72,13 +85,21 @@ class Coordinator {
   const ServedModel& model() const { return model_; }
 
  private:
+  // A request's abort flag, filed under its client id while it lives.
+  struct AbortFlag {
+    std::atomic<bool> aborted{false};
+  };
+  class AbortRegistration;
+
   absl::StatusOr<GenerateResult> RunGenerate(const GenerateRequest& request, const CallerContext& caller,
                                              MeteredRequest& metered);
   // One run of an admitted request under a fresh id (`worker_request_id`,
   // or a new one when empty) and secret; the workers it lost go to `lost`.
+  // `early_finish` ends it OK before the workers do (stop string, abort).
   absl::StatusOr<GenerateResult> RunAttempt(const Admission& admission, const GenerateRequest& request,
                                             const CallerContext& caller, std::string worker_request_id,
                                             const std::string& client_request_id, GenerateEvents& events,
+                                            const std::function<std::optional<FinishReason>()>& early_finish,
                                             std::vector<std::string>& lost, bool& tokens_relayed);
   // INVALID_ARGUMENT when a prompt's text is longer than MaxPromptTextBytes
   // or not UTF-8 (naming the byte offset): checked before tokenizing.
@@ -94,6 +115,9 @@ class Coordinator {
 
   const ServedModel model_;
   const CoordinatorOptions options_;
+  AdmissionQueue queue_;
+  mutable absl::Mutex aborts_mu_;
+  std::multimap<std::string, std::shared_ptr<AbortFlag>> aborts_ ABSL_GUARDED_BY(aborts_mu_);  // by client id
   absl::Mutex gauges_mu_;  // one refresh at a time, so the last one set is the newest
   NcclGroups nccl_groups_;  // before the registry, which tells it about workers that leave
   WorkerRegistry registry_;

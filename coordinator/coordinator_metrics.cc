@@ -40,6 +40,8 @@ CoordinatorMetrics::CoordinatorMetrics(prometheus::Registry& r)
       requests_length(requests_family_.Add({{"finish_reason", "length"}})),
       requests_stop_token(requests_family_.Add({{"finish_reason", "stop_token"}})),
       requests_eos(requests_family_.Add({{"finish_reason", "eos"}})),
+      requests_stop_string(requests_family_.Add({{"finish_reason", "stop_string"}})),
+      requests_aborted(requests_family_.Add({{"finish_reason", "aborted"}})),
       requests_error(requests_family_.Add({{"finish_reason", "error"}})),
       requests_cancelled(requests_family_.Add({{"finish_reason", "cancelled"}})),
       requests_rejected(requests_family_.Add({{"finish_reason", "rejected"}})),

@@ -31,6 +31,8 @@ struct CoordinatorMetrics {
   prometheus::Counter& requests_length;
   prometheus::Counter& requests_stop_token;
   prometheus::Counter& requests_eos;
+  prometheus::Counter& requests_stop_string;
+  prometheus::Counter& requests_aborted;    // ended by Abort (running or waiting)
   prometheus::Counter& requests_error;      // failed after admission (a worker lost, ...)
   prometheus::Counter& requests_cancelled;  // the client cancelled or its deadline passed
   prometheus::Counter& requests_rejected;   // never admitted (invalid, no room, no worker, no tokenizer)

@@ -22,6 +22,11 @@ enum class PeerTransportMode {
 struct CoordinatorOptions {
   int64_t min_shard_tokens = 1024;                           // prompts shorter than this use one shard
   int32_t max_new_tokens_limit = 4096;                       // the largest max_new_tokens a request may ask for
+  int32_t default_max_new_tokens = 1024;  // max_new_tokens 0: up to the served context, at most this
+  // Requests that do not fit the cluster now wait, at most this many (in
+  // priority order, then arrival); 0: refused at once (RESOURCE_EXHAUSTED).
+  int32_t max_queued_requests = 0;
+  absl::Duration queue_timeout = absl::Seconds(60);  // a waiting request gives up after this (RESOURCE_EXHAUSTED)
   int32_t peer_timeout_ms = 10000;                           // passed to workers in RunShardRequest
   absl::Duration health_interval = absl::Milliseconds(500);  // GetStatus on every worker this often
   absl::Duration status_deadline = absl::Seconds(1);         // one GetStatus may take this long

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace tessera {
@@ -17,6 +18,8 @@ enum class FinishReason {
   kLength,       // max_new_tokens reached
   kStopToken,    // a stop token id was produced
   kEos,          // the model's end-of-sequence token was produced
+  kStopString,   // the completion's text reached one of the stop strings
+  kAborted,      // ended by Abort
 };
 
 struct SamplingParams {
@@ -24,12 +27,21 @@ struct SamplingParams {
   int32_t top_k = 0;         // 0: no top-k cut
   float top_p = 0.0f;        // 0 or 1: no nucleus cut
   uint64_t seed = 0;         // equal seeds give equal samples
+  float repetition_penalty = 0.0f;  // 0 or 1: none (prompt + generated tokens, as vLLM)
+  float presence_penalty = 0.0f;    // generated tokens, once each
+  float frequency_penalty = 0.0f;   // generated tokens, per occurrence
+  float min_p = 0.0f;               // 0: no cut
+  std::vector<std::pair<int32_t, float>> logit_bias;  // (token id, bias), ids distinct
+  std::optional<int32_t> logprobs;         // alternatives per generated token; absent: no logprobs
+  std::optional<int32_t> prompt_logprobs;  // alternatives per prompt token; absent: none
 };
 
 struct StoppingCriteria {
-  int32_t max_new_tokens = 0;           // must be in [1, max_new_tokens_limit]
+  int32_t max_new_tokens = 0;           // [1, max_new_tokens_limit]; 0: the server's default (ResolveMaxNewTokens)
   std::vector<int32_t> stop_token_ids;  // generation stops after emitting any of these
   bool ignore_eos = false;              // do not stop at the model's end-of-sequence token
+  std::vector<std::string> stop_strings;  // generation stops when the text reaches any (text_deltas.h)
+  int32_t min_tokens = 0;                 // no stop (ids, EOS, strings) before this many tokens
 };
 
 struct GenerateRequest {
@@ -42,6 +54,19 @@ struct GenerateRequest {
   SamplingParams sampling;
   StoppingCriteria stopping;
   bool return_logits = false;  // every prompt position's and generated token's logits
+  int32_t priority = 0;        // admission order when requests wait: lower first, then arrival
+};
+
+struct TokenLogprob {
+  int32_t token_id = 0;
+  float logprob = 0.0f;
+};
+
+// One position's token, its log-probability and the most likely alternatives.
+struct TokenLogprobs {
+  int32_t token_id = 0;
+  float logprob = 0.0f;
+  std::vector<TokenLogprob> top;  // most likely first
 };
 
 struct Usage {
@@ -66,6 +91,8 @@ struct GenerateResult {
   std::optional<Logits> token_logits;
   int32_t shards = 0;  // workers that held shards of the request
   std::string text;    // token_ids decoded, when the model has a tokenizer
+  std::vector<TokenLogprobs> logprobs;         // one per token_ids entry, when asked for
+  std::vector<TokenLogprobs> prompt_logprobs;  // one per prompt token after the first, when asked for
 };
 
 // Prefill progress over all shards: the fewest layers any shard has done.
@@ -82,6 +109,7 @@ struct TokenDelta {
   std::vector<int32_t> token_ids;
   std::optional<Logits> logits;  // as the worker sent them (when the request asked for logits)
   std::string text;
+  std::vector<TokenLogprobs> logprobs;  // one per token_ids entry, when the request asked for logprobs
 };
 
 struct TokenizeRequest {
@@ -107,6 +135,7 @@ struct ModelInfo {
   std::string tokenizer_path;  // empty: no tokenizer
   int64_t max_context_tokens = 0;      // served prompt + generation limit; 0: none
   int64_t trained_context_tokens = 0;  // the checkpoint's max_position_embeddings; 0: not stated
+  int32_t default_max_new_tokens = 0;  // what max_new_tokens 0 means at most
 };
 
 struct WorkerInfo {
@@ -130,6 +159,7 @@ struct ServerInfo {
   std::string metrics_address;  // empty when the coordinator serves none
   std::string peer_transport;   // "auto", "grpc" or "nccl"
   int32_t nccl_groups = 0;      // NCCL worker groups formed and still in use
+  int32_t queued_requests = 0;  // waiting for room now
 };
 
 }  // namespace tessera

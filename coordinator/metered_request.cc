@@ -58,6 +58,7 @@ void MeteredRequest::End(const absl::Status& status, FinishReason finish_reason)
 }
 
 prometheus::Counter& MeteredRequest::EndCounter(const absl::Status& status, FinishReason finish_reason) const {
+  if (status.ok() && finish_reason == FinishReason::kAborted) return metrics_->requests_aborted;  // waiting or running
   if (!admitted_) return metrics_->requests_rejected;
   if (absl::IsCancelled(status) || absl::IsDeadlineExceeded(status)) return metrics_->requests_cancelled;
   if (!status.ok()) return metrics_->requests_error;
@@ -68,6 +69,10 @@ prometheus::Counter& MeteredRequest::EndCounter(const absl::Status& status, Fini
       return metrics_->requests_stop_token;
     case FinishReason::kEos:
       return metrics_->requests_eos;
+    case FinishReason::kStopString:
+      return metrics_->requests_stop_string;
+    case FinishReason::kAborted:
+      return metrics_->requests_aborted;
     case FinishReason::kUnspecified:
       break;
   }

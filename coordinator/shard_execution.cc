@@ -7,6 +7,8 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "coordinator/prompt_logprobs.h"
 #include "coordinator/shard_streams.h"
 #include "rpc/grpc_util.h"
 #include "tessera/v1/worker.grpc.pb.h"
@@ -21,7 +23,23 @@ v1::SamplingParams WorkerSampling(const SamplingParams& sampling) {
   out.set_top_k(sampling.top_k);
   out.set_top_p(sampling.top_p);
   out.set_seed(sampling.seed);
+  out.set_repetition_penalty(sampling.repetition_penalty);
+  out.set_presence_penalty(sampling.presence_penalty);
+  out.set_frequency_penalty(sampling.frequency_penalty);
+  out.set_min_p(sampling.min_p);
+  for (const auto& [id, bias] : sampling.logit_bias) (*out.mutable_logit_bias())[id] = bias;
+  if (sampling.logprobs) out.set_logprobs(*sampling.logprobs);
+  // prompt_logprobs are computed here, from the prompt logits the workers send.
   return out;
+}
+
+bool RepetitionPenalized(const SamplingParams& sampling) {
+  return sampling.repetition_penalty != 0 && sampling.repetition_penalty != 1;
+}
+
+// Logits from the workers: when the client asked for them, or to compute prompt_logprobs.
+bool WorkersReturnLogits(const GenerateRequest& request) {
+  return request.return_logits || request.sampling.prompt_logprobs.has_value();
 }
 
 v1::StoppingCriteria WorkerStopping(const StoppingCriteria& stopping) {
@@ -29,6 +47,8 @@ v1::StoppingCriteria WorkerStopping(const StoppingCriteria& stopping) {
   out.set_max_new_tokens(stopping.max_new_tokens);
   out.mutable_stop_token_ids()->Add(stopping.stop_token_ids.begin(), stopping.stop_token_ids.end());
   out.set_ignore_eos(stopping.ignore_eos);
+  out.set_min_tokens(stopping.min_tokens);
+  // Stop strings are matched here, on the text: the workers never see them.
   return out;
 }
 
@@ -42,6 +62,9 @@ FinishReason FinishReasonOf(v1::FinishReason reason) {
       return FinishReason::kStopToken;
     case v1::FINISH_REASON_EOS:
       return FinishReason::kEos;
+    // Decided by the coordinator, never by a worker.
+    case v1::FINISH_REASON_STOP_STRING:
+    case v1::FINISH_REASON_ABORTED:
     case v1::FINISH_REASON_UNSPECIFIED:
     case v1::FinishReason_INT_MIN_SENTINEL_DO_NOT_USE_:
     case v1::FinishReason_INT_MAX_SENTINEL_DO_NOT_USE_:
@@ -58,11 +81,35 @@ Logits LogitsOf(const v1::Logits& logits) {
   return out;
 }
 
-TokenDelta TokenDeltaOf(const v1::TokenDelta& delta) {
+TokenLogprobs TokenLogprobsOf(const v1::TokenLogprobs& logprobs) {
+  TokenLogprobs out;
+  out.token_id = logprobs.token_id();
+  out.logprob = logprobs.logprob();
+  for (const v1::TokenLogprob& top : logprobs.top()) out.top.push_back({top.token_id(), top.logprob()});
+  return out;
+}
+
+TokenDelta TokenDeltaOf(const v1::TokenDelta& delta, bool keep_logits) {
   TokenDelta out;
   out.token_ids.assign(delta.token_ids().begin(), delta.token_ids().end());
-  if (delta.has_logits()) out.logits = LogitsOf(delta.logits());
+  if (delta.has_logits() && keep_logits) out.logits = LogitsOf(delta.logits());
   out.text = delta.text();
+  for (const v1::TokenLogprobs& logprobs : delta.logprobs()) out.logprobs.push_back(TokenLogprobsOf(logprobs));
+  return out;
+}
+
+// Token i of a delta alone (its logits row and logprobs with it).
+TokenDelta TokenOf(const TokenDelta& delta, size_t i) {
+  TokenDelta out;
+  out.token_ids = {delta.token_ids[i]};
+  if (delta.logits && delta.logits->rows == static_cast<int32_t>(delta.token_ids.size())) {
+    const size_t vocab = static_cast<size_t>(delta.logits->vocab_size);
+    out.logits = Logits{1, delta.logits->vocab_size,
+                        std::vector<float>(delta.logits->values.begin() + i * vocab,
+                                           delta.logits->values.begin() + (i + 1) * vocab)};
+  }
+  if (i < delta.logprobs.size()) out.logprobs = {delta.logprobs[i]};
+  if (i + 1 == delta.token_ids.size()) out.text = delta.text;
   return out;
 }
 
@@ -88,7 +135,15 @@ std::vector<ShardStreams::Call> MakeCalls(const std::vector<ShardLease>& shards,
                                request.prompt_token_ids.begin() + shard.token_end);
     *r.mutable_sampling() = WorkerSampling(request.sampling);
     *r.mutable_stopping() = WorkerStopping(request.stopping);
-    r.set_return_logits(request.return_logits);
+    r.set_return_logits(WorkersReturnLogits(request));
+    if (rank + 1 == shards.size() && RepetitionPenalized(request.sampling)) {
+      // The penalty covers the whole prompt; the last shard holds only its part.
+      std::vector<int32_t> others(request.prompt_token_ids.begin(),
+                                  request.prompt_token_ids.begin() + shard.token_begin);
+      std::sort(others.begin(), others.end());
+      others.erase(std::unique(others.begin(), others.end()), others.end());
+      r.mutable_penalty_token_ids()->Add(others.begin(), others.end());
+    }
     r.set_peer_timeout_ms(execution.peer_timeout_ms);
     r.set_reserved_bytes(shard.reserved_bytes);
     r.set_eos_token_id(execution.eos_token_id);
@@ -145,6 +200,7 @@ class ShardRelay {
       if (!outcome_ && absl::Now() >= next_poll) {
         next_poll = absl::Now() + execution_.poll_interval;
         if (absl::Status interrupted = execution_.interruption(); !interrupted.ok()) outcome_ = interrupted;
+        if (!outcome_) CheckEarlyFinish();
       }
       if (!outcome_) {
         std::optional<ShardStreams::Item> item = streams.Next(execution_.poll_interval);
@@ -206,7 +262,7 @@ class ShardRelay {
         RelayProgress();
         break;
       case v1::RunShardEvent::kPromptLogits:
-        if (request_.return_logits) AppendLogits(event.prompt_logits(), prompt_logits_[rank]);
+        if (WorkersReturnLogits(request_)) AppendLogits(event.prompt_logits(), prompt_logits_[rank]);
         break;
       case v1::RunShardEvent::kPrefilled:
         prefilled_[rank] = true;
@@ -218,7 +274,7 @@ class ShardRelay {
         }
         break;
       case v1::RunShardEvent::kTokens:
-        if (last) RelayTokens(TokenDeltaOf(event.tokens()));
+        if (last) RelayDelta(TokenDeltaOf(event.tokens(), request_.return_logits));
         break;
       case v1::RunShardEvent::kFinished:
         if (last) {
@@ -246,12 +302,31 @@ class ShardRelay {
     };
     if (event.has_prompt_logits()) return check_logits(event.prompt_logits());
     if (event.has_tokens()) {
-      for (int32_t id : event.tokens().token_ids()) {
+      const v1::TokenDelta& tokens = event.tokens();
+      auto check_id = [vocab](int32_t id) -> absl::Status {
         if (id < 0 || id >= vocab) {
           return absl::InternalError(absl::StrCat("sent token id ", id, ", outside the vocabulary [0, ", vocab, ")"));
         }
+        return absl::OkStatus();
+      };
+      for (int32_t id : tokens.token_ids()) RETURN_IF_ERROR(check_id(id));
+      if (request_.sampling.logprobs.has_value()) {
+        if (tokens.logprobs_size() != tokens.token_ids_size()) {
+          return absl::InternalError(absl::StrCat("sent ", tokens.token_ids_size(), " tokens with ",
+                                                  tokens.logprobs_size(), " logprobs; the request asked for logprobs "
+                                                  "(a worker whose decode loop does not report them?)"));
+        }
+        for (int i = 0; i < tokens.logprobs_size(); ++i) {
+          const v1::TokenLogprobs& logprobs = tokens.logprobs(i);
+          if (logprobs.token_id() != tokens.token_ids(i) || logprobs.top_size() > *request_.sampling.logprobs) {
+            return absl::InternalError(absl::StrCat("sent logprobs for token ", logprobs.token_id(), " with ",
+                                                    logprobs.top_size(), " alternatives for token ", tokens.token_ids(i),
+                                                    " (", *request_.sampling.logprobs, " asked for)"));
+          }
+          for (const v1::TokenLogprob& top : logprobs.top()) RETURN_IF_ERROR(check_id(top.token_id()));
+        }
       }
-      if (event.tokens().has_logits()) return check_logits(event.tokens().logits());
+      if (tokens.has_logits()) return check_logits(tokens.logits());
     }
     return absl::OkStatus();
   }
@@ -273,7 +348,7 @@ class ShardRelay {
     for (int rank = 0; rank + 1 < num_shards_; ++rank) all_prefilled &= prefilled_[rank] || ended_[rank];
     if (all_prefilled) return absl::OkStatus();
     if (absl::Now() - last_finished_at_ < kPrefilledGrace) return std::nullopt;
-    if (!request_.return_logits) return absl::OkStatus();  // nothing is missing
+    if (!WorkersReturnLogits(request_)) return absl::OkStatus();  // nothing is missing
     for (int rank = 0; rank + 1 < num_shards_; ++rank) {
       if (!prefilled_[rank] && !ended_[rank]) {
         return absl::InternalError(absl::StrCat("worker ", shards_[rank].address, " (shard ", rank + 1, " of ",
@@ -296,6 +371,28 @@ class ShardRelay {
     if (!events_.OnProgress(progress)) outcome_ = absl::CancelledError("the client went away");
   }
 
+  // With stop strings a token may end the request, and the tokens after it
+  // in the same delta must not count: relay one at a time then.
+  void RelayDelta(const TokenDelta& delta) {
+    if (request_.stopping.stop_strings.empty() || delta.token_ids.size() <= 1) {
+      RelayTokens(delta);
+      if (!outcome_) CheckEarlyFinish();
+      return;
+    }
+    for (size_t i = 0; i < delta.token_ids.size() && !outcome_; ++i) {
+      RelayTokens(TokenOf(delta, i));
+      if (!outcome_) CheckEarlyFinish();
+    }
+  }
+
+  void CheckEarlyFinish() {
+    if (std::optional<FinishReason> reason = execution_.early_finish()) {
+      finished_ = true;
+      finish_reason_ = *reason;
+      outcome_ = absl::OkStatus();
+    }
+  }
+
   void RelayTokens(const TokenDelta& delta) {
     if (!tokens_started_) {
       // Decoding means every shard is prefilled, whatever their progress
@@ -306,6 +403,7 @@ class ShardRelay {
       if (outcome_) return;
     }
     token_ids_.insert(token_ids_.end(), delta.token_ids.begin(), delta.token_ids.end());
+    logprobs_.insert(logprobs_.end(), delta.logprobs.begin(), delta.logprobs.end());
     if (request_.return_logits && delta.logits) AppendLogits(*delta.logits, token_logits_);
     if (!events_.OnTokens(delta)) outcome_ = absl::CancelledError("the client went away");
   }
@@ -318,11 +416,19 @@ class ShardRelay {
     result.usage.prompt_tokens = static_cast<int32_t>(request_.prompt_token_ids.size());
     result.usage.completion_tokens = static_cast<int32_t>(token_ids_.size());
     result.usage.total_tokens = result.usage.prompt_tokens + result.usage.completion_tokens;
-    if (request_.return_logits) {
-      result.prompt_logits.emplace();
-      for (const Logits& part : prompt_logits_) AppendLogits(part, *result.prompt_logits);
-      result.token_logits = token_logits_;
+    if (WorkersReturnLogits(request_)) {
+      Logits prompt_logits;
+      for (const Logits& part : prompt_logits_) AppendLogits(part, prompt_logits);
+      if (request_.sampling.prompt_logprobs) {
+        result.prompt_logprobs =
+            PromptLogprobs(prompt_logits, request_.prompt_token_ids, *request_.sampling.prompt_logprobs);
+      }
+      if (request_.return_logits) {
+        result.prompt_logits = std::move(prompt_logits);
+        result.token_logits = token_logits_;
+      }
     }
+    result.logprobs = logprobs_;
     result.shards = num_shards_;
     return result;
   }
@@ -347,6 +453,7 @@ class ShardRelay {
   int32_t progress_sent_ = -1;
   std::vector<Logits> prompt_logits_;  // per shard
   std::vector<int32_t> token_ids_;
+  std::vector<TokenLogprobs> logprobs_;  // one per token, when asked for
   Logits token_logits_;
   bool finished_ = false;
   FinishReason finish_reason_ = FinishReason::kUnspecified;

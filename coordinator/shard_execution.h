@@ -19,9 +19,18 @@
 //    (the coordinator retries only a request that sent none); when `interruption` reports a
 //    status (client cancelled, server shutting down), cancels all and ends
 //    with it;
+//  - ends the request OK early when `early_finish` names a reason (a stop
+//    string matched, an abort): polled with `interruption` and after every
+//    token relayed (deltas of several tokens are relayed a token at a time
+//    when the request has stop strings), it cancels every call and keeps
+//    the tokens relayed so far;
+//  - carries the request's log-probabilities: the last shard's per token,
+//    and prompt_logprobs computed here from the prompt's logits (which the
+//    workers then send, whether or not the client asked for logits);
 //  - refuses what no honest worker sends (INTERNAL naming the worker): a
 //    token id outside the vocabulary, logits whose size is not rows x
-//    vocab_size; ignores progress with impossible layer counts;
+//    vocab_size, logprobs that do not match the tokens (or none when asked
+//    for); ignores progress with impossible layer counts;
 //  - says once how the prefill phase ended (`on_prefill_end`): OK as soon
 //    as every shard sent `prefilled`, else, after every stream ended, why the
 //    request ended before that (NCCL groups need both: nccl_groups.h).
@@ -53,6 +62,9 @@ struct ShardExecution {
   // Polled every `poll_interval`: a non-OK status ends the request with it.
   std::function<absl::Status()> interruption = [] { return absl::OkStatus(); };
   absl::Duration poll_interval = absl::Milliseconds(50);
+  // Polled as `interruption` is, and after every relayed token: a reason
+  // ends the request OK with it.
+  std::function<std::optional<FinishReason>()> early_finish = [] { return std::optional<FinishReason>(); };
   // Told about a worker whose call failed as if it were gone.
   std::function<void(const std::string& address)> on_worker_unreachable = [](const std::string&) {};
   // Present: the shards exchange over NCCL in this group (every shard's

@@ -18,6 +18,8 @@
 // on a CUDA-core kernel that reads either type; decode-shaped calls (a few
 // query rows, many keys) split the keys across thread blocks and merge the
 // partials by the rule above (FlashDecoding), in `workspace` when given one.
+// A batch of decode queries, each request over its own K/V cache, is one call
+// of DecodeAttention (kernels/decode_attention.h), on the same kernels.
 #pragma once
 
 #include <cstdint>

@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
@@ -269,6 +270,20 @@ bool BearerTokenAuth::Known(absl::string_view token) const {
   return known;
 }
 
+absl::Status BearerTokenAuth::Authorize(std::optional<absl::string_view> authorization) {
+  ReloadIfChanged();
+  if (!authorization.has_value()) {
+    return absl::UnauthenticatedError("missing bearer token: send the header 'authorization: Bearer <token>'");
+  }
+  absl::string_view token = *authorization;
+  if (!absl::ConsumePrefix(&token, "Bearer ") && !absl::ConsumePrefix(&token, "bearer ")) {
+    return absl::UnauthenticatedError("the authorization header is not 'Bearer <token>'");
+  }
+  token = absl::StripAsciiWhitespace(token);
+  if (!Known(token)) return absl::UnauthenticatedError("unknown bearer token");
+  return absl::OkStatus();
+}
+
 grpc::Status BearerTokenAuth::Process(const InputMetadata& auth_metadata, grpc::AuthContext*,
                                       OutputMetadata* consumed_auth_metadata, OutputMetadata*) {
   const auto path = auth_metadata.find(":path");
@@ -276,20 +291,13 @@ grpc::Status BearerTokenAuth::Process(const InputMetadata& auth_metadata, grpc::
       absl::StartsWith(absl::string_view(path->second.data(), path->second.size()), kHealthPathPrefix)) {
     return grpc::Status::OK;
   }
-  ReloadIfChanged();
   const auto header = auth_metadata.find("authorization");
-  if (header == auth_metadata.end()) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "missing bearer token: send metadata 'authorization: Bearer <token>'");
+  std::optional<absl::string_view> value;
+  if (header != auth_metadata.end()) value = absl::string_view(header->second.data(), header->second.size());
+  if (const absl::Status status = Authorize(value); !status.ok()) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, std::string(status.message()));
   }
-  const absl::string_view value(header->second.data(), header->second.size());
-  absl::string_view token = value;
-  if (!absl::ConsumePrefix(&token, "Bearer ") && !absl::ConsumePrefix(&token, "bearer ")) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "the authorization metadata is not 'Bearer <token>'");
-  }
-  token = absl::StripAsciiWhitespace(token);
-  if (!Known(token)) return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "unknown bearer token");
-  consumed_auth_metadata->insert({"authorization", std::string(value)});
+  consumed_auth_metadata->insert({"authorization", std::string(*value)});
   return grpc::Status::OK;
 }
 

@@ -25,6 +25,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -118,6 +119,11 @@ class BearerTokenAuth final : public grpc::AuthMetadataProcessor {
  public:
   // Reads the file now; an unreadable file or one without tokens is an error.
   static absl::StatusOr<std::shared_ptr<BearerTokenAuth>> FromFile(const std::string& path);
+
+  // The same check for any protocol (the coordinator's HTTP front):
+  // `authorization` is the header's value, absent when not sent. OK, or
+  // UNAUTHENTICATED saying why (never quoting the token).
+  absl::Status Authorize(std::optional<absl::string_view> authorization);
 
   bool IsBlocking() const override { return false; }
   grpc::Status Process(const InputMetadata& auth_metadata, grpc::AuthContext* context,

@@ -2,6 +2,7 @@
 // where it is not handled.
 #include "services/coordinator_proto.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace tessera {
@@ -13,6 +14,14 @@ SamplingParams FromProto(const v1::SamplingParams& sampling) {
   out.top_k = sampling.top_k();
   out.top_p = sampling.top_p();
   out.seed = sampling.seed();
+  out.repetition_penalty = sampling.repetition_penalty();
+  out.presence_penalty = sampling.presence_penalty();
+  out.frequency_penalty = sampling.frequency_penalty();
+  out.min_p = sampling.min_p();
+  out.logit_bias.assign(sampling.logit_bias().begin(), sampling.logit_bias().end());
+  std::sort(out.logit_bias.begin(), out.logit_bias.end());  // map order is unspecified: keep requests reproducible
+  if (sampling.has_logprobs()) out.logprobs = sampling.logprobs();
+  if (sampling.has_prompt_logprobs()) out.prompt_logprobs = sampling.prompt_logprobs();
   return out;
 }
 
@@ -21,6 +30,8 @@ StoppingCriteria FromProto(const v1::StoppingCriteria& stopping) {
   out.max_new_tokens = stopping.max_new_tokens();
   out.stop_token_ids.assign(stopping.stop_token_ids().begin(), stopping.stop_token_ids().end());
   out.ignore_eos = stopping.ignore_eos();
+  out.stop_strings.assign(stopping.stop_strings().begin(), stopping.stop_strings().end());
+  out.min_tokens = stopping.min_tokens();
   return out;
 }
 
@@ -34,6 +45,10 @@ v1::FinishReason ToProto(FinishReason reason) {
       return v1::FINISH_REASON_STOP_TOKEN;
     case FinishReason::kEos:
       return v1::FINISH_REASON_EOS;
+    case FinishReason::kStopString:
+      return v1::FINISH_REASON_STOP_STRING;
+    case FinishReason::kAborted:
+      return v1::FINISH_REASON_ABORTED;
   }
   return v1::FINISH_REASON_UNSPECIFIED;
 }
@@ -42,6 +57,20 @@ void CopyLogits(const Logits& logits, v1::Logits& out) {
   out.set_rows(logits.rows);
   out.set_vocab_size(logits.vocab_size);
   out.mutable_values()->Add(logits.values.begin(), logits.values.end());
+}
+
+void CopyLogprobs(const std::vector<TokenLogprobs>& logprobs,
+                  google::protobuf::RepeatedPtrField<v1::TokenLogprobs>& out) {
+  for (const TokenLogprobs& position : logprobs) {
+    v1::TokenLogprobs& entry = *out.Add();
+    entry.set_token_id(position.token_id);
+    entry.set_logprob(position.logprob);
+    for (const TokenLogprob& top : position.top) {
+      v1::TokenLogprob& alternative = *entry.add_top();
+      alternative.set_token_id(top.token_id);
+      alternative.set_logprob(top.logprob);
+    }
+  }
 }
 
 }  // namespace
@@ -56,6 +85,7 @@ GenerateRequest FromProto(const v1::GenerateRequest& request) {
   out.sampling = FromProto(request.sampling());
   out.stopping = FromProto(request.stopping());
   out.return_logits = request.return_logits();
+  out.priority = request.priority();
   return out;
 }
 
@@ -86,6 +116,8 @@ v1::GenerateResponse ToProto(const GenerateResult& result) {
   if (result.token_logits) CopyLogits(*result.token_logits, *out.mutable_token_logits());
   out.set_shards(result.shards);
   out.set_text(result.text);
+  CopyLogprobs(result.logprobs, *out.mutable_logprobs());
+  CopyLogprobs(result.prompt_logprobs, *out.mutable_prompt_logprobs());
   return out;
 }
 
@@ -103,6 +135,7 @@ v1::TokenDelta ToProto(const TokenDelta& delta) {
   out.mutable_token_ids()->Add(delta.token_ids.begin(), delta.token_ids.end());
   if (delta.logits) CopyLogits(*delta.logits, *out.mutable_logits());
   out.set_text(delta.text);
+  CopyLogprobs(delta.logprobs, *out.mutable_logprobs());
   return out;
 }
 
@@ -120,6 +153,7 @@ v1::ModelInfo ToProto(const ModelInfo& info) {
   out.set_tokenizer_path(info.tokenizer_path);
   out.set_max_context_tokens(info.max_context_tokens);
   out.set_trained_context_tokens(info.trained_context_tokens);
+  out.set_default_max_new_tokens(info.default_max_new_tokens);
   return out;
 }
 
@@ -144,6 +178,7 @@ v1::ServerInfo ToProto(const ServerInfo& info) {
   out.set_metrics_address(info.metrics_address);
   out.set_peer_transport(info.peer_transport);
   out.set_nccl_groups(info.nccl_groups);
+  out.set_queued_requests(info.queued_requests);
   return out;
 }
 
@@ -163,6 +198,7 @@ v1::GenerateStreamResponse ToStreamFinished(GenerateResult result) {
   result.token_ids.clear();     // already streamed
   result.token_logits.reset();  // already streamed with their tokens
   result.text.clear();          // already streamed as the deltas' text
+  result.logprobs.clear();      // already streamed with their tokens
   v1::GenerateStreamResponse out;
   out.set_request_id(result.request_id);
   *out.mutable_finished() = ToProto(result);

@@ -129,6 +129,14 @@ grpc::Status TesseraService::Detokenize(grpc::ServerContext*, const v1::Detokeni
   return grpc::Status::OK;
 }
 
+grpc::Status TesseraService::Abort(grpc::ServerContext*, const v1::AbortRequest* request,
+                                   v1::AbortResponse* response) {
+  absl::StatusOr<int> aborted = coordinator_.Abort(request->request_id());
+  if (!aborted.ok()) return ToGrpcStatus(aborted.status());
+  response->set_aborted(*aborted);
+  return grpc::Status::OK;
+}
+
 grpc::Status WorkerRegistrationService::RegisterWorker(grpc::ServerContext*, const v1::RegisterWorkerRequest* request,
                                                        v1::RegisterWorkerResponse* response) {
   absl::StatusOr<int> workers_ready = coordinator_.RegisterWorker(request->address());

@@ -1,6 +1,9 @@
 // Field by field, in the order of the messages.
 #include "services/worker_proto.h"
 
+#include <algorithm>
+#include <cstdint>
+
 namespace tessera {
 namespace {
 
@@ -40,9 +43,29 @@ ShardRequest FromProto(const tessera::v1::RunShardRequest& r) {
   s.sampling.top_k = r.sampling().top_k();
   s.sampling.top_p = r.sampling().top_p();  // 0: no cut, as 1 (the sampler's rule); validated by the runner
   s.sampling.seed = r.sampling().seed();
+  // 0 means none on the wire; the sampler's none is 1.
+  s.sampling.repetition_penalty = r.sampling().repetition_penalty() == 0 ? 1.0f : r.sampling().repetition_penalty();
+  s.sampling.presence_penalty = r.sampling().presence_penalty();
+  s.sampling.frequency_penalty = r.sampling().frequency_penalty();
+  s.sampling.min_p = r.sampling().min_p();
+  s.sampling.logit_bias.assign(r.sampling().logit_bias().begin(), r.sampling().logit_bias().end());
+  std::sort(s.sampling.logit_bias.begin(), s.sampling.logit_bias.end());  // map order is unspecified
+  s.sampling.logprobs = r.sampling().has_logprobs() ? r.sampling().logprobs() : -1;
   s.max_new_tokens = r.stopping().max_new_tokens();
   s.stop_token_ids.assign(r.stopping().stop_token_ids().begin(), r.stopping().stop_token_ids().end());
   s.eos_token_id = r.eos_token_id();
+  s.sampling.min_tokens = r.stopping().min_tokens();
+  if (s.sampling.min_tokens > 0) {
+    s.sampling.min_tokens_masked_ids = s.stop_token_ids;
+    if (s.eos_token_id >= 0 && s.eos_token_id <= INT32_MAX) {
+      s.sampling.min_tokens_masked_ids.push_back(static_cast<int32_t>(s.eos_token_id));
+    }
+  }
+  const bool decodes = s.rank == static_cast<int>(s.shards.size()) - 1;  // only the last shard samples
+  if (decodes && s.sampling.repetition_penalty != 1) {
+    s.sampling.prompt_token_ids.assign(r.penalty_token_ids().begin(), r.penalty_token_ids().end());
+    s.sampling.prompt_token_ids.insert(s.sampling.prompt_token_ids.end(), s.token_ids.begin(), s.token_ids.end());
+  }
   s.reserved_bytes = r.reserved_bytes();
   s.peer_timeout = std::chrono::milliseconds(r.peer_timeout_ms());
   if (r.has_nccl()) {
@@ -74,9 +97,26 @@ absl::Status StreamEvents::Prefilled(int64_t memory_bytes) {
 }
 
 absl::Status StreamEvents::Token(int32_t token, absl::Span<const float> logits) {
+  SampledToken sampled;
+  sampled.token = token;
+  return TokenWithLogprobs(sampled, logits);
+}
+
+absl::Status StreamEvents::TokenWithLogprobs(const SampledToken& sampled, absl::Span<const float> logits) {
   RunShardEvent event;
-  event.mutable_tokens()->add_token_ids(token);
-  if (!logits.empty()) *event.mutable_tokens()->mutable_logits() = ToLogits(logits, vocab_);
+  tessera::v1::TokenDelta& delta = *event.mutable_tokens();
+  delta.add_token_ids(sampled.token);
+  if (!logits.empty()) *delta.mutable_logits() = ToLogits(logits, vocab_);
+  if (sampled.has_logprobs) {
+    tessera::v1::TokenLogprobs& logprobs = *delta.add_logprobs();
+    logprobs.set_token_id(sampled.token);
+    logprobs.set_logprob(sampled.logprob);
+    for (const TokenLogprob& top : sampled.top_logprobs()) {
+      tessera::v1::TokenLogprob& entry = *logprobs.add_top();
+      entry.set_token_id(top.token);
+      entry.set_logprob(top.logprob);
+    }
+  }
   return Write(event);
 }
 

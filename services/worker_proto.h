@@ -24,6 +24,7 @@ class StreamEvents final : public ShardEvents {
   absl::Status PromptLogits(absl::Span<const float> logits, int64_t vocab) override;
   absl::Status Prefilled(int64_t memory_bytes) override;
   absl::Status Token(int32_t token, absl::Span<const float> logits) override;
+  absl::Status TokenWithLogprobs(const SampledToken& sampled, absl::Span<const float> logits) override;
   absl::Status Finished(FinishReason reason, int32_t completion_tokens) override;
 
  private:

@@ -3,7 +3,8 @@
 // (default: the next port), prints "coordinator internal API on HOST:PORT"
 // and then "coordinator listening on HOST:PORT" once both serve (launchers
 // wait for the second line and take the rest of each as the address, so
-// anything else, such as the metrics address, goes on lines of its own).
+// anything else, such as the metrics address, goes on lines of its own; with
+// --http-listen, "coordinator http on HOST:PORT (...)" comes before them).
 // Security is never implicit: TLS + bearer tokens on the public API and
 // mutual TLS on the internal one (the --tls-* and --auth-tokens-file flags),
 // or --insecure, said loudly on stderr. On SIGINT/SIGTERM it ends
@@ -14,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
 #include <iostream>
 
 #include "absl/strings/match.h"
@@ -27,6 +29,7 @@
 #include "rpc/grpc_util.h"
 #include "rpc/metrics_endpoint.h"
 #include "services/coordinator_service.h"
+#include "services/http/http_front.h"
 #include "tools/cli/cli_flags.h"
 #include "tools/cli/shutdown_signal.h"
 
@@ -61,6 +64,14 @@ constexpr FlagSpec kCoordinatorFlags[] = {
     {"metrics-port", true, "serve Prometheus /metrics on this port of the listen host (0: any free port)"},
     {"peer-transport", true, "how the workers of a multi-shard request exchange: auto (NCCL when every one offers "
                              "it), grpc, nccl (required) (default auto)"},
+    {"default-max-new-tokens", true, "what max_new_tokens 0 (and an HTTP request without max_tokens) means at most: "
+                                     "up to the served context, capped by this (default 1024)"},
+    {"max-queued-requests", true, "requests that may wait for room when the cluster is full, admitted by priority "
+                                  "then arrival (default 0: refused at once with RESOURCE_EXHAUSTED / HTTP 429)"},
+    {"queue-timeout-ms", true, "how long a request may wait for room (default 60000)"},
+    {"http-listen", true, "also serve the OpenAI-compatible HTTP API (/v1/completions, /v1/models, /health) on "
+                          "HOST:PORT, with the public API's TLS and bearer tokens (default: off; port 0: a free port)"},
+    {"served-model-name", true, "the model id of the HTTP API (default: the --model directory's name)"},
 };
 
 absl::StatusOr<int64_t> PositiveFlag(const CliFlags& flags, absl::string_view name, int64_t fallback) {
@@ -83,6 +94,16 @@ absl::StatusOr<CoordinatorOptions> OptionsFromFlags(const CliFlags& flags) {
   ASSIGN_OR_RETURN(int64_t health_ms, PositiveFlag(flags, "health-interval-ms", 500));
   options.health_interval = absl::Milliseconds(health_ms);
   ASSIGN_OR_RETURN(options.peer_transport, ParsePeerTransportMode(flags.GetString("peer-transport", "auto")));
+  ASSIGN_OR_RETURN(int64_t default_new, PositiveFlag(flags, "default-max-new-tokens", options.default_max_new_tokens));
+  options.default_max_new_tokens = static_cast<int32_t>(std::min<int64_t>(default_new, options.max_new_tokens_limit));
+  ASSIGN_OR_RETURN(int64_t queued, flags.GetInt("max-queued-requests", options.max_queued_requests));
+  if (queued < 0 || queued > (int64_t{1} << 20)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max-queued-requests must be in [0, ", int64_t{1} << 20, "]. Given: ", queued));
+  }
+  options.max_queued_requests = static_cast<int32_t>(queued);
+  ASSIGN_OR_RETURN(int64_t queue_ms, PositiveFlag(flags, "queue-timeout-ms", 60000));
+  options.queue_timeout = absl::Milliseconds(queue_ms);
   return options;
 }
 
@@ -189,6 +210,20 @@ absl::Status Serve(const CliFlags& flags) {
   ASSIGN_OR_RETURN(std::unique_ptr<CoordinatorServer> server,
                    CoordinatorServer::Start(listeners, std::move(model), options));
   std::cerr << "coordinator: " << DescribeSecurity(flags, listeners, *server) << "\n";
+  std::unique_ptr<HttpFront> http;
+  if (flags.Has("http-listen")) {
+    HttpFrontOptions http_options;
+    http_options.listen_address = flags.GetString("http-listen", "");
+    http_options.insecure = flags.Has("insecure");
+    http_options.identity = listeners.public_security.identity;
+    http_options.auth = std::dynamic_pointer_cast<BearerTokenAuth>(listeners.public_security.auth);
+    http_options.model_name =
+        flags.GetString("served-model-name", std::filesystem::path(model_dir).lexically_normal().filename().string());
+    if (http_options.model_name.empty()) http_options.model_name = "model";
+    ASSIGN_OR_RETURN(http, HttpFront::Start(http_options, server->coordinator()));
+    std::cout << "coordinator http on " << http->address() << " (" << (http_options.insecure ? "http" : "https")
+              << ", model \"" << http_options.model_name << "\")" << std::endl;
+  }
   std::cout << "coordinator internal API on " << server->internal_address() << std::endl;
   std::cout << "coordinator listening on " << server->address() << std::endl;
   if (metrics_endpoint != nullptr) {
@@ -204,7 +239,8 @@ absl::Status Serve(const CliFlags& flags) {
             << "; peer transport " << PeerTransportModeName(options.peer_transport) << "\n";
   const int signal = WaitForShutdownSignal();
   std::cerr << "coordinator: signal " << signal << ", shutting down\n";
-  server->Shutdown();
+  server->Shutdown();  // ends running requests: streams over HTTP end too
+  if (http != nullptr) http->Stop();
   return absl::OkStatus();
 }
 

@@ -66,6 +66,8 @@ constexpr FlagSpec kWorkerFlags[] = {
     {"prefill-chunk-tokens", true, "longest piece a one-shard prefill runs in (default 0: sized from free memory: on "
                                    "cuda the longest pass the GPU memory beside the budget holds, at most 65536, a "
                                    "multiple of the SSD chunk; 8192 on cpu)"},
+    {"max-decode-batch", true, "most requests one batched decode step runs (default 64); more wait for a later "
+                               "step, in turn"},
 };
 
 // Registers every second until stopped; quiet about failures (the
@@ -187,6 +189,11 @@ absl::Status Serve(const CliFlags& flags) {
                                                    "]. Given: ", max_new_tokens_limit));
   }
   options.max_new_tokens_limit = static_cast<int32_t>(max_new_tokens_limit);
+  ASSIGN_OR_RETURN(int64_t max_decode_batch, flags.GetInt("max-decode-batch", options.max_decode_batch));
+  if (max_decode_batch < 1 || max_decode_batch > 4096) {
+    return absl::InvalidArgumentError(absl::StrCat("--max-decode-batch must be in [1, 4096]. Given: ", max_decode_batch));
+  }
+  options.max_decode_batch = static_cast<int>(max_decode_batch);
   if (backend == "cuda" && options.max_shard_tokens < engine->config().mamba.chunk_size) {
     return absl::InvalidArgumentError(absl::StrCat("--memory-budget-mb ", budget_mb, " leaves too little GPU memory for "
                                                    "a prefill's activations; lower it"));

@@ -19,7 +19,9 @@
 #include "kernels/attention.h"
 #include "kernels/cast.h"
 #include "kernels/causal_conv1d.h"
+#include "kernels/conv_step.h"
 #include "kernels/cuda_stream.h"
+#include "kernels/decode_attention.h"
 #include "kernels/dt_softplus.h"
 #include "kernels/embedding.h"
 #include "kernels/gated_rms_norm.h"
@@ -72,6 +74,7 @@ class OpStream {
   virtual absl::Status Run(const RmsNormParams& p) = 0;
   virtual absl::Status Run(const GatedRmsNormParams& p) = 0;
   virtual absl::Status Run(const CausalConv1dParams& p) = 0;
+  virtual absl::Status Run(const ConvStepParams& p) = 0;
   virtual absl::Status Run(const DtSoftplusParams& p) = 0;
   virtual absl::Status Run(const SsdScanParams& p) = 0;
   virtual absl::Status Run(const SsdAddInitialStateParams& p) = 0;
@@ -79,6 +82,7 @@ class OpStream {
   virtual absl::Status Run(const SsdStepParams& p) = 0;
   virtual absl::Status Run(const RopeParams& p) = 0;
   virtual absl::Status Run(const AttentionParams& p) = 0;
+  virtual absl::Status Run(const DecodeAttentionParams& p) = 0;
   virtual absl::Status Run(const AttentionMergeParams& p) = 0;
   virtual absl::Status Run(const SiluMulParams& p) = 0;
   virtual absl::Status Run(const ReluSquaredParams& p) = 0;

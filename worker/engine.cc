@@ -26,6 +26,11 @@ absl::StatusOr<std::vector<float>> Engine::Forward(ShardState& state, absl::Span
   return tessera::Forward(*backend_, *ops, config_, state, ids, rows, shard);
 }
 
+absl::StatusOr<DecodeStepResult> Engine::DecodeStep(absl::Span<const DecodeRow> rows) {
+  ASSIGN_OR_RETURN(std::unique_ptr<OpStream> ops, backend_->NewStream());
+  return tessera::DecodeStep(*backend_, *ops, config_, rows);
+}
+
 absl::StatusOr<AttentionPartial> Engine::AttendStoredKv(const ShardState& state, int64_t attention_slot,
                                                         absl::Span<const float> q, int64_t q_len,
                                                         int64_t q_position0) {

@@ -8,8 +8,9 @@
 // prefill_chunk_tokens() (chunked_prefill.h), so that activation memory does
 // not cap its length; a shard of a context-parallel prefill runs in one pass.
 //
-// Threads: Forward, AttendStoredKv and NewState may run concurrently for
-// different states; calls on one state must be serialized by the caller.
+// Threads: Forward, DecodeStep, AttendStoredKv and NewState may run
+// concurrently for different states; calls on one state must be serialized
+// by the caller.
 #pragma once
 
 #include <cstdint>
@@ -65,6 +66,11 @@ class Engine {
   // prefill_chunk_tokens().
   absl::StatusOr<std::vector<float>> Forward(ShardState& state, absl::Span<const int32_t> ids, LogitsRows rows,
                                              const ShardContext& shard = {});
+
+  // tessera::DecodeStep (forward.h) on a stream of its own: one decode step
+  // of several requests in one pass. The caller serializes it with every
+  // other call on those states.
+  absl::StatusOr<DecodeStepResult> DecodeStep(absl::Span<const DecodeRow> rows);
 
   // tessera::AttendStoredKv (forward.h) on a stream of its own.
   absl::StatusOr<AttentionPartial> AttendStoredKv(const ShardState& state, int64_t attention_slot,

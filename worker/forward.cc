@@ -1,5 +1,16 @@
 // One LayerLoop object per call: it holds the call's scratch (freed in stream
 // order as each block's buffers go out of scope) and runs block after block.
+// A pass is one or more segments: a request's consecutive rows with its own
+// state. Prefill is one segment of L rows; a decode step is N segments of one
+// row each (N = 1 alone, more in a batch: DecodeStep). Every op that is the
+// same for all rows runs once over all L rows. In a decode step the conv and
+// SSM updates and the attention over each request's own K/V are batched ops
+// too (ConvStep, SsdStep, DecodeAttention), which find each request's states
+// and K/V through a table of pointers and lengths uploaded once per step
+// (StepTable). What remains per request: RoPE at its position, the append of
+// its K/V row, its split-KV queries. In a batched step a segment's own
+// failure (a split-KV query) marks that segment and the pass goes on for the
+// others.
 //
 // Precision follows the backend's matrix type (bf16 or fp32; backend.h): the
 // residual stream, the scan's output y, attention's output and statistics,
@@ -19,7 +30,10 @@
 #include "worker/forward.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <optional>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -32,15 +46,39 @@ namespace {
 
 using layer_params::MambaActivations;
 
+// One request's rows of a pass.
+struct Segment {
+  ShardState* state = nullptr;
+  const ShardContext* ctx = nullptr;  // never null: split-KV queries (remote_kv)
+  int64_t row0 = 0;                   // first row in the pass
+  int64_t len = 0;                    // rows
+  int64_t position0 = 0;              // global position of its first row: state->num_tokens() at the start
+  absl::Status status;                // its own part failed (a batched step goes on without it)
+};
+
 class LayerLoop {
  public:
-  LayerLoop(Backend& backend, OpStream& ops, const ModelConfig& config, ShardState& state, const ShardContext& ctx,
-            int64_t L)
-      : backend_(backend), ops_(ops), c_(config), t_(backend.tensors()), state_(state), ctx_(ctx), L_(L) {}
+  // `ctx` is the pass's: sharded prefill and progress (one segment only).
+  // With `isolate_segment_failures`, a segment's own failure is recorded in
+  // its status instead of ending the pass.
+  LayerLoop(Backend& backend, OpStream& ops, const ModelConfig& config, absl::Span<Segment> segments,
+            const ShardContext& ctx, bool isolate_segment_failures)
+      : backend_(backend), ops_(ops), c_(config), t_(backend.tensors()), segments_(segments), ctx_(ctx),
+        isolate_(isolate_segment_failures), L_(RowsOf(segments)), one_token_each_(OneTokenEach(segments)) {}
 
+  // `ids`: every segment's tokens, in segment order. With LogitsRows::kLast,
+  // the last row of every segment (one segment, or segments of one row).
   absl::StatusOr<std::vector<float>> Run(absl::Span<const int32_t> ids, LogitsRows rows);
 
  private:
+  static int64_t RowsOf(absl::Span<const Segment> segments) {
+    int64_t rows = 0;
+    for (const Segment& s : segments) rows += s.len;
+    return rows;
+  }
+  static bool OneTokenEach(absl::Span<const Segment> segments) {
+    return std::all_of(segments.begin(), segments.end(), [](const Segment& s) { return s.len == 1; });
+  }
   absl::StatusOr<Buffer> F32(int64_t rows, int64_t cols) { return ops_.Scratch(rows, cols, ElementType::kF32); }
   // Scratch in the matrix type: what a matrix product reads or writes.
   absl::StatusOr<Buffer> Matrix(int64_t rows, int64_t cols) { return ops_.Scratch(rows, cols, backend_.matrix_type()); }
@@ -56,17 +94,20 @@ class LayerLoop {
   // `wait`, every layer marked so far, as each completes.
   absl::Status ReportProgress(bool wait);
 
-  absl::Status Mamba(const MambaTensors& w, MambaState& st, int64_t block, const Tensor& normed,
+  absl::Status Mamba(const MambaTensors& w, int64_t slot, int64_t block, const Tensor& normed,
                      const Tensor& residual);
+  absl::Status UploadStepTable();
   absl::StatusOr<Buffer> GatherConvHalo(int64_t block, const Tensor& xbc);
   absl::Status AddInitialStateFromPeers(const MambaTensors& w, const MambaActivations& a, MambaState& st,
                                         int64_t block, const Tensor& log_decay);
 
-  absl::Status Attention(const AttentionTensors& w, KvCache& kv, int64_t slot, int64_t block, const Tensor& normed,
+  absl::Status Attention(const AttentionTensors& w, int64_t slot, int64_t block, const Tensor& normed,
                          const Tensor& residual);
-  absl::Status AttendRing(int64_t block, const Tensor& q, const KvCache& kv, int64_t cached, const Tensor& out,
-                          const Tensor& lse);
+  absl::Status AttendOwnKv(int64_t slot, const Tensor& q, const Tensor& out, const Tensor& lse);
+  absl::Status AttendRing(int64_t block, const Tensor& q, const KvCache& kv, const Tensor& out, const Tensor& lse);
   absl::Status AttendRemote(int64_t slot, const Tensor& q, const Tensor& out, const Tensor& lse);
+  absl::Status MergePartials(const Segment& s, const std::vector<AttentionPartial>& parts, const Tensor& out,
+                             const Tensor& lse);
 
   absl::Status Mlp(const MlpTensors& w, const Tensor& normed, const Tensor& residual);
   absl::Status Moe(const MoeTensors& w, const Tensor& router_in, const Tensor& normed, const Tensor& residual);
@@ -79,9 +120,23 @@ class LayerLoop {
   OpStream& ops_;
   const ModelConfig& c_;
   const ModelTensors& t_;
-  ShardState& state_;
+  absl::Span<Segment> segments_;
   const ShardContext& ctx_;
-  const int64_t L_;
+  const bool isolate_;
+  const int64_t L_;             // rows of the pass, all segments
+  const bool one_token_each_;   // every segment is one row
+  bool decode_step_ = false;    // one row each and no prefill exchanges: the batched one-token ops
+  // A decode step's table, in the backend's memory: per Mamba state slot the
+  // segments' conv and SSM state pointers, per attention slot their K and V
+  // pointers and K/V lengths (this step's row included), each (segments).
+  struct StepTable {
+    Buffer storage;  // 8-byte words: [conv | ssm] (mamba slots, N), [k | v] (attention slots, N), then int32 lengths
+    float* const* conv = nullptr;
+    float* const* ssm = nullptr;
+    const void* const* k = nullptr;
+    const void* const* v = nullptr;
+    const int32_t* kv_lens = nullptr;
+  } table_;
   std::optional<PeerExchange> exchange_;  // prefill across shards
   struct LayerMark {
     int64_t mark;         // OpStream::Mark's number (a stream may serve several passes)
@@ -106,9 +161,11 @@ absl::Status LayerLoop::CheckShardContext(absl::Span<const int32_t> ids) const {
   }
   const int64_t begin = ctx_.shard_bounds[peers.rank()];
   const int64_t end = ctx_.shard_bounds[peers.rank() + 1];
-  if (end - begin != static_cast<int64_t>(ids.size()) || begin != state_.num_tokens()) {
+  const int64_t position0 = segments_[0].position0;
+  if (segments_.size() != 1 || end - begin != static_cast<int64_t>(ids.size()) || begin != position0) {
     return absl::InternalError(absl::StrCat("shard ", peers.rank(), " covers [", begin, ", ", end, ") but the pass has ",
-                                            ids.size(), " tokens from position ", state_.num_tokens()));
+                                            ids.size(), " tokens from position ", position0, " in ",
+                                            segments_.size(), " segments"));
   }
   return absl::OkStatus();
 }
@@ -185,34 +242,46 @@ absl::Status LayerLoop::AddInitialStateFromPeers(const MambaTensors& w, const Ma
   return ops_.Run(layer_params::AddInitialState(m, w, a, c, h_in.view(), st.ssm.view()));
 }
 
-absl::Status LayerLoop::Mamba(const MambaTensors& w, MambaState& st, int64_t block, const Tensor& normed,
+absl::Status LayerLoop::Mamba(const MambaTensors& w, int64_t slot, int64_t block, const Tensor& normed,
                               const Tensor& residual) {
   const MambaConfig& m = c_.mamba;
   const bool sharded = exchange_.has_value();
-  const bool step = L_ == 1 && !sharded;  // decode: the one-token update, which reads fp32 x, B, C
+  const bool step = decode_step_;  // the one-token update, which reads fp32 x, B, C
   ASSIGN_OR_RETURN(Buffer proj, Matrix(L_, m.in_proj_width()));  // (L, [z | xBC | dt])
   ASSIGN_OR_RETURN(Buffer conv, step ? F32(L_, m.conv_channels())
                                      : Matrix(L_, m.conv_channels()));  // (L, C) = [x | B | C] after conv + SiLU
-  ASSIGN_OR_RETURN(Buffer dt, F32(L_, m.num_heads));  // (L, H)
-  ASSIGN_OR_RETURN(Buffer y, F32(L_, m.d_inner()));   // (L, H·P)
+  Buffer dt;  // (L, H): the scan's step sizes (the one-token update applies softplus itself)
+  if (!step) {
+    ASSIGN_OR_RETURN(dt, F32(L_, m.num_heads));
+  }
+  ASSIGN_OR_RETURN(Buffer y, F32(L_, m.d_inner()));  // (L, H·P)
   const MambaActivations a{proj.view(), conv.view(), dt.view(), y.view()};
   RETURN_IF_ERROR(Project(normed, w.in_proj, w.in_proj_bias, a.proj, false));
 
-  Buffer halo;  // (K-1, C) when sharded
-  if (sharded) {
-    ASSIGN_OR_RETURN(halo, GatherConvHalo(block, a.proj.Cols(m.d_inner(), m.conv_channels())));
-  }
-  const Tensor conv_in = sharded ? halo.view() : st.conv.view();
-  RETURN_IF_ERROR(ops_.Run(layer_params::Conv(m, w, a, conv_in, st.conv.view())));
-  RETURN_IF_ERROR(ops_.Run(layer_params::Dt(m, w, a)));
-
-  if (step) {
-    RETURN_IF_ERROR(ops_.Run(layer_params::Step(m, w, a, st.ssm.view())));
+  if (step) {  // every request's conv window and SSM state advance by its own token
+    const int64_t n = static_cast<int64_t>(segments_.size());
+    RETURN_IF_ERROR(ops_.Run(layer_params::ConvStep(m, w, a, table_.conv + slot * n)));
+    RETURN_IF_ERROR(ops_.Run(layer_params::Step(m, w, a, table_.ssm + slot * n)));
   } else {
-    ASSIGN_OR_RETURN(Buffer log_decay, F32(1, m.num_heads));  // (1, H)
-    const Tensor initial = sharded ? Tensor{} : st.ssm.view();  // a shard runs from zero
-    RETURN_IF_ERROR(ops_.Run(layer_params::Scan(m, w, a, initial, st.ssm.view(), log_decay.view())));
-    if (sharded) RETURN_IF_ERROR(AddInitialStateFromPeers(w, a, st, block, log_decay.view()));
+    for (const Segment& s : segments_) {
+      MambaState& st = s.state->mamba[slot];
+      const MambaActivations rows = layer_params::Rows(a, s.row0, s.len);
+      Buffer halo;  // (K-1, C) when sharded
+      if (sharded) {
+        ASSIGN_OR_RETURN(halo, GatherConvHalo(block, rows.proj.Cols(m.d_inner(), m.conv_channels())));
+      }
+      const Tensor conv_in = sharded ? halo.view() : st.conv.view();
+      RETURN_IF_ERROR(ops_.Run(layer_params::Conv(m, w, rows, conv_in, st.conv.view())));
+    }
+    RETURN_IF_ERROR(ops_.Run(layer_params::Dt(m, w, a)));
+    for (const Segment& s : segments_) {
+      MambaState& st = s.state->mamba[slot];
+      const MambaActivations rows = layer_params::Rows(a, s.row0, s.len);
+      ASSIGN_OR_RETURN(Buffer log_decay, F32(1, m.num_heads));  // (1, H)
+      const Tensor initial = sharded ? Tensor{} : st.ssm.view();  // a shard runs from zero
+      RETURN_IF_ERROR(ops_.Run(layer_params::Scan(m, w, rows, initial, st.ssm.view(), log_decay.view())));
+      if (sharded) RETURN_IF_ERROR(AddInitialStateFromPeers(w, rows, st, block, log_decay.view()));
+    }
   }
   RETURN_IF_ERROR(ops_.Run(layer_params::GatedNorm(c_, w, a)));  // over z, in the matrix type
   return Project(layer_params::GatedNormOut(m, a), w.out_proj, w.out_proj_bias, residual, /*accumulate=*/true);
@@ -221,13 +290,14 @@ absl::Status LayerLoop::Mamba(const MambaTensors& w, MambaState& st, int64_t blo
 // Ring attention: this shard's new K/V travels around the ring while every
 // shard attends its queries to each block it receives from an earlier shard.
 // Blocks travel in the K/V element type: (2·len, Hkv·D), K rows then V rows.
-absl::Status LayerLoop::AttendRing(int64_t block, const Tensor& q, const KvCache& kv, int64_t cached,
-                                   const Tensor& out, const Tensor& lse) {
+absl::Status LayerLoop::AttendRing(int64_t block, const Tensor& q, const KvCache& kv, const Tensor& out,
+                                   const Tensor& lse) {
   const AttentionConfig& a = c_.attention;
   const int64_t kv_width = a.num_kv_heads * a.head_dim;
   const int size = exchange_->size();
   const int rank = exchange_->rank();
-  const int64_t position0 = state_.num_tokens();
+  const int64_t position0 = segments_[0].position0;
+  const int64_t cached = kv.tokens - L_;  // this pass's K/V rows follow the cached ones
   int64_t max_len = 0;
   for (int r = 0; r < size; ++r) max_len = std::max(max_len, ctx_.shard_bounds[r + 1] - ctx_.shard_bounds[r]);
   ASSIGN_OR_RETURN(Buffer send, ops_.Scratch(2 * max_len, kv_width, backend_.matrix_type()));  // (2·len, Hkv·D)
@@ -254,25 +324,55 @@ absl::Status LayerLoop::AttendRing(int64_t block, const Tensor& q, const KvCache
   return absl::OkStatus();
 }
 
-// Split-KV decode: the other shards' partials over their K/V, merged here.
-// The query travels as fp32 (its matrix-type values, widened exactly).
+// Split-KV decode: each asking segment's partials over the K/V the other
+// ranks of its request hold, merged here. The queries travel as fp32 (their
+// matrix-type values, widened exactly), all segments' at once (each request
+// has its own peers): a batch waits for its slowest round trip, not their sum.
 absl::Status LayerLoop::AttendRemote(int64_t slot, const Tensor& q, const Tensor& out, const Tensor& lse) {
-  const AttentionConfig& a = c_.attention;
-  const int64_t q_width = a.num_heads * a.head_dim;
+  std::vector<Segment*> asking;
+  for (Segment& s : segments_) {
+    if (s.ctx->queries_remote_kv() && s.status.ok()) asking.push_back(&s);
+  }
+  if (asking.empty()) return absl::OkStatus();
+  const int64_t q_width = c_.attention.num_heads * c_.attention.head_dim;
   Buffer q_copy;
   ASSIGN_OR_RETURN(const Tensor q_f32, As(ElementType::kF32, q, q_copy));
   std::vector<float> host_q(L_ * q_width);  // (L, Hq·D), RoPE applied
   RETURN_IF_ERROR(ops_.Download(q_f32, host_q.data()));
-  ASSIGN_OR_RETURN(std::vector<AttentionPartial> parts,
-                   ctx_.peers->QueryKv(slot, host_q, L_, state_.num_tokens()));
-  ASSIGN_OR_RETURN(Buffer part_out, F32(L_, q_width));      // (L, Hq·D)
-  ASSIGN_OR_RETURN(Buffer part_lse, F32(L_, a.num_heads));  // (L, Hq)
+  std::vector<absl::StatusOr<std::vector<AttentionPartial>>> parts(asking.size());
+  auto query = [&](size_t i) {
+    const Segment& s = *asking[i];
+    parts[i] = s.ctx->peers->QueryKv(slot, absl::MakeConstSpan(host_q).subspan(s.row0 * q_width, s.len * q_width),
+                                     s.len, s.position0);
+  };
+  std::vector<std::thread> others;
+  for (size_t i = 1; i < asking.size(); ++i) others.emplace_back(query, i);
+  query(0);
+  for (std::thread& t : others) t.join();
+  for (size_t i = 0; i < asking.size(); ++i) {
+    Segment& s = *asking[i];
+    absl::Status merged = parts[i].status();
+    if (merged.ok()) merged = MergePartials(s, *parts[i], out.Rows(s.row0, s.len), lse.Rows(s.row0, s.len));
+    if (merged.ok()) continue;
+    if (!isolate_) return merged;
+    s.status = std::move(merged);  // its row goes on with its own K/V alone; the request fails
+  }
+  return absl::OkStatus();
+}
+
+// Segment `s`'s partials into its rows of the accumulators.
+absl::Status LayerLoop::MergePartials(const Segment& s, const std::vector<AttentionPartial>& parts, const Tensor& out,
+                                      const Tensor& lse) {
+  const AttentionConfig& a = c_.attention;
+  const int64_t q_width = a.num_heads * a.head_dim;
+  ASSIGN_OR_RETURN(Buffer part_out, F32(s.len, q_width));      // (len, Hq·D)
+  ASSIGN_OR_RETURN(Buffer part_lse, F32(s.len, a.num_heads));  // (len, Hq)
   for (const AttentionPartial& part : parts) {
-    if (static_cast<int64_t>(part.out.size()) != L_ * q_width ||
-        static_cast<int64_t>(part.lse.size()) != L_ * a.num_heads) {
+    if (static_cast<int64_t>(part.out.size()) != s.len * q_width ||
+        static_cast<int64_t>(part.lse.size()) != s.len * a.num_heads) {
       return absl::InternalError(absl::StrCat("remote attention partial has ", part.out.size(), " + ",
-                                              part.lse.size(), " floats, expected ", L_ * q_width, " + ",
-                                              L_ * a.num_heads));
+                                              part.lse.size(), " floats, expected ", s.len * q_width, " + ",
+                                              s.len * a.num_heads));
     }
     // Uploads from pageable host memory have read their source when they
     // return, so `parts` may go once the loop is done.
@@ -283,12 +383,11 @@ absl::Status LayerLoop::AttendRemote(int64_t slot, const Tensor& q, const Tensor
   return absl::OkStatus();
 }
 
-absl::Status LayerLoop::Attention(const AttentionTensors& w, KvCache& kv, int64_t slot, int64_t block,
-                                  const Tensor& normed, const Tensor& residual) {
+absl::Status LayerLoop::Attention(const AttentionTensors& w, int64_t slot, int64_t block, const Tensor& normed,
+                                  const Tensor& residual) {
   const AttentionConfig& a = c_.attention;
   const int64_t q_width = a.num_heads * a.head_dim;
   const int64_t kv_width = a.num_kv_heads * a.head_dim;
-  const int64_t position0 = state_.num_tokens();
 
   ASSIGN_OR_RETURN(Buffer qkv, Matrix(L_, q_width + 2 * kv_width));  // (L, [q | k | v])
   const Tensor q = qkv.view().Cols(0, q_width);                       // (L, Hq·D)
@@ -301,25 +400,80 @@ absl::Status LayerLoop::Attention(const AttentionTensors& w, KvCache& kv, int64_
     RETURN_IF_ERROR(Project(normed, w.k_proj, w.k_bias, k_new, false));
     RETURN_IF_ERROR(Project(normed, w.v_proj, w.v_bias, v_new, false));
   }
-  if (a.rotary_dim > 0) {
-    RETURN_IF_ERROR(ops_.Run(layer_params::Rope(a, q, a.num_heads, position0)));
-    RETURN_IF_ERROR(ops_.Run(layer_params::Rope(a, k_new, a.num_kv_heads, position0)));
+  for (const Segment& s : segments_) {  // each at its own positions, into its own cache
+    if (a.rotary_dim > 0) {
+      RETURN_IF_ERROR(ops_.Run(layer_params::Rope(a, q.Rows(s.row0, s.len), a.num_heads, s.position0)));
+      RETURN_IF_ERROR(ops_.Run(layer_params::Rope(a, k_new.Rows(s.row0, s.len), a.num_kv_heads, s.position0)));
+    }
+    KvCache& kv = s.state->attention[slot];  // append (the matrix type: a copy)
+    RETURN_IF_ERROR(Copy(k_new.Rows(s.row0, s.len), kv.k.view().Rows(kv.tokens, s.len)));
+    RETURN_IF_ERROR(Copy(v_new.Rows(s.row0, s.len), kv.v.view().Rows(kv.tokens, s.len)));
+    kv.tokens += s.len;
   }
-  const int64_t cached = kv.tokens;  // append to the cache (the matrix type: a copy)
-  RETURN_IF_ERROR(Copy(k_new, kv.k.view().Rows(cached, L_)));
-  RETURN_IF_ERROR(Copy(v_new, kv.v.view().Rows(cached, L_)));
-  kv.tokens += L_;
 
   ASSIGN_OR_RETURN(Buffer out, F32(L_, q_width));     // (L, Hq·D)
   ASSIGN_OR_RETURN(Buffer lse, F32(L_, a.num_heads));  // (L, Hq)
-  RETURN_IF_ERROR(ops_.Run(layer_params::Attention(a, q, position0, kv.keys(), kv.values(), state_.kv_begin(),
-                                                   out.view(), lse.view())));
-  if (exchange_.has_value()) RETURN_IF_ERROR(AttendRing(block, q, kv, cached, out.view(), lse.view()));
-  if (ctx_.queries_remote_kv()) RETURN_IF_ERROR(AttendRemote(slot, q, out.view(), lse.view()));
+  RETURN_IF_ERROR(AttendOwnKv(slot, q, out.view(), lse.view()));
+  if (exchange_.has_value()) {
+    RETURN_IF_ERROR(AttendRing(block, q, segments_[0].state->attention[slot], out.view(), lse.view()));
+  }
+  RETURN_IF_ERROR(AttendRemote(slot, q, out.view(), lse.view()));
 
   Buffer out_copy;  // attention writes fp32; the o_proj reads the matrix type
   ASSIGN_OR_RETURN(const Tensor out_op, As(backend_.matrix_type(), out.view(), out_copy));
   return Project(out_op, w.o_proj, w.o_bias, residual, /*accumulate=*/true);
+}
+
+// Each segment's queries over the K/V its own state holds here: in a decode
+// step one batched op over every request's cache, else per segment.
+absl::Status LayerLoop::AttendOwnKv(int64_t slot, const Tensor& q, const Tensor& out, const Tensor& lse) {
+  const AttentionConfig& a = c_.attention;
+  if (decode_step_) {
+    const int64_t n = static_cast<int64_t>(segments_.size());
+    return ops_.Run(layer_params::DecodeAttention(a, q, table_.k + slot * n, table_.v + slot * n,
+                                                  table_.kv_lens + slot * n, out, lse));
+  }
+  for (const Segment& s : segments_) {
+    const KvCache& kv = s.state->attention[slot];
+    RETURN_IF_ERROR(ops_.Run(layer_params::Attention(a, q.Rows(s.row0, s.len), s.position0, kv.keys(), kv.values(),
+                                                     s.state->kv_begin(), out.Rows(s.row0, s.len),
+                                                     lse.Rows(s.row0, s.len))));
+  }
+  return absl::OkStatus();
+}
+
+// One upload per step. The K/V buffers do not move during the pass (Run
+// reserved room first), so their pointers hold for every layer.
+absl::Status LayerLoop::UploadStepTable() {
+  const int64_t n = static_cast<int64_t>(segments_.size());
+  const int64_t mamba = static_cast<int64_t>(segments_[0].state->mamba.size());
+  const int64_t attention = static_cast<int64_t>(segments_[0].state->attention.size());
+  const int64_t pointers = 2 * (mamba + attention) * n;
+  std::vector<uint64_t> host(pointers + (attention * n + 1) / 2);  // 8-byte words
+  auto address = [](const void* p) { return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p)); };
+  int32_t* lens = reinterpret_cast<int32_t*>(host.data() + pointers);
+  for (int64_t r = 0; r < n; ++r) {
+    const ShardState& state = *segments_[r].state;
+    for (int64_t slot = 0; slot < mamba; ++slot) {
+      host[slot * n + r] = address(state.mamba[slot].conv.view().data);
+      host[(mamba + slot) * n + r] = address(state.mamba[slot].ssm.view().data);
+    }
+    for (int64_t slot = 0; slot < attention; ++slot) {
+      const KvCache& kv = state.attention[slot];
+      host[(2 * mamba + slot) * n + r] = address(kv.k.view().data);
+      host[(2 * mamba + attention + slot) * n + r] = address(kv.v.view().data);
+      lens[slot * n + r] = static_cast<int32_t>(kv.tokens + segments_[r].len);
+    }
+  }
+  ASSIGN_OR_RETURN(table_.storage, F32(1, 2 * static_cast<int64_t>(host.size())));  // the words, as floats
+  RETURN_IF_ERROR(ops_.Upload(host.data(), table_.storage.view()));
+  const auto* words = static_cast<const uint64_t*>(table_.storage.view().data);
+  table_.conv = reinterpret_cast<float* const*>(words);
+  table_.ssm = reinterpret_cast<float* const*>(words + mamba * n);
+  table_.k = reinterpret_cast<const void* const*>(words + 2 * mamba * n);
+  table_.v = reinterpret_cast<const void* const*>(words + (2 * mamba + attention) * n);
+  table_.kv_lens = reinterpret_cast<const int32_t*>(words + pointers);
+  return absl::OkStatus();
 }
 
 absl::Status LayerLoop::Mlp(const MlpTensors& w, const Tensor& normed, const Tensor& residual) {
@@ -395,10 +549,9 @@ absl::Status LayerLoop::Block(const BlockTensors& block, int64_t index, const Te
   }
   switch (block.spec.kind) {
     case BlockKind::kMamba:
-      return Mamba(std::get<MambaTensors>(block.op), state_.mamba[block.state_slot], index, normed, out);
+      return Mamba(std::get<MambaTensors>(block.op), block.state_slot, index, normed, out);
     case BlockKind::kAttention:
-      return Attention(std::get<AttentionTensors>(block.op), state_.attention[block.state_slot], block.state_slot,
-                       index, normed, out);
+      return Attention(std::get<AttentionTensors>(block.op), block.state_slot, index, normed, out);
     case BlockKind::kMlp:
       return Mlp(std::get<MlpTensors>(block.op), normed, out);
     case BlockKind::kMoe:
@@ -410,12 +563,19 @@ absl::Status LayerLoop::Block(const BlockTensors& block, int64_t index, const Te
 absl::StatusOr<std::vector<float>> LayerLoop::Run(absl::Span<const int32_t> ids, LogitsRows rows) {
   const int64_t d = c_.hidden_size;
   if (L_ == 0) return absl::InvalidArgumentError("forward pass needs at least one token");
-  if (!state_.has_mamba_states()) {
-    return absl::FailedPreconditionError("this shard's Mamba states were dropped; it can only answer AttendKv");
+  if (static_cast<int64_t>(ids.size()) != L_) {
+    return absl::InternalError(absl::StrCat("the pass has ", ids.size(), " ids for ", L_, " rows"));
+  }
+  for (const Segment& s : segments_) {
+    if (!s.state->has_mamba_states()) {
+      return absl::FailedPreconditionError("this shard's Mamba states were dropped; it can only answer AttendKv");
+    }
   }
   RETURN_IF_ERROR(CheckShardContext(ids));
   if (ctx_.sharded()) exchange_.emplace(*ctx_.peers, ops_, backend_.space());
-  RETURN_IF_ERROR(state_.ReserveKv(ops_, L_));
+  for (const Segment& s : segments_) RETURN_IF_ERROR(s.state->ReserveKv(ops_, s.len));
+  decode_step_ = one_token_each_ && !exchange_.has_value();
+  if (decode_step_) RETURN_IF_ERROR(UploadStepTable());
 
   ASSIGN_OR_RETURN(Buffer hidden, F32(L_, d));  // (L, hidden): the residual stream
   RETURN_IF_ERROR(ops_.Embed(ids, t_.embedding, hidden.view()));
@@ -448,11 +608,16 @@ absl::StatusOr<std::vector<float>> LayerLoop::Run(absl::Span<const int32_t> ids,
     RETURN_IF_ERROR(LayerDone(i));
   }
   if (ctx_.on_layer_done) RETURN_IF_ERROR(ReportProgress(/*wait=*/true));
-  state_.Advance(L_);
+  for (const Segment& s : segments_) s.state->Advance(s.len);
 
   std::vector<float> logits;
   if (rows != LogitsRows::kNone) {
-    const int64_t out_rows = rows == LogitsRows::kAll ? L_ : 1;
+    // Every row, or each segment's last: one row of one segment, or every
+    // row of segments of one row each.
+    if (rows == LogitsRows::kLast && segments_.size() > 1 && !one_token_each_) {
+      return absl::InternalError("the last rows of segments longer than one row are not contiguous");
+    }
+    const int64_t out_rows = rows == LogitsRows::kAll ? L_ : static_cast<int64_t>(segments_.size());
     const Tensor last = hidden.view().Rows(L_ - out_rows, out_rows);
     const Tensor last_normed = normed.view().Rows(0, out_rows);
     RETURN_IF_ERROR(ops_.Run(layer_params::Norm(c_, last, t_.final_norm, last_normed)));
@@ -473,8 +638,66 @@ absl::StatusOr<std::vector<float>> LayerLoop::Run(absl::Span<const int32_t> ids,
 absl::StatusOr<std::vector<float>> Forward(Backend& backend, OpStream& ops, const ModelConfig& config,
                                            ShardState& state, absl::Span<const int32_t> ids, LogitsRows rows,
                                            const ShardContext& ctx) {
-  LayerLoop loop(backend, ops, config, state, ctx, static_cast<int64_t>(ids.size()));
+  Segment whole{&state, &ctx, 0, static_cast<int64_t>(ids.size()), state.num_tokens(), absl::OkStatus()};
+  LayerLoop loop(backend, ops, config, absl::MakeSpan(&whole, 1), ctx, /*isolate_segment_failures=*/false);
   return loop.Run(ids, rows);
+}
+
+// A row that cannot join (no Mamba states, K/V that cannot grow) is left out
+// of the pass before anything of it runs; the others run as one pass.
+absl::StatusOr<DecodeStepResult> DecodeStep(Backend& backend, OpStream& ops, const ModelConfig& config,
+                                            absl::Span<const DecodeRow> rows) {
+  static const ShardContext kNoContext;
+  const int64_t vocab = config.vocab_size;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const DecodeRow& row = rows[i];
+    if (row.state == nullptr) return absl::InvalidArgumentError(absl::StrCat("decode row ", i, " has no state"));
+    if (row.ctx != nullptr && (row.ctx->sharded() || row.ctx->on_layer_done)) {
+      return absl::InvalidArgumentError(absl::StrCat("decode row ", i, " has a prefill context"));
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (rows[j].state == row.state) {
+        return absl::InvalidArgumentError(absl::StrCat("decode rows ", j, " and ", i, " hold the same state"));
+      }
+    }
+  }
+  DecodeStepResult result;
+  result.status.assign(rows.size(), absl::OkStatus());
+  std::vector<Segment> segments;  // (joined rows)
+  std::vector<size_t> row_of;     // (joined rows): the index in `rows`
+  std::vector<int32_t> ids;       // (joined rows)
+  segments.reserve(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    ShardState& state = *rows[i].state;
+    if (!state.has_mamba_states()) {
+      result.status[i] = absl::FailedPreconditionError("this shard's Mamba states were dropped; it cannot decode");
+      continue;
+    }
+    if (absl::Status grown = state.ReserveKv(ops, 1); !grown.ok()) {
+      result.status[i] = std::move(grown);
+      continue;
+    }
+    const ShardContext* ctx = rows[i].ctx != nullptr ? rows[i].ctx : &kNoContext;
+    segments.push_back({&state, ctx, static_cast<int64_t>(segments.size()), 1, state.num_tokens(), absl::OkStatus()});
+    row_of.push_back(i);
+    ids.push_back(rows[i].token);
+  }
+  if (segments.empty()) {
+    result.logits.assign(rows.size() * vocab, std::numeric_limits<float>::quiet_NaN());
+    return result;
+  }
+  LayerLoop loop(backend, ops, config, absl::MakeSpan(segments), kNoContext, /*isolate_segment_failures=*/true);
+  ASSIGN_OR_RETURN(std::vector<float> logits, loop.Run(ids, LogitsRows::kLast));
+  for (size_t k = 0; k < segments.size(); ++k) result.status[row_of[k]] = std::move(segments[k].status);
+  if (segments.size() == rows.size()) {  // every row joined: the pass's rows are the rows
+    result.logits = std::move(logits);
+    return result;
+  }
+  result.logits.assign(rows.size() * vocab, std::numeric_limits<float>::quiet_NaN());  // rows left out: NaN
+  for (size_t k = 0; k < segments.size(); ++k) {
+    std::copy_n(logits.begin() + k * vocab, vocab, result.logits.begin() + row_of[k] * vocab);
+  }
+  return result;
 }
 
 absl::StatusOr<AttentionPartial> AttendStoredKv(Backend& backend, OpStream& ops, const ModelConfig& config,

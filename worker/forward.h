@@ -5,7 +5,11 @@
 // the SSD summaries all-gathered, K/V blocks around the ring, split-KV
 // partials merged by their log-sum-exp. The same call serves prefill (many
 // tokens) and decode (one token): it continues the sequence held in `state`,
-// appending K/V and advancing the conv/SSM states.
+// appending K/V and advancing the conv/SSM states. A batched decode step
+// (DecodeStep) is the same loop over several requests' rows at once: every
+// matrix product, norm and MoE runs once over all rows (the weights are read
+// once per step), and only what is a request's own (its conv/SSM update, its
+// K/V append and attention, its split-KV queries) runs per request.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +35,28 @@ enum class LogitsRows { kAll, kLast, kNone };
 absl::StatusOr<std::vector<float>> Forward(Backend& backend, OpStream& ops, const ModelConfig& config,
                                            ShardState& state, absl::Span<const int32_t> ids, LogitsRows rows,
                                            const ShardContext& ctx = {});
+
+// One request's token in a batched decode step.
+struct DecodeRow {
+  ShardState* state = nullptr;        // the request's memory on this worker, with its Mamba states
+  int32_t token = 0;                  // runs at global position state->num_tokens()
+  const ShardContext* ctx = nullptr;  // remote_kv: split-KV over the other ranks of ctx->peers; null: none
+};
+
+struct DecodeStepResult {
+  std::vector<float> logits;         // (rows, vocab) fp32, in the order of the rows
+  std::vector<absl::Status> status;  // (rows): not OK for a row whose own part failed
+};
+
+// One decode step of every row in one pass. Rows must hold distinct states,
+// none sharded for prefill and none reporting progress. A row whose own part
+// fails (its K/V could not grow, its split-KV query failed) gets that status
+// in DecodeStepResult::status: its state must be discarded, its logits row
+// is meaningless, the other rows are unharmed. An error return means a
+// shared op failed: every row's state is partly advanced and must be
+// discarded.
+absl::StatusOr<DecodeStepResult> DecodeStep(Backend& backend, OpStream& ops, const ModelConfig& config,
+                                            absl::Span<const DecodeRow> rows);
 
 // Split-KV decode, the answering side: attention of `q` (q_len rows at global
 // positions q_position0, ...; (q_len, Hq, D) fp32) over the K/V `state` holds

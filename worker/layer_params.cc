@@ -21,7 +21,16 @@ Tensor C(const MambaConfig& m, const MambaActivations& a) {
   return a.conv.Cols(m.d_inner() + m.num_groups * m.state_size, m.num_groups * m.state_size);
 }
 
+// attention_multiplier where the family sets one, else 1/√D.
+float SoftmaxScale(const AttentionConfig& a) {
+  return a.softmax_scale > 0 ? a.softmax_scale : 1.0f / std::sqrt(static_cast<float>(a.head_dim));
+}
+
 }  // namespace
+
+MambaActivations Rows(const MambaActivations& a, int64_t begin, int64_t count) {
+  return {a.proj.Rows(begin, count), a.conv.Rows(begin, count), a.dt.Rows(begin, count), a.y.Rows(begin, count)};
+}
 
 LinearParams Linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y, bool accumulate) {
   LinearParams p;
@@ -100,20 +109,50 @@ DtSoftplusParams Dt(const MambaConfig& m, const MambaTensors& w, const MambaActi
   return p;
 }
 
-SsdStepParams Step(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a, const Tensor& state) {
+ConvStepParams ConvStep(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a,
+                        float* const* states) {
+  const Tensor xbc = Xbc(m, a);
+  ConvStepParams p;
+  p.batch = xbc.rows;
+  p.channels = m.conv_channels();
+  p.kernel_width = m.conv_kernel;
+  p.x = xbc.data;
+  p.x_stride = xbc.stride;
+  p.weight = w.conv_weight.f32();
+  p.bias = w.conv_bias.f32();
+  p.states = states;
+  p.out = a.conv.data;
+  p.out_stride = a.conv.stride;
+  p.x_type = xbc.type;
+  p.out_type = a.conv.type;
+  return p;
+}
+
+SsdStepParams Step(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a, float* const* states) {
+  const Tensor x = X(m, a), b = B(m, a), c = C(m, a), dt_raw = DtRaw(m, a);
   SsdStepParams p;
   p.num_heads = m.num_heads;
   p.head_dim = m.head_dim;
   p.num_groups = m.num_groups;
   p.state_size = m.state_size;
-  p.x = X(m, a).f32();
-  p.dt = a.dt.f32();
+  p.x = x.f32();
+  p.dt = dt_raw.data;
   p.A = w.A.f32();
-  p.B = B(m, a).f32();
-  p.C = C(m, a).f32();
+  p.B = b.f32();
+  p.C = c.f32();
   p.D = w.D.f32();
-  p.state = state.f32();
   p.y = a.y.f32();
+  p.batch = a.conv.rows;
+  p.states = states;
+  p.x_stride = x.stride;
+  p.dt_stride = dt_raw.stride;
+  p.b_stride = b.stride;
+  p.c_stride = c.stride;
+  p.y_stride = a.y.stride;
+  p.dt_bias = w.dt_bias.f32();
+  p.dt_min = m.dt_min;
+  p.dt_max = m.dt_max;
+  p.dt_type = dt_raw.type;
   return p;
 }
 
@@ -229,7 +268,27 @@ AttentionParams Attention(const AttentionConfig& a, const Tensor& q, int64_t q_p
   p.q_position0 = q_position0;
   p.kv_position0 = kv_position0;
   p.causal = true;
-  p.scale = a.softmax_scale > 0 ? a.softmax_scale : 1.0f / std::sqrt(static_cast<float>(a.head_dim));
+  p.scale = SoftmaxScale(a);
+  p.out = out.f32();
+  p.lse = lse.f32();
+  return p;
+}
+
+DecodeAttentionParams DecodeAttention(const AttentionConfig& a, const Tensor& q, const void* const* k,
+                                      const void* const* v, const int32_t* kv_lens, const Tensor& out,
+                                      const Tensor& lse) {
+  DecodeAttentionParams p;
+  p.batch = q.rows;
+  p.num_q_heads = a.num_heads;
+  p.num_kv_heads = a.num_kv_heads;
+  p.head_dim = a.head_dim;
+  p.type = q.type;
+  p.q = q.data;
+  p.q_stride = q.stride;
+  p.k = k;
+  p.v = v;
+  p.kv_lens = kv_lens;
+  p.scale = SoftmaxScale(a);
   p.out = out.f32();
   p.lse = lse.f32();
   return p;

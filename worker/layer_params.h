@@ -16,6 +16,8 @@
 #include "kernels/attention.h"
 #include "kernels/cast.h"
 #include "kernels/causal_conv1d.h"
+#include "kernels/conv_step.h"
+#include "kernels/decode_attention.h"
 #include "kernels/dt_softplus.h"
 #include "kernels/gated_rms_norm.h"
 #include "kernels/linear.h"
@@ -41,6 +43,10 @@ struct MambaActivations {
   Tensor y;     // (L, d_inner) fp32, the scan's output
 };
 
+// Rows [begin, begin + count) of every activation: one request's rows of a
+// pass over several.
+MambaActivations Rows(const MambaActivations& a, int64_t begin, int64_t count);
+
 // y = x · Wᵀ (+ bias), or y += ...; x in the weight's type, y fp32 or (bf16
 // weights) bf16.
 LinearParams Linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y, bool accumulate);
@@ -53,8 +59,15 @@ RmsNormParams Norm(const ModelConfig& c, const Tensor& x, const Tensor& weight, 
 CausalConv1dParams Conv(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a,
                         const Tensor& state_in, const Tensor& state_out);
 DtSoftplusParams Dt(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a);
-// The one-token update of `state` (H, P·N).
-SsdStepParams Step(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a, const Tensor& state);
+// The one-token conv update of every row of `a` (one request each), each on
+// its own conv state: `states` (rows) pointers to (K-1, C) fp32, in the
+// backend's memory; a.conv (fp32) receives x, B, C.
+ConvStepParams ConvStep(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a,
+                        float* const* states);
+// The one-token SSM update of every row of `a`, each on its own state:
+// `states` (rows) pointers to (H, P·N) fp32; reads the raw dt columns of
+// a.proj (softplus and clamp inside) and x, B, C of a.conv (fp32); writes a.y.
+SsdStepParams Step(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a, float* const* states);
 // The chunked scan over a.conv (L, [x | B | C]) in its type (bf16 runs on
 // tensor cores); initial_state empty means zeros.
 SsdScanParams Scan(const MambaConfig& m, const MambaTensors& w, const MambaActivations& a,
@@ -79,6 +92,12 @@ RopeParams Rope(const AttentionConfig& a, const Tensor& x, int64_t heads, int64_
 // Hkv·D) at kv_position0; out (L, Hq·D), lse (L, Hq) fp32.
 AttentionParams Attention(const AttentionConfig& a, const Tensor& q, int64_t q_position0, const Tensor& k,
                           const Tensor& v, int64_t kv_position0, const Tensor& out, const Tensor& lse);
+// Attention of every row of q (L, Hq·D; one request each) over its own K/V:
+// `k`, `v` (L) pointers to (kv_lens[r], Hkv·D) rows of `kv_type`, `kv_lens`
+// (L) int32, all in the backend's memory; out (L, Hq·D), lse (L, Hq) fp32.
+DecodeAttentionParams DecodeAttention(const AttentionConfig& a, const Tensor& q, const void* const* k,
+                                      const void* const* v, const int32_t* kv_lens, const Tensor& out,
+                                      const Tensor& lse);
 // Merge of a partial (out, lse) into the accumulator.
 AttentionMergeParams Merge(const AttentionConfig& a, const Tensor& out, const Tensor& lse, const Tensor& part_out,
                            const Tensor& part_lse);

@@ -28,7 +28,11 @@ struct ShardRequest {
   std::vector<ShardSpan> shards;    // every shard, in order
   std::vector<int32_t> token_ids;   // this shard's prompt tokens
   bool return_logits = false;       // stream every prompt logit and each sampled token's logits
-  SamplingConfig sampling;          // last shard only (as sent: validated, not defaulted)
+  // Last shard only (as sent: validated, not defaulted). Its
+  // prompt_token_ids are this shard's ids and the other shards'
+  // (RunShardRequest.penalty_token_ids) when a repetition penalty applies;
+  // its min_tokens_masked_ids the stop ids and EOS when min_tokens > 0.
+  SamplingConfig sampling;
   int32_t max_new_tokens = 0;       // last shard only
   std::vector<int32_t> stop_token_ids;
   int64_t eos_token_id = -1;        // -1: none
@@ -52,6 +56,11 @@ class ShardEvents {
   virtual absl::Status Prefilled(int64_t memory_bytes) = 0;
   // `logits` (vocab) behind the choice, empty unless return_logits.
   virtual absl::Status Token(int32_t token, absl::Span<const float> logits) = 0;
+  // The same with the token's log-probabilities (Sampler::SampleDetailed),
+  // which travel when `sampled.has_logprobs`. By default only the token.
+  virtual absl::Status TokenWithLogprobs(const SampledToken& sampled, absl::Span<const float> logits) {
+    return Token(sampled.token, logits);
+  }
   virtual absl::Status Finished(FinishReason reason, int32_t completion_tokens) = 0;
 };
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -60,8 +61,19 @@ bool SameSecret(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
-bool IsStopToken(const ShardRequest& r, int32_t token) {
-  return std::find(r.stop_token_ids.begin(), r.stop_token_ids.end(), token) != r.stop_token_ids.end();
+DecodeStopRules StopRulesOf(const ShardRequest& r) {
+  DecodeStopRules rules;
+  rules.stop_token_ids = r.stop_token_ids;
+  rules.eos_token_id = r.eos_token_id;
+  rules.max_new_tokens = r.max_new_tokens;
+  return rules;
+}
+
+DecodeSchedulerOptions DecoderOptionsOf(const ShardRunnerOptions& options) {
+  DecodeSchedulerOptions decoder;
+  decoder.max_batch = options.max_decode_batch;
+  decoder.metrics = options.metrics;
+  return decoder;
 }
 
 }  // namespace
@@ -85,7 +97,8 @@ ShardLengthBounds ShardLengthBoundsOf(const Engine& engine, const ShardRunnerOpt
 }
 
 ShardRunner::ShardRunner(Engine& engine, RequestTransports& transports, ShardRunnerOptions options)
-    : engine_(engine), transports_(transports), options_(std::move(options)) {
+    : engine_(engine), transports_(transports), options_(std::move(options)),
+      decoder_(engine_, DecoderOptionsOf(options_)) {
   if (options_.metrics != nullptr) options_.metrics->memory_capacity_bytes.Set(options_.memory_budget_bytes);
   PublishMemoryMetrics();
 }
@@ -252,6 +265,9 @@ absl::Status ShardRunner::Prefill(const ShardRequest& r, ActiveShard& shard, Sha
   return Decode(r, shard, std::move(last_row), events);
 }
 
+// The first token comes from the prefill's logits, here; the rest from the
+// decode scheduler's steps. The member leaves (and no step holds the state)
+// before the peers and the state go.
 absl::Status ShardRunner::Decode(const ShardRequest& r, ActiveShard& shard, std::vector<float> logits,
                                  ShardEvents& events) {
   ShardContext ctx;
@@ -261,31 +277,39 @@ absl::Status ShardRunner::Decode(const ShardRequest& r, ActiveShard& shard, std:
     ctx.peers = peers.get();
     ctx.remote_kv = true;
   }
-  Sampler sampler(r.sampling);
-  FinishReason reason = FinishReason::kLength;
-  int32_t generated = 0;
-  while (true) {
-    if (shard.cancelled.load()) return absl::CancelledError("request cancelled");
-    const int32_t token = sampler.Sample(logits);
-    ++generated;
-    RETURN_IF_ERROR(events.Token(token, r.return_logits ? absl::Span<const float>(logits) : absl::Span<const float>()));
-    if (IsStopToken(r, token)) {
-      reason = FinishReason::kStopToken;
-      break;
-    }
-    if (r.eos_token_id >= 0 && token == r.eos_token_id) {
-      reason = FinishReason::kEos;
-      break;
-    }
-    if (generated >= r.max_new_tokens) break;
-    std::lock_guard<std::mutex> lock(shard.mu);
-    const int32_t next[1] = {token};
-    const auto start = std::chrono::steady_clock::now();
-    ASSIGN_OR_RETURN(logits, engine_.Forward(*shard.state, next, LogitsRows::kLast, ctx));
-    if (options_.metrics != nullptr) options_.metrics->decode_step_seconds.Observe(SecondsSince(start));
-    shard.actual_bytes.store(shard.state->MemoryBytes());
+  if (shard.cancelled.load()) return absl::CancelledError("request cancelled");
+  auto sampler = std::make_unique<Sampler>(r.sampling);
+  const SampledToken first = sampler->SampleDetailed(logits);
+  DecodeStopRules rules = StopRulesOf(r);
+  const std::optional<FinishReason> finish = rules.Check(first.token, 1);
+  std::unique_ptr<DecodeScheduler::Member> member;
+  if (!finish.has_value()) {  // join first: its first step overlaps the delivery of this token
+    DecodeJoin join;
+    join.state = shard.state.get();
+    join.state_mu = &shard.mu;
+    join.ctx = &ctx;
+    join.memory_bytes = &shard.actual_bytes;
+    join.cancelled = &shard.cancelled;
+    join.sampler = std::move(sampler);
+    join.rules = std::move(rules);
+    join.return_logits = r.return_logits;
+    join.next_token = first.token;
+    join.generated = 1;
+    member = decoder_.Join(std::move(join));
   }
-  return events.Finished(reason, generated);
+  RETURN_IF_ERROR(
+      events.TokenWithLogprobs(first, r.return_logits ? absl::Span<const float>(logits) : absl::Span<const float>()));
+  if (finish.has_value()) return events.Finished(*finish, 1);
+  while (true) {
+    ASSIGN_OR_RETURN(const DecodeEvent event, member->Next());
+    switch (event.kind) {
+      case DecodeEvent::Kind::kToken:
+        RETURN_IF_ERROR(events.TokenWithLogprobs(event.sampled, event.logits));
+        break;
+      case DecodeEvent::Kind::kFinished:
+        return events.Finished(event.reason, event.generated);
+    }
+  }
 }
 
 absl::StatusOr<AttentionPartial> ShardRunner::AttendKv(const std::string& request_id, const std::string& secret,

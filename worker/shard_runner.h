@@ -4,6 +4,12 @@
 // attention until the caller ends the shard; answer other workers' split-KV
 // queries; release everything however a shard ends.
 //
+// Decode is batched: after its prefill and first token a last shard joins
+// the worker's DecodeScheduler (decode_scheduler.h), whose one thread runs
+// the next token of every decoding request in one forward pass; the shard's
+// own call thread keeps its stream and delivers each token as it comes.
+// Prefill runs on the call threads, concurrently with the decode steps.
+//
 // Memory: every running shard reserves what the coordinator planned for it
 // (or what its tokens need, if more); a shard that would exceed the budget
 // waits a moment for memory a cancelled shard is about to free, then is
@@ -30,6 +36,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "transport/request_transports.h"
+#include "worker/decode_scheduler.h"
 #include "worker/engine.h"
 #include "worker/network_limits.h"
 #include "worker/shard_request.h"
@@ -58,6 +65,9 @@ struct ShardRunnerOptions {
   // The longest a peer may keep a shard waiting, whatever the request says;
   // a request's peer_timeout_ms of 0 means kDefaultPeerTimeout.
   std::chrono::milliseconds max_peer_timeout{60000};
+  // The most requests one decode step runs (--max-decode-batch); more wait
+  // for a later step, in turn.
+  int max_decode_batch = kDefaultMaxDecodeBatch;
   WorkerMetrics* metrics = nullptr;  // optional; must outlive the runner
 };
 
@@ -111,6 +121,7 @@ class ShardRunner {
   mutable std::mutex mu_;
   std::condition_variable released_;  // memory was freed: a waiting Admit may fit now
   std::map<std::string, std::shared_ptr<ActiveShard>> shards_;  // by request id
+  DecodeScheduler decoder_;  // last: its members are the running shards' call threads
 };
 
 // What bounds a shard's length on a worker with this engine and options

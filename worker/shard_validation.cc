@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "worker/network_limits.h"
@@ -24,6 +25,61 @@ int64_t SatAdd(int64_t a, int64_t b) {
 int64_t SatMul(int64_t a, int64_t b) {
   int64_t product = 0;
   return __builtin_mul_overflow(a, b, &product) ? INT64_MAX : product;
+}
+
+// The fields beyond temperature, top_k and top_p, with the same limits as the
+// coordinator's checks (coordinator/request_validation.h).
+absl::Status ValidateSamplingExtras(const ShardRequest& r, const ModelConfig& config, const ShardLimits& options) {
+  const SamplingConfig& s = r.sampling;
+  if (!(s.repetition_penalty > 0.0f && s.repetition_penalty <= kMaxRepetitionPenalty)) {
+    return absl::InvalidArgumentError(absl::StrCat("repetition_penalty must be 0 (none) or in (0, ",
+                                                   kMaxRepetitionPenalty, "]. Given: ", s.repetition_penalty));
+  }
+  for (const auto& [name, value] : {std::pair<const char*, float>{"presence_penalty", s.presence_penalty},
+                                    std::pair<const char*, float>{"frequency_penalty", s.frequency_penalty}}) {
+    if (!(value >= -kMaxPresenceFrequencyPenalty && value <= kMaxPresenceFrequencyPenalty)) {
+      return absl::InvalidArgumentError(absl::StrCat(name, " must be in [-", kMaxPresenceFrequencyPenalty, ", ",
+                                                     kMaxPresenceFrequencyPenalty, "]. Given: ", value));
+    }
+  }
+  if (!(s.min_p >= 0.0f && s.min_p <= 1.0f)) {
+    return absl::InvalidArgumentError(absl::StrCat("min_p must be in [0, 1]. Given: ", s.min_p));
+  }
+  if (static_cast<int64_t>(s.logit_bias.size()) > kMaxLogitBiasEntries) {
+    return absl::InvalidArgumentError(absl::StrCat("logit_bias must have at most ", kMaxLogitBiasEntries,
+                                                   " entries. Given: ", s.logit_bias.size()));
+  }
+  for (const auto& [id, bias] : s.logit_bias) {
+    if (id < 0 || id >= config.vocab_size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("logit_bias keys must be in [0, ", config.vocab_size, "). Given: ", id));
+    }
+    if (!(bias >= -kMaxLogitBias && bias <= kMaxLogitBias)) {
+      return absl::InvalidArgumentError(absl::StrCat("logit_bias[", id, "] must be in [-", kMaxLogitBias, ", ",
+                                                     kMaxLogitBias, "]. Given: ", bias));
+    }
+  }
+  if (s.logprobs < -1 || s.logprobs > kMaxTopLogprobs) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("logprobs must be in [0, ", kMaxTopLogprobs, "]. Given: ", s.logprobs));
+  }
+  if (s.min_tokens < 0 || s.min_tokens > r.max_new_tokens) {
+    return absl::InvalidArgumentError(absl::StrCat("min_tokens must be in [0, ", r.max_new_tokens,
+                                                   "] (max_new_tokens). Given: ", s.min_tokens));
+  }
+  const int64_t max_prompt_ids = MaxPosition(options);
+  if (static_cast<int64_t>(s.prompt_token_ids.size()) > max_prompt_ids) {
+    return absl::InvalidArgumentError(absl::StrCat("penalty_token_ids must have at most ", max_prompt_ids,
+                                                   " ids (this worker's served context). Given: ",
+                                                   s.prompt_token_ids.size()));
+  }
+  for (size_t i = 0; i < s.prompt_token_ids.size(); ++i) {
+    if (s.prompt_token_ids[i] < 0 || s.prompt_token_ids[i] >= config.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("penalty_token_ids must be in [0, ", config.vocab_size,
+                                                     "). Given: ", s.prompt_token_ids[i]));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -115,6 +171,7 @@ absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& conf
   if (r.sampling.top_k < 0) {
     return absl::InvalidArgumentError(absl::StrCat("top_k must be >= 0. Given: ", r.sampling.top_k));
   }
+  if (absl::Status s = ValidateSamplingExtras(r, config, options); !s.ok()) return s;
   if (r.reserved_bytes < 0 || r.reserved_bytes > options.memory_budget_bytes) {
     return absl::InvalidArgumentError(absl::StrCat("reserved_bytes must be in [0, ", options.memory_budget_bytes,
                                                    "] (this worker's budget). Given: ", r.reserved_bytes));

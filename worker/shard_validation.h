@@ -13,6 +13,12 @@
 
 namespace tessera {
 
+// Sampling limits, as the coordinator's (coordinator/request_validation.h).
+inline constexpr float kMaxRepetitionPenalty = 100.0f;
+inline constexpr float kMaxPresenceFrequencyPenalty = 2.0f;
+inline constexpr float kMaxLogitBias = 100.0f;
+inline constexpr int64_t kMaxLogitBiasEntries = 1024;
+
 // What a request is checked against.
 struct ShardLimits {
   int64_t memory_budget_bytes = int64_t{1} << 30;
@@ -25,7 +31,8 @@ struct ShardLimits {
 // with addresses; the rank's token count and ids inside the vocabulary;
 // max_new_tokens in [1, max_new_tokens_limit] on the last shard (<= it
 // elsewhere); the served context; stop ids and eos; finite sampling values
-// in range; reserved_bytes within the budget; a non-negative peer timeout;
+// in range (penalties, min_p, logit_bias, logprobs, min_tokens, the
+// penalty's prompt ids too); reserved_bytes within the budget; a non-negative peer timeout;
 // an NCCL unique id of 128 bytes.
 absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& config, const ShardLimits& limits);
 

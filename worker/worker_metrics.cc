@@ -1,6 +1,8 @@
 // Metric families registered once per worker process.
 #include "worker/worker_metrics.h"
 
+#include <vector>
+
 #include "rpc/metrics_endpoint.h"
 
 namespace tessera {
@@ -9,6 +11,13 @@ namespace {
 prometheus::Histogram& Seconds(prometheus::Registry& r, const char* name, const char* help,
                                const prometheus::Labels& labels = {}) {
   return prometheus::BuildHistogram().Name(name).Help(help).Register(r).Add(labels, LatencyBucketsSeconds());
+}
+
+// 1, 2, 4, ... 256 requests.
+std::vector<double> BatchSizeBuckets() {
+  std::vector<double> buckets;
+  for (double size = 1; size <= 256; size *= 2) buckets.push_back(size);
+  return buckets;
 }
 
 }  // namespace
@@ -32,6 +41,20 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
       prefill_step_seconds(Seconds(r, "tessera_worker_prefill_step_seconds",
                                    "Time of one prefill forward pass over this worker's shard")),
       decode_step_seconds(Seconds(r, "tessera_worker_decode_step_seconds",
-                                  "Time of one decode forward pass, split-KV attention included")) {}
+                                  "Time of one batched decode step (every request's next token in one forward "
+                                  "pass), split-KV attention included")),
+      decode_batch_size(prometheus::BuildHistogram()
+                            .Name("tessera_worker_decode_batch_size")
+                            .Help("Requests decoded together in one step")
+                            .Register(r)
+                            .Add({}, BatchSizeBuckets())),
+      decode_waiting_requests(prometheus::BuildGauge()
+                                  .Name("tessera_worker_decode_waiting_requests")
+                                  .Help("Prefilled requests ready to decode that the last step left out "
+                                        "(more than --max-decode-batch)")
+                                  .Register(r)
+                                  .Add({})),
+      decode_queue_seconds(Seconds(r, "tessera_worker_decode_queue_seconds",
+                                   "Time from a request's end of prefill to its first batched decode step")) {}
 
 }  // namespace tessera

@@ -11,6 +11,16 @@
 // kernels/attention.h. With one split the CTA writes out and lse itself and
 // no workspace is needed.
 //
+// Two ops run the same CTA body (AttendKeyRange: one row block of one KV
+// head over one key range): cuda::Attention's decode-shaped calls (one
+// request, its keys cut into equal splits planned on the host) and
+// cuda::DecodeAttention (a batch of requests, one query row each, with their
+// own K/V pointers and lengths in device memory). For a batch the pieces are
+// planned on the device, by every CTA from kv_lens (BatchSplitKvAttentionKernel):
+// about one wave of pieces in all, each request getting a share of them in
+// proportion to its length, so one long request among short ones is not a
+// straggler and a graph captured once serves any lengths.
+//
 // Bandwidth. The split count fills one wave: SMs × resident CTAs per SM (2
 // for bf16 head_dim 128) over (Hkv × row blocks), but a split keeps at least
 // kMinKeysPerSplit keys. A CTA streams its range through a kStages-deep ring
@@ -57,9 +67,13 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "kernels/cuda/cuda_util.cuh"
 #include "kernels/cuda/flash_attention_ptx.cuh"
+#include "kernels/cuda/host_util.h"
 #include "kernels/cuda/sm80_ptx.cuh"
+#include "kernels/decode_attention.h"
 #include "kernels/params_check_util.h"
 
 namespace tessera::cuda_decode {
@@ -357,21 +371,21 @@ __device__ __forceinline__ void SoftmaxStep(float (&s)[2][4], int key0, const in
   }
 }
 
-// blockIdx.x = split · row_blocks + row block, blockIdx.y = KV head.
+// One CTA's work: the softmax of row block `row_block` of KV head `kv_head`'s
+// rows over keys [key_begin, key_begin + keys), written (normalised) to out
+// (Lq, Hq, D) and lse (Lq, Hq; may be null) at the rows' own places: the
+// final answer when one range covers the keys, else a partial. Both kernels
+// below (one request's splits; a batch's pieces) run this body.
 template <typename T, int kD>
-__global__ void __launch_bounds__(kThreads) SplitKvAttentionKernel(SplitKvArgs a) {
+__device__ __forceinline__ void AttendKeyRange(const SplitKvArgs& a, int kv_head, int row_block, int64_t key_begin,
+                                               int keys, float* out, float* lse, unsigned char* smem) {
   using Tr = SplitKvTraits<T, kD>;
   using Math = SplitKvMath<T, kD>;
-  extern __shared__ __align__(128) unsigned char smem[];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
-  const int row_block = blockIdx.x % a.row_blocks, split = blockIdx.x / a.row_blocks;
-  const int kv_head = blockIdx.y;
   const int key_groups = kWarps / a.m_tiles;
   const int tile_m = warp % a.m_tiles, key_group = warp / a.m_tiles;
   const int cta_row0 = row_block * kCtaRows, warp_row0 = cta_row0 + tile_m * 16;
-  const int64_t key_begin = split * a.chunk;
-  const int keys = static_cast<int>(std::min(a.chunk, a.kv_end - key_begin));  // of this split
   // Rows past the last (padding of the MMA tile) compute on Q = 0 over the
   // keys of the last row, never written: the warp's mask is then that of its
   // real rows, and a warp with no real row skips every step.
@@ -466,9 +480,6 @@ __global__ void __launch_bounds__(kThreads) SplitKvAttentionKernel(SplitKvArgs a
     }
   }
   __syncthreads();
-  const int64_t out_rows = int64_t{a.q_len} * a.num_q_heads;  // (Lq, Hq)
-  float* out = a.splits == 1 ? a.out : a.part_out + split * out_rows * kD;
-  float* lse = a.splits == 1 ? a.lse : a.part_lse + split * out_rows;
   // Warp w writes CTA rows w, w + kWarps, ...: the row's weights once, then
   // its columns lane, lane + 32, ... Warp first + kg · m_tiles holds row
   // `row` of MMA tile `first` for key group kg.
@@ -503,28 +514,147 @@ __global__ void __launch_bounds__(kThreads) SplitKvAttentionKernel(SplitKvArgs a
   }
 }
 
-// One block of kThreads per output row (query i, head h). Warp 0 turns the
-// splits' lses into weights exp(lse_s - max) (shared memory, `splits` floats)
-// and their sum; then thread (group, c) sums columns 4c..4c+3 over splits
-// group, group + groups, ... (16-byte loads, independent across splits), and
-// the groups add up through shared memory.
-__global__ void __launch_bounds__(kThreads) SplitKvCombineKernel(SplitKvArgs a, int head_dim) {
-  extern __shared__ float weights[];           // (splits)
-  __shared__ float4 group_sums[kThreads];      // (groups, head_dim / 4)
+// blockIdx.x = split · row_blocks + row block, blockIdx.y = KV head.
+template <typename T, int kD>
+__global__ void __launch_bounds__(kThreads) SplitKvAttentionKernel(SplitKvArgs a) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  const int row_block = blockIdx.x % a.row_blocks, split = blockIdx.x / a.row_blocks;
+  const int64_t key_begin = split * a.chunk;
+  const int keys = static_cast<int>(std::min(a.chunk, a.kv_end - key_begin));  // of this split
+  const int64_t out_rows = int64_t{a.q_len} * a.num_q_heads;                  // (Lq, Hq)
+  float* out = a.splits == 1 ? a.out : a.part_out + split * out_rows * kD;
+  float* lse = a.splits == 1 ? a.lse : a.part_lse + split * out_rows;
+  AttendKeyRange<T, kD>(a, blockIdx.y, row_block, key_begin, keys, out, lse, smem);
+}
+
+// A batch (DecodeAttention): one query row per request, each request with its
+// own K, V and length. The keys of all requests are cut into items, about
+// `target` of them in all: request r gets pieces_r ≈ target · len_r / total
+// (at least 1, at most one per kMinKeysPerSplit keys) of equal size, so the
+// items are about equal whatever the mix of lengths, and one wave of CTAs
+// (target per KV head) streams them. The plan is made on the device from
+// kv_lens, by warp 0 of every CTA (a few loads and shuffles), so the launch
+// depends on the batch size alone and a captured graph serves any lengths.
+struct BatchSplitKvArgs {
+  SplitKvArgs base;  // the shared sizes, strides and scale; q_len 1, not causal
+  const void* q;     // (batch, Hq, D), request stride q_request_stride
+  int64_t q_request_stride;
+  const void* const* k;  // (batch) pointers
+  const void* const* v;  // (batch) pointers
+  const int32_t* kv_lens;  // (batch)
+  int batch;
+  int target;        // items to aim for; 1: one piece per request (no workspace)
+  float* out;        // (batch, Hq, D)
+  float* lse;        // (batch, Hq) or null
+  float* part_out;   // (target + batch, Hq, D) when target > 1: item i's partials
+  float* part_lse;   // (target + batch, Hq)
+  int* plan;         // (batch, 2): request r's first item and pieces, when target > 1
+};
+
+struct BatchItem {
+  int request;  // -1: no item (the CTA has nothing to do)
+  int piece, pieces;
+  int first;      // the request's first item
+  int64_t chunk;  // keys per piece
+};
+
+// Pieces of a request of `len` keys among `total`, and the keys per piece
+// (a multiple of kSplitAlign): the same answer in every CTA.
+__device__ void PiecesOf(int64_t len, int64_t total, int target, int& pieces, int64_t& chunk) {
+  constexpr int64_t kAlign = kSplitAlign, kMinKeys = kMinKeysPerSplit;  // by value in device code
+  len = len < 0 ? 0 : len;
+  const int64_t most = len > kMinKeys ? (len + kMinKeys - 1) / kMinKeys : 1;
+  int64_t n = total > 0 ? (len * target + total / 2) / total : 1;  // round(target · len / total)
+  n = n < 1 ? 1 : (n > most ? most : n);
+  chunk = ((len + n - 1) / n + kAlign - 1) / kAlign * kAlign;
+  chunk = chunk < kAlign ? kAlign : chunk;
+  pieces = len > chunk ? static_cast<int>((len + chunk - 1) / chunk) : 1;
+}
+
+// Warp 0: item `index` of the batch's plan into *item.
+__device__ void FindBatchItem(const BatchSplitKvArgs& b, int index, BatchItem* item) {
+  const int lane = threadIdx.x % 32;
+  if (lane == 0) item->request = -1;
+  long long total = 0;
+  for (int r = lane; r < b.batch; r += 32) total += std::max(b.kv_lens[r], 0);
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) total += __shfl_xor_sync(0xffffffffu, total, offset);
+  __syncwarp();
+  int first = 0;  // items of the requests before this round's
+  for (int r0 = 0; r0 < b.batch; r0 += 32) {
+    const int r = r0 + lane;
+    int pieces = 0;
+    int64_t chunk = 0;
+    if (r < b.batch) PiecesOf(b.kv_lens[r], total, b.target, pieces, chunk);
+    int inclusive = pieces;
+#pragma unroll
+    for (int offset = 1; offset < 32; offset <<= 1) {
+      const int before = __shfl_up_sync(0xffffffffu, inclusive, offset);
+      if (lane >= offset) inclusive += before;
+    }
+    const int begin = first + inclusive - pieces;
+    const bool mine = r < b.batch && index >= begin && index < begin + pieces;
+    if (mine) *item = BatchItem{r, index - begin, pieces, begin, chunk};
+    if (__any_sync(0xffffffffu, mine)) break;
+    first += __shfl_sync(0xffffffffu, inclusive, 31);
+  }
+}
+
+// blockIdx.x = item · row_blocks + row block, blockIdx.y = KV head.
+template <typename T, int kD>
+__global__ void __launch_bounds__(kThreads) BatchSplitKvAttentionKernel(BatchSplitKvArgs b) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  __shared__ BatchItem item;
+  const int row_block = blockIdx.x % b.base.row_blocks;
+  if (threadIdx.x < 32) FindBatchItem(b, blockIdx.x / b.base.row_blocks, &item);
+  __syncthreads();
+  const int r = item.request;
+  if (r < 0) return;  // past the last item
+  SplitKvArgs a = b.base;
+  a.q = static_cast<const T*>(b.q) + r * b.q_request_stride;
+  a.kv_len = b.kv_lens[r];
+  a.k = b.k[r];
+  a.v = b.v[r];
+  const int64_t chunk = item.chunk, key_begin = item.piece * chunk, left = a.kv_len - key_begin;
+  const int keys = static_cast<int>(left < 0 ? 0 : (left < chunk ? left : chunk));  // of this piece
+  const int64_t heads = a.num_q_heads;
+  float* out = b.out + r * heads * kD;
+  float* lse = b.lse == nullptr ? nullptr : b.lse + r * heads;
+  if (item.pieces > 1) {
+    out = b.part_out + (item.first + item.piece) * heads * kD;
+    lse = b.part_lse + (item.first + item.piece) * heads;
+    if (item.piece == 0 && blockIdx.y == 0 && row_block == 0 && threadIdx.x == 0) {
+      b.plan[2 * r] = item.first;
+      b.plan[2 * r + 1] = item.pieces;
+    }
+  } else if (b.plan != nullptr && blockIdx.y == 0 && row_block == 0 && threadIdx.x == 0) {
+    b.plan[2 * r + 1] = 1;  // the combine leaves this request alone
+  }
+  AttendKeyRange<T, kD>(a, blockIdx.y, row_block, key_begin, keys, out, lse, smem);
+}
+
+// Merges the `splits` partials of one output row (part_lse[s · stride],
+// part_out[s · stride · D ...]) into out (D) and lse (or null), by a block of
+// kThreads. Warp 0 turns the splits' lses into weights exp(lse_s - max)
+// (`weights`, shared, `splits` floats) and their sum; then thread (group, c)
+// sums columns 4c..4c+3 over splits group, group + groups, ... (16-byte
+// loads, independent across splits), and the groups add up through shared
+// memory.
+__device__ __forceinline__ void CombineRow(const float* part_out, const float* part_lse, int64_t stride, int splits,
+                                           int head_dim, float* out, float* lse, float* weights) {
+  __shared__ float4 group_sums[kThreads];  // (groups, head_dim / 4)
   __shared__ float row_max, row_sum;
-  const int64_t out_rows = int64_t{a.q_len} * a.num_q_heads;
-  const int64_t row = blockIdx.x;
   const int lane = threadIdx.x % 32;
   if (threadIdx.x < 32) {
     float max = -INFINITY;
-    for (int s = lane; s < a.splits; s += 32) max = fmaxf(max, a.part_lse[s * out_rows + row]);
+    for (int s = lane; s < splits; s += 32) max = fmaxf(max, part_lse[s * stride]);
     for (int offset = 16; offset > 0; offset >>= 1) {
       max = fmaxf(max, __shfl_xor_sync(0xffffffffu, max, offset));
     }
     float sum = 0.0f;
-    for (int s = lane; s < a.splits; s += 32) {
-      const float part_lse = a.part_lse[s * out_rows + row];
-      weights[s] = part_lse == -INFINITY ? 0.0f : expf(part_lse - max);  // a split that saw nothing: 0
+    for (int s = lane; s < splits; s += 32) {
+      const float split_lse = part_lse[s * stride];
+      weights[s] = split_lse == -INFINITY ? 0.0f : expf(split_lse - max);  // a split that saw nothing: 0
       sum += weights[s];
     }
     sum = cuda_launch::WarpSum(sum);
@@ -536,10 +666,10 @@ __global__ void __launch_bounds__(kThreads) SplitKvCombineKernel(SplitKvArgs a, 
   const int c = threadIdx.x % columns, group = threadIdx.x / columns;
   float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   if (row_max != -INFINITY) {
-    const float4* part = reinterpret_cast<const float4*>(a.part_out + row * head_dim) + c;
+    const float4* part = reinterpret_cast<const float4*>(part_out) + c;
 #pragma unroll 4
-    for (int s = group; s < a.splits; s += groups) {
-      const float4 x = part[s * out_rows * columns];
+    for (int s = group; s < splits; s += groups) {
+      const float4 x = part[s * stride * columns];
       const float w = weights[s];
       acc.x = fmaf(w, x.x, acc.x);
       acc.y = fmaf(w, x.y, acc.y);
@@ -556,14 +686,35 @@ __global__ void __launch_bounds__(kThreads) SplitKvCombineKernel(SplitKvArgs a, 
   }
   // A finite max is some split's lse, whose weight is 1: row_sum >= 1.
   const bool seen = row_max != -INFINITY;
-  float* out = a.out + row * head_dim + 4 * c;
+  out += 4 * c;
   out[0] = seen ? acc.x / row_sum : 0.0f;
   out[1] = seen ? acc.y / row_sum : 0.0f;
   out[2] = seen ? acc.z / row_sum : 0.0f;
   out[3] = seen ? acc.w / row_sum : 0.0f;
-  if (threadIdx.x == 0 && a.lse != nullptr) {
-    a.lse[row] = row_max == -INFINITY ? -INFINITY : row_max + logf(row_sum);
-  }
+  if (threadIdx.x == 0 && lse != nullptr) *lse = seen ? row_max + logf(row_sum) : -INFINITY;
+}
+
+// One block per output row (query i, head h) of one request's splits.
+__global__ void __launch_bounds__(kThreads) SplitKvCombineKernel(SplitKvArgs a, int head_dim) {
+  extern __shared__ float weights[];  // (splits)
+  const int64_t out_rows = int64_t{a.q_len} * a.num_q_heads;
+  const int64_t row = blockIdx.x;
+  CombineRow(a.part_out + row * head_dim, a.part_lse + row, out_rows, a.splits, head_dim, a.out + row * head_dim,
+             a.lse == nullptr ? nullptr : a.lse + row, weights);
+}
+
+// One block per output row (request r = blockIdx.y, head h = blockIdx.x) of
+// a batch; a request of one piece was written by its CTA already.
+__global__ void __launch_bounds__(kThreads) BatchSplitKvCombineKernel(const int* plan, const float* part_out,
+                                                                     const float* part_lse, float* out, float* lse,
+                                                                     int heads, int head_dim) {
+  extern __shared__ float weights[];  // (target)
+  const int64_t r = blockIdx.y, h = blockIdx.x;
+  const int first = plan[2 * r], pieces = plan[2 * r + 1];
+  if (pieces <= 1) return;
+  CombineRow(part_out + (first * int64_t{heads} + h) * head_dim, part_lse + first * int64_t{heads} + h, heads,
+             pieces, head_dim, out + (r * heads + h) * head_dim, lse == nullptr ? nullptr : lse + r * heads + h,
+             weights);
 }
 
 // --------------------------------------------------------------------- host
@@ -585,16 +736,16 @@ int SmCount() {
 }
 
 using SplitKernel = void (*)(SplitKvArgs);
+using BatchSplitKernel = void (*)(BatchSplitKvArgs);
 
-// CTAs of `kernel` resident on one SM, asked once per process (devices alike).
-template <typename T, int kD>
+// CTAs of `kernel` resident on one SM with kSmem bytes of dynamic shared
+// memory (which it is allowed here), asked once per process (devices alike).
+template <typename Kernel, Kernel kKernel, int kSmem>
 int ResidentCtas() {
   static const int ctas = [] {
-    const SplitKernel kernel = SplitKvAttentionKernel<T, kD>;
-    constexpr int kSmem = SplitKvTraits<T, kD>::kSmemBytes;
     int n = 0;
-    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kThreads, kSmem) != cudaSuccess) {
+    if (cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kKernel, kThreads, kSmem) != cudaSuccess) {
       cudaGetLastError();
       return 1;
     }
@@ -603,25 +754,62 @@ int ResidentCtas() {
   return ctas;
 }
 
+// The kernels of one (type, head_dim): one request's splits, and a batch's pieces.
 struct SplitKvInstance {
   SplitKernel kernel;
-  int smem_bytes;
-  int resident_ctas;  // per SM
+  BatchSplitKernel batch_kernel;
+  int smem_bytes;  // dynamic, either kernel
+  int resident_ctas;        // per SM, of `kernel`
+  int batch_resident_ctas;  // per SM, of `batch_kernel`
 };
 
 template <typename T, int kD>
 SplitKvInstance InstanceFor() {
-  return {SplitKvAttentionKernel<T, kD>, SplitKvTraits<T, kD>::kSmemBytes, ResidentCtas<T, kD>()};
+  constexpr int kSmem = SplitKvTraits<T, kD>::kSmemBytes;
+  return {SplitKvAttentionKernel<T, kD>, BatchSplitKvAttentionKernel<T, kD>, kSmem,
+          ResidentCtas<SplitKernel, SplitKvAttentionKernel<T, kD>, kSmem>(),
+          ResidentCtas<BatchSplitKernel, BatchSplitKvAttentionKernel<T, kD>, kSmem>()};
 }
 
-SplitKvInstance ChooseInstance(const AttentionParams& p) {
-  const bool bf16 = p.type == ElementType::kBF16;
-  if (p.head_dim == 64) return bf16 ? InstanceFor<__nv_bfloat16, 64>() : InstanceFor<float, 64>();
+SplitKvInstance ChooseInstance(ElementType type, int64_t head_dim) {
+  const bool bf16 = type == ElementType::kBF16;
+  if (head_dim == 64) return bf16 ? InstanceFor<__nv_bfloat16, 64>() : InstanceFor<float, 64>();
   return bf16 ? InstanceFor<__nv_bfloat16, 128>() : InstanceFor<float, 128>();
 }
 
+// What the kernels can take, whichever op asks (SplitKvSupports, BatchSplitKvSupports).
+bool ShapeSupported(ElementType type, int64_t head_dim, int64_t group_rows, int64_t num_kv_heads, int64_t k_stride,
+                    int64_t v_stride) {
+  const int64_t bytes = ElementBytes(type);
+  const int64_t packed = num_kv_heads * head_dim;
+  return (type == ElementType::kBF16 || type == ElementType::kF32) && (head_dim == 64 || head_dim == 128) &&
+         group_rows <= kMaxGroupRows && num_kv_heads <= 65535 && StrideOr(k_stride, packed) * bytes % 16 == 0 &&
+         StrideOr(v_stride, packed) * bytes % 16 == 0;
+}
+
+// The fields both ops fill alike: sizes of the rows, strides, scale.
+SplitKvArgs ShapeArgs(int64_t q_len, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim, int64_t k_stride,
+                      int64_t v_stride, float scale) {
+  SplitKvArgs a{};
+  a.k_stride = StrideOr(k_stride, num_kv_heads * head_dim);
+  a.v_stride = StrideOr(v_stride, num_kv_heads * head_dim);
+  a.q_len = static_cast<int>(q_len);
+  a.num_q_heads = static_cast<int>(num_q_heads);
+  a.group = static_cast<int>(num_q_heads / num_kv_heads);
+  a.rows = static_cast<int>(q_len * a.group);
+  a.row_blocks = static_cast<int>(CeilDiv(a.rows, kCtaRows));
+  const int64_t tiles = CeilDiv(std::min(a.rows, kCtaRows), 16);
+  a.m_tiles = tiles == 1 ? 1 : (tiles == 2 ? 2 : 4);
+  a.scale_log2 = scale * kLog2e;
+  return a;
+}
+
+// CTAs of one wave (every SM full) per KV head and row block: the splits or items to aim for.
+int64_t WaveShare(int resident_ctas, int64_t num_kv_heads, int row_blocks) {
+  return std::max<int64_t>(1, int64_t{SmCount()} * resident_ctas / (num_kv_heads * row_blocks));
+}
+
 struct SplitKvPlan {
-  int rows, row_blocks, m_tiles;
   int64_t kv_end;
   int64_t max_splits;  // what the workspace holds: monotone in kv_end
   int splits;          // <= max_splits, none empty
@@ -630,17 +818,12 @@ struct SplitKvPlan {
 
 // One wave of CTAs (every SM full) over the KV heads and row blocks, no split
 // under kMinKeysPerSplit keys; the keys divided evenly, rounded to kSplitAlign.
-SplitKvPlan MakePlan(const AttentionParams& p, const SplitKvInstance& kernel) {
+SplitKvPlan MakePlan(const AttentionParams& p, const SplitKvArgs& a, const SplitKvInstance& kernel) {
   SplitKvPlan plan;
-  plan.rows = static_cast<int>(p.q_len * (p.num_q_heads / p.num_kv_heads));
-  plan.row_blocks = static_cast<int>(CeilDiv(plan.rows, kCtaRows));
-  const int64_t tiles = CeilDiv(std::min<int64_t>(plan.rows, kCtaRows), 16);
-  plan.m_tiles = tiles == 1 ? 1 : (tiles == 2 ? 2 : 4);
   plan.kv_end = p.causal ? std::clamp<int64_t>(p.q_position0 + p.q_len - p.kv_position0, 0, p.kv_len)
                          : p.kv_len;
-  const int64_t wave = int64_t{SmCount()} * kernel.resident_ctas;
-  plan.max_splits = std::max<int64_t>(
-      1, std::min(wave / (p.num_kv_heads * plan.row_blocks), CeilDiv(plan.kv_end, kMinKeysPerSplit)));
+  plan.max_splits = std::max<int64_t>(1, std::min(WaveShare(kernel.resident_ctas, p.num_kv_heads, a.row_blocks),
+                                                  CeilDiv(plan.kv_end, kMinKeysPerSplit)));
   const int64_t per_split = CeilDiv(std::max<int64_t>(plan.kv_end, 1), plan.max_splits);
   plan.chunk = CeilDiv(per_split, kSplitAlign) * kSplitAlign;
   plan.splits = static_cast<int>(std::max<int64_t>(1, CeilDiv(plan.kv_end, plan.chunk)));
@@ -652,48 +835,54 @@ int64_t WorkspaceBytes(const AttentionParams& p, const SplitKvPlan& plan) {
   return plan.max_splits * p.q_len * p.num_q_heads * (p.head_dim + 1) * int64_t{sizeof(float)};
 }
 
+SplitKvArgs ShapeArgs(const AttentionParams& p) {
+  return ShapeArgs(p.q_len, p.num_q_heads, p.num_kv_heads, p.head_dim, p.k_stride, p.v_stride, p.scale);
+}
+
+SplitKvArgs ShapeArgs(const DecodeAttentionParams& p) {
+  return ShapeArgs(1, p.num_q_heads, p.num_kv_heads, p.head_dim, p.k_stride, p.v_stride, p.scale);
+}
+
+// A batch's items to aim for, given a workspace for them.
+int64_t BatchTarget(const DecodeAttentionParams& p) {
+  const SplitKvInstance kernel = ChooseInstance(p.type, p.head_dim);
+  return WaveShare(kernel.batch_resident_ctas, p.num_kv_heads, ShapeArgs(p).row_blocks);
+}
+
+// Partial outs (target + batch, Hq, D), partial lses (target + batch, Hq),
+// then the plan (batch, 2) ints; none for a target of 1.
+int64_t BatchWorkspaceBytes(const DecodeAttentionParams& p, int64_t target) {
+  if (target <= 1) return 0;
+  return ((target + p.batch) * p.num_q_heads * (p.head_dim + 1) + 2 * p.batch) * int64_t{sizeof(float)};
+}
+
 }  // namespace
 
 bool SplitKvSupports(const AttentionParams& p) {
-  const int64_t bytes = ElementBytes(p.type);
-  const int64_t packed = p.num_kv_heads * p.head_dim;
-  const bool kv_aligned = p.kv_len == 0 || (Aligned16(p.k) && Aligned16(p.v) &&
-                                            StrideOr(p.k_stride, packed) * bytes % 16 == 0 &&
-                                            StrideOr(p.v_stride, packed) * bytes % 16 == 0);
-  return (p.type == ElementType::kBF16 || p.type == ElementType::kF32) &&
-         (p.head_dim == 64 || p.head_dim == 128) && p.q_len >= 1 &&
-         p.q_len * (p.num_q_heads / p.num_kv_heads) <= kMaxGroupRows && p.kv_len < (int64_t{1} << 31) &&
-         p.num_kv_heads <= 65535 && kv_aligned;
+  const bool kv_aligned = p.kv_len == 0 || (Aligned16(p.k) && Aligned16(p.v));
+  return ShapeSupported(p.type, p.head_dim, p.q_len * (p.num_q_heads / p.num_kv_heads), p.num_kv_heads, p.k_stride,
+                        p.v_stride) &&
+         p.q_len >= 1 && p.kv_len < (int64_t{1} << 31) && kv_aligned;
 }
 
 int64_t SplitKvWorkspaceBytes(const AttentionParams& p) {
-  const SplitKvInstance kernel = ChooseInstance(p);
-  return WorkspaceBytes(p, MakePlan(p, kernel));
+  return WorkspaceBytes(p, MakePlan(p, ShapeArgs(p), ChooseInstance(p.type, p.head_dim)));
 }
 
 cudaError_t LaunchSplitKvAttention(const AttentionParams& p, cudaStream_t stream) {
-  const SplitKvInstance kernel = ChooseInstance(p);
-  const SplitKvPlan plan = MakePlan(p, kernel);
-  SplitKvArgs a{};
+  const SplitKvInstance kernel = ChooseInstance(p.type, p.head_dim);
+  SplitKvArgs a = ShapeArgs(p);
+  const SplitKvPlan plan = MakePlan(p, a, kernel);
   a.q = p.q;
   a.k = p.k;
   a.v = p.v;
   a.q_stride = StrideOr(p.q_stride, p.num_q_heads * p.head_dim);
-  a.k_stride = StrideOr(p.k_stride, p.num_kv_heads * p.head_dim);
-  a.v_stride = StrideOr(p.v_stride, p.num_kv_heads * p.head_dim);
-  a.q_len = static_cast<int>(p.q_len);
-  a.num_q_heads = static_cast<int>(p.num_q_heads);
-  a.group = static_cast<int>(p.num_q_heads / p.num_kv_heads);
-  a.rows = plan.rows;
-  a.row_blocks = plan.row_blocks;
-  a.m_tiles = plan.m_tiles;
   a.splits = plan.splits;
   a.chunk = plan.chunk;
   a.kv_len = p.kv_len;
   a.kv_end = plan.kv_end;
   a.visible0 = p.q_position0 - p.kv_position0 + 1;
   a.causal = p.causal;
-  a.scale_log2 = p.scale * kLog2e;
   a.out = p.out;
   a.lse = p.lse;
   if (plan.splits > 1) {
@@ -704,8 +893,7 @@ cudaError_t LaunchSplitKvAttention(const AttentionParams& p, cudaStream_t stream
   cudaError_t e = cudaFuncSetAttribute(kernel.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        kernel.smem_bytes);
   if (e != cudaSuccess) return e;
-  const dim3 grid(static_cast<unsigned>(plan.row_blocks * plan.splits),
-                  static_cast<unsigned>(p.num_kv_heads));
+  const dim3 grid(static_cast<unsigned>(a.row_blocks * plan.splits), static_cast<unsigned>(p.num_kv_heads));
   kernel.kernel<<<grid, kThreads, kernel.smem_bytes, stream>>>(a);
   if (plan.splits > 1) {
     SplitKvCombineKernel<<<static_cast<unsigned>(p.q_len * p.num_q_heads), kThreads,
@@ -714,4 +902,92 @@ cudaError_t LaunchSplitKvAttention(const AttentionParams& p, cudaStream_t stream
   return cudaGetLastError();
 }
 
+bool BatchSplitKvSupports(const DecodeAttentionParams& p) {
+  return ShapeSupported(p.type, p.head_dim, p.num_q_heads / p.num_kv_heads, p.num_kv_heads, p.k_stride,
+                        p.v_stride) &&
+         p.batch <= kMaxDecodeBatch;
+}
+
+int64_t BatchSplitKvWorkspaceBytes(const DecodeAttentionParams& p) { return BatchWorkspaceBytes(p, BatchTarget(p)); }
+
+cudaError_t LaunchBatchSplitKvAttention(const DecodeAttentionParams& p, cudaStream_t stream) {
+  if (p.batch == 0) return cudaSuccess;
+  const SplitKvInstance kernel = ChooseInstance(p.type, p.head_dim);
+  int64_t target = BatchTarget(p);
+  if (p.workspace == nullptr || p.workspace_bytes < BatchWorkspaceBytes(p, target)) target = 1;
+  BatchSplitKvArgs b{};
+  b.base = ShapeArgs(p);
+  b.base.splits = 1;
+  b.base.causal = false;
+  b.q = p.q;
+  b.q_request_stride = StrideOr(p.q_stride, p.num_q_heads * p.head_dim);
+  b.k = p.k;
+  b.v = p.v;
+  b.kv_lens = p.kv_lens;
+  b.batch = static_cast<int>(p.batch);
+  b.target = static_cast<int>(target);
+  b.out = p.out;
+  b.lse = p.lse;
+  const int64_t max_items = target + p.batch;
+  if (target > 1) {
+    b.part_out = static_cast<float*>(p.workspace);
+    b.part_lse = b.part_out + max_items * p.num_q_heads * p.head_dim;
+    b.plan = reinterpret_cast<int*>(b.part_lse + max_items * p.num_q_heads);
+  }
+  cudaError_t e = cudaFuncSetAttribute(kernel.batch_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       kernel.smem_bytes);
+  if (e != cudaSuccess) return e;
+  const dim3 grid(static_cast<unsigned>(max_items * b.base.row_blocks), static_cast<unsigned>(p.num_kv_heads));
+  kernel.batch_kernel<<<grid, kThreads, kernel.smem_bytes, stream>>>(b);
+  if (target > 1) {
+    const dim3 rows(static_cast<unsigned>(p.num_q_heads), static_cast<unsigned>(p.batch));
+    BatchSplitKvCombineKernel<<<rows, kThreads, sizeof(float) * target, stream>>>(
+        b.plan, b.part_out, b.part_lse, p.out, p.lse, static_cast<int>(p.num_q_heads), static_cast<int>(p.head_dim));
+  }
+  return cudaGetLastError();
+}
+
 }  // namespace tessera::cuda_decode
+
+namespace tessera::cuda {
+namespace {
+
+// Largest head_dim the plain kernel holds in registers.
+constexpr int64_t kDecodeAttentionMaxHeadDim = 256;
+
+// Beyond the shared checks: the kernels' limits.
+absl::Status CheckDecodeAttentionSupported(const DecodeAttentionParams& p) {
+  if (p.head_dim > kDecodeAttentionMaxHeadDim) {
+    return absl::UnimplementedError(absl::StrCat("DecodeAttention (CUDA): head_dim must be <= ",
+                                                 kDecodeAttentionMaxHeadDim, ". Given: ", p.head_dim));
+  }
+  if (p.batch > cuda_decode::kMaxDecodeBatch || p.num_q_heads > 65535) {
+    return absl::UnimplementedError(absl::StrCat("DecodeAttention (CUDA): batch and num_q_heads must be <= ",
+                                                 cuda_decode::kMaxDecodeBatch, ". Given: ", p.batch, " and ",
+                                                 p.num_q_heads));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status DecodeAttention(const DecodeAttentionParams& p, CudaStream stream) {
+  constexpr absl::string_view kOp = "DecodeAttention";
+  RETURN_IF_ERROR(CheckDecodeAttentionParams(p));
+  RETURN_IF_ERROR(CheckDecodeAttentionSupported(p));
+  if (p.batch == 0) return absl::OkStatus();
+  if (cuda_decode::BatchSplitKvSupports(p)) {
+    return cuda_host::FromCuda(kOp, cuda_decode::LaunchBatchSplitKvAttention(p, stream));
+  }
+  return cuda_host::FromCuda(kOp, cuda_decode::LaunchDecodeAttentionFfma(p, stream));
+}
+
+int64_t DecodeAttentionWorkspaceBytes(const DecodeAttentionParams& p) {
+  if (!CheckDecodeAttentionParams(p).ok() || !CheckDecodeAttentionSupported(p).ok() || p.batch == 0 ||
+      !cuda_decode::BatchSplitKvSupports(p)) {
+    return 0;
+  }
+  return cuda_decode::BatchSplitKvWorkspaceBytes(p);
+}
+
+}  // namespace tessera::cuda

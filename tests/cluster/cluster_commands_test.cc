@@ -145,6 +145,11 @@ TEST_F(GenerateCommandTest, BadFlagsExitTwo) {
       {"--prompt-ids", "1", "--stop-ids", "1,,2"},
       {"--prompt-ids", "1", "--timeout-s", "-3"},
       {"--prompt-ids", "1", "--no-such-flag"},
+      {"--prompt-ids", "1", "--logit-bias", "3=1.5"},
+      {"--prompt-ids", "1", "--logit-bias", "3:lots"},
+      {"--prompt-ids", "1", "--repetition-penalty", "inf"},
+      {"--prompt-ids", "1", "--logprobs", "many"},
+      {"--prompt-ids", "1", "--min-tokens", "4294967296"},
   };
   for (const std::vector<std::string>& flags : bad) {
     const testing::CommandResult result = testing::RunCommand(Generate(server(), flags), 10s);

@@ -117,7 +117,7 @@ TEST_F(CoordinatorMetricsTest, EveryWayARequestEndsHasItsReason) {
   Start({eos, failing});
   CoordinatorMetrics& m = *metrics_;
 
-  EXPECT_EQ(Generate(4, 0).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Generate(4, -1).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(Generate(4, 2).error_code(), grpc::StatusCode::OK);            // one shard, on the first worker
   EXPECT_EQ(Generate(16, 2).error_code(), grpc::StatusCode::INTERNAL);  // the last shard fails
   EXPECT_EQ(m.requests_rejected.Value(), 1);

@@ -126,7 +126,7 @@ TEST_F(CoordinatorServiceTest, RejectsInvalidRequestsQuotingTheLimit) {
   v1::GenerateRequest request = Prompt(5, 4);
   request.set_prompt_token_ids(3, 64);
   ExpectInvalid(Generate(request, &response), "prompt_token_ids[3] must be in [0, 64) (the model's vocab_size is 64)");
-  ExpectInvalid(Generate(Prompt(5, 0), &response), "max_new_tokens must be >= 1. Given: 0");
+  ExpectInvalid(Generate(Prompt(5, -1), &response), "max_new_tokens must be >= 0 (0: up to the served context, at most the server's default). Given: -1");
   ExpectInvalid(Generate(Prompt(5, 65), &response), "max_new_tokens must be <= 64. Given: 65");
   request = Prompt(5, 4);
   request.mutable_sampling()->set_top_p(2.0f);

@@ -10,12 +10,14 @@
 #include "rpc/grpc_util.h"
 #include "services/coordinator_service.h"
 #include "tessera/v1/tessera.grpc.pb.h"
+#include "tests/coordinator/fake_text_model.h"
 #include "tests/coordinator/fake_worker.h"
 #include "tests/coordinator/utf8_check.h"
 
 namespace tessera {
 namespace {
 
+using ::tessera::testing::FakeTextModel;
 using ::tessera::testing::FakeWorker;
 using ::tessera::testing::FakeWorkerScript;
 using ::tessera::testing::IsValidUtf8;
@@ -23,22 +25,9 @@ using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 
-constexpr char kTokenizerPath[] = TESSERA_TEST_DATA_DIR "/tokenizers/bpe512-gpt2split/tokenizer.json";
+constexpr const char* kTokenizerPath = ::tessera::testing::kFakeTextTokenizerPath;
 // golden_shared.json of that tokenizer: "Hello, world!" with the template's BOS.
 const std::vector<int32_t> kHelloWorldIds = {1, 42, 71, 460, 81, 14, 278, 261, 78, 70, 3};
-
-ServedModel Model(bool with_tokenizer) {
-  ServedModel model;
-  model.model_type = "fake";
-  model.model_path = "/nowhere/fake";
-  model.vocab_size = 512;
-  model.num_layers = 4;
-  model.eos_token_id = 2;
-  if (with_tokenizer) {
-    EXPECT_TRUE(AttachTokenizer(kTokenizerPath, model).ok());
-  }
-  return model;
-}
 
 class CoordinatorTextTest : public ::testing::Test {
  protected:
@@ -48,7 +37,7 @@ class CoordinatorTextTest : public ::testing::Test {
     options.health_interval = absl::Milliseconds(50);
     options.cancel_poll_interval = absl::Milliseconds(10);
     absl::StatusOr<std::unique_ptr<CoordinatorServer>> server =
-        CoordinatorServer::Start("127.0.0.1:0", Model(with_tokenizer), options);
+        CoordinatorServer::Start("127.0.0.1:0", FakeTextModel(with_tokenizer), options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     stub_ = v1::Tessera::NewStub(MakeChannel(server_->address()));
@@ -149,9 +138,9 @@ TEST_F(CoordinatorTextTest, BothPromptFormsOrNeitherAreInvalid) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("the prompt is empty"));
   // A text prompt is validated as the ids it becomes.
-  status = Generate(TextRequest("Hello", 0), &response);
+  status = Generate(TextRequest("Hello", -1), &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(status.error_message(), HasSubstr("max_new_tokens must be >= 1"));
+  EXPECT_THAT(status.error_message(), HasSubstr("max_new_tokens must be >= 0"));
   EXPECT_EQ(worker_->StartedShards(), 0);
 }
 

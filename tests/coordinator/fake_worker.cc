@@ -249,6 +249,16 @@ grpc::Status FakeWorker::RunShard(grpc::ServerContext* context, const v1::RunSha
     if (i == script_.fail_after_tokens) return Failed(grpc::StatusCode::UNAVAILABLE, "fake worker: lost after tokens");
     v1::RunShardEvent event;
     event.mutable_tokens()->add_token_ids(script_.tokens[i]);
+    if (request->sampling().has_logprobs() && !script_.omit_logprobs) {
+      v1::TokenLogprobs* logprobs = event.mutable_tokens()->add_logprobs();
+      logprobs->set_token_id(script_.tokens[i]);
+      logprobs->set_logprob(-(i + 1) / 4.0f);
+      for (int k = 0; k < request->sampling().logprobs(); ++k) {
+        v1::TokenLogprob* top = logprobs->add_top();
+        top->set_token_id(k);
+        top->set_logprob(-1.0f - k);
+      }
+    }
     if (request->return_logits()) {
       v1::Logits* logits = event.mutable_tokens()->mutable_logits();
       logits->set_rows(1);

@@ -42,6 +42,10 @@ struct FakeWorkerScript {
   int64_t max_shard_tokens = 0;  // reported prefill limit; 0: none
   int64_t prefill_chunk_tokens = 0;  // reported piece size; 0: every shard in one pass (an older worker)
   int fail_after_tokens = -1;    // >= 0: the last shard's stream fails UNAVAILABLE after this many tokens
+  // With sampling.logprobs: token i's logprob is -(i + 1) / 4 and its
+  // alternatives are ids 0, 1, ... with logprobs -1, -2, ... (unless omitted,
+  // as a worker whose decode loop does not report them).
+  bool omit_logprobs = false;
 };
 
 // One RunShard call as the fake saw it.

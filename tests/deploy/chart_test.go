@@ -4,6 +4,7 @@
 package deploy_test
 
 import (
+	"fmt"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -63,6 +64,45 @@ func TestCoordinator(t *testing.T) {
 	if isSubset(get(service, "spec", "selector"), get(find(t, objects, "StatefulSet", "tessera-worker"),
 		"spec", "template", "metadata", "labels")) {
 		t.Errorf("coordinator Service selector also matches worker pods")
+	}
+}
+
+// The OpenAI-compatible HTTP API: on by default on port 8000 of the public
+// Service with the queue and max_new_tokens flags; off: no flag, no port.
+func TestCoordinatorHttpApi(t *testing.T) {
+	objects := render(t, "--set", "coordinator.http.servedModelName=granite,coordinator.args.maxQueuedRequests=8")
+	c := onlyContainer(t, get(find(t, objects, "Deployment", "tessera-coordinator"), "spec", "template"))
+	args := stringList(c["args"])
+	wantFlag(t, args, "--http-listen", "0.0.0.0:8000")
+	wantFlag(t, args, "--served-model-name", "granite")
+	wantFlag(t, args, "--default-max-new-tokens", "1024")
+	wantFlag(t, args, "--max-queued-requests", "8")
+	wantFlag(t, args, "--queue-timeout-ms", "60000")
+	service := find(t, objects, "Service", "tessera-coordinator")
+	if p := portNamed(service, "http"); p == nil || number(p["port"]) != 8000 || p["targetPort"] != "http" ||
+		p["appProtocol"] != "https" {
+		t.Errorf("coordinator Service: want port http 8000 -> http (https), got %v", p)
+	}
+	named := map[string]float64{}
+	for _, p := range c["ports"].([]interface{}) {
+		named[fmt.Sprint(get(p, "name"))] = number(get(p, "containerPort"))
+	}
+	if named["http"] != 8000 {
+		t.Errorf("coordinator container ports: want http 8000, got %v", named)
+	}
+
+	off := render(t, "--set", "coordinator.http.enabled=false")
+	offArgs := stringList(onlyContainer(t, get(find(t, off, "Deployment", "tessera-coordinator"), "spec",
+		"template"))["args"])
+	if _, ok := flagValue(offArgs, "--http-listen"); ok {
+		t.Errorf("coordinator.http.enabled=false still passes --http-listen: %v", offArgs)
+	}
+	if p := portNamed(find(t, off, "Service", "tessera-coordinator"), "http"); p != nil {
+		t.Errorf("coordinator.http.enabled=false still exposes %v", p)
+	}
+	insecure := render(t, "--set", "security.tls=false")
+	if p := portNamed(find(t, insecure, "Service", "tessera-coordinator"), "http"); p == nil || p["appProtocol"] != "http" {
+		t.Errorf("security.tls=false: want appProtocol http, got %v", p)
 	}
 }
 

@@ -22,14 +22,15 @@ var contractMetrics = []string{
 	"tessera_requests_total", "tessera_requests_running", "tessera_requests_waiting", "tessera_workers_ready",
 	"tessera_context_capacity_tokens", "tessera_context_available_tokens", "tessera_build_info",
 	"tessera_worker_memory_used_bytes", "tessera_worker_memory_capacity_bytes", "tessera_worker_active_requests",
-	"tessera_worker_prefill_step_seconds", "tessera_worker_decode_step_seconds", "tessera_peer_transport_bytes_total",
+	"tessera_worker_prefill_step_seconds", "tessera_worker_decode_step_seconds", "tessera_worker_decode_batch_size",
+	"tessera_worker_decode_waiting_requests", "tessera_worker_decode_queue_seconds", "tessera_peer_transport_bytes_total",
 	"tessera_peer_transport_seconds",
 }
 
 var contractHistograms = []string{
 	"tessera_time_to_first_token_seconds", "tessera_inter_token_latency_seconds", "tessera_request_duration_seconds",
 	"tessera_request_queue_time_seconds", "tessera_worker_prefill_step_seconds", "tessera_worker_decode_step_seconds",
-	"tessera_peer_transport_seconds",
+	"tessera_worker_decode_batch_size", "tessera_worker_decode_queue_seconds", "tessera_peer_transport_seconds",
 }
 
 func readDashboard(t *testing.T) ([]byte, object) {

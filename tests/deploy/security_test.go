@@ -139,8 +139,9 @@ func TestPublicAndInternalServicesApart(t *testing.T) {
 	objects := render(t, "--set", "coordinator.service.type=LoadBalancer")
 	public := find(t, objects, "Service", "tessera-coordinator")
 	ports, _ := get(public, "spec", "ports").([]interface{})
-	if len(ports) != 1 || portNamed(public, "grpc") == nil || number(portNamed(public, "grpc")["port"]) != 50051 {
-		t.Errorf("the public Service must expose the public port alone, got %v", ports)
+	if len(ports) != 2 || portNamed(public, "grpc") == nil || number(portNamed(public, "grpc")["port"]) != 50051 ||
+		portNamed(public, "http") == nil || number(portNamed(public, "http")["port"]) != 8000 {
+		t.Errorf("the public Service must expose the public ports (grpc, http) alone, got %v", ports)
 	}
 	internal := find(t, objects, "Service", "tessera-coordinator-internal")
 	if get(internal, "spec", "type") != "ClusterIP" {
@@ -228,7 +229,7 @@ func TestNetworkPolicies(t *testing.T) {
 		t.Errorf("the workers' NetworkPolicy does not select the worker pods")
 	}
 	rules := ingressRules(coordinator)
-	for port, want := range map[float64]string{50051: "*", 50052: "worker", 50053: "*", 9090: "*"} {
+	for port, want := range map[float64]string{50051: "*", 8000: "*", 50052: "worker", 50053: "*", 9090: "*"} {
 		if got := strings.Join(admitted(rules, port), ","); got != want {
 			t.Errorf("coordinator port %v: want admitted %q, got %q", port, want, got)
 		}
@@ -243,8 +244,10 @@ func TestNetworkPolicies(t *testing.T) {
 
 	file := writeValues(t, "networkPolicy:\n  publicFrom:\n    - namespaceSelector:\n        matchLabels: {team: apps}\n")
 	rules = ingressRules(find(t, render(t, "-f", file), "NetworkPolicy", "tessera-coordinator"))
-	if got := strings.Join(admitted(rules, 50051), ","); got != "peer" {
-		t.Errorf("networkPolicy.publicFrom must restrict the public port, admitted %q", got)
+	for _, port := range []float64{50051, 8000} {
+		if got := strings.Join(admitted(rules, port), ","); got != "peer" {
+			t.Errorf("networkPolicy.publicFrom must restrict the public port %v, admitted %q", port, got)
+		}
 	}
 	if policies := ofKind(render(t, "--set", "networkPolicy.enabled=false"), "NetworkPolicy"); len(policies) != 0 {
 		t.Errorf("networkPolicy.enabled=false still renders %d policies", len(policies))

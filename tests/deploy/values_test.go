@@ -31,6 +31,8 @@ func TestSchemaRejects(t *testing.T) {
 		{"string for tls", "security.tls=maybe", "security.tls: Invalid type. Expected: boolean"},
 		{"bad secret name", "security.clusterTls.existingSecret=Not_A_Name", "security.clusterTls.existingSecret"},
 		{"internal port out of range", "coordinator.ports.internal=70000", "coordinator.ports.internal"},
+		{"http port out of range", "coordinator.ports.http=0", "coordinator.ports.http"},
+		{"negative queue", "coordinator.args.maxQueuedRequests=-1", "maxQueuedRequests"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -65,7 +67,8 @@ func TestCrossFieldRules(t *testing.T) {
 		{"model.path=/data/model", "model.path must lie under model.mountPath (/models)"},
 		{"security.clusterTls.existingSecret=", "security.clusterTls.existingSecret is required when security.tls is true"},
 		{"security.authTokens.existingSecret=", "security.authTokens.existingSecret is required when security.tls is true"},
-		{"coordinator.ports.internal=50051", "coordinator.ports must be four different ports. Given: grpc 50051, internal 50051"},
+		{"coordinator.ports.internal=50051", "coordinator.ports must be five different ports. Given: grpc 50051, internal 50051"},
+		{"coordinator.ports.http=9090", "coordinator.ports must be five different ports"},
 		{"workers.ports.health=9091", "workers.ports must be three different ports"},
 	}
 	for _, c := range cases {

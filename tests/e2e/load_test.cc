@@ -1,10 +1,17 @@
 // Load: 32 concurrent streams against a coordinator and 3 CPU workers of
 // bamba-tiny for TESSERA_LOAD_SECONDS (default 20: the CI variant; the full
 // run is 180), prompts of 16 to 200 tokens (one to three shards) and 8 to 48
-// new tokens. It asserts what finding 8 broke and what a leak would break:
-//  - no error at all;
-//  - no worker ran more than half of the forward steps (prefill and decode
-//    steps, from each worker's /metrics);
+// new tokens; 5% of the requests are cancelled by their client after a
+// random number of tokens. Each worker decodes its running requests in
+// batched steps. It asserts what finding 8 broke and what a leak would break:
+//  - no error at all (a cancelled request ends CANCELLED, nothing else);
+//  - no worker did more than half of the forward work (prefill passes plus
+//    tokens decoded, from each worker's /metrics);
+//  - every worker's memory gauge is back to 0 once the streams are done;
+//  - decode ran in batches: every token after a request's first came from a
+//    decode step (the batch-size histogram counts at least those), some step
+//    ran more than one request, and each request's wait for its first step
+//    was measured;
 //  - the RSS of every process (/proc/PID/status VmRSS, sampled each second
 //    after a warm-up of a third of the run, at least 5 s) grows less than
 //    5% on runs of 2 minutes or more, 12% on CI's short one: the median of
@@ -88,7 +95,7 @@ TEST(LoadTest, ThirtyTwoStreamsSpreadOverTheWorkersWithoutErrorsOrGrowth) {
   const std::vector<int32_t> reference = ReferencePrompt(fixture, 200);
 
   std::atomic<bool> stop{false};
-  std::atomic<int64_t> requests{0}, tokens{0}, errors{0};
+  std::atomic<int64_t> requests{0}, tokens{0}, errors{0}, cancelled{0};
   std::mutex mu;
   std::map<std::string, int> error_messages;
   std::vector<std::thread> clients;
@@ -98,17 +105,29 @@ TEST(LoadTest, ThirtyTwoStreamsSpreadOverTheWorkersWithoutErrorsOrGrowth) {
       while (!stop.load()) {
         const int length = std::uniform_int_distribution<int>(16, 200)(rng);
         const int new_tokens = std::uniform_int_distribution<int>(8, 48)(rng);
+        // 5%: cancelled by the client once it has this many tokens.
+        const bool cancel = std::uniform_int_distribution<int>(0, 99)(rng) < 5;
+        const int cancel_after = std::uniform_int_distribution<int>(1, new_tokens - 1)(rng);
         const std::vector<int32_t> prompt(reference.begin(), reference.begin() + length);
         grpc::ClientContext context;
         context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
         auto reader = stub->GenerateStream(&context, GreedyRequest(prompt, new_tokens));
         v1::GenerateStreamResponse event;
         int got = 0;
-        while (reader->Read(&event)) got += event.has_tokens() ? event.tokens().token_ids_size() : 0;
+        bool cancel_sent = false;
+        while (reader->Read(&event)) {
+          got += event.has_tokens() ? event.tokens().token_ids_size() : 0;
+          if (cancel && !cancel_sent && got >= cancel_after) {
+            context.TryCancel();
+            cancel_sent = true;
+          }
+        }
         const grpc::Status status = reader->Finish();
         ++requests;
         tokens += got;
-        if (!status.ok() || got != new_tokens) {
+        if (cancel_sent && (status.error_code() == grpc::StatusCode::CANCELLED || (status.ok() && got == new_tokens))) {
+          ++cancelled;  // the cancel may lose the race with the last token
+        } else if (!status.ok() || got != new_tokens) {
           ++errors;
           std::lock_guard<std::mutex> lock(mu);
           ++error_messages[status.ok() ? "short stream" : status.error_message()];
@@ -139,19 +158,34 @@ TEST(LoadTest, ThirtyTwoStreamsSpreadOverTheWorkersWithoutErrorsOrGrowth) {
     rss_peak.push_back(samples.empty() ? 0 : *std::max_element(samples.begin(), samples.end()));
   }
 
+  // Work per worker: prefill passes plus tokens decoded (the decode steps'
+  // batch sizes); and each worker's memory, which the last cancelled shards
+  // free a moment after their streams close.
   double total_steps = 0;
-  std::vector<double> steps;
+  std::vector<double> steps, decode_steps, decode_tokens, memory;
+  double queued = 0;  // requests whose first decode step was timed
+  const auto memory_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   for (const std::string& address : metrics) {
-    const std::string body = HttpGetMetrics(address);
-    steps.push_back(SumOf(body, "tessera_worker_prefill_step_seconds_count") +
-                    SumOf(body, "tessera_worker_decode_step_seconds_count"));
+    std::string body = HttpGetMetrics(address);
+    while (SumOf(body, "tessera_worker_memory_used_bytes") != 0 && std::chrono::steady_clock::now() < memory_deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      body = HttpGetMetrics(address);
+    }
+    memory.push_back(SumOf(body, "tessera_worker_memory_used_bytes"));
+    decode_steps.push_back(SumOf(body, "tessera_worker_decode_step_seconds_count"));
+    decode_tokens.push_back(SumOf(body, "tessera_worker_decode_batch_size_sum"));
+    queued += SumOf(body, "tessera_worker_decode_queue_seconds_count");
+    steps.push_back(SumOf(body, "tessera_worker_prefill_step_seconds_count") + decode_tokens.back());
     total_steps += steps.back();
   }
-  std::printf("load: %d s, %d streams: %lld requests, %lld tokens, %lld errors\n", seconds, kStreams,
+  std::printf("load: %d s, %d streams: %lld requests, %lld tokens, %lld cancelled, %lld errors\n", seconds, kStreams,
               static_cast<long long>(requests.load()), static_cast<long long>(tokens.load()),
-              static_cast<long long>(errors.load()));
+              static_cast<long long>(cancelled.load()), static_cast<long long>(errors.load()));
   for (size_t w = 0; w < steps.size(); ++w) {
-    std::printf("load: worker %zu: %.0f steps (%.1f%%)\n", w, steps[w], 100.0 * steps[w] / total_steps);
+    std::printf("load: worker %zu: %.0f passes + tokens (%.1f%%), %.0f decode steps of %.1f requests on average, "
+                "memory %.0f bytes at the end\n",
+                w, steps[w], 100.0 * steps[w] / total_steps, decode_steps[w],
+                decode_steps[w] > 0 ? decode_tokens[w] / decode_steps[w] : 0.0, memory[w]);
   }
   for (size_t p = 0; p < pids.size(); ++p) {
     std::printf("load: %s RSS median early %lld KiB, late %lld KiB (%+.2f%%), peak %lld KiB, %zu samples\n",
@@ -164,6 +198,15 @@ TEST(LoadTest, ThirtyTwoStreamsSpreadOverTheWorkersWithoutErrorsOrGrowth) {
 
   EXPECT_EQ(errors.load(), 0);
   EXPECT_GT(requests.load(), kStreams);
+  for (size_t w = 0; w < memory.size(); ++w) EXPECT_EQ(memory[w], 0) << "worker " << w;
+  double all_decode_steps = 0, all_decode_tokens = 0;
+  for (size_t w = 0; w < decode_steps.size(); ++w) {
+    all_decode_steps += decode_steps[w];
+    all_decode_tokens += decode_tokens[w];
+  }
+  EXPECT_GE(all_decode_tokens, static_cast<double>(tokens.load() - requests.load()));
+  EXPECT_GT(all_decode_tokens, all_decode_steps) << "no decode step ran two requests";
+  EXPECT_GT(queued, 0);
   ASSERT_GT(total_steps, 0);
   for (size_t w = 0; w < steps.size(); ++w) EXPECT_LE(steps[w], 0.5 * total_steps) << "worker " << w;
   // Over CI's short run the windows are seconds apart and allocator warm-up

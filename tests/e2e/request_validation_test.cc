@@ -41,7 +41,7 @@ TEST(RequestValidationTest, NeverWorkingRequestsAreInvalidAndFullIsExhausted) {
 
   ExpectInvalid(Generate(*stub, GreedyRequest({}, 4)), "prompt");
   ExpectInvalid(Generate(*stub, GreedyRequest({1, 512, 3}, 4)), "512");
-  ExpectInvalid(Generate(*stub, GreedyRequest({1, 2, 3}, 0)), "max_new_tokens");
+  ExpectInvalid(Generate(*stub, GreedyRequest({1, 2, 3}, -1)), "max_new_tokens must be >= 0");
   ExpectInvalid(Generate(*stub, GreedyRequest({1, 2, 3}, 5000)), "4096");
   const std::vector<int32_t> too_long(info.context_capacity_tokens() + 1, 7);
   ExpectInvalid(Generate(*stub, GreedyRequest(too_long, 1)), std::to_string(info.context_capacity_tokens()));

@@ -104,6 +104,12 @@ template <typename Want>
          << "relative L2 error " << rel << " exceeds tolerance " << tolerance;
 }
 
+// Bit-for-bit equality (NaN padding, -inf and signed zeros included): for a
+// result that must not change, such as a batched call against one-request calls.
+inline bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;
+}
+
 // The status is INVALID_ARGUMENT and its message mentions `needle`.
 inline ::testing::AssertionResult IsInvalidArgumentMentioning(const absl::Status& status,
                                                               const std::string& needle) {

@@ -123,6 +123,45 @@ TEST(ValidateShardRequestTest, ForgedNumbersAreRefusedQuotingTheLimit) {
   EXPECT_EQ(Code(nccl), absl::StatusCode::kInvalidArgument) << "a unique id of the wrong size";
 }
 
+// The sampling fields of issue 16, re-checked by the worker with the
+// coordinator's limits: a forged RunShard cannot reach the sampler with them.
+TEST(ValidateShardRequestTest, PenaltiesBiasLogprobsAndMinTokensAreRechecked) {
+  struct Bad {
+    void (*edit)(ShardRequest&);
+    const char* fragment;
+  };
+  const Bad bad[] = {
+      {[](ShardRequest& r) { r.sampling.repetition_penalty = 0.0f; }, "repetition_penalty must be 0 (none) or in (0, 100]"},
+      {[](ShardRequest& r) { r.sampling.repetition_penalty = 1000.0f; }, "repetition_penalty must be 0 (none) or in (0, 100]"},
+      {[](ShardRequest& r) { r.sampling.presence_penalty = std::numeric_limits<float>::quiet_NaN(); }, "presence_penalty must be in [-2, 2]"},
+      {[](ShardRequest& r) { r.sampling.frequency_penalty = -2.5f; }, "frequency_penalty must be in [-2, 2]"},
+      {[](ShardRequest& r) { r.sampling.min_p = 2.0f; }, "min_p must be in [0, 1]"},
+      {[](ShardRequest& r) { r.sampling.logit_bias = {{100, 1.0f}}; }, "logit_bias keys must be in [0, 100)"},
+      {[](ShardRequest& r) { r.sampling.logit_bias = {{3, 101.0f}}; }, "logit_bias[3] must be in [-100, 100]"},
+      {[](ShardRequest& r) { r.sampling.logit_bias.assign(1025, {1, 1.0f}); }, "logit_bias must have at most 1024 entries"},
+      {[](ShardRequest& r) { r.sampling.logprobs = 21; }, "logprobs must be in [0, 20]"},
+      {[](ShardRequest& r) { r.sampling.min_tokens = 21; }, "min_tokens must be in [0, 20] (max_new_tokens)"},
+      {[](ShardRequest& r) { r.sampling.prompt_token_ids = {1, 100}; }, "penalty_token_ids must be in [0, 100)"},
+  };
+  for (const Bad& b : bad) {
+    ShardRequest r = Request(10, 20);
+    b.edit(r);
+    const absl::Status status = ValidateShardRequest(r, Config(), Options());
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << b.fragment;
+    EXPECT_NE(status.message().find(b.fragment), std::string::npos) << status;
+  }
+  ShardRequest good = Request(10, 20);
+  good.sampling.repetition_penalty = 1.3f;
+  good.sampling.presence_penalty = 2.0f;
+  good.sampling.frequency_penalty = -2.0f;
+  good.sampling.min_p = 1.0f;
+  good.sampling.logit_bias = {{0, -100.0f}, {99, 100.0f}};
+  good.sampling.logprobs = 20;
+  good.sampling.min_tokens = 20;
+  good.sampling.prompt_token_ids = {0, 99};
+  EXPECT_TRUE(ValidateShardRequest(good, Config(), Options()).ok());
+}
+
 TEST(ValidateShardRequestTest, TheRequestMustCarryASecret) {
   ShardRequest r = Request(10, 1);
   r.secret.clear();

@@ -30,9 +30,15 @@ absl::StatusOr<CliFlags> CliFlags::Parse(int argc, char** argv, absl::Span<const
       if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat("flag --", name, " needs a value"));
       value = argv[++i];
     }
-    flags.values_[std::string(name)] = value;
+    flags.all_values_[std::string(name)].push_back(value);
+    flags.values_[std::string(name)] = std::move(value);
   }
   return flags;
+}
+
+std::vector<std::string> CliFlags::GetAll(absl::string_view name) const {
+  auto it = all_values_.find(name);
+  return it == all_values_.end() ? std::vector<std::string>() : it->second;
 }
 
 bool CliFlags::Has(absl::string_view name) const { return values_.find(name) != values_.end(); }

@@ -28,13 +28,17 @@ class CliFlags {
 
   bool help() const { return help_; }
   bool Has(absl::string_view name) const;
+  // The last value given (flags given twice: the last wins)...
   std::string GetString(absl::string_view name, absl::string_view fallback) const;
+  // ...or every value, in order (repeatable flags such as `generate --stop`).
+  std::vector<std::string> GetAll(absl::string_view name) const;
   absl::StatusOr<std::string> RequireString(absl::string_view name) const;
   absl::StatusOr<int64_t> GetInt(absl::string_view name, int64_t fallback) const;
   absl::StatusOr<double> GetDouble(absl::string_view name, double fallback) const;
 
  private:
   std::map<std::string, std::string, std::less<>> values_;
+  std::map<std::string, std::vector<std::string>, std::less<>> all_values_;
   bool help_ = false;
 };
 

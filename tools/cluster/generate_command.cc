@@ -32,6 +32,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/status_macros.h"
 #include "rpc/grpc_security.h"
@@ -53,13 +54,26 @@ constexpr FlagSpec kGenerateFlags[] = {
     {"prompt-ids-file", true, "file of prompt token ids (same forms; any whitespace)"},
     {"add-special-tokens", false, "text prompt: add the tokenizer's template tokens (e.g. BOS)"},
     {"print", true, "what streams to stdout: text or ids (default: text for a text prompt, else ids)"},
-    {"max-new-tokens", true, "tokens to generate at most (default 64)"},
+    {"max-new-tokens", true, "tokens to generate at most (default 64; 0: up to the served context, capped by the "
+                             "server's default)"},
     {"temperature", true, "0 (default): greedy"},
     {"top-k", true, "sample among the k most likely tokens (0, default: all)"},
     {"top-p", true, "sample within the nucleus of this probability (1, default: all)"},
     {"seed", true, "seed of the request's random stream (default 0)"},
     {"stop-ids", true, "stop after any of these token ids: \"a,b\""},
+    {"stop", true, "stop when the text reaches this string (not included in the output; repeat for several; needs "
+                   "the server's tokenizer)"},
+    {"min-tokens", true, "no stop (ids, EOS, --stop) before this many tokens (default 0)"},
     {"ignore-eos", false, "do not stop at the model's end-of-sequence token"},
+    {"repetition-penalty", true, "vLLM's repetition penalty over prompt + output tokens (1, default: none)"},
+    {"presence-penalty", true, "subtracted once from each generated token's logit, in [-2, 2] (default 0)"},
+    {"frequency-penalty", true, "subtracted per occurrence from a generated token's logit, in [-2, 2] (default 0)"},
+    {"min-p", true, "cut tokens less likely than this times the most likely one (default 0: none)"},
+    {"logit-bias", true, "added to token logits before sampling: \"ID:BIAS,ID:BIAS\" (each in [-100, 100])"},
+    {"logprobs", true, "print each generated token's log-probability and this many alternatives on stderr"},
+    {"prompt-logprobs", true, "print each prompt token's log-probability and this many alternatives on stderr"},
+    {"priority", true, "admission order when requests wait for room: lower first (default 0)"},
+    {"request-id", true, "the request's id (default: one the server makes); Abort takes it"},
     {"timeout-s", true, "give up after this many seconds (default: never)"},
     {"tls-ca", true, "PEM CA certificate the server's certificate must chain to (TLS; default: the system's roots)"},
     {"tls", false, "TLS even to a loopback server (implied by --tls-ca or a token; the default elsewhere)"},
@@ -185,7 +199,58 @@ absl::StatusOr<v1::GenerateRequest> BuildRequest(const CliFlags& flags) {
     stopping.mutable_stop_token_ids()->Add(stop_ids->begin(), stop_ids->end());
   }
   stopping.set_ignore_eos(flags.Has("ignore-eos"));
+  for (const std::string& stop : flags.GetAll("stop")) stopping.add_stop_strings(stop);
+  {
+    ASSIGN_OR_RETURN(const int32_t min_tokens, GetInt32(flags, "min-tokens", 0));
+    stopping.set_min_tokens(min_tokens);
+  }
+  {
+    ASSIGN_OR_RETURN(const float repetition, GetFiniteFloat(flags, "repetition-penalty", 1));
+    sampling.set_repetition_penalty(repetition);
+    ASSIGN_OR_RETURN(const float presence, GetFiniteFloat(flags, "presence-penalty", 0));
+    sampling.set_presence_penalty(presence);
+    ASSIGN_OR_RETURN(const float frequency, GetFiniteFloat(flags, "frequency-penalty", 0));
+    sampling.set_frequency_penalty(frequency);
+    ASSIGN_OR_RETURN(const float min_p, GetFiniteFloat(flags, "min-p", 0));
+    sampling.set_min_p(min_p);
+  }
+  if (flags.Has("logit-bias")) {
+    for (absl::string_view entry : absl::StrSplit(flags.GetString("logit-bias", ""), ',', absl::SkipWhitespace())) {
+      const std::vector<absl::string_view> parts = absl::StrSplit(entry, ':');
+      int32_t id = 0;
+      float bias = 0;
+      if (parts.size() != 2 || !absl::SimpleAtoi(absl::StripAsciiWhitespace(parts[0]), &id) ||
+          !absl::SimpleAtof(absl::StripAsciiWhitespace(parts[1]), &bias)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--logit-bias takes \"ID:BIAS,ID:BIAS\". Given the entry '", entry, "'"));
+      }
+      (*sampling.mutable_logit_bias())[id] = bias;
+    }
+  }
+  if (flags.Has("logprobs")) {
+    ASSIGN_OR_RETURN(const int32_t logprobs, GetInt32(flags, "logprobs", 0));
+    sampling.set_logprobs(logprobs);
+  }
+  if (flags.Has("prompt-logprobs")) {
+    ASSIGN_OR_RETURN(const int32_t logprobs, GetInt32(flags, "prompt-logprobs", 0));
+    sampling.set_prompt_logprobs(logprobs);
+  }
+  {
+    ASSIGN_OR_RETURN(const int32_t priority, GetInt32(flags, "priority", 0));
+    request.set_priority(priority);
+  }
+  request.set_request_id(flags.GetString("request-id", ""));
   return request;
+}
+
+// "logprob <label> <id> <logprob> top <id>:<logprob> ..." on stderr, one line a position.
+void PrintLogprobs(absl::string_view label, const google::protobuf::RepeatedPtrField<v1::TokenLogprobs>& positions) {
+  for (const v1::TokenLogprobs& position : positions) {
+    std::string line = absl::StrFormat("logprob %s %d %.6g", label, position.token_id(), position.logprob());
+    if (position.top_size() > 0) absl::StrAppend(&line, " top");
+    for (const v1::TokenLogprob& top : position.top()) absl::StrAppendFormat(&line, " %d:%.6g", top.token_id(), top.logprob());
+    std::cerr << line << "\n";
+  }
 }
 
 // "1 shard", "3 shards".
@@ -305,6 +370,7 @@ absl::Status Generate(const std::string& server, const ChannelSecurity& security
   PrefillProgressLine progress_line;
   std::optional<Clock::time_point> first_token_at;
   std::optional<v1::GenerateResponse> finished;
+  google::protobuf::RepeatedPtrField<v1::TokenLogprobs> logprobs;  // from the deltas
   int64_t tokens_printed = 0;
   std::string text_tail;  // the last character printed as text, for the final newline
   v1::GenerateStreamResponse event;
@@ -316,6 +382,7 @@ absl::Status Generate(const std::string& server, const ChannelSecurity& security
       case v1::GenerateStreamResponse::kTokens:
         progress_line.Close();
         if (!first_token_at.has_value() && event.tokens().token_ids_size() > 0) first_token_at = Clock::now();
+        logprobs.MergeFrom(event.tokens().logprobs());
         if (print == PrintMode::kText) {
           std::cout << event.tokens().text();
           if (!event.tokens().text().empty()) text_tail = event.tokens().text().back();
@@ -353,6 +420,8 @@ absl::Status Generate(const std::string& server, const ChannelSecurity& security
     }
   }
   absl::StrAppendFormat(&summary, "; %.3f s in all", SecondsBetween(start, end));
+  PrintLogprobs("prompt", finished->prompt_logprobs());
+  PrintLogprobs("token", logprobs);
   std::cerr << summary << "\n";
   return absl::OkStatus();
 }

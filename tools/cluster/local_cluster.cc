@@ -26,6 +26,7 @@ namespace {
 
 constexpr absl::string_view kListeningPrefix = "coordinator listening on ";
 constexpr absl::string_view kInternalPrefix = "coordinator internal API on ";
+constexpr absl::string_view kHttpPrefix = "coordinator http on ";  // then HOST:PORT and a note
 constexpr auto kPollInterval = std::chrono::milliseconds(50);
 
 void WriteAll(int fd, absl::string_view data) {
@@ -130,6 +131,7 @@ absl::Status LocalCluster::StartCoordinator(std::chrono::steady_clock::time_poin
       if (listening_address_.has_value()) {
         address_ = *listening_address_;
         internal_address_ = internal_listening_address_.value_or(address_);
+        http_address_ = http_listening_address_.value_or("");
         break;
       }
       stdout_closed = stdout_closed_;
@@ -175,6 +177,11 @@ void LocalCluster::ForwardCoordinatorStdout(int read_fd) {
       absl::MutexLock lock(&mu_);
       internal_listening_address_ = std::string(address);
       return;
+    }
+    if (!address_found && absl::StartsWith(line, kHttpPrefix)) {
+      absl::string_view rest = absl::StripPrefix(line, kHttpPrefix);
+      absl::MutexLock lock(&mu_);
+      http_listening_address_ = std::string(rest.substr(0, rest.find(' ')));
     }
     if (!address_found && absl::StartsWith(line, kListeningPrefix)) {
       address_found = true;

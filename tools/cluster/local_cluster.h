@@ -95,6 +95,8 @@ class LocalCluster {
   const std::string& address() const { return address_; }
   // "127.0.0.1:PORT" of its internal API (where workers register).
   const std::string& internal_address() const { return internal_address_; }
+  // "127.0.0.1:PORT" of its HTTP API (coordinator flag --http-listen); empty: none.
+  const std::string& http_address() const { return http_address_; }
   // What a client of address() needs: TLS with the cluster CA and a token, or
   // plaintext.
   ChannelSecurity client_security() const { return client_security_; }
@@ -143,6 +145,7 @@ class LocalCluster {
   std::vector<Slot> workers_;  // (workers,)
   std::string address_;
   std::string internal_address_;
+  std::string http_address_;
   ChannelSecurity client_security_ = ChannelSecurity::Insecure();
   std::shared_ptr<grpc::Channel> channel_;  // to address_
 
@@ -153,6 +156,7 @@ class LocalCluster {
   absl::Mutex mu_;
   std::optional<std::string> listening_address_ ABSL_GUARDED_BY(mu_);
   std::optional<std::string> internal_listening_address_ ABSL_GUARDED_BY(mu_);
+  std::optional<std::string> http_listening_address_ ABSL_GUARDED_BY(mu_);
   bool stdout_closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 

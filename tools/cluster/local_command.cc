@@ -57,6 +57,10 @@ constexpr FlagSpec kLocalFlags[] = {
     {"tls-dir", true, "with --tls: write ca.crt, tls.crt, tls.key and tokens here and keep them (default: a fresh "
                       "directory, removed when the cluster stops)"},
     {"insecure", false, "plaintext, no authentication (the default; loopback only)"},
+    {"http-port", true, "also serve the OpenAI-compatible HTTP API on this port of 127.0.0.1 (0: a free port; with "
+                        "--tls: HTTPS with the same token)"},
+    {"max-queued-requests", true, "requests that may wait for room when the cluster is full (passed to the "
+                                  "coordinator; default 0: refused at once)"},
 };
 
 constexpr char kSummary[] =
@@ -160,6 +164,20 @@ absl::StatusOr<LocalClusterOptions> OptionsFromFlags(const CliFlags& flags) {
   }
   if (flags.Has("tokenizer")) {
     options.coordinator_flags.insert(options.coordinator_flags.end(), {"--tokenizer", flags.GetString("tokenizer", "")});
+  }
+  if (flags.Has("http-port")) {
+    absl::StatusOr<int64_t> http_port = flags.GetInt("http-port", 0);
+    if (!http_port.ok()) return http_port.status();
+    if (*http_port < 0 || *http_port > 65535) {
+      return absl::InvalidArgumentError(absl::StrCat("--http-port must be in [0, 65535]. Given: ", *http_port));
+    }
+    options.coordinator_flags.insert(options.coordinator_flags.end(),
+                                     {"--http-listen", absl::StrCat("127.0.0.1:", *http_port)});
+  }
+  if (flags.Has("max-queued-requests")) {
+    absl::StatusOr<int64_t> queued = flags.GetInt("max-queued-requests", 0);
+    if (!queued.ok()) return queued.status();
+    options.coordinator_flags.insert(options.coordinator_flags.end(), {"--max-queued-requests", absl::StrCat(*queued)});
   }
   if (flags.Has("tls") && flags.Has("insecure")) return absl::InvalidArgumentError("--tls conflicts with --insecure");
   if (flags.Has("tls-dir") && !flags.Has("tls")) return absl::InvalidArgumentError("--tls-dir needs --tls");
@@ -323,6 +341,10 @@ int RunLocalCommand(int argc, char** argv) {
                                        "CA, certificate and token in ",
                                        tls_dir, remove_tls_dir ? " (removed when the cluster stops)" : "", "\n"))
                 << (flags->Has("metrics-port") ? MetricsLine(address, (*cluster)->client_security()) : std::string())
+                << ((*cluster)->http_address().empty()
+                        ? std::string()
+                        : absl::StrCat("  OpenAI-compatible HTTP API: ", options->security.insecure ? "http" : "https",
+                                       "://", (*cluster)->http_address(), "/v1\n"))
                 << "  try: tessera generate --server " << address << client_flags << " " << prompt
                 << " --max-new-tokens 16\n"
                 << "  Ctrl-C stops the cluster" << std::endl;

@@ -79,6 +79,7 @@ class CpuOpStream final : public OpStream {
   absl::Status Run(const RmsNormParams& p) override { return cpu::RmsNorm(p); }
   absl::Status Run(const GatedRmsNormParams& p) override { return cpu::GatedRmsNorm(p); }
   absl::Status Run(const CausalConv1dParams& p) override { return cpu::CausalConv1d(p); }
+  absl::Status Run(const ConvStepParams& p) override { return cpu::ConvStep(p); }
   absl::Status Run(const DtSoftplusParams& p) override { return cpu::DtSoftplus(p); }
   absl::Status Run(const SsdScanParams& p) override { return cpu::SsdScan(p); }
   absl::Status Run(const SsdAddInitialStateParams& p) override { return cpu::SsdAddInitialState(p); }
@@ -86,6 +87,7 @@ class CpuOpStream final : public OpStream {
   absl::Status Run(const SsdStepParams& p) override { return cpu::SsdStep(p); }
   absl::Status Run(const RopeParams& p) override { return cpu::Rope(p); }
   absl::Status Run(const AttentionParams& p) override { return cpu::Attention(p); }
+  absl::Status Run(const DecodeAttentionParams& p) override { return cpu::DecodeAttention(p); }
   absl::Status Run(const AttentionMergeParams& p) override { return cpu::AttentionMerge(p); }
   absl::Status Run(const SiluMulParams& p) override { return cpu::SiluMul(p); }
   absl::Status Run(const ReluSquaredParams& p) override { return cpu::ReluSquared(p); }

@@ -183,22 +183,23 @@ class CudaOpStream final : public OpStream {
   absl::Status Run(const RmsNormParams& p) override { return cuda::RmsNorm(p, stream_); }
   absl::Status Run(const GatedRmsNormParams& p) override { return cuda::GatedRmsNorm(p, stream_); }
   absl::Status Run(const CausalConv1dParams& p) override { return cuda::CausalConv1d(p, stream_); }
+  absl::Status Run(const ConvStepParams& p) override { return cuda::ConvStep(p, stream_); }
   absl::Status Run(const DtSoftplusParams& p) override { return cuda::DtSoftplus(p, stream_); }
   absl::Status Run(const SsdScanParams& p) override { return cuda::SsdScan(p, stream_); }
   absl::Status Run(const SsdAddInitialStateParams& p) override { return cuda::SsdAddInitialState(p, stream_); }
   absl::Status Run(const SsdComposeParams& p) override { return cuda::SsdComposeInitialState(p, stream_); }
   absl::Status Run(const SsdStepParams& p) override { return cuda::SsdStep(p, stream_); }
   absl::Status Run(const RopeParams& p) override { return cuda::Rope(p, stream_); }
-  // A decode-shaped call splits its keys across thread blocks when given room
-  // for the partial results: stream-ordered scratch, freed after the kernels.
+  // Decode-shaped attention splits its keys across thread blocks when given
+  // room for the partial results: stream-ordered scratch, freed after the
+  // kernels (a batch's is sized by batch and heads, not lengths).
   absl::Status Run(const AttentionParams& p) override {
-    const int64_t bytes = p.workspace == nullptr ? cuda::AttentionWorkspaceBytes(p) : 0;
-    if (bytes == 0) return cuda::Attention(p, stream_);
-    ASSIGN_OR_RETURN(Buffer workspace, Scratch(1, (bytes + 3) / 4, ElementType::kF32));  // `bytes`, as floats
-    AttentionParams with_workspace = p;
-    with_workspace.workspace = workspace.view().data;
-    with_workspace.workspace_bytes = bytes;
-    return cuda::Attention(with_workspace, stream_);
+    return WithWorkspace(p, p.workspace == nullptr ? cuda::AttentionWorkspaceBytes(p) : 0,
+                         [this](const AttentionParams& q) { return cuda::Attention(q, stream_); });
+  }
+  absl::Status Run(const DecodeAttentionParams& p) override {
+    return WithWorkspace(p, p.workspace == nullptr ? cuda::DecodeAttentionWorkspaceBytes(p) : 0,
+                         [this](const DecodeAttentionParams& q) { return cuda::DecodeAttention(q, stream_); });
   }
   absl::Status Run(const AttentionMergeParams& p) override { return cuda::AttentionMerge(p, stream_); }
   absl::Status Run(const SiluMulParams& p) override { return cuda::SiluMul(p, stream_); }
@@ -208,6 +209,17 @@ class CudaOpStream final : public OpStream {
   absl::Status Run(const MoeExpertsParams& p) override { return cuda::MoeExperts(p, stream_); }
 
  private:
+  // `run` of `p` with `bytes` of scratch as its workspace (none when 0).
+  template <typename Params, typename Run>
+  absl::Status WithWorkspace(const Params& p, int64_t bytes, Run run) {
+    if (bytes == 0) return run(p);
+    ASSIGN_OR_RETURN(Buffer workspace, Scratch(1, (bytes + 3) / 4, ElementType::kF32));  // `bytes`, as floats
+    Params with_workspace = p;
+    with_workspace.workspace = workspace.view().data;
+    with_workspace.workspace_bytes = bytes;
+    return run(with_workspace);
+  }
+
   cudaStream_t stream_;
   std::vector<cudaEvent_t> marks_;  // by mark number
 };

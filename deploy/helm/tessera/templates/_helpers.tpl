@@ -224,9 +224,9 @@ Cross-field rules the schema does not express; the message quotes the value.
 {{- fail "security.authTokens.existingSecret is required when security.tls is true (the Secret with the public API's bearer tokens)" }}
 {{- end }}
 {{- $c := .Values.coordinator.ports }}
-{{- $ports := list ($c.grpc | int) ($c.internal | int) ($c.health | int) ($c.metrics | int) }}
+{{- $ports := list ($c.grpc | int) ($c.internal | int) ($c.health | int) ($c.metrics | int) ($c.http | int) }}
 {{- if ne (len $ports) (len (uniq $ports)) }}
-{{- fail (printf "coordinator.ports must be four different ports. Given: grpc %d, internal %d, health %d, metrics %d" ($c.grpc | int) ($c.internal | int) ($c.health | int) ($c.metrics | int)) }}
+{{- fail (printf "coordinator.ports must be five different ports. Given: grpc %d, internal %d, health %d, metrics %d, http %d" ($c.grpc | int) ($c.internal | int) ($c.health | int) ($c.metrics | int) ($c.http | int)) }}
 {{- end }}
 {{- $wp := .Values.workers.ports }}
 {{- $ports = list ($wp.grpc | int) ($wp.health | int) ($wp.metrics | int) }}
