@@ -4,7 +4,8 @@
 #
 #   Here (build machine):  scripts/gpu_check.sh pack BUILD_DIR OUT_DIR
 #     bundles the gpu-labelled test binaries (BUILD_DIR/tests/{kernels_gpu,nccl,
-#     engine_gpu}/*_test, whichever exist), bench/{attention,ssd,moe,forward,decode_attention}_bench if built, the
+#     engine_gpu}/*_test and the CUDA twins tests/*/*_test_gpu, whichever exist),
+#     bench/{attention,ssd,moe,forward,decode_attention,decode,decode_step}_bench if built, the
 #     `tessera` and `tessera-coordinator` binaries, their shared libraries
 #     (through ../shared/tools/gpu-bundle.sh), this script, bench/sdpa_bench.py,
 #     and the Hugging Face fixtures (../shared/fixtures/hf-tiny, or
@@ -49,10 +50,11 @@ if [[ $mode == pack ]]; then
   bundler=${GPU_BUNDLE:-$repo/../shared/tools/gpu-bundle.sh}
   fixtures_src=${GPU_CHECK_FIXTURES_SRC:-$repo/../shared/fixtures/hf-tiny}
   bins=()
-  for bin in "$build"/tests/kernels_gpu/*_test "$build"/tests/nccl/*_test "$build"/tests/engine_gpu/*_test; do
+  for bin in "$build"/tests/kernels_gpu/*_test "$build"/tests/nccl/*_test "$build"/tests/engine_gpu/*_test \
+             "$build"/tests/*/*_test_gpu; do
     [[ -f $bin && -x $bin ]] && bins+=("$bin")
   done
-  for bench in attention_bench ssd_bench moe_bench forward_bench decode_attention_bench; do
+  for bench in attention_bench ssd_bench moe_bench forward_bench decode_attention_bench decode_bench decode_step_bench; do
     [[ -x $build/bench/$bench ]] && bins+=("$build/bench/$bench")
   done
   if [[ -x $build/tools/tessera ]]; then
@@ -163,7 +165,7 @@ tessera_ok() {  # the binary is there and loads; else the reason
 # ---- tests
 run_tests() {
   local ran=0
-  for bin in "$bundle"/bin/*_test; do
+  for bin in "$bundle"/bin/*_test "$bundle"/bin/*_test_gpu; do
     [[ -x $bin ]] || continue
     ran=1
     local name missing start rc secs
