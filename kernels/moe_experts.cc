@@ -65,7 +65,7 @@ MoeExpertsWorkspaceLayout MoeExpertsWorkspace(const MoeExpertsParams& p) {
   layout.row_of_pair = take(4 * pairs);
   layout.x_rows = take(element * pairs * p.hidden);
   layout.act = take(element * pairs * i8);
-  layout.out = take(4 * pairs * p.hidden);
+  layout.out = take(element * pairs * p.hidden);
   layout.bytes = at;
   return layout;
 }

@@ -55,12 +55,12 @@ struct MoeExpertsWorkspaceLayout {
   int64_t row_of_pair = 0;   // (P) int32: permuted row of each pair; -1 for an id outside [0, E)
   int64_t x_rows = 0;        // (P, H) of type: x gathered in permuted order
   int64_t act = 0;           // (P, I8) of type: act(up · x), permuted rows
-  int64_t out = 0;           // (P, H) fp32: down · act, permuted rows, before weighting
+  int64_t out = 0;           // (P, H) of type: down · act, permuted rows, before weighting
   int64_t bytes = 0;         // the whole
 };
 MoeExpertsWorkspaceLayout MoeExpertsWorkspace(const MoeExpertsParams& p);
-// MoeExpertsWorkspace(p).bytes: about P · (2H·bytes(type) + 4H + I·bytes(type)),
-// e.g. 1.95 GB for 16K tokens of nemotron-3-nano in bf16 (H 2688, I 1856, k 6).
+// MoeExpertsWorkspace(p).bytes: about P · (3H + I) · bytes(type), e.g. 1.95 GB
+// for 16K tokens of nemotron-3-nano in bf16 (H 2688, I 1856, k 6).
 int64_t MoeExpertsWorkspaceBytes(const MoeExpertsParams& p);
 
 namespace cpu {

@@ -10,7 +10,9 @@
 //      experts), writing pair_of_row and row_of_pair. Deterministic.
 //   4. GatherRows: x's rows in that order (x_rows), so every expert's rows are contiguous.
 //   5. Up projection of every expert, one grouped launch, activation in the epilogue → act.
-//   6. Down projection of every expert, one grouped launch → out (fp32).
+//   6. Down projection of every expert, one grouped launch → out (the op's
+//      type: bf16 rows halve what the combine reads, and a plain bf16
+//      implementation rounds each expert's output too).
 //   7. Combine: each token adds its k rows of out, weighted, to y in ascending
 //      expert order (then slot), with the CPU's separate multiply and add.
 // bf16 products run on tensor cores: moe_gemm_sm90.cuh (wgmma + TMA, 128 ×
@@ -195,10 +197,22 @@ __global__ void GatherRowsKernel(const T* x, int64_t x_stride, int hidden, int t
   }
 }
 
+// Four consecutive values of out as floats (16-byte fp32 or 8-byte bf16 loads).
+__device__ __forceinline__ float4 LoadFour(const float* at) { return *reinterpret_cast<const float4*>(at); }
+__device__ __forceinline__ float4 LoadFour(const __nv_bfloat16* at) {
+  const uint2 raw = *reinterpret_cast<const uint2*>(at);
+  const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.x));
+  const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.y));
+  return make_float4(lo.x, lo.y, hi.x, hi.y);
+}
+__device__ __forceinline__ float ToFloat(float v) { return v; }
+__device__ __forceinline__ float ToFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
+
 // y[t] += Σ w[t, j] · out[row_of_pair[t, j]], over j in ascending (expert, j)
 // order, as the CPU adds experts one after another: separate multiply and add.
-template <bool kVec>
-__global__ void CombineKernel(MoeExpertsParams p, int64_t y_stride, const int32_t* row_of_pair, const float* out) {
+// out holds TOut (the op's type); the sum is fp32.
+template <typename TOut, bool kVec>
+__global__ void CombineKernel(MoeExpertsParams p, int64_t y_stride, const int32_t* row_of_pair, const TOut* out) {
   extern __shared__ unsigned char combine_shared[];
   const int k = static_cast<int>(p.top_k);
   int32_t* rows = reinterpret_cast<int32_t*>(combine_shared);  // (k) in summation order
@@ -225,7 +239,7 @@ __global__ void CombineKernel(MoeExpertsParams p, int64_t y_stride, const int32_
         for (int r = 0; r < k; ++r) {
           if (rows[r] < 0) continue;
           const float w = weights[r];
-          const float4 o = reinterpret_cast<const float4*>(out + int64_t{rows[r]} * H)[h];
+          const float4 o = LoadFour(out + int64_t{rows[r]} * H + 4 * h);
           acc.x = __fadd_rn(acc.x, __fmul_rn(w, o.x));
           acc.y = __fadd_rn(acc.y, __fmul_rn(w, o.y));
           acc.z = __fadd_rn(acc.z, __fmul_rn(w, o.z));
@@ -238,7 +252,7 @@ __global__ void CombineKernel(MoeExpertsParams p, int64_t y_stride, const int32_
         float acc = y[h];
         for (int r = 0; r < k; ++r) {
           if (rows[r] < 0) continue;
-          acc = __fadd_rn(acc, __fmul_rn(weights[r], out[int64_t{rows[r]} * H + h]));
+          acc = __fadd_rn(acc, __fmul_rn(weights[r], ToFloat(out[int64_t{rows[r]} * H + h])));
         }
         y[h] = acc;
       }
@@ -510,7 +524,7 @@ absl::Status MoeExperts(const MoeExpertsParams& p, CudaStream stream) {
   auto* row_of_pair = reinterpret_cast<int32_t*>(ws + layout.row_of_pair);    // (P)
   void* x_rows = ws + layout.x_rows;                                          // (P, H)
   void* act = ws + layout.act;                                                // (P, I8)
-  auto* out = reinterpret_cast<float*>(ws + layout.out);                      // (P, H)
+  void* out = ws + layout.out;                                                // (P, H)
   const int E = static_cast<int>(p.experts);
   const int P = static_cast<int>(pairs);
   const int chunks = CeilDiv(pairs, kChunk);
@@ -573,10 +587,17 @@ absl::Status MoeExperts(const MoeExpertsParams& p, CudaStream stream) {
   const bool vec = p.hidden % 4 == 0 && y_stride % 4 == 0 && Aligned16(p.y);
   const unsigned grid = static_cast<unsigned>(std::min<int64_t>(p.tokens, int64_t{sms} * 64));
   const size_t shared = 8 * p.top_k;
-  if (vec) {
-    CombineKernel<true><<<grid, 256, shared, s>>>(p, y_stride, row_of_pair, out);
+  if (p.type == ElementType::kBF16) {
+    const auto* out16 = static_cast<const __nv_bfloat16*>(out);
+    if (vec) {
+      CombineKernel<__nv_bfloat16, true><<<grid, 256, shared, s>>>(p, y_stride, row_of_pair, out16);
+    } else {
+      CombineKernel<__nv_bfloat16, false><<<grid, 256, shared, s>>>(p, y_stride, row_of_pair, out16);
+    }
+  } else if (vec) {
+    CombineKernel<float, true><<<grid, 256, shared, s>>>(p, y_stride, row_of_pair, static_cast<const float*>(out));
   } else {
-    CombineKernel<false><<<grid, 256, shared, s>>>(p, y_stride, row_of_pair, out);
+    CombineKernel<float, false><<<grid, 256, shared, s>>>(p, y_stride, row_of_pair, static_cast<const float*>(out));
   }
   return FromCuda(kOp, cudaGetLastError());
 }

@@ -17,7 +17,7 @@ namespace tessera::cuda_moe {
 // kRelu2: act = relu(h)² of the up projection h (b_rows = I); kSwiGlu:
 // act = silu(gate) · up of the fused up projection (b_rows = 2I, rows [0, I)
 // the gate, [I, 2I) up), a tile holding the gate and up rows of the same
-// columns; kDown: the down projection written as fp32 (b_rows = H).
+// columns; kDown: the down projection in the op's type (b_rows = H).
 enum class Epilogue { kRelu2, kSwiGlu, kDown };
 
 struct GroupedGemm {
@@ -28,7 +28,7 @@ struct GroupedGemm {
   int64_t b_rows = 0;
   int64_t k = 0;               // the reduction
   int64_t n = 0;               // output columns: I (kRelu2, kSwiGlu) or H (kDown)
-  void* c = nullptr;           // (P, n), row stride c_stride: act of the op's type, or fp32 (kDown)
+  void* c = nullptr;           // (P, n) of the op's type, row stride c_stride: act, or out (kDown)
   int64_t c_stride = 0;
   const int32_t* row_starts = nullptr;   // (E + 1) first row of each expert in a and c
   const int32_t* tile_starts = nullptr;  // (E + 1) first m-tile of each expert, this kernel's tile height
@@ -125,13 +125,13 @@ __device__ __forceinline__ void StorePair(T* c, int64_t c_stride, int row, int r
 }
 
 // The epilogue of two adjacent accumulators (row r of the tile, columns col
-// and col + 1 of the output): relu² into act (TAct) or fp32 into out.
+// and col + 1 of the output): relu² into act or the product into out, both TAct.
 template <Epilogue kEpi, typename TAct>
 __device__ __forceinline__ void StoreTilePair(const GroupedGemm& g, const Tile& t, int r, int col,
                                               float v0, float v1) {
   static_assert(kEpi != Epilogue::kSwiGlu, "SwiGLU pairs go through StoreTileSwiGlu");
   if constexpr (kEpi == Epilogue::kDown) {
-    StorePair(static_cast<float*>(g.c) + int64_t{t.row0} * g.c_stride, g.c_stride, r, t.rows, col,
+    StorePair(static_cast<TAct*>(g.c) + int64_t{t.row0} * g.c_stride, g.c_stride, r, t.rows, col,
               static_cast<int>(g.n), v0, v1);
   } else {
     StorePair(static_cast<TAct*>(g.c) + int64_t{t.row0} * g.c_stride, g.c_stride, r, t.rows, col,

@@ -60,8 +60,8 @@ int64_t ActivationBytesPerToken(const ModelConfig& c, ElementType type) {
     const int64_t shared = m.shared_intermediate_size * m.shared_experts;
     const int64_t shared_up = b * (m.activation == MlpActivation::kSwiGlu ? 2 * shared : shared);
     // router logits, ids and weights, and MoeExperts' workspace rows: k (token, slot) pairs, each
-    // with x and act in the matrix type, fp32 out and the sort's indices; freed before the shared expert runs
-    const int64_t pair = b * d + b * (m.expert_intermediate_size + 8) + f32 * d + 8;
+    // with x, act and out in the matrix type and the sort's indices; freed before the shared expert runs
+    const int64_t pair = b * d + b * (m.expert_intermediate_size + 8) + b * d + 8;
     const int64_t routed = m.experts == 0 ? 0 : f32 * m.experts + 8 * m.top_k + m.top_k * pair;
     widest = std::max(widest, std::max(routed, shared_up));
   }
