@@ -115,6 +115,11 @@ class Backend {
   // A stream for one call, on the calling thread (which it binds to the
   // backend's device).
   virtual absl::StatusOr<std::unique_ptr<OpStream>> NewStream() = 0;
+  // A stream for a call someone waits on token by token (a decode step, a
+  // peer's split-KV query): on a GPU its kernels go ahead of a prefill's
+  // whenever both are queued, so a long prefill does not stall the decode
+  // steps beside it. Elsewhere a plain stream.
+  virtual absl::StatusOr<std::unique_ptr<OpStream>> NewLatencyStream() { return NewStream(); }
   // Memory that outlives a call (K/V, states): (rows, cols) packed, zeroed.
   virtual absl::StatusOr<Buffer> Allocate(int64_t rows, int64_t cols, ElementType type) = 0;
 

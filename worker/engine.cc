@@ -27,14 +27,14 @@ absl::StatusOr<std::vector<float>> Engine::Forward(ShardState& state, absl::Span
 }
 
 absl::StatusOr<DecodeStepResult> Engine::DecodeStep(absl::Span<const DecodeRow> rows) {
-  ASSIGN_OR_RETURN(std::unique_ptr<OpStream> ops, backend_->NewStream());
+  ASSIGN_OR_RETURN(std::unique_ptr<OpStream> ops, backend_->NewLatencyStream());
   return tessera::DecodeStep(*backend_, *ops, config_, rows);
 }
 
 absl::StatusOr<AttentionPartial> Engine::AttendStoredKv(const ShardState& state, int64_t attention_slot,
                                                         absl::Span<const float> q, int64_t q_len,
                                                         int64_t q_position0) {
-  ASSIGN_OR_RETURN(std::unique_ptr<OpStream> ops, backend_->NewStream());
+  ASSIGN_OR_RETURN(std::unique_ptr<OpStream> ops, backend_->NewLatencyStream());
   return tessera::AttendStoredKv(*backend_, *ops, config_, state, attention_slot, q, q_len, q_position0);
 }
 

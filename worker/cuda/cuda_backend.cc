@@ -7,6 +7,8 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -88,11 +90,22 @@ int64_t ActivationBytesPerToken(const ModelConfig& c, ElementType type) {
 // 63 ms of a 416 ms prefill at 64K tokens on an H200 (forward_bench beside
 // ncu's kernel sum). Keeping what it has makes a pass after the first reuse
 // it; the pool stays within the activation room PrefillTokenLimit plans for.
-absl::Status KeepPoolMemory(int device) {
+// And no allocation may wait on another stream: by default the pool hands a
+// stream memory that another stream freed but has not reached yet, making
+// the taker wait for that stream's queued work. A decode step then waited
+// for the whole prefill running beside it (320 ms steps beside a 64K prefill
+// on an H200, decode_during_prefill_bench); without internal dependencies
+// the pool reuses only frees that have completed (or were on the same
+// stream) and otherwise grows.
+absl::Status ConfigurePool(int device) {
   cudaMemPool_t pool = nullptr;
   RETURN_IF_ERROR(CudaStatus("cudaDeviceGetDefaultMemPool", cudaDeviceGetDefaultMemPool(&pool, device)));
   uint64_t keep = UINT64_MAX;
-  return CudaStatus("cudaMemPoolSetAttribute", cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+  RETURN_IF_ERROR(
+      CudaStatus("cudaMemPoolSetAttribute", cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep)));
+  int no = 0;
+  return CudaStatus("cudaMemPoolSetAttribute",
+                    cudaMemPoolSetAttribute(pool, cudaMemPoolReuseAllowInternalDependencies, &no));
 }
 
 // "GPU-" and the device's UUID, as nvidia-smi -L prints it: the same GPU
@@ -103,12 +116,61 @@ std::string DeviceId(const cudaDeviceProp& prop) {
                          b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
+// Streams of one priority, kept and handed out again instead of destroyed.
+// cuBLAS keeps a workspace for every stream it is given, taken with
+// cudaMalloc and released with cudaFree, and cudaFree waits for the whole
+// device: with a new stream per call, every decode step waited for the
+// prefill running beside it to finish (a 1 ms step took 320 ms beside a 64K
+// prefill on an H200, decode_during_prefill_bench). A kept stream is only
+// ever new to cuBLAS once. A stream given back with work still queued (a
+// call that failed midway, an NCCL kernel waiting for a peer that died) is
+// destroyed instead, so no later call queues behind that work.
+class StreamPool {
+ public:
+  explicit StreamPool(int priority) : priority_(priority) {}
+  StreamPool(const StreamPool&) = delete;
+  StreamPool& operator=(const StreamPool&) = delete;
+  ~StreamPool() {
+    for (cudaStream_t stream : free_) cudaStreamDestroy(stream);
+  }
+
+  // A kept stream, or a new one; the caller has set the device.
+  absl::StatusOr<cudaStream_t> Take() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!free_.empty()) {
+        cudaStream_t stream = free_.back();
+        free_.pop_back();
+        return stream;
+      }
+    }
+    cudaStream_t stream = nullptr;
+    RETURN_IF_ERROR(CudaStatus("cudaStreamCreate",
+                               cudaStreamCreateWithPriority(&stream, cudaStreamNonBlocking, priority_)));
+    return stream;
+  }
+  void Give(cudaStream_t stream) {
+    if (cudaStreamQuery(stream) != cudaSuccess) {
+      cudaGetLastError();         // clears cudaErrorNotReady from the last-error slot
+      cudaStreamDestroy(stream);  // its work still completes
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(stream);
+  }
+
+ private:
+  const int priority_;
+  std::mutex mu_;
+  std::vector<cudaStream_t> free_;  // as many as calls ever ran at once
+};
+
 class CudaOpStream final : public OpStream {
  public:
-  explicit CudaOpStream(cudaStream_t stream) : stream_(stream) {}
+  CudaOpStream(cudaStream_t stream, StreamPool& pool) : stream_(stream), pool_(pool) {}
   ~CudaOpStream() override {  // pending work still completes, and so do pending events
     for (cudaEvent_t event : marks_) cudaEventDestroy(event);
-    cudaStreamDestroy(stream_);
+    pool_.Give(stream_);
   }
 
   absl::StatusOr<Buffer> Scratch(int64_t rows, int64_t cols, ElementType type) override {
@@ -221,6 +283,7 @@ class CudaOpStream final : public OpStream {
   }
 
   cudaStream_t stream_;
+  StreamPool& pool_;                // where stream_ goes back
   std::vector<cudaEvent_t> marks_;  // by mark number
 };
 
@@ -232,7 +295,15 @@ class CudaBackend final : public Backend {
       : device_(device), device_id_(std::move(device_id)), type_(type), device_name_(std::move(device_name)),
         weight_buffers_(std::move(weight_buffers)), weight_bytes_(weight_bytes), tensors_(std::move(tensors)),
         activation_bytes_per_token_(ActivationBytesPerToken(config, type)),
-        free_after_weights_(free_after_weights) {}
+        free_after_weights_(free_after_weights) {
+    int lowest = 0, highest = 0;  // one priority for all if the query fails: slower beside a prefill, still right
+    if (cudaDeviceGetStreamPriorityRange(&lowest, &highest) != cudaSuccess) {
+      cudaGetLastError();
+      lowest = highest = 0;
+    }
+    streams_ = std::make_unique<StreamPool>(lowest);
+    latency_streams_ = std::make_unique<StreamPool>(highest);
+  }
 
   std::string name() const override { return "cuda"; }
   std::string Describe() const override {
@@ -244,12 +315,8 @@ class CudaBackend final : public Backend {
   ElementType matrix_type() const override { return type_; }
   const ModelTensors& tensors() const override { return tensors_; }
 
-  absl::StatusOr<std::unique_ptr<OpStream>> NewStream() override {
-    RETURN_IF_ERROR(UseDevice(device_));
-    cudaStream_t stream = nullptr;
-    RETURN_IF_ERROR(CudaStatus("cudaStreamCreate", cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking)));
-    return std::make_unique<CudaOpStream>(stream);
-  }
+  absl::StatusOr<std::unique_ptr<OpStream>> NewStream() override { return StreamFrom(*streams_); }
+  absl::StatusOr<std::unique_ptr<OpStream>> NewLatencyStream() override { return StreamFrom(*latency_streams_); }
 
   absl::StatusOr<Buffer> Allocate(int64_t rows, int64_t cols, ElementType type) override {
     RETURN_IF_ERROR(UseDevice(device_));
@@ -269,7 +336,18 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  absl::StatusOr<std::unique_ptr<OpStream>> StreamFrom(StreamPool& pool) {
+    RETURN_IF_ERROR(UseDevice(device_));
+    ASSIGN_OR_RETURN(cudaStream_t stream, pool.Take());
+    return std::make_unique<CudaOpStream>(stream, pool);
+  }
+
   int device_;
+  // Prefill passes at the device's lowest priority, decode steps and split-KV
+  // queries at its highest (cudaDeviceGetStreamPriorityRange): when both have
+  // kernels queued, the latency streams' blocks are scheduled first.
+  std::unique_ptr<StreamPool> streams_;
+  std::unique_ptr<StreamPool> latency_streams_;
   std::string device_id_;
   ElementType type_;
   std::string device_name_;
@@ -306,7 +384,7 @@ absl::StatusOr<std::unique_ptr<Engine>> MakeCudaEngine(std::unique_ptr<ModelWeig
                                                  config.attention.head_dim, " (use --precision fp32)"));
   }
   RETURN_IF_ERROR(UseDevice(options.device));
-  RETURN_IF_ERROR(KeepPoolMemory(options.device));
+  RETURN_IF_ERROR(ConfigurePool(options.device));
   cudaDeviceProp prop{};
   RETURN_IF_ERROR(CudaStatus("cudaGetDeviceProperties", cudaGetDeviceProperties(&prop, options.device)));
   cuda_engine::WeightUploader uploader(options.type);
