@@ -6,7 +6,9 @@
 //    and tokens/s.
 // Each is the median of --steps steps after --warmup untimed ones; a step
 // ends with its logits on the host (as the scheduler's do), so wall time is
-// the step's time. Beside each, the bandwidth floor: the bytes a step must
+// the step's time. Every case is timed eagerly and then on the CUDA graphs
+// of decode steps (worker/decode_graphs.h) over the same states, one after
+// the other (the graph's warm-up steps include its capture). Beside each, the bandwidth floor: the bytes a step must
 // move (every weight matrix once, the routed experts the batch is expected to
 // touch, each stream's K/V read and conv/SSM state read and written) at the
 // device-to-device copy rate measured here with CUDA events.
@@ -21,6 +23,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -143,6 +146,15 @@ int Main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<Engine>> loaded = bench::LoadCudaBenchEngine(args.engine.model, args.engine.type, args.engine.device);
   bench::Require(loaded.status());
   Engine& engine = **loaded;
+  // Eager, then on graphs, over the same states: (eager median, graph median, graph min).
+  auto time_both = [&](std::vector<std::unique_ptr<ShardState>>& states) {
+    engine.set_decode_graphs(false);
+    const double eager = TimeSteps(engine, states, args.warmup, args.steps).first;
+    engine.set_decode_graphs(true);
+    const auto [graph, graph_min] = TimeSteps(engine, states, args.warmup, args.steps);
+    return std::tuple<double, double, double>{eager, graph, graph_min};
+  };
+  const int steps_per_case = 2 * (args.warmup + args.steps);
   const ModelConfig& c = engine.config();
   const double element_bytes = args.engine.type == ElementType::kBF16 ? 2 : 4;
   const double copy_rate = CopyBytesPerMs();
@@ -156,24 +168,25 @@ int Main(int argc, char** argv) {
               engine.Describe().c_str(), copy_rate * 1e3 / 1e9, StepWeightBytes(c, 1, element_bytes) / 1e9);
   uint64_t seed = 1;
 
-  std::printf("\n## One stream\n| context | median ms/token | min ms | floor ms | x floor |\n|---|---|---|---|---|\n");
+  std::printf("\n## One stream\n| context | eager ms/token | graph ms/token | graph min ms | floor ms | x floor |\n"
+              "|---|---|---|---|---|---|\n");
   for (int64_t context : args.contexts) {
-    std::vector<std::unique_ptr<ShardState>> states = Prefilled(engine, 1, context, args.warmup + args.steps, seed);
-    const auto [median, min] = TimeSteps(engine, states, args.warmup, args.steps);
-    std::printf("| %ld | %.3f | %.3f | %.3f | %.2f |\n", static_cast<long>(context), median, min,
+    std::vector<std::unique_ptr<ShardState>> states = Prefilled(engine, 1, context, steps_per_case, seed);
+    const auto [eager, median, min] = time_both(states);
+    std::printf("| %ld | %.3f | %.3f | %.3f | %.3f | %.2f |\n", static_cast<long>(context), eager, median, min,
                 floor_ms(1, context), median / floor_ms(1, context));
     std::fflush(stdout);
   }
 
-  std::printf("\n## Batched steps\n| streams | context | median step ms | min ms | tokens/s | floor ms | x floor |\n"
-              "|---|---|---|---|---|---|---|\n");
+  std::printf("\n## Batched steps\n| streams | context | eager step ms | graph step ms | graph min ms | tokens/s | "
+              "floor ms | x floor |\n|---|---|---|---|---|---|---|---|\n");
   for (int64_t context : args.batch_contexts) {
     for (int64_t batch : args.batches) {
       std::vector<std::unique_ptr<ShardState>> states =
-          Prefilled(engine, batch, context, args.warmup + args.steps, seed);
-      const auto [median, min] = TimeSteps(engine, states, args.warmup, args.steps);
-      std::printf("| %ld | %ld | %.3f | %.3f | %.0f | %.3f | %.2f |\n", static_cast<long>(batch),
-                  static_cast<long>(context), median, min, static_cast<double>(batch) / median * 1e3,
+          Prefilled(engine, batch, context, steps_per_case, seed);
+      const auto [eager, median, min] = time_both(states);
+      std::printf("| %ld | %ld | %.3f | %.3f | %.3f | %.0f | %.3f | %.2f |\n", static_cast<long>(batch),
+                  static_cast<long>(context), eager, median, min, static_cast<double>(batch) / median * 1e3,
                   floor_ms(batch, context), median / floor_ms(batch, context));
       std::fflush(stdout);
     }

@@ -3,7 +3,8 @@
 // users, so every id is checked against the vocabulary and a bad one is an
 // INVALID_ARGUMENT, reported before any output row is written. Both backends
 // take both table types. On CUDA the ids are device memory: they are copied
-// back and checked first, so cuda::Embedding synchronizes its stream.
+// back and checked first, so cuda::Embedding synchronizes its stream (unless
+// the caller checked them: ids_checked).
 #pragma once
 
 #include <cstdint>
@@ -22,6 +23,10 @@ struct EmbeddingParams {
   ElementType table_type = ElementType::kF32;
   const void* table = nullptr;    // (V, D) of table_type, row-major
   float* out = nullptr;           // (T, D) fp32
+  // The caller has checked every id on the host (CheckEmbeddingTokenIds): on
+  // CUDA no copy back and no synchronization, so the op can be captured in a
+  // graph. The CPU checks them regardless (they are host memory there).
+  bool ids_checked = false;
 };
 
 // The contract's checks (kernels/embedding.cc), which every backend runs first:

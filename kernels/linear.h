@@ -36,6 +36,11 @@ struct LinearParams {
   bool accumulate = false;   // true: y += x·Wᵀ (residual add fused), false: y = x·Wᵀ
   // Last, so that brace-initialized params written before it keep their meaning.
   ElementType y_type = ElementType::kF32;  // of y: fp32, or bf16 when `type` is bf16
+  // CUDA: device memory cuBLAS may use as its workspace for this call (a call
+  // captured in a CUDA graph is given one that lives as long as the graph);
+  // null: the handle's own. The CPU ignores it.
+  void* workspace = nullptr;
+  int64_t workspace_bytes = 0;
 };
 
 // The contract's checks (kernels/linear.cc), which every backend runs first:

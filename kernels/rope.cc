@@ -39,4 +39,13 @@ absl::Status CheckRopeParams(const RopeParams& p) {
   return absl::OkStatus();
 }
 
+std::vector<float> RopeInverseFrequencies(float theta, int64_t rotary_dim) {
+  std::vector<float> inv_freq(rotary_dim / 2);  // (rotary_dim / 2)
+  for (int64_t i = 0; i < rotary_dim / 2; ++i) {
+    const float exponent = static_cast<float>(2 * i) / static_cast<float>(rotary_dim);
+    inv_freq[i] = 1.0f / std::pow(theta, exponent);
+  }
+  return inv_freq;
+}
+
 }  // namespace tessera

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "kernels/cuda_stream.h"
@@ -33,6 +34,10 @@ struct RopeParams {
 // The contract's checks (kernels/rope.cc), which every backend runs first:
 // OK or INVALID_ARGUMENT "<Op>: <what>" naming the field and the value given.
 absl::Status CheckRopeParams(const RopeParams& p);
+
+// inv_freq_i = 1 / theta^(2i / rotary_dim) in fp32, as transformers forms it
+// (rotary_dim / 2 of them): the one copy both backends rotate with.
+std::vector<float> RopeInverseFrequencies(float theta, int64_t rotary_dim);
 
 namespace cpu {
 absl::Status Rope(const RopeParams& p);

@@ -12,6 +12,8 @@
 #include <memory>
 #include <string>
 
+#include "absl/functional/function_ref.h"
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
@@ -22,6 +24,7 @@
 #include "kernels/conv_step.h"
 #include "kernels/cuda_stream.h"
 #include "kernels/decode_attention.h"
+#include "kernels/decode_rope_append.h"
 #include "kernels/dt_softplus.h"
 #include "kernels/embedding.h"
 #include "kernels/gated_rms_norm.h"
@@ -39,6 +42,14 @@
 #include "worker/tensor.h"
 
 namespace tessera {
+
+// Ops captured once (OpStream::Capture) and replayed as one launch (a CUDA
+// graph): every pointer, shape and launch parameter is fixed at capture, so
+// what changes between replays must be read from memory the ops read.
+class OpGraph {
+ public:
+  virtual ~OpGraph() = default;
+};
 
 // One call's ops, enqueued in order on one stream of one device. Not thread
 // safe; one per forward pass or AttendKv answer.
@@ -68,7 +79,19 @@ class OpStream {
   // out (ids.size(), hidden) fp32 = table rows of the host token ids.
   virtual absl::Status Embed(absl::Span<const int32_t> ids, const Tensor& table, const Tensor& out) = 0;
 
+  // Captures the ops `enqueue` puts on this stream, without running them, as
+  // a graph that Launch replays on any stream of this backend. Inside, Scratch
+  // is the graph's own memory (at the same addresses every replay), and
+  // nothing may wait for the device (Download, Finish, Mark). UNIMPLEMENTED
+  // where the backend has no graphs (the CPU).
+  virtual absl::StatusOr<std::unique_ptr<OpGraph>> Capture(absl::FunctionRef<absl::Status()> enqueue) = 0;
+  // Enqueues one replay of `graph` (made by Capture on this backend); one
+  // replay of a graph at a time.
+  virtual absl::Status Launch(OpGraph& graph) = 0;
+
   // The kernels (kernels/<op>.h), all pointers in this backend's memory.
+  // Embedding here reads ids from this memory too (Embed takes host ids).
+  virtual absl::Status Run(const EmbeddingParams& p) = 0;
   virtual absl::Status Run(const LinearParams& p) = 0;
   virtual absl::Status Run(const CastParams& p) = 0;
   virtual absl::Status Run(const RmsNormParams& p) = 0;
@@ -83,6 +106,7 @@ class OpStream {
   virtual absl::Status Run(const RopeParams& p) = 0;
   virtual absl::Status Run(const AttentionParams& p) = 0;
   virtual absl::Status Run(const DecodeAttentionParams& p) = 0;
+  virtual absl::Status Run(const DecodeRopeAppendParams& p) = 0;
   virtual absl::Status Run(const AttentionMergeParams& p) = 0;
   virtual absl::Status Run(const SiluMulParams& p) = 0;
   virtual absl::Status Run(const ReluSquaredParams& p) = 0;

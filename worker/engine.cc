@@ -28,7 +28,7 @@ absl::StatusOr<std::vector<float>> Engine::Forward(ShardState& state, absl::Span
 
 absl::StatusOr<DecodeStepResult> Engine::DecodeStep(absl::Span<const DecodeRow> rows) {
   ASSIGN_OR_RETURN(std::unique_ptr<OpStream> ops, backend_->NewLatencyStream());
-  return tessera::DecodeStep(*backend_, *ops, config_, rows);
+  return tessera::DecodeStep(*backend_, *ops, config_, rows, &decode_graphs_);
 }
 
 absl::StatusOr<AttentionPartial> Engine::AttendStoredKv(const ShardState& state, int64_t attention_slot,

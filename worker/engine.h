@@ -23,6 +23,7 @@
 #include "model/model_config.h"
 #include "transport/peer_transport.h"
 #include "worker/backend.h"
+#include "worker/decode_graphs.h"
 #include "worker/forward.h"
 #include "worker/shard_context.h"
 #include "worker/shard_state.h"
@@ -71,6 +72,10 @@ class Engine {
   // of several requests in one pass. The caller serializes it with every
   // other call on those states.
   absl::StatusOr<DecodeStepResult> DecodeStep(absl::Span<const DecodeRow> rows);
+  // Whether DecodeStep runs local rows on CUDA graphs (decode_graphs.h; on by
+  // default where the backend has graphs, off with TESSERA_DECODE_GRAPHS=0).
+  bool decode_graphs() const { return decode_graphs_.enabled(); }
+  void set_decode_graphs(bool on) { decode_graphs_.set_enabled(on); }
 
   // tessera::AttendStoredKv (forward.h) on a stream of its own.
   absl::StatusOr<AttentionPartial> AttendStoredKv(const ShardState& state, int64_t attention_slot,
@@ -80,6 +85,7 @@ class Engine {
   ModelConfig config_;
   std::unique_ptr<Backend> backend_;
   int64_t prefill_chunk_tokens_ = 0;
+  DecodeGraphs decode_graphs_;  // declared after backend_: its buffers go first
 };
 
 }  // namespace tessera

@@ -5,12 +5,15 @@
 // row each (N = 1 alone, more in a batch: DecodeStep). Every op that is the
 // same for all rows runs once over all L rows. In a decode step the conv and
 // SSM updates and the attention over each request's own K/V are batched ops
-// too (ConvStep, SsdStep, DecodeAttention), which find each request's states
-// and K/V through a table of pointers and lengths uploaded once per step
-// (StepTable). What remains per request: RoPE at its position, the append of
-// its K/V row, its split-KV queries. In a batched step a segment's own
-// failure (a split-KV query) marks that segment and the pass goes on for the
-// others.
+// too (ConvStep, SsdStep, DecodeRopeAppend, DecodeAttention), which find
+// each request's states, K/V, position and token through one input block
+// uploaded once per step (decode_step_inputs.h); the host's bookkeeping
+// (K/V rows in use, positions) follows the pass. So the step's ops are the
+// same every step, and on a GPU a step of a batch-size bucket is captured
+// once as a graph and replayed (decode_graphs.h). What remains per request:
+// its split-KV queries (such rows never run on a graph). In a batched step a
+// segment's own failure (a split-KV query) marks that segment and the pass
+// goes on for the others.
 //
 // Precision follows the backend's matrix type (bf16 or fp32; backend.h): the
 // residual stream, the scan's output y, attention's output and statistics,
@@ -32,12 +35,15 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "worker/decode_graphs.h"
+#include "worker/decode_step_inputs.h"
 #include "worker/layer_params.h"
 #include "worker/peer_exchange.h"
 
@@ -69,6 +75,13 @@ class LayerLoop {
   // `ids`: every segment's tokens, in segment order. With LogitsRows::kLast,
   // the last row of every segment (one segment, or segments of one row).
   absl::StatusOr<std::vector<float>> Run(absl::Span<const int32_t> ids, LogitsRows rows);
+  // A decode step (every segment one row, none sharded) on `bucket`'s graph:
+  // the first `real` segments are the step's rows, the rest padding rows
+  // (never advanced). Captures the graph on the bucket's second step (the
+  // first runs the same ops eagerly, loading every kernel). Returns the real
+  // rows' logits.
+  absl::StatusOr<std::vector<float>> RunOnGraph(absl::Span<const int32_t> ids, DecodeGraphs::Bucket& bucket,
+                                                const Tensor& blas_workspace, int64_t real);
 
  private:
   static int64_t RowsOf(absl::Span<const Segment> segments) {
@@ -86,8 +99,27 @@ class LayerLoop {
   // `x` in `type`: x itself when it is already, else its copy in `storage`.
   absl::StatusOr<Tensor> As(ElementType type, const Tensor& x, Buffer& storage);
   absl::Status Project(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y, bool accumulate) {
-    return ops_.Run(layer_params::Linear(x, weight, bias, y, accumulate));
+    return RunLinear(layer_params::Linear(x, weight, bias, y, accumulate));
   }
+  // With the captured step's cuBLAS workspace, when there is one.
+  absl::Status RunLinear(LinearParams p) {
+    p.workspace = blas_workspace_.data;
+    p.workspace_bytes = blas_workspace_.empty() ? 0 : blas_workspace_.span_bytes();
+    return ops_.Run(p);
+  }
+  // A decode step of the segments: the input block up, the step, the logits
+  // back (none with LogitsRows::kNone), then the host's bookkeeping.
+  absl::StatusOr<std::vector<float>> RunDecodeStep(absl::Span<const int32_t> ids, LogitsRows rows);
+  // The step's ops over the input block at `inputs` (the backend's memory),
+  // the logits into `logits` (rows, vocab) unless it is empty. Enqueues only:
+  // nothing here waits for the device or changes host state.
+  absl::Status EnqueueDecodeStep(const DecodeStepLayout& layout, const void* inputs, const Tensor& logits);
+  // The host's part of a finished step of segments [0, count): a K/V row more, a position on.
+  void AdvanceDecodeStep(int64_t count);
+  // The blocks over `hidden` (L, hidden) fp32 (embedded), `normed` (L, hidden) their scratch.
+  absl::Status Blocks(const Tensor& hidden, const Tensor& normed);
+  // Final norm (into `normed`) and lm_head of `last` (rows, hidden) into `logits` (rows, vocab).
+  absl::Status Logits(const Tensor& last, const Tensor& normed, const Tensor& logits);
   absl::Status CheckShardContext(absl::Span<const int32_t> ids) const;
   absl::Status LayerDone(size_t block_index);
   // Reports the layers whose marks the device has passed, in order; with
@@ -96,7 +128,6 @@ class LayerLoop {
 
   absl::Status Mamba(const MambaTensors& w, int64_t slot, int64_t block, const Tensor& normed,
                      const Tensor& residual);
-  absl::Status UploadStepTable();
   absl::StatusOr<Buffer> GatherConvHalo(int64_t block, const Tensor& xbc);
   absl::Status AddInitialStateFromPeers(const MambaTensors& w, const MambaActivations& a, MambaState& st,
                                         int64_t block, const Tensor& log_decay);
@@ -126,17 +157,8 @@ class LayerLoop {
   const int64_t L_;             // rows of the pass, all segments
   const bool one_token_each_;   // every segment is one row
   bool decode_step_ = false;    // one row each and no prefill exchanges: the batched one-token ops
-  // A decode step's table, in the backend's memory: per Mamba state slot the
-  // segments' conv and SSM state pointers, per attention slot their K and V
-  // pointers and K/V lengths (this step's row included), each (segments).
-  struct StepTable {
-    Buffer storage;  // 8-byte words: [conv | ssm] (mamba slots, N), [k | v] (attention slots, N), then int32 lengths
-    float* const* conv = nullptr;
-    float* const* ssm = nullptr;
-    const void* const* k = nullptr;
-    const void* const* v = nullptr;
-    const int32_t* kv_lens = nullptr;
-  } table_;
+  DecodeStepTable table_;  // a decode step's input block (decode_step_inputs.h), in the backend's memory
+  Tensor blas_workspace_;  // a captured step's cuBLAS workspace; empty: the handle's own
   std::optional<PeerExchange> exchange_;  // prefill across shards
   struct LayerMark {
     int64_t mark;         // OpStream::Mark's number (a stream may serve several passes)
@@ -400,7 +422,13 @@ absl::Status LayerLoop::Attention(const AttentionTensors& w, int64_t slot, int64
     RETURN_IF_ERROR(Project(normed, w.k_proj, w.k_bias, k_new, false));
     RETURN_IF_ERROR(Project(normed, w.v_proj, w.v_bias, v_new, false));
   }
-  for (const Segment& s : segments_) {  // each at its own positions, into its own cache
+  if (decode_step_) {  // every row at its position, into its cache: one op (the host counts the rows after)
+    const int64_t n = static_cast<int64_t>(segments_.size());
+    RETURN_IF_ERROR(ops_.Run(layer_params::DecodeRopeAppend(a, q, k_new, v_new, table_.positions, table_.inv_freq,
+                                                            table_.k + slot * n, table_.v + slot * n,
+                                                            table_.kv_lens + slot * n)));
+  }
+  for (const Segment& s : decode_step_ ? absl::Span<Segment>() : segments_) {  // each at its own positions
     if (a.rotary_dim > 0) {
       RETURN_IF_ERROR(ops_.Run(layer_params::Rope(a, q.Rows(s.row0, s.len), a.num_heads, s.position0)));
       RETURN_IF_ERROR(ops_.Run(layer_params::Rope(a, k_new.Rows(s.row0, s.len), a.num_kv_heads, s.position0)));
@@ -442,40 +470,6 @@ absl::Status LayerLoop::AttendOwnKv(int64_t slot, const Tensor& q, const Tensor&
   return absl::OkStatus();
 }
 
-// One upload per step. The K/V buffers do not move during the pass (Run
-// reserved room first), so their pointers hold for every layer.
-absl::Status LayerLoop::UploadStepTable() {
-  const int64_t n = static_cast<int64_t>(segments_.size());
-  const int64_t mamba = static_cast<int64_t>(segments_[0].state->mamba.size());
-  const int64_t attention = static_cast<int64_t>(segments_[0].state->attention.size());
-  const int64_t pointers = 2 * (mamba + attention) * n;
-  std::vector<uint64_t> host(pointers + (attention * n + 1) / 2);  // 8-byte words
-  auto address = [](const void* p) { return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p)); };
-  int32_t* lens = reinterpret_cast<int32_t*>(host.data() + pointers);
-  for (int64_t r = 0; r < n; ++r) {
-    const ShardState& state = *segments_[r].state;
-    for (int64_t slot = 0; slot < mamba; ++slot) {
-      host[slot * n + r] = address(state.mamba[slot].conv.view().data);
-      host[(mamba + slot) * n + r] = address(state.mamba[slot].ssm.view().data);
-    }
-    for (int64_t slot = 0; slot < attention; ++slot) {
-      const KvCache& kv = state.attention[slot];
-      host[(2 * mamba + slot) * n + r] = address(kv.k.view().data);
-      host[(2 * mamba + attention + slot) * n + r] = address(kv.v.view().data);
-      lens[slot * n + r] = static_cast<int32_t>(kv.tokens + segments_[r].len);
-    }
-  }
-  ASSIGN_OR_RETURN(table_.storage, F32(1, 2 * static_cast<int64_t>(host.size())));  // the words, as floats
-  RETURN_IF_ERROR(ops_.Upload(host.data(), table_.storage.view()));
-  const auto* words = static_cast<const uint64_t*>(table_.storage.view().data);
-  table_.conv = reinterpret_cast<float* const*>(words);
-  table_.ssm = reinterpret_cast<float* const*>(words + mamba * n);
-  table_.k = reinterpret_cast<const void* const*>(words + 2 * mamba * n);
-  table_.v = reinterpret_cast<const void* const*>(words + (2 * mamba + attention) * n);
-  table_.kv_lens = reinterpret_cast<const int32_t*>(words + pointers);
-  return absl::OkStatus();
-}
-
 absl::Status LayerLoop::Mlp(const MlpTensors& w, const Tensor& normed, const Tensor& residual) {
   const int64_t inner = c_.mlp.intermediate_size;
   Buffer up;  // (L, I) relu², (L, [gate | up]) SwiGLU
@@ -512,7 +506,7 @@ absl::Status LayerLoop::Moe(const MoeTensors& w, const Tensor& router_in, const 
   const MoeConfig& m = c_.moe;
   if (m.experts > 0) {
     ASSIGN_OR_RETURN(Buffer logits, F32(L_, m.experts));  // (L, E) router logits
-    RETURN_IF_ERROR(ops_.Run(layer_params::Linear(router_in, w.router, Tensor{}, logits.view(), false)));
+    RETURN_IF_ERROR(RunLinear(layer_params::Linear(router_in, w.router, Tensor{}, logits.view(), false)));
     ASSIGN_OR_RETURN(Buffer ids, F32(L_, m.top_k));      // (L, k) int32 expert ids, in 4-byte slots
     ASSIGN_OR_RETURN(Buffer weights, F32(L_, m.top_k));  // (L, k)
     RETURN_IF_ERROR(ops_.Run(layer_params::Route(m, w, logits.view(), ids.view(), weights.view())));
@@ -560,6 +554,43 @@ absl::Status LayerLoop::Block(const BlockTensors& block, int64_t index, const Te
   return absl::InternalError("unknown block kind");
 }
 
+absl::Status LayerLoop::Blocks(const Tensor& hidden, const Tensor& normed) {
+  const int64_t d = c_.hidden_size;
+  if (c_.multipliers.embedding != 1.0f) {  // granitemoehybrid scales the embeddings
+    RETURN_IF_ERROR(ops_.Run(layer_params::Scale(c_.multipliers.embedding, hidden)));
+  }
+  Buffer router_in;  // (L, hidden) fp32: the MoE router's input, when the matrix type is not fp32
+  if (backend_.matrix_type() != ElementType::kF32 && c_.CountBlocks(BlockKind::kMoe) > 0) {
+    ASSIGN_OR_RETURN(router_in, F32(L_, d));
+  }
+  const Tensor router_view = router_in.view().empty() ? normed : router_in.view();
+  // granitemoehybrid scales every block's output before the residual add: the
+  // block writes into block_out, added scaled; elsewhere it adds in place.
+  const float residual_multiplier = c_.multipliers.residual;
+  Buffer block_out;  // (L, hidden) when residual_multiplier != 1
+  if (residual_multiplier != 1.0f) {
+    ASSIGN_OR_RETURN(block_out, F32(L_, d));
+  }
+  for (size_t i = 0; i < t_.blocks.size(); ++i) {
+    const BlockTensors& block = t_.blocks[i];
+    const int64_t index = static_cast<int64_t>(i);
+    if (residual_multiplier == 1.0f) {
+      RETURN_IF_ERROR(Block(block, index, hidden, normed, router_view, hidden));
+    } else {
+      RETURN_IF_ERROR(ops_.Zero(block_out.view()));
+      RETURN_IF_ERROR(Block(block, index, hidden, normed, router_view, block_out.view()));
+      RETURN_IF_ERROR(ops_.Run(layer_params::ScaleAdd(residual_multiplier, block_out.view(), hidden)));
+    }
+    RETURN_IF_ERROR(LayerDone(i));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LayerLoop::Logits(const Tensor& last, const Tensor& normed, const Tensor& logits) {
+  RETURN_IF_ERROR(ops_.Run(layer_params::Norm(c_, last, t_.final_norm, normed)));
+  return Project(normed, t_.lm_head, Tensor{}, logits, false);
+}
+
 absl::StatusOr<std::vector<float>> LayerLoop::Run(absl::Span<const int32_t> ids, LogitsRows rows) {
   const int64_t d = c_.hidden_size;
   if (L_ == 0) return absl::InvalidArgumentError("forward pass needs at least one token");
@@ -575,54 +606,25 @@ absl::StatusOr<std::vector<float>> LayerLoop::Run(absl::Span<const int32_t> ids,
   if (ctx_.sharded()) exchange_.emplace(*ctx_.peers, ops_, backend_.space());
   for (const Segment& s : segments_) RETURN_IF_ERROR(s.state->ReserveKv(ops_, s.len));
   decode_step_ = one_token_each_ && !exchange_.has_value();
-  if (decode_step_) RETURN_IF_ERROR(UploadStepTable());
+  if (decode_step_) return RunDecodeStep(ids, rows);
 
   ASSIGN_OR_RETURN(Buffer hidden, F32(L_, d));  // (L, hidden): the residual stream
   RETURN_IF_ERROR(ops_.Embed(ids, t_.embedding, hidden.view()));
-  if (c_.multipliers.embedding != 1.0f) {  // granitemoehybrid scales the embeddings
-    RETURN_IF_ERROR(ops_.Run(layer_params::Scale(c_.multipliers.embedding, hidden.view())));
-  }
   ASSIGN_OR_RETURN(Buffer normed, Matrix(L_, d));  // (L, hidden): every block's norm, a GEMM's operand
-  Buffer router_in;  // (L, hidden) fp32: the MoE router's input, when the matrix type is not fp32
-  if (backend_.matrix_type() != ElementType::kF32 && c_.CountBlocks(BlockKind::kMoe) > 0) {
-    ASSIGN_OR_RETURN(router_in, F32(L_, d));
-  }
-  const Tensor router_view = router_in.view().empty() ? normed.view() : router_in.view();
-  // granitemoehybrid scales every block's output before the residual add: the
-  // block writes into block_out, added scaled; elsewhere it adds in place.
-  const float residual_multiplier = c_.multipliers.residual;
-  Buffer block_out;  // (L, hidden) when residual_multiplier != 1
-  if (residual_multiplier != 1.0f) {
-    ASSIGN_OR_RETURN(block_out, F32(L_, d));
-  }
-  for (size_t i = 0; i < t_.blocks.size(); ++i) {
-    const BlockTensors& block = t_.blocks[i];
-    const int64_t index = static_cast<int64_t>(i);
-    if (residual_multiplier == 1.0f) {
-      RETURN_IF_ERROR(Block(block, index, hidden.view(), normed.view(), router_view, hidden.view()));
-    } else {
-      RETURN_IF_ERROR(ops_.Zero(block_out.view()));
-      RETURN_IF_ERROR(Block(block, index, hidden.view(), normed.view(), router_view, block_out.view()));
-      RETURN_IF_ERROR(ops_.Run(layer_params::ScaleAdd(residual_multiplier, block_out.view(), hidden.view())));
-    }
-    RETURN_IF_ERROR(LayerDone(i));
-  }
+  RETURN_IF_ERROR(Blocks(hidden.view(), normed.view()));
   if (ctx_.on_layer_done) RETURN_IF_ERROR(ReportProgress(/*wait=*/true));
   for (const Segment& s : segments_) s.state->Advance(s.len);
 
   std::vector<float> logits;
   if (rows != LogitsRows::kNone) {
-    // Every row, or each segment's last: one row of one segment, or every
-    // row of segments of one row each.
-    if (rows == LogitsRows::kLast && segments_.size() > 1 && !one_token_each_) {
+    // Every row, or the last (one segment: a decode step of several runs RunDecodeStep).
+    if (rows == LogitsRows::kLast && segments_.size() > 1) {
       return absl::InternalError("the last rows of segments longer than one row are not contiguous");
     }
-    const int64_t out_rows = rows == LogitsRows::kAll ? L_ : static_cast<int64_t>(segments_.size());
-    const Tensor last = hidden.view().Rows(L_ - out_rows, out_rows);
-    const Tensor last_normed = normed.view().Rows(0, out_rows);
-    RETURN_IF_ERROR(ops_.Run(layer_params::Norm(c_, last, t_.final_norm, last_normed)));
+    const int64_t out_rows = rows == LogitsRows::kAll ? L_ : 1;
     ASSIGN_OR_RETURN(Buffer device_logits, F32(out_rows, c_.vocab_size));  // (rows, vocab)
-    RETURN_IF_ERROR(Project(last_normed, t_.lm_head, Tensor{}, device_logits.view(), false));
+    RETURN_IF_ERROR(Logits(hidden.view().Rows(L_ - out_rows, out_rows), normed.view().Rows(0, out_rows),
+                           device_logits.view()));
     logits.resize(out_rows * c_.vocab_size);
     RETURN_IF_ERROR(ops_.Download(device_logits.view(), logits.data()));
     if (c_.multipliers.logits_scaling != 1.0f) {  // granitemoehybrid divides the logits
@@ -631,6 +633,99 @@ absl::StatusOr<std::vector<float>> LayerLoop::Run(absl::Span<const int32_t> ids,
   }
   RETURN_IF_ERROR(ops_.Finish());
   return logits;
+}
+
+absl::Status LayerLoop::EnqueueDecodeStep(const DecodeStepLayout& layout, const void* inputs, const Tensor& logits) {
+  const int64_t d = c_.hidden_size;
+  table_ = DecodeStepTable(layout, inputs);
+  ASSIGN_OR_RETURN(Buffer hidden, F32(L_, d));  // (L, hidden): the residual stream
+  EmbeddingParams embed;
+  embed.num_tokens = L_;
+  embed.vocab_size = t_.embedding.rows;
+  embed.hidden = t_.embedding.cols;
+  embed.ids = table_.ids;
+  embed.ids_checked = true;  // MakeDecodeStepInputs checked them
+  embed.table_type = t_.embedding.type;
+  embed.table = t_.embedding.data;
+  embed.out = hidden.f32();
+  RETURN_IF_ERROR(ops_.Run(embed));
+  ASSIGN_OR_RETURN(Buffer normed, Matrix(L_, d));  // (L, hidden): every block's norm, a GEMM's operand
+  RETURN_IF_ERROR(Blocks(hidden.view(), normed.view()));
+  if (logits.empty()) return absl::OkStatus();
+  return Logits(hidden.view(), normed.view(), logits);
+}
+
+void LayerLoop::AdvanceDecodeStep(int64_t count) {
+  for (int64_t i = 0; i < count; ++i) {
+    ShardState& state = *segments_[i].state;
+    for (KvCache& kv : state.attention) kv.tokens += 1;
+    state.Advance(1);
+  }
+}
+
+absl::StatusOr<std::vector<float>> LayerLoop::RunDecodeStep(absl::Span<const int32_t> ids, LogitsRows rows) {
+  const DecodeStepLayout layout(c_, L_);
+  std::vector<DecodeStepRow> step_rows;  // (L)
+  for (const Segment& s : segments_) step_rows.push_back({s.state, ids[s.row0]});
+  ASSIGN_OR_RETURN(const std::vector<uint64_t> host, MakeDecodeStepInputs(c_, layout, step_rows));
+  ASSIGN_OR_RETURN(Buffer inputs, F32(1, 2 * layout.words()));  // the input block's words, as floats
+  RETURN_IF_ERROR(ops_.Upload(host.data(), inputs.view()));
+  Buffer device_logits;  // (L, vocab)
+  if (rows != LogitsRows::kNone) {
+    ASSIGN_OR_RETURN(device_logits, F32(L_, c_.vocab_size));
+  }
+  RETURN_IF_ERROR(EnqueueDecodeStep(layout, inputs.view().data, device_logits.view()));
+  if (ctx_.on_layer_done) RETURN_IF_ERROR(ReportProgress(/*wait=*/true));
+  std::vector<float> logits;
+  if (rows != LogitsRows::kNone) {
+    logits.resize(L_ * c_.vocab_size);
+    RETURN_IF_ERROR(ops_.Download(device_logits.view(), logits.data()));
+    if (c_.multipliers.logits_scaling != 1.0f) {  // granitemoehybrid divides the logits
+      for (float& v : logits) v /= c_.multipliers.logits_scaling;
+    }
+  }
+  RETURN_IF_ERROR(ops_.Finish());
+  AdvanceDecodeStep(L_);
+  return logits;
+}
+
+absl::StatusOr<std::vector<float>> LayerLoop::RunOnGraph(absl::Span<const int32_t> ids, DecodeGraphs::Bucket& bucket,
+                                                         const Tensor& blas_workspace, int64_t real) {
+  const DecodeStepLayout& layout = bucket.layout;
+  if (layout.rows != L_ || !one_token_each_ || real > L_) {
+    return absl::InternalError("a graph step needs one row a segment, as many as its bucket's");
+  }
+  decode_step_ = true;
+  blas_workspace_ = blas_workspace;
+  std::vector<DecodeStepRow> step_rows;  // (L)
+  for (const Segment& s : segments_) step_rows.push_back({s.state, ids[s.row0]});
+  ASSIGN_OR_RETURN(const std::vector<uint64_t> host, MakeDecodeStepInputs(c_, layout, step_rows));
+  RETURN_IF_ERROR(ops_.Upload(host.data(), bucket.inputs.view()));
+  const void* inputs = bucket.inputs.view().data;
+  const Tensor logits = bucket.logits.view();
+  if (bucket.graph == nullptr && (!bucket.warmed || !bucket.capture_failed.ok())) {
+    // the same ops, run now: every kernel loaded before the capture (or the capture failed)
+    RETURN_IF_ERROR(EnqueueDecodeStep(layout, inputs, logits));
+    bucket.warmed = true;
+  } else if (bucket.graph == nullptr) {
+    absl::StatusOr<std::unique_ptr<OpGraph>> graph =
+        ops_.Capture([&] { return EnqueueDecodeStep(layout, inputs, logits); });
+    if (graph.ok()) {
+      bucket.graph = *std::move(graph);
+    } else {  // this bucket stays eager
+      bucket.capture_failed = graph.status();
+      RETURN_IF_ERROR(EnqueueDecodeStep(layout, inputs, logits));
+    }
+  }
+  if (bucket.graph != nullptr) RETURN_IF_ERROR(ops_.Launch(*bucket.graph));
+  std::vector<float> out(real * c_.vocab_size);  // (real, vocab)
+  RETURN_IF_ERROR(ops_.Download(logits.Rows(0, real), out.data()));
+  if (c_.multipliers.logits_scaling != 1.0f) {  // granitemoehybrid divides the logits
+    for (float& v : out) v /= c_.multipliers.logits_scaling;
+  }
+  RETURN_IF_ERROR(ops_.Finish());
+  AdvanceDecodeStep(real);
+  return out;
 }
 
 }  // namespace
@@ -643,11 +738,47 @@ absl::StatusOr<std::vector<float>> Forward(Backend& backend, OpStream& ops, cons
   return loop.Run(ids, rows);
 }
 
+namespace {
+
+const ShardContext kNoContext;
+
+// Whether a decode step of `segments` runs on a graph: graphs on, a backend
+// that captures them, a bucket for that many rows whose capture has not
+// failed, and no row querying split-KV peers (their queries go through the
+// host mid-pass).
+bool OnGraph(const Backend& backend, const std::vector<Segment>& segments, const DecodeGraphs* graphs) {
+  if (graphs == nullptr || !graphs->enabled() || backend.space() != BufferSpace::kDevice) return false;
+  if (DecodeGraphs::BucketRows(static_cast<int64_t>(segments.size())) == 0) return false;
+  return std::none_of(segments.begin(), segments.end(),
+                      [](const Segment& s) { return s.ctx->queries_remote_kv(); });
+}
+
+// The step on its bucket's graph, padded to the bucket's rows with the
+// padding state (decode_graphs.h).
+absl::StatusOr<std::vector<float>> GraphStep(Backend& backend, OpStream& ops, const ModelConfig& config,
+                                             const std::vector<Segment>& segments, absl::Span<const int32_t> ids,
+                                             DecodeGraphs& graphs) {
+  std::lock_guard<std::mutex> lock(graphs.mu());
+  const int64_t real = static_cast<int64_t>(segments.size());
+  ASSIGN_OR_RETURN(DecodeGraphs::Bucket* const bucket, graphs.GetBucket(backend, config, real));
+  ASSIGN_OR_RETURN(ShardState* const padding, graphs.Padding(backend, config, ops));
+  ASSIGN_OR_RETURN(const Tensor blas_workspace, graphs.BlasWorkspace(backend));
+  std::vector<Segment> padded = segments;  // (bucket rows)
+  std::vector<int32_t> padded_ids(ids.begin(), ids.end());
+  for (int64_t r = real; r < bucket->layout.rows; ++r) {
+    padded.push_back({padding, &kNoContext, r, 1, padding->num_tokens(), absl::OkStatus()});
+    padded_ids.push_back(0);
+  }
+  LayerLoop loop(backend, ops, config, absl::MakeSpan(padded), kNoContext, /*isolate_segment_failures=*/true);
+  return loop.RunOnGraph(padded_ids, *bucket, blas_workspace, real);
+}
+
+}  // namespace
+
 // A row that cannot join (no Mamba states, K/V that cannot grow) is left out
 // of the pass before anything of it runs; the others run as one pass.
 absl::StatusOr<DecodeStepResult> DecodeStep(Backend& backend, OpStream& ops, const ModelConfig& config,
-                                            absl::Span<const DecodeRow> rows) {
-  static const ShardContext kNoContext;
+                                            absl::Span<const DecodeRow> rows, DecodeGraphs* graphs) {
   const int64_t vocab = config.vocab_size;
   for (size_t i = 0; i < rows.size(); ++i) {
     const DecodeRow& row = rows[i];
@@ -686,8 +817,11 @@ absl::StatusOr<DecodeStepResult> DecodeStep(Backend& backend, OpStream& ops, con
     result.logits.assign(rows.size() * vocab, std::numeric_limits<float>::quiet_NaN());
     return result;
   }
-  LayerLoop loop(backend, ops, config, absl::MakeSpan(segments), kNoContext, /*isolate_segment_failures=*/true);
-  ASSIGN_OR_RETURN(std::vector<float> logits, loop.Run(ids, LogitsRows::kLast));
+  ASSIGN_OR_RETURN(std::vector<float> logits, OnGraph(backend, segments, graphs)
+                                                   ? GraphStep(backend, ops, config, segments, ids, *graphs)
+                                                   : LayerLoop(backend, ops, config, absl::MakeSpan(segments),
+                                                               kNoContext, /*isolate_segment_failures=*/true)
+                                                         .Run(ids, LogitsRows::kLast));
   for (size_t k = 0; k < segments.size(); ++k) result.status[row_of[k]] = std::move(segments[k].status);
   if (segments.size() == rows.size()) {  // every row joined: the pass's rows are the rows
     result.logits = std::move(logits);

@@ -25,6 +25,8 @@
 
 namespace tessera {
 
+class DecodeGraphs;
+
 enum class LogitsRows { kAll, kLast, kNone };
 
 // Runs `ids` (global positions state.num_tokens(), ...) through the model on
@@ -55,8 +57,12 @@ struct DecodeStepResult {
 // is meaningless, the other rows are unharmed. An error return means a
 // shared op failed: every row's state is partly advanced and must be
 // discarded.
+//
+// With `graphs` (on a backend that captures them), a step whose rows are all
+// local (no split-KV peers) runs on the graph of its batch-size bucket
+// (decode_graphs.h); its logits are those of the same rows run eagerly.
 absl::StatusOr<DecodeStepResult> DecodeStep(Backend& backend, OpStream& ops, const ModelConfig& config,
-                                            absl::Span<const DecodeRow> rows);
+                                            absl::Span<const DecodeRow> rows, DecodeGraphs* graphs = nullptr);
 
 // Split-KV decode, the answering side: attention of `q` (q_len rows at global
 // positions q_position0, ...; (q_len, Hq, D) fp32) over the K/V `state` holds

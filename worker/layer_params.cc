@@ -294,6 +294,31 @@ DecodeAttentionParams DecodeAttention(const AttentionConfig& a, const Tensor& q,
   return p;
 }
 
+DecodeRopeAppendParams DecodeRopeAppend(const AttentionConfig& a, const Tensor& q, const Tensor& k_new,
+                                        const Tensor& v_new, const int32_t* positions, const float* inv_freq,
+                                        void* const* k_cache, void* const* v_cache, const int32_t* kv_lens) {
+  DecodeRopeAppendParams p;
+  p.batch = q.rows;
+  p.num_q_heads = a.num_heads;
+  p.num_kv_heads = a.num_kv_heads;
+  p.head_dim = a.head_dim;
+  p.rotary_dim = a.rotary_dim;
+  p.theta = a.rope_theta;
+  p.type = q.type;
+  p.q = q.data;
+  p.q_stride = q.stride;
+  p.k = k_new.data;
+  p.k_stride = k_new.stride;
+  p.v = v_new.data;
+  p.v_stride = v_new.stride;
+  p.positions = positions;
+  p.inv_freq = inv_freq;
+  p.k_cache = k_cache;
+  p.v_cache = v_cache;
+  p.kv_lens = kv_lens;
+  return p;
+}
+
 AttentionMergeParams Merge(const AttentionConfig& a, const Tensor& out, const Tensor& lse, const Tensor& part_out,
                            const Tensor& part_lse) {
   AttentionMergeParams p;

@@ -18,6 +18,7 @@
 #include "kernels/causal_conv1d.h"
 #include "kernels/conv_step.h"
 #include "kernels/decode_attention.h"
+#include "kernels/decode_rope_append.h"
 #include "kernels/dt_softplus.h"
 #include "kernels/gated_rms_norm.h"
 #include "kernels/linear.h"
@@ -98,6 +99,14 @@ AttentionParams Attention(const AttentionConfig& a, const Tensor& q, int64_t q_p
 DecodeAttentionParams DecodeAttention(const AttentionConfig& a, const Tensor& q, const void* const* k,
                                       const void* const* v, const int32_t* kv_lens, const Tensor& out,
                                       const Tensor& lse);
+// A decode step's RoPE and K/V append, every row at once: q (L, Hq·D) and
+// k_new (L, Hkv·D) rotated at positions (L) int32, then k_new and v_new
+// (L, Hkv·D) written to row kv_lens[r] - 1 of each row's caches (k_cache,
+// v_cache: (L) pointers); inv_freq (rotary_dim / 2) fp32. All in the
+// backend's memory.
+DecodeRopeAppendParams DecodeRopeAppend(const AttentionConfig& a, const Tensor& q, const Tensor& k_new,
+                                        const Tensor& v_new, const int32_t* positions, const float* inv_freq,
+                                        void* const* k_cache, void* const* v_cache, const int32_t* kv_lens);
 // Merge of a partial (out, lse) into the accumulator.
 AttentionMergeParams Merge(const AttentionConfig& a, const Tensor& out, const Tensor& lse, const Tensor& part_out,
                            const Tensor& part_lse);

@@ -12,21 +12,11 @@
 namespace tessera::cpu {
 namespace {
 
-// inv_freq_i = 1 / theta^(2i / rotary_dim), in fp32 as transformers computes it.
-std::vector<float> InverseFrequencies(float theta, int64_t rotary_dim) {
-  std::vector<float> inv_freq(rotary_dim / 2);  // (rotary_dim / 2)
-  for (int64_t i = 0; i < rotary_dim / 2; ++i) {
-    const float exponent = static_cast<float>(2 * i) / static_cast<float>(rotary_dim);
-    inv_freq[i] = 1.0f / std::pow(theta, exponent);
-  }
-  return inv_freq;
-}
-
 template <typename T>
 void RotateTokens(const RopeParams& p) {
   const int64_t x_stride = StrideOr(p.x_stride, p.num_heads * p.head_dim);
   const int64_t half = p.rotary_dim / 2;
-  const std::vector<float> inv_freq = InverseFrequencies(p.theta, p.rotary_dim);
+  const std::vector<float> inv_freq = RopeInverseFrequencies(p.theta, p.rotary_dim);
   std::vector<float> cos_phi(half), sin_phi(half);  // (rotary_dim / 2) for one token
   for (int64_t t = 0; t < p.num_tokens; ++t) {
     const float position = static_cast<float>(p.position0 + t);

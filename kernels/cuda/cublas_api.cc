@@ -31,6 +31,7 @@ absl::StatusOr<CublasApi> Load() {
   const bool ok = Resolve(library, "cublasCreate_v2", api.Create, missing) &&
                   Resolve(library, "cublasDestroy_v2", api.Destroy, missing) &&
                   Resolve(library, "cublasSetStream_v2", api.SetStream, missing) &&
+                  Resolve(library, "cublasSetWorkspace_v2", api.SetWorkspace, missing) &&
                   Resolve(library, "cublasSetMathMode", api.SetMathMode, missing) &&
                   Resolve(library, "cublasSgemm_v2", api.Sgemm, missing) &&
                   Resolve(library, "cublasGemmEx", api.GemmEx, missing) &&

@@ -25,6 +25,7 @@ struct CublasApi {
   decltype(&cublasCreate_v2) Create = nullptr;
   decltype(&cublasDestroy_v2) Destroy = nullptr;
   decltype(&cublasSetStream_v2) SetStream = nullptr;
+  decltype(&cublasSetWorkspace_v2) SetWorkspace = nullptr;
   decltype(&cublasSetMathMode) SetMathMode = nullptr;
   decltype(&cublasSgemm_v2) Sgemm = nullptr;
   CublasGemmExFn GemmEx = nullptr;

@@ -60,7 +60,7 @@ absl::Status Embedding(const EmbeddingParams& p, CudaStream stream) {
   constexpr absl::string_view kOp = "Embedding";
   RETURN_IF_ERROR(CheckEmbeddingParams(p));
   if (p.num_tokens == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(CheckDeviceTokenIds(kOp, p, stream));
+  if (!p.ids_checked) RETURN_IF_ERROR(CheckDeviceTokenIds(kOp, p, stream));
   switch (p.table_type) {
     case ElementType::kF32:
       return FromCuda(kOp, LaunchEmbedding<float>(p, stream));

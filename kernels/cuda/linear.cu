@@ -60,7 +60,12 @@ absl::Status Linear(const LinearParams& p, CudaStream stream) {
   RETURN_IF_ERROR(CheckLinearParams(p));
   if (p.rows == 0) return absl::OkStatus();
   ASSIGN_OR_RETURN(cuda_host::CublasContext blas, CublasHandle(kOp));
+  // SetStream also puts the handle back on its own workspace.
   RETURN_IF_ERROR(FromCublas(kOp, blas.api->SetStream(blas.handle, stream)));
+  if (p.workspace != nullptr) {
+    RETURN_IF_ERROR(FromCublas(kOp, blas.api->SetWorkspace(blas.handle, p.workspace,
+                                                           static_cast<size_t>(p.workspace_bytes))));
+  }
   float beta = p.accumulate ? 1.0f : 0.0f;
   if (p.bias != nullptr) {
     RETURN_IF_ERROR(FromCuda(kOp, LaunchLinearBias(p, stream)));

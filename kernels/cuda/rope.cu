@@ -12,14 +12,14 @@
 #include "common/status_macros.h"
 #include "kernels/cuda/cuda_util.cuh"
 #include "kernels/cuda/host_util.h"
+#include "kernels/cuda/rope_rotate.cuh"
 
 namespace tessera::cuda {
 namespace {
 
 using cuda_host::FromCuda;
-using cuda_launch::FromFloat;
 using cuda_launch::GridFor;
-using cuda_launch::ToFloat;
+using cuda_launch::RotatePair;
 using cuda_launch::WithDeviceType;
 
 template <typename T>
@@ -32,15 +32,8 @@ __global__ void RopeKernel(RopeParams p, const float* inv_freq, int64_t x_stride
     const int64_t th = idx / half;
     const int64_t h = th % p.num_heads;
     const int64_t t = th / p.num_heads;
-    const float position = static_cast<float>(p.position0 + t);
-    const float phi = __fmul_rn(position, inv_freq[i]);
-    const float cos_phi = cosf(phi);
-    const float sin_phi = sinf(phi);
-    T* x = static_cast<T*>(p.x) + t * x_stride + h * p.head_dim;  // (head_dim)
-    const float first = ToFloat(x[i]);
-    const float second = ToFloat(x[i + half]);
-    x[i] = FromFloat<T>(first * cos_phi - second * sin_phi);
-    x[i + half] = FromFloat<T>(second * cos_phi + first * sin_phi);
+    RotatePair(static_cast<T*>(p.x) + t * x_stride + h * p.head_dim, i, half,
+               static_cast<float>(p.position0 + t), inv_freq[i]);
   }
 }
 
@@ -53,16 +46,6 @@ cudaError_t LaunchRope(const RopeParams& p, const float* inv_freq, cudaStream_t 
                               stream>>>(p, inv_freq, p.x_stride == 0 ? p.num_heads * p.head_dim : p.x_stride);
     return cudaGetLastError();
   });
-}
-
-// inv_freq_i = 1 / theta^(2i / rotary_dim), exactly as the CPU reference forms it.
-std::vector<float> RopeInverseFrequencies(float theta, int64_t rotary_dim) {
-  std::vector<float> inv_freq(rotary_dim / 2);  // (rotary_dim / 2)
-  for (int64_t i = 0; i < rotary_dim / 2; ++i) {
-    const float exponent = static_cast<float>(2 * i) / static_cast<float>(rotary_dim);
-    inv_freq[i] = 1.0f / std::pow(theta, exponent);
-  }
-  return inv_freq;
 }
 
 }  // namespace

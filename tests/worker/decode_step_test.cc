@@ -258,6 +258,60 @@ TEST_P(DecodeStepTest, RowsMustHoldDistinctStates) {
   EXPECT_EQ((*state)->num_tokens(), 2);  // nothing ran
 }
 
+// On a GPU a step of local rows runs on the CUDA graph of its batch-size
+// bucket (its first step there eagerly, the second captures the graph, later
+// ones replay it); its logits must be the eager step's: bit for bit when the
+// rows fill the bucket (the same ops on the same shapes), within fp32
+// reassociation when padding rows fill it (cuBLAS may block a product of 4
+// rows differently from one of 3). Every cache starts exactly full, so the
+// first step moves every K/V cache: replays must follow the new pointers.
+// On the CPU both runs are eager (no graphs) and must agree too.
+TEST_P(DecodeStepTest, AGraphStepGivesTheEagerStepsLogits) {
+  const int64_t vocab = engine_->config().vocab_size;
+  const int64_t lengths[4] = {37, 5, 64, 23};
+  for (int64_t n : {1, 3, 4}) {
+    SCOPED_TRACE(::testing::Message() << GetParam() << " rows " << n);
+    std::vector<std::unique_ptr<ShardState>> states[2];  // [graphs on, graphs off]
+    std::vector<int32_t> tokens;                         // (n): the next token of each row
+    for (int64_t r = 0; r < n; ++r) {
+      const std::vector<int32_t> prompt = PromptPiece(r * 40, lengths[r]);
+      for (auto& set : states) {
+        absl::StatusOr<std::unique_ptr<ShardState>> state = engine_->NewState(0, lengths[r]);
+        ASSERT_TRUE(state.ok()) << state.status();
+        absl::StatusOr<std::vector<float>> logits = engine_->Forward(**state, prompt, LogitsRows::kLast);
+        ASSERT_TRUE(logits.ok()) << logits.status();
+        if (&set == &states[0]) tokens.push_back(GreedyToken(*logits));
+        set.push_back(*std::move(state));
+      }
+    }
+    for (int step = 0; step < 5; ++step) {
+      absl::StatusOr<DecodeStepResult> results[2];
+      for (int graphs : {0, 1}) {
+        std::vector<DecodeRow> rows;
+        for (int64_t r = 0; r < n; ++r) rows.push_back({states[graphs][r].get(), tokens[r], nullptr});
+        engine_->set_decode_graphs(graphs == 0);
+        results[graphs] = engine_->DecodeStep(rows);
+        ASSERT_TRUE(results[graphs].ok()) << results[graphs].status();
+      }
+      engine_->set_decode_graphs(true);
+      const std::vector<float>& on = results[0]->logits;
+      const std::vector<float>& off = results[1]->logits;
+      ASSERT_EQ(on.size(), static_cast<size_t>(n * vocab));
+      ASSERT_EQ(off.size(), on.size());
+      if (n != 3) {
+        EXPECT_EQ(on, off) << "step " << step;
+      } else {
+        EXPECT_TRUE(kernel_test::CloseInRelativeL2(on, off, kBatchTolerance)) << "step " << step;
+      }
+      for (int64_t r = 0; r < n; ++r) {
+        const absl::Span<const float> row = absl::MakeConstSpan(off).subspan(r * vocab, vocab);
+        EXPECT_EQ(GreedyToken(absl::MakeConstSpan(on).subspan(r * vocab, vocab)), GreedyToken(row));
+        tokens[r] = GreedyToken(row);
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(HfTiny, DecodeStepTest, testing::HfTinyFamilies(), testing::HfTinyTestName);
 
 }  // namespace

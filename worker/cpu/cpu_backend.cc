@@ -74,6 +74,12 @@ class CpuOpStream final : public OpStream {
     return cpu::Embedding(p);
   }
 
+  absl::StatusOr<std::unique_ptr<OpGraph>> Capture(absl::FunctionRef<absl::Status()>) override {
+    return absl::UnimplementedError("the CPU backend has no graphs");
+  }
+  absl::Status Launch(OpGraph&) override { return absl::UnimplementedError("the CPU backend has no graphs"); }
+
+  absl::Status Run(const EmbeddingParams& p) override { return cpu::Embedding(p); }
   absl::Status Run(const LinearParams& p) override { return cpu::Linear(p); }
   absl::Status Run(const CastParams& p) override { return cpu::Cast(p); }
   absl::Status Run(const RmsNormParams& p) override { return cpu::RmsNorm(p); }
@@ -88,6 +94,7 @@ class CpuOpStream final : public OpStream {
   absl::Status Run(const RopeParams& p) override { return cpu::Rope(p); }
   absl::Status Run(const AttentionParams& p) override { return cpu::Attention(p); }
   absl::Status Run(const DecodeAttentionParams& p) override { return cpu::DecodeAttention(p); }
+  absl::Status Run(const DecodeRopeAppendParams& p) override { return cpu::DecodeRopeAppend(p); }
   absl::Status Run(const AttentionMergeParams& p) override { return cpu::AttentionMerge(p); }
   absl::Status Run(const SiluMulParams& p) override { return cpu::SiluMul(p); }
   absl::Status Run(const ReluSquaredParams& p) override { return cpu::ReluSquared(p); }

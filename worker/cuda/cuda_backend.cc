@@ -165,6 +165,21 @@ class StreamPool {
   std::vector<cudaStream_t> free_;  // as many as calls ever ran at once
 };
 
+// A captured step: the graph and its one executable instance.
+class CudaOpGraph final : public OpGraph {
+ public:
+  CudaOpGraph(cudaGraph_t graph, cudaGraphExec_t exec) : graph_(graph), exec_(exec) {}
+  ~CudaOpGraph() override {
+    cudaGraphExecDestroy(exec_);
+    cudaGraphDestroy(graph_);
+  }
+  cudaGraphExec_t exec() const { return exec_; }
+
+ private:
+  cudaGraph_t graph_;
+  cudaGraphExec_t exec_;
+};
+
 class CudaOpStream final : public OpStream {
  public:
   CudaOpStream(cudaStream_t stream, StreamPool& pool) : stream_(stream), pool_(pool) {}
@@ -240,6 +255,31 @@ class CudaOpStream final : public OpStream {
     return cuda::Embedding(p, stream_);
   }
 
+  // Relaxed capture: a thread's first GEMM creates its cuBLAS handle (a
+  // cudaMalloc), which global capture would refuse. Scratch inside becomes the
+  // graph's own allocations (cudaMallocAsync under capture), freed inside too.
+  absl::StatusOr<std::unique_ptr<OpGraph>> Capture(absl::FunctionRef<absl::Status()> enqueue) override {
+    RETURN_IF_ERROR(CudaStatus("cudaStreamBeginCapture", cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed)));
+    const absl::Status enqueued = enqueue();
+    cudaGraph_t graph = nullptr;
+    const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
+    if (!enqueued.ok() || ended != cudaSuccess) {
+      if (graph != nullptr) cudaGraphDestroy(graph);
+      cudaGetLastError();  // a broken capture is not sticky: clear it
+      return enqueued.ok() ? CudaStatus("cudaStreamEndCapture", ended) : enqueued;
+    }
+    cudaGraphExec_t exec = nullptr;
+    if (const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0); e != cudaSuccess) {
+      cudaGraphDestroy(graph);
+      return CudaStatus("cudaGraphInstantiate", e);
+    }
+    return std::make_unique<CudaOpGraph>(graph, exec);
+  }
+  absl::Status Launch(OpGraph& graph) override {
+    return CudaStatus("cudaGraphLaunch", cudaGraphLaunch(static_cast<CudaOpGraph&>(graph).exec(), stream_));
+  }
+
+  absl::Status Run(const EmbeddingParams& p) override { return cuda::Embedding(p, stream_); }
   absl::Status Run(const LinearParams& p) override { return cuda::Linear(p, stream_); }
   absl::Status Run(const CastParams& p) override { return cuda::Cast(p, stream_); }
   absl::Status Run(const RmsNormParams& p) override { return cuda::RmsNorm(p, stream_); }
@@ -263,6 +303,7 @@ class CudaOpStream final : public OpStream {
     return WithWorkspace(p, p.workspace == nullptr ? cuda::DecodeAttentionWorkspaceBytes(p) : 0,
                          [this](const DecodeAttentionParams& q) { return cuda::DecodeAttention(q, stream_); });
   }
+  absl::Status Run(const DecodeRopeAppendParams& p) override { return cuda::DecodeRopeAppend(p, stream_); }
   absl::Status Run(const AttentionMergeParams& p) override { return cuda::AttentionMerge(p, stream_); }
   absl::Status Run(const SiluMulParams& p) override { return cuda::SiluMul(p, stream_); }
   absl::Status Run(const ReluSquaredParams& p) override { return cuda::ReluSquared(p, stream_); }

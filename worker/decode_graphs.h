@@ -1,0 +1,77 @@
+// CUDA graphs of batched decode steps (DESIGN.md "Speed on a GPU"): a step of
+// n rows launches about a hundred kernels, so on a GPU the launches, not the
+// bytes, set its time. Each batch-size bucket (1, 2, 4, ... 64 rows) gets one
+// graph of the whole step, captured the first time a step of that bucket runs
+// and replayed after: rows past n are padding, every one of them a row of one
+// shared padding state (token 0 at position 0, one K/V row, its states
+// advanced by garbage that no real row reads), so the graph's shapes are the
+// bucket's. What differs between steps is in the bucket's input block
+// (decode_step_inputs.h), rewritten before each replay; a cache that grew
+// (ShardState::ReserveKv) is just a new pointer in it. The logits land in the
+// bucket's own buffer and come back after the replay.
+//
+// Memory at fixed addresses for the graph's lifetime: the input block and the
+// logits buffer (the backend's memory), the graph's scratch (allocations
+// inside the graph, the same addresses each replay) and one cuBLAS workspace
+// for every GEMM of every bucket. One step runs on the graphs at a time (mu).
+//
+// TESSERA_DECODE_GRAPHS=0 in the environment turns graphs off (every step
+// eager), as Engine::set_decode_graphs(false) does.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "absl/status/statusor.h"
+#include "model/model_config.h"
+#include "worker/backend.h"
+#include "worker/decode_step_inputs.h"
+#include "worker/shard_state.h"
+
+namespace tessera {
+
+class DecodeGraphs {
+ public:
+  static constexpr int64_t kMaxRows = 64;
+  // cuBLAS's own default on Hopper, so a captured GEMM picks what an eager one does.
+  static constexpr int64_t kBlasWorkspaceBytes = int64_t{32} << 20;
+
+  // Graphs on unless TESSERA_DECODE_GRAPHS=0.
+  DecodeGraphs();
+
+  bool enabled() const { return enabled_; }
+  void set_enabled(bool enabled) { enabled_ = enabled; }
+
+  // The bucket's rows for a step of `rows` (1 ... kMaxRows), else 0.
+  static int64_t BucketRows(int64_t rows);
+
+  struct Bucket {
+    explicit Bucket(const DecodeStepLayout& l) : layout(l) {}
+    DecodeStepLayout layout;
+    Buffer inputs;   // (1, 2·layout.words()) as floats: the step's input block
+    Buffer logits;   // (rows, vocab) fp32
+    bool warmed = false;             // a step ran its ops eagerly (the first, before the capture)
+    std::unique_ptr<OpGraph> graph;  // null until captured
+    absl::Status capture_failed;     // not OK: the capture failed, steps of this bucket run eager
+  };
+
+  // Hold while using anything below.
+  std::mutex& mu() { return mu_; }
+  // The bucket for `rows`, its buffers made on first use (mu held).
+  absl::StatusOr<Bucket*> GetBucket(Backend& backend, const ModelConfig& config, int64_t rows);
+  // The state every padding row runs on (mu held), made on first use.
+  absl::StatusOr<ShardState*> Padding(Backend& backend, const ModelConfig& config, OpStream& ops);
+  // The cuBLAS workspace of every captured GEMM (mu held), made on first use.
+  absl::StatusOr<Tensor> BlasWorkspace(Backend& backend);
+
+ private:
+  bool enabled_;
+  std::mutex mu_;
+  std::map<int64_t, std::unique_ptr<Bucket>> buckets_;  // by rows
+  std::unique_ptr<ShardState> padding_;
+  Buffer blas_workspace_;
+};
+
+}  // namespace tessera
