@@ -191,6 +191,9 @@ int Main(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
+  const absl::Status capture = engine.decode_graph_capture_error();
+  std::printf("\n# decode graphs captured: %ld buckets; capture errors: %s\n",
+              static_cast<long>(engine.decode_graphs_captured()), capture.ok() ? "none" : capture.ToString().c_str());
   return 0;
 }
 

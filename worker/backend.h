@@ -79,12 +79,18 @@ class OpStream {
   // out (ids.size(), hidden) fp32 = table rows of the host token ids.
   virtual absl::Status Embed(absl::Span<const int32_t> ids, const Tensor& table, const Tensor& out) = 0;
 
+  // The most scratch bytes this stream has held at once (Scratch's rounding
+  // included): what a captured run of the same ops needs as its arena.
+  virtual int64_t scratch_high_water() const = 0;
   // Captures the ops `enqueue` puts on this stream, without running them, as
   // a graph that Launch replays on any stream of this backend. Inside, Scratch
-  // is the graph's own memory (at the same addresses every replay), and
-  // nothing may wait for the device (Download, Finish, Mark). UNIMPLEMENTED
-  // where the backend has no graphs (the CPU).
-  virtual absl::StatusOr<std::unique_ptr<OpGraph>> Capture(absl::FunctionRef<absl::Status()> enqueue) = 0;
+  // is carved from `arena` (the backend's memory, kept as long as the graph:
+  // the same addresses every replay, nothing allocated by the graph; freed
+  // scratch is reused last in, first out; RESOURCE_EXHAUSTED when it does not
+  // fit), and nothing may wait for the device (Download, Finish, Mark).
+  // UNIMPLEMENTED where the backend has no graphs (the CPU).
+  virtual absl::StatusOr<std::unique_ptr<OpGraph>> Capture(absl::FunctionRef<absl::Status()> enqueue,
+                                                           const Tensor& arena) = 0;
   // Enqueues one replay of `graph` (made by Capture on this backend); one
   // replay of a graph at a time.
   virtual absl::Status Launch(OpGraph& graph) = 0;

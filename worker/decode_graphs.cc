@@ -19,6 +19,21 @@ int64_t DecodeGraphs::BucketRows(int64_t rows) {
   return bucket;
 }
 
+int64_t DecodeGraphs::captured() {
+  std::lock_guard<std::mutex> lock(mu_);
+  int64_t count = 0;
+  for (const auto& [rows, bucket] : buckets_) count += bucket->graph != nullptr ? 1 : 0;
+  return count;
+}
+
+absl::Status DecodeGraphs::first_capture_error() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [rows, bucket] : buckets_) {
+    if (!bucket->capture_failed.ok()) return bucket->capture_failed;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<DecodeGraphs::Bucket*> DecodeGraphs::GetBucket(Backend& backend, const ModelConfig& config,
                                                                int64_t rows) {
   const int64_t bucket_rows = BucketRows(rows);

@@ -10,10 +10,11 @@
 // (ShardState::ReserveKv) is just a new pointer in it. The logits land in the
 // bucket's own buffer and come back after the replay.
 //
-// Memory at fixed addresses for the graph's lifetime: the input block and the
-// logits buffer (the backend's memory), the graph's scratch (allocations
-// inside the graph, the same addresses each replay) and one cuBLAS workspace
-// for every GEMM of every bucket. One step runs on the graphs at a time (mu).
+// Memory at fixed addresses for the graph's lifetime, nothing allocated
+// inside it: the input block, the logits buffer, the graph's scratch arena
+// (sized by what the bucket's first, eager step held at once) and one cuBLAS
+// workspace for every GEMM of every bucket. One step runs on the graphs at a
+// time (mu).
 //
 // TESSERA_DECODE_GRAPHS=0 in the environment turns graphs off (every step
 // eager), as Engine::set_decode_graphs(false) does.
@@ -37,6 +38,8 @@ class DecodeGraphs {
   static constexpr int64_t kMaxRows = 64;
   // cuBLAS's own default on Hopper, so a captured GEMM picks what an eager one does.
   static constexpr int64_t kBlasWorkspaceBytes = int64_t{32} << 20;
+  // A graph's scratch arena over what its eager step held: for blocks freed out of order.
+  static int64_t ArenaBytes(int64_t scratch_bytes) { return scratch_bytes + scratch_bytes / 4 + (int64_t{1} << 20); }
 
   // Graphs on unless TESSERA_DECODE_GRAPHS=0.
   DecodeGraphs();
@@ -53,9 +56,15 @@ class DecodeGraphs {
     Buffer inputs;   // (1, 2·layout.words()) as floats: the step's input block
     Buffer logits;   // (rows, vocab) fp32
     bool warmed = false;             // a step ran its ops eagerly (the first, before the capture)
+    int64_t scratch_bytes = 0;       // the most scratch that eager step held at once
+    Buffer arena;                    // the graph's scratch (OpStream::Capture), kept with it
     std::unique_ptr<OpGraph> graph;  // null until captured
     absl::Status capture_failed;     // not OK: the capture failed, steps of this bucket run eager
   };
+
+  // Buckets whose graph is captured, and the first capture error (OK: none).
+  int64_t captured();
+  absl::Status first_capture_error();
 
   // Hold while using anything below.
   std::mutex& mu() { return mu_; }

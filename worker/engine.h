@@ -76,6 +76,10 @@ class Engine {
   // default where the backend has graphs, off with TESSERA_DECODE_GRAPHS=0).
   bool decode_graphs() const { return decode_graphs_.enabled(); }
   void set_decode_graphs(bool on) { decode_graphs_.set_enabled(on); }
+  // Batch-size buckets whose graph is captured, and the first capture error
+  // (a bucket whose capture failed runs eagerly).
+  int64_t decode_graphs_captured() { return decode_graphs_.captured(); }
+  absl::Status decode_graph_capture_error() { return decode_graphs_.first_capture_error(); }
 
   // tessera::AttendStoredKv (forward.h) on a stream of its own.
   absl::StatusOr<AttentionPartial> AttendStoredKv(const ShardState& state, int64_t attention_slot,

@@ -706,14 +706,20 @@ absl::StatusOr<std::vector<float>> LayerLoop::RunOnGraph(absl::Span<const int32_
   if (bucket.graph == nullptr && (!bucket.warmed || !bucket.capture_failed.ok())) {
     // the same ops, run now: every kernel loaded before the capture (or the capture failed)
     RETURN_IF_ERROR(EnqueueDecodeStep(layout, inputs, logits));
+    if (!bucket.warmed) bucket.scratch_bytes = ops_.scratch_high_water();  // this call's: at least the step's
     bucket.warmed = true;
   } else if (bucket.graph == nullptr) {
-    absl::StatusOr<std::unique_ptr<OpGraph>> graph =
-        ops_.Capture([&] { return EnqueueDecodeStep(layout, inputs, logits); });
-    if (graph.ok()) {
-      bucket.graph = *std::move(graph);
-    } else {  // this bucket stays eager
-      bucket.capture_failed = graph.status();
+    const absl::Status captured = [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(bucket.arena, backend_.Allocate(1, DecodeGraphs::ArenaBytes(bucket.scratch_bytes) / 4,
+                                                       ElementType::kF32));  // (1, bytes / 4) as floats
+      ASSIGN_OR_RETURN(bucket.graph,
+                       ops_.Capture([&] { return EnqueueDecodeStep(layout, inputs, logits); }, bucket.arena.view()));
+      return absl::OkStatus();
+    }();
+    if (!captured.ok()) {  // this bucket stays eager
+      bucket.capture_failed = captured;
+      bucket.graph = nullptr;
+      bucket.arena = Buffer();
       RETURN_IF_ERROR(EnqueueDecodeStep(layout, inputs, logits));
     }
   }

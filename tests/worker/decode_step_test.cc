@@ -310,6 +310,10 @@ TEST_P(DecodeStepTest, AGraphStepGivesTheEagerStepsLogits) {
       }
     }
   }
+  EXPECT_TRUE(engine_->decode_graph_capture_error().ok()) << engine_->decode_graph_capture_error();
+  if (std::string(TESSERA_TEST_BACKEND) == "cuda") {
+    EXPECT_EQ(engine_->decode_graphs_captured(), 2) << "buckets 1 and 4";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(HfTiny, DecodeStepTest, testing::HfTinyFamilies(), testing::HfTinyTestName);

@@ -74,7 +74,8 @@ class CpuOpStream final : public OpStream {
     return cpu::Embedding(p);
   }
 
-  absl::StatusOr<std::unique_ptr<OpGraph>> Capture(absl::FunctionRef<absl::Status()>) override {
+  int64_t scratch_high_water() const override { return 0; }
+  absl::StatusOr<std::unique_ptr<OpGraph>> Capture(absl::FunctionRef<absl::Status()>, const Tensor&) override {
     return absl::UnimplementedError("the CPU backend has no graphs");
   }
   absl::Status Launch(OpGraph&) override { return absl::UnimplementedError("the CPU backend has no graphs"); }

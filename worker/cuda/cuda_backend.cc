@@ -1,7 +1,8 @@
 // Every entry point makes the backend's device current first: calls arrive on
 // arbitrary gRPC threads. Scratch is stream-ordered (cudaMallocAsync, freed
 // with cudaFreeAsync on the same stream), so a call never waits to free, and
-// buffers that an aborted NCCL kernel may still touch are released only after it.
+// buffers that an aborted NCCL kernel may still touch are released only after
+// it; a captured graph's scratch comes from its arena (scratch_arena.h).
 #include "worker/cuda/cuda_backend.h"
 
 #include <cuda_runtime_api.h>
@@ -18,6 +19,7 @@
 #include "common/status_macros.h"
 #include "worker/backend.h"
 #include "worker/cuda/cuda_status.h"
+#include "worker/cuda/scratch_arena.h"
 #include "worker/cuda/weight_upload.h"
 
 namespace tessera {
@@ -188,14 +190,28 @@ class CudaOpStream final : public OpStream {
     pool_.Give(stream_);
   }
 
+  // From the pool, stream-ordered; while capturing, from the capture's arena.
   absl::StatusOr<Buffer> Scratch(int64_t rows, int64_t cols, ElementType type) override {
     Tensor t{nullptr, type, rows, cols, cols};
-    const size_t bytes = static_cast<size_t>(rows * cols * ElementBytes(type));
+    const int64_t bytes = rows * cols * ElementBytes(type);
     if (bytes == 0) return Buffer(t, nullptr);
-    RETURN_IF_ERROR(CudaStatus("scratch", cudaMallocAsync(&t.data, bytes, stream_)));
+    if (arena_ != nullptr) {
+      ASSIGN_OR_RETURN(t.data, arena_->Take(bytes));
+      std::shared_ptr<cuda_engine::ScratchArena> arena = arena_;
+      return Buffer(t, [arena](void* p) { arena->Give(p); });
+    }
+    RETURN_IF_ERROR(CudaStatus("scratch", cudaMallocAsync(&t.data, static_cast<size_t>(bytes), stream_)));
+    const int64_t held = cuda_engine::ScratchArena::Rounded(bytes);
+    usage_->held += held;
+    usage_->high_water = std::max(usage_->high_water, usage_->held);
     cudaStream_t stream = stream_;
-    return Buffer(t, [stream](void* p) { cudaFreeAsync(p, stream); });
+    std::shared_ptr<ScratchUsage> usage = usage_;
+    return Buffer(t, [stream, usage, held](void* p) {
+      cudaFreeAsync(p, stream);
+      usage->held -= held;
+    });
   }
+  int64_t scratch_high_water() const override { return usage_->high_water; }
   absl::Status Zero(const Tensor& t) override {
     if (t.rows == 0 || t.cols == 0) return absl::OkStatus();
     const size_t row = static_cast<size_t>(t.element_bytes());
@@ -256,11 +272,14 @@ class CudaOpStream final : public OpStream {
   }
 
   // Relaxed capture: a thread's first GEMM creates its cuBLAS handle (a
-  // cudaMalloc), which global capture would refuse. Scratch inside becomes the
-  // graph's own allocations (cudaMallocAsync under capture), freed inside too.
-  absl::StatusOr<std::unique_ptr<OpGraph>> Capture(absl::FunctionRef<absl::Status()> enqueue) override {
+  // cudaMalloc), which global capture would refuse. Scratch inside comes from
+  // `arena`, so the graph has no allocation nodes.
+  absl::StatusOr<std::unique_ptr<OpGraph>> Capture(absl::FunctionRef<absl::Status()> enqueue,
+                                                   const Tensor& arena) override {
     RETURN_IF_ERROR(CudaStatus("cudaStreamBeginCapture", cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed)));
+    arena_ = std::make_shared<cuda_engine::ScratchArena>(arena.data, arena.span_bytes());
     const absl::Status enqueued = enqueue();
+    arena_ = nullptr;
     cudaGraph_t graph = nullptr;
     const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
     if (!enqueued.ok() || ended != cudaSuccess) {
@@ -323,9 +342,18 @@ class CudaOpStream final : public OpStream {
     return run(with_workspace);
   }
 
+  // Scratch bytes from the pool held now and at most (shared with the
+  // deleters, which may run after the stream is gone).
+  struct ScratchUsage {
+    int64_t held = 0;
+    int64_t high_water = 0;
+  };
+
   cudaStream_t stream_;
   StreamPool& pool_;                // where stream_ goes back
   std::vector<cudaEvent_t> marks_;  // by mark number
+  std::shared_ptr<ScratchUsage> usage_ = std::make_shared<ScratchUsage>();
+  std::shared_ptr<cuda_engine::ScratchArena> arena_;  // while capturing
 };
 
 class CudaBackend final : public Backend {
