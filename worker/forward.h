@@ -60,7 +60,10 @@ struct DecodeStepResult {
 //
 // With `graphs` (on a backend that captures them), a step whose rows are all
 // local (no split-KV peers) runs on the graph of its batch-size bucket
-// (decode_graphs.h); its logits are those of the same rows run eagerly.
+// (decode_graphs.h): the same ops as the eager step, so the same logits bit
+// for bit when the rows fill the bucket, and within the GEMMs' reassociation
+// when padding rows fill it (a product of 4 rows may block its sums unlike
+// one of 3). A step with any row querying peers runs eagerly, all of it.
 absl::StatusOr<DecodeStepResult> DecodeStep(Backend& backend, OpStream& ops, const ModelConfig& config,
                                             absl::Span<const DecodeRow> rows, DecodeGraphs* graphs = nullptr);
 
