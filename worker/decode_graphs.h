@@ -20,6 +20,7 @@
 // eager), as Engine::set_decode_graphs(false) does.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -44,8 +45,8 @@ class DecodeGraphs {
   // Graphs on unless TESSERA_DECODE_GRAPHS=0.
   DecodeGraphs();
 
-  bool enabled() const { return enabled_; }
-  void set_enabled(bool enabled) { enabled_ = enabled; }
+  bool enabled() const { return enabled_.load(std::memory_order_relaxed); }
+  void set_enabled(bool enabled) { enabled_.store(enabled, std::memory_order_relaxed); }
 
   // The bucket's rows for a step of `rows` (1 ... kMaxRows), else 0.
   static int64_t BucketRows(int64_t rows);
@@ -76,7 +77,7 @@ class DecodeGraphs {
   absl::StatusOr<Tensor> BlasWorkspace(Backend& backend);
 
  private:
-  bool enabled_;
+  std::atomic<bool> enabled_;
   std::mutex mu_;
   std::map<int64_t, std::unique_ptr<Bucket>> buckets_;  // by rows
   std::unique_ptr<ShardState> padding_;
