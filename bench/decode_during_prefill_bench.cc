@@ -6,7 +6,10 @@
 // what that costs each side, in process, without the server:
 //   1. decode steps of --streams streams at --context tokens, alone;
 //   2. the same steps while another thread prefills --prefill tokens, again
-//      and again, on a fresh state (in pieces of the engine's prefill chunk);
+//      and again, on a fresh state: without turns (the prefill in one pass),
+//      then with the engine's prefill budget (--budget tokens: the prefill
+//      in pieces of that many, each after the decode step in flight;
+//      decode_turns.h);
 //   3. that prefill alone.
 // Printed: each decode step's median, 99th percentile and worst wall time
 // (a step ends with its logits on the host, as the scheduler's do) in 1 and
@@ -15,7 +18,7 @@
 // and beside the decode steps.
 //
 //   decode_during_prefill_bench --model DIR [--streams 8] [--context 4096] [--prefill 65536]
-//                               [--steps 200] [--precision bf16|fp32] [--device 0]
+//                               [--budget 4096] [--steps 200] [--precision bf16|fp32] [--device 0]
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -28,6 +31,7 @@
 #include "absl/strings/numbers.h"
 #include "bench/cuda_bench_util.h"
 #include "bench/engine_bench_util.h"
+#include "worker/decode_turns.h"
 #include "worker/engine.h"
 #include "worker/sampler.h"
 
@@ -41,6 +45,7 @@ struct Args {
   int64_t streams = 8;
   int64_t context = 4096;
   int64_t prefill = 65536;
+  int64_t budget = kDefaultPrefillBudgetTokens;
   int steps = 200;
 };
 
@@ -58,6 +63,8 @@ bool ParseArgs(int argc, char** argv, Args& a) {
       a.context = n;
     } else if (flag == "--prefill") {
       a.prefill = n;
+    } else if (flag == "--budget") {
+      a.budget = n;
     } else if (flag == "--steps") {
       a.steps = static_cast<int>(n);
     } else {
@@ -124,7 +131,7 @@ int Main(int argc, char** argv) {
   if (!ParseArgs(argc, argv, args)) {
     std::fprintf(stderr,
                  "usage: decode_during_prefill_bench --model DIR [--streams 8] [--context 4096] [--prefill 65536] "
-                 "[--steps 200] [--precision bf16|fp32] [--device 0]\n");
+                 "[--budget 4096] [--steps 200] [--precision bf16|fp32] [--device 0]\n");
     return 2;
   }
   absl::StatusOr<std::unique_ptr<Engine>> loaded =
@@ -152,24 +159,41 @@ int Main(int argc, char** argv) {
   std::vector<double> prefill_alone;
   for (int i = 0; i < 3; ++i) prefill_alone.push_back(PrefillOnce(engine, long_prompt));
 
-  std::atomic<bool> stop{false};
-  std::vector<double> prefill_beside;
-  std::thread prefiller([&] {
-    while (!stop.load()) prefill_beside.push_back(PrefillOnce(engine, long_prompt));
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the first prefill is under way
-  const StepTimes beside = RunSteps(engine, states, args.steps);
-  stop = true;
-  prefiller.join();
+  // Beside the prefill: without turns, then with the budget.
+  struct Beside {
+    std::string name;
+    StepTimes steps;
+    std::vector<double> prefill_ms;
+  };
+  std::vector<Beside> beside;
+  for (int64_t budget : {int64_t{0}, args.budget}) {
+    engine.set_prefill_budget_tokens(budget);
+    Beside b;
+    b.name = budget == 0 ? std::string("beside the prefill, no turns")
+                         : "beside the prefill, budget " + std::to_string(engine.prefill_budget_tokens());
+    std::atomic<bool> stop{false};
+    std::thread prefiller([&] {
+      while (!stop.load()) b.prefill_ms.push_back(PrefillOnce(engine, long_prompt));
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the first prefill is under way
+    b.steps = RunSteps(engine, states, args.steps);
+    stop = true;
+    prefiller.join();
+    beside.push_back(std::move(b));
+  }
 
   std::printf("\n| decode steps | median ms | p99 ms | worst ms | worst gap between steps ms |\n|---|---|---|---|---|\n");
-  for (const auto& [name, t] : {std::pair<const char*, const StepTimes&>{"alone", alone}, {"beside the prefill", beside}}) {
-    std::printf("| %s | %.3f | %.3f | %.3f | %.3f |\n", name, Percentile(t.step_ms, 0.5), Percentile(t.step_ms, 0.99),
-                Percentile(t.step_ms, 1.0), t.worst_gap_ms);
-  }
+  auto row = [](const std::string& name, const StepTimes& t) {
+    std::printf("| %s | %.3f | %.3f | %.3f | %.3f |\n", name.c_str(), Percentile(t.step_ms, 0.5),
+                Percentile(t.step_ms, 0.99), Percentile(t.step_ms, 1.0), t.worst_gap_ms);
+  };
+  row("alone", alone);
+  for (const Beside& b : beside) row(b.name, b.steps);
   std::printf("\n| prefill of %ld tokens | median ms | runs |\n|---|---|---|\n", static_cast<long>(args.prefill));
   std::printf("| alone | %.1f | %zu |\n", Percentile(prefill_alone, 0.5), prefill_alone.size());
-  std::printf("| beside the decode steps | %.1f | %zu |\n", Percentile(prefill_beside, 0.5), prefill_beside.size());
+  for (const Beside& b : beside) {
+    std::printf("| %s | %.1f | %zu |\n", b.name.c_str(), Percentile(b.prefill_ms, 0.5), b.prefill_ms.size());
+  }
   return 0;
 }
 

@@ -30,6 +30,7 @@
 #include "transport/peer_metrics.h"
 #include "transport/worker_transports.h"
 #include "worker/chunked_prefill.h"
+#include "worker/decode_turns.h"
 #include "worker/shard_runner.h"
 #include "worker/worker_metrics.h"
 
@@ -68,6 +69,9 @@ constexpr FlagSpec kWorkerFlags[] = {
                                    "multiple of the SSD chunk; 8192 on cpu)"},
     {"max-decode-batch", true, "most requests one batched decode step runs (default 64); more wait for a later "
                                "step, in turn"},
+    {"prefill-budget-tokens", true, "while requests decode on this worker, a one-shard prefill runs in pieces of at "
+                                    "most this many tokens, each after the decode step in flight, so decode steps "
+                                    "keep coming (default 4096; 0: off)"},
 };
 
 // Registers every second until stopped; quiet about failures (the
@@ -205,6 +209,11 @@ absl::Status Serve(const CliFlags& flags) {
     return absl::Status(piece.status().code(), absl::StrCat("--prefill-chunk-tokens ", piece.status().message()));
   }
   engine->set_prefill_chunk_tokens(*piece);
+  ASSIGN_OR_RETURN(const int64_t budget, flags.GetInt("prefill-budget-tokens", kDefaultPrefillBudgetTokens));
+  if (budget < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--prefill-budget-tokens must be 0 (off) or more. Given: ", budget));
+  }
+  engine->set_prefill_budget_tokens(budget);
   NcclGroups* nccl = nullptr;
 #ifdef TESSERA_HAVE_NCCL
   // GPU workers exchange shard data over NCCL when the coordinator forms a group.
@@ -256,7 +265,8 @@ absl::Status Serve(const CliFlags& flags) {
   runner.set_address(address);
   std::cout << "worker listening on " << address << " (" << engine->config().model_type << ", "
             << engine->Describe() << ", K/V budget " << budget_mb << " MiB"
-            << ", prefill in pieces of " << engine->prefill_chunk_tokens() << " tokens"
+            << ", prefill in pieces of " << engine->prefill_chunk_tokens() << " tokens ("
+            << engine->prefill_budget_tokens() << " while requests decode)"
             << (options.max_shard_tokens > 0
                     ? absl::StrCat(", shards of multi-shard requests up to ", options.max_shard_tokens, " tokens")
                     : std::string())

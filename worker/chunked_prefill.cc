@@ -34,7 +34,8 @@ absl::StatusOr<int64_t> ChoosePrefillChunkTokens(int64_t requested, int64_t pass
 
 absl::StatusOr<std::vector<float>> ForwardInPieces(Backend& backend, const ModelConfig& config, ShardState& state,
                                                    absl::Span<const int32_t> ids, LogitsRows rows,
-                                                   const ShardContext& ctx, int64_t piece_tokens) {
+                                                   const ShardContext& ctx, int64_t piece_tokens,
+                                                   const std::function<void()>& before_piece) {
   if (ctx.sharded()) return absl::InternalError("a shard of a context-parallel prefill runs in one pass");
   if (piece_tokens < 1) return absl::InternalError(absl::StrCat("prefill piece of ", piece_tokens, " tokens"));
   const int64_t total = static_cast<int64_t>(ids.size());
@@ -51,6 +52,7 @@ absl::StatusOr<std::vector<float>> ForwardInPieces(Backend& backend, const Model
     const int64_t begin = p * piece_tokens;
     const bool last = p + 1 == pieces;
     const LogitsRows piece_rows = rows == LogitsRows::kAll || last ? rows : LogitsRows::kNone;
+    if (before_piece) before_piece();
     ASSIGN_OR_RETURN(std::unique_ptr<OpStream> ops, backend.NewStream());
     ASSIGN_OR_RETURN(std::vector<float> piece_logits,
                      Forward(backend, *ops, config, state, ids.subspan(begin, std::min(piece_tokens, total - begin)),

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -53,9 +54,12 @@ absl::StatusOr<int64_t> ChoosePrefillChunkTokens(int64_t requested, int64_t pass
 // Its on_layer_done sees (piece · layers + layer, pieces · layers), so
 // progress is monotonic over the whole prompt, and an error from it (e.g.
 // CANCELLED) stops the pass before the next piece. On error the state is
-// partly advanced and must be discarded, as after Forward.
+// partly advanced and must be discarded, as after Forward. `before_piece`,
+// when given, runs before each piece is queued (DecodeTurns: the decode step
+// in flight finishes first).
 absl::StatusOr<std::vector<float>> ForwardInPieces(Backend& backend, const ModelConfig& config, ShardState& state,
                                                    absl::Span<const int32_t> ids, LogitsRows rows,
-                                                   const ShardContext& ctx, int64_t piece_tokens);
+                                                   const ShardContext& ctx, int64_t piece_tokens,
+                                                   const std::function<void()>& before_piece = nullptr);
 
 }  // namespace tessera

@@ -2,6 +2,8 @@
 // concurrently on the backend's device.
 #include "worker/engine.h"
 
+#include <algorithm>
+
 #include "common/status_macros.h"
 #include "worker/chunked_prefill.h"
 
@@ -17,8 +19,19 @@ absl::StatusOr<std::unique_ptr<ShardState>> Engine::NewState(int64_t begin, int6
   return ShardState::Make(*backend_, config_, begin, capacity_tokens);
 }
 
+void Engine::set_prefill_budget_tokens(int64_t tokens) {
+  const int64_t chunk = config_.mamba.chunk_size;
+  prefill_budget_tokens_ = tokens <= 0 ? 0 : chunk > 0 ? std::max(chunk, tokens / chunk * chunk) : tokens;
+}
+
 absl::StatusOr<std::vector<float>> Engine::Forward(ShardState& state, absl::Span<const int32_t> ids, LogitsRows rows,
                                                    const ShardContext& shard) {
+  if (!shard.sharded() && prefill_budget_tokens_ > 0 && decode_turns_.DecodeActive()) {
+    const int64_t piece =
+        prefill_chunk_tokens_ > 0 ? std::min(prefill_chunk_tokens_, prefill_budget_tokens_) : prefill_budget_tokens_;
+    return ForwardInPieces(*backend_, config_, state, ids, rows, shard, piece,
+                           [this] { decode_turns_.WaitForRunningSteps(); });
+  }
   if (!shard.sharded() && prefill_chunk_tokens_ > 0 && static_cast<int64_t>(ids.size()) > prefill_chunk_tokens_) {
     return ForwardInPieces(*backend_, config_, state, ids, rows, shard, prefill_chunk_tokens_);
   }
@@ -27,6 +40,7 @@ absl::StatusOr<std::vector<float>> Engine::Forward(ShardState& state, absl::Span
 }
 
 absl::StatusOr<DecodeStepResult> Engine::DecodeStep(absl::Span<const DecodeRow> rows) {
+  DecodeTurns::Step turn(decode_turns_);
   ASSIGN_OR_RETURN(std::unique_ptr<OpStream> ops, backend_->NewLatencyStream());
   return tessera::DecodeStep(*backend_, *ops, config_, rows, &decode_graphs_);
 }

@@ -24,6 +24,7 @@
 #include "transport/peer_transport.h"
 #include "worker/backend.h"
 #include "worker/decode_graphs.h"
+#include "worker/decode_turns.h"
 #include "worker/forward.h"
 #include "worker/shard_context.h"
 #include "worker/shard_state.h"
@@ -57,6 +58,13 @@ class Engine {
   // pass, however long. Set it before the engine serves any call.
   int64_t prefill_chunk_tokens() const { return prefill_chunk_tokens_; }
   void set_prefill_chunk_tokens(int64_t tokens) { prefill_chunk_tokens_ = tokens; }
+  // The longest piece an unsharded Forward runs in when it starts while
+  // requests are decoding on this engine, each piece after the decode step
+  // in flight (decode_turns.h); 0: no turns. Rounded down to whole SSD chunks
+  // (at least one), so a piece cut changes logits only by fp32
+  // reassociation. Set it before the engine serves any call.
+  int64_t prefill_budget_tokens() const { return prefill_budget_tokens_; }
+  void set_prefill_budget_tokens(int64_t tokens);
 
   // Fresh state for a shard starting at global position `begin` (0: a whole
   // sequence); `capacity_tokens` is a hint of how many tokens it will hold.
@@ -89,6 +97,8 @@ class Engine {
   ModelConfig config_;
   std::unique_ptr<Backend> backend_;
   int64_t prefill_chunk_tokens_ = 0;
+  int64_t prefill_budget_tokens_ = 0;
+  DecodeTurns decode_turns_;
   DecodeGraphs decode_graphs_;  // declared after backend_: its buffers go first
 };
 

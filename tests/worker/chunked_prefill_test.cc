@@ -3,10 +3,13 @@
 // every logits row of the one-pass run (fp32, relative 1e-5) and the same
 // greedy continuation; progress is monotonic over all pieces, an error from
 // it stops the pass before the next piece, and a sharded pass is never cut.
+// A prefill beside decode steps runs in the engine's budget pieces.
 // Also: the piece size a worker chooses.
 #include "worker/chunked_prefill.h"
 
+#include <chrono>
 #include <memory>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -19,6 +22,7 @@
 #include "tools/engine_greedy_runner.h"
 #include "tools/reference_eval.h"
 #include "worker/cpu/cpu_backend.h"
+#include "worker/decode_turns.h"
 
 namespace tessera {
 namespace {
@@ -131,6 +135,47 @@ TEST_P(ChunkedPrefillTest, ShardedPassesAreNotCut) {
   ASSERT_TRUE(run.ok()) << run.status();
   EXPECT_LE(RelativeL2(run->prompt_logits, whole_.prompt_logits), kPieceTolerance);
   EXPECT_EQ(run->tokens, whole_.tokens);
+}
+
+// Turns with decode (decode_turns.h): a prefill that starts right after a
+// decode step runs in pieces of the budget (40 rounds down to 32: whole SSD
+// chunks) and gives the one-pass logits; one that starts with nobody
+// decoding runs in one pass. The piece count shows in progress' total.
+TEST_P(ChunkedPrefillTest, APrefillBesideDecodeStepsRunsInBudgetPiecesAndMatchesOnePass) {
+  engine_->set_prefill_budget_tokens(40);
+  EXPECT_EQ(engine_->prefill_budget_tokens(), 32);
+  absl::StatusOr<std::unique_ptr<ShardState>> decoding = engine_->NewState(0, 16);
+  ASSERT_TRUE(decoding.ok());
+  ASSERT_TRUE(engine_->Forward(**decoding, absl::MakeConstSpan(prompt_).first(5), LogitsRows::kNone).ok());
+  auto prefill = [&](int64_t& total) -> absl::StatusOr<std::vector<float>> {
+    ShardContext ctx;
+    ctx.on_layer_done = [&](int64_t, int64_t layers_total) {
+      total = layers_total;
+      return absl::OkStatus();
+    };
+    absl::StatusOr<std::unique_ptr<ShardState>> state = engine_->NewState(0, kPromptTokens);
+    if (!state.ok()) return state.status();
+    return engine_->Forward(**state, prompt_, LogitsRows::kAll, ctx);
+  };
+
+  const DecodeRow row{decoding->get(), prompt_[5], nullptr};
+  ASSERT_TRUE(engine_->DecodeStep(absl::MakeConstSpan(&row, 1)).ok());
+  int64_t total = 0;
+  absl::StatusOr<std::vector<float>> beside = prefill(total);  // within 50 ms of the step: decoding
+  ASSERT_TRUE(beside.ok()) << beside.status();
+  EXPECT_EQ(total, 7 * layers()) << "200 tokens in pieces of 32";
+  ASSERT_EQ(beside->size(), whole_.prompt_logits.size());
+  for (int64_t r = 0; r < kPromptTokens; ++r) {
+    EXPECT_LE(RelativeL2(absl::MakeConstSpan(*beside).subspan(r * vocab(), vocab()),
+                         absl::MakeConstSpan(whole_.prompt_logits).subspan(r * vocab(), vocab())),
+              kPieceTolerance)
+        << "row " << r;
+  }
+
+  std::this_thread::sleep_for(DecodeTurns::kActiveWindow + std::chrono::milliseconds(20));
+  absl::StatusOr<std::vector<float>> alone = prefill(total);
+  ASSERT_TRUE(alone.ok()) << alone.status();
+  EXPECT_EQ(total, layers()) << "nobody decoding: one pass";
 }
 
 INSTANTIATE_TEST_SUITE_P(HfTiny, ChunkedPrefillTest, testing::HfTinyFamilies(), testing::HfTinyTestName);
