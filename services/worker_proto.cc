@@ -72,6 +72,8 @@ ShardRequest FromProto(const tessera::v1::RunShardRequest& r) {
     s.nccl_group_id = r.nccl().group_id();
     s.nccl_unique_id = r.nccl().unique_id();
   }
+  s.cache_salt = r.cache_salt();
+  s.bypass_prefix_cache = r.bypass_prefix_cache();
   return s;
 }
 
@@ -90,9 +92,10 @@ absl::Status StreamEvents::PromptLogits(absl::Span<const float> logits, int64_t 
   return Write(event);
 }
 
-absl::Status StreamEvents::Prefilled(int64_t memory_bytes) {
+absl::Status StreamEvents::Prefilled(int64_t memory_bytes, int64_t cached_prompt_tokens) {
   RunShardEvent event;
   event.mutable_prefilled()->set_memory_bytes(memory_bytes);
+  event.mutable_prefilled()->set_cached_prompt_tokens(cached_prompt_tokens);
   return Write(event);
 }
 

@@ -22,7 +22,7 @@ class StreamEvents final : public ShardEvents {
 
   absl::Status Progress(int64_t layers_done, int64_t layers_total, int64_t prompt_tokens, int shards) override;
   absl::Status PromptLogits(absl::Span<const float> logits, int64_t vocab) override;
-  absl::Status Prefilled(int64_t memory_bytes) override;
+  absl::Status Prefilled(int64_t memory_bytes, int64_t cached_prompt_tokens) override;
   absl::Status Token(int32_t token, absl::Span<const float> logits) override;
   absl::Status TokenWithLogprobs(const SampledToken& sampled, absl::Span<const float> logits) override;
   absl::Status Finished(FinishReason reason, int32_t completion_tokens) override;

@@ -33,6 +33,8 @@ grpc::Status WorkerService::GetStatus(grpc::ServerContext*, const tessera::v1::G
   response->set_max_shard_tokens(options.max_shard_tokens);
   response->set_prefill_chunk_tokens(engine.prefill_chunk_tokens());
   response->set_device_id(engine.device_id());
+  response->set_prefix_block_tokens(runner_.prefix_cache().block_tokens());
+  response->set_prefix_cache_bytes(runner_.prefix_cache().bytes());
   for (const std::string& transport : transports_.Offered()) response->add_peer_transports(transport);
   return grpc::Status::OK;
 }
@@ -71,6 +73,13 @@ grpc::Status WorkerService::NewNcclUniqueId(grpc::ServerContext*, const tessera:
   absl::StatusOr<std::string> id = transports_.NewNcclUniqueId(request->group_id());
   if (!id.ok()) return ToGrpcStatus(id.status());
   response->set_unique_id(*id);
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerService::DropPrefixCache(grpc::ServerContext*, const tessera::v1::DropPrefixCacheRequest*,
+                                            tessera::v1::DropPrefixCacheResponse* response) {
+  response->set_freed_bytes(runner_.DropPrefixCache());
+  response->set_workers(1);
   return grpc::Status::OK;
 }
 

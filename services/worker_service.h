@@ -33,6 +33,8 @@ class WorkerService final : public tessera::v1::Worker::Service {
                        tessera::v1::DeliverAck* response) override;
   grpc::Status NewNcclUniqueId(grpc::ServerContext* context, const tessera::v1::NewNcclUniqueIdRequest* request,
                                tessera::v1::NewNcclUniqueIdResponse* response) override;
+  grpc::Status DropPrefixCache(grpc::ServerContext* context, const tessera::v1::DropPrefixCacheRequest* request,
+                               tessera::v1::DropPrefixCacheResponse* response) override;
 
  private:
   ShardRunner& runner_;

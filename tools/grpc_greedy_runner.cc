@@ -18,6 +18,7 @@ GreedyRunner MakeGrpcGreedyRunner(const std::string& server_address, const Chann
     request.mutable_stopping()->set_max_new_tokens(steps);
     request.mutable_stopping()->set_ignore_eos(true);
     request.set_return_logits(true);
+    request.set_bypass_prefix_cache(true);  // every prompt row's logits, against a reference
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(30));
     tessera::v1::GenerateResponse response;

@@ -31,6 +31,7 @@
 #include "transport/worker_transports.h"
 #include "worker/chunked_prefill.h"
 #include "worker/decode_turns.h"
+#include "worker/prefix_cache.h"
 #include "worker/shard_runner.h"
 #include "worker/worker_metrics.h"
 
@@ -67,6 +68,9 @@ constexpr FlagSpec kWorkerFlags[] = {
     {"prefill-chunk-tokens", true, "longest piece a one-shard prefill runs in (default 0: sized from free memory: on "
                                    "cuda the longest pass the GPU memory beside the budget holds, at most 65536, a "
                                    "multiple of the SSD chunk; 8192 on cpu)"},
+    {"prefix-block-tokens", true, "prefix reuse: keep the state of one-shard prompts at every multiple of this "
+                                  "many tokens, for later requests that start with the same tokens (default 1024 "
+                                  "rounded up to the SSD chunk; 0: off)"},
     {"max-decode-batch", true, "most requests one batched decode step runs (default 64); more wait for a later "
                                "step, in turn"},
     {"prefill-budget-tokens", true, "while requests decode on this worker, a one-shard prefill runs in pieces of at "
@@ -214,6 +218,12 @@ absl::Status Serve(const CliFlags& flags) {
     return absl::InvalidArgumentError(absl::StrCat("--prefill-budget-tokens must be 0 (off) or more. Given: ", budget));
   }
   engine->set_prefill_budget_tokens(budget);
+  ASSIGN_OR_RETURN(const int64_t requested_block, flags.GetInt("prefix-block-tokens", -1));
+  absl::StatusOr<int64_t> block = ChoosePrefixBlockTokens(requested_block, engine->config().mamba.chunk_size);
+  if (!block.ok()) {
+    return absl::Status(block.status().code(), absl::StrCat("--prefix-block-tokens ", block.status().message()));
+  }
+  options.prefix_block_tokens = *block;
   NcclGroups* nccl = nullptr;
 #ifdef TESSERA_HAVE_NCCL
   // GPU workers exchange shard data over NCCL when the coordinator forms a group.
@@ -267,6 +277,7 @@ absl::Status Serve(const CliFlags& flags) {
             << engine->Describe() << ", K/V budget " << budget_mb << " MiB"
             << ", prefill in pieces of " << engine->prefill_chunk_tokens() << " tokens ("
             << engine->prefill_budget_tokens() << " while requests decode)"
+            << ", prefix blocks of " << options.prefix_block_tokens << " tokens"
             << (options.max_shard_tokens > 0
                     ? absl::StrCat(", shards of multi-shard requests up to ", options.max_shard_tokens, " tokens")
                     : std::string())

@@ -36,32 +36,49 @@ absl::StatusOr<std::vector<float>> ForwardInPieces(Backend& backend, const Model
                                                    absl::Span<const int32_t> ids, LogitsRows rows,
                                                    const ShardContext& ctx, int64_t piece_tokens,
                                                    const std::function<void()>& before_piece) {
-  if (ctx.sharded()) return absl::InternalError("a shard of a context-parallel prefill runs in one pass");
   if (piece_tokens < 1) return absl::InternalError(absl::StrCat("prefill piece of ", piece_tokens, " tokens"));
   const int64_t total = static_cast<int64_t>(ids.size());
-  const int64_t pieces = std::max<int64_t>(1, (total + piece_tokens - 1) / piece_tokens);
+  std::vector<int64_t> ends;  // (pieces)
+  for (int64_t end = piece_tokens; end < total; end += piece_tokens) ends.push_back(end);
+  ends.push_back(total);
+  return ForwardAtEnds(
+      backend, config, state, ids, rows, ctx, ends, [](int64_t) { return absl::OkStatus(); }, before_piece);
+}
+
+absl::StatusOr<std::vector<float>> ForwardAtEnds(Backend& backend, const ModelConfig& config, ShardState& state,
+                                                 absl::Span<const int32_t> ids, LogitsRows rows,
+                                                 const ShardContext& ctx, absl::Span<const int64_t> ends,
+                                                 const std::function<absl::Status(int64_t end)>& after_piece,
+                                                 const std::function<void()>& before_piece) {
+  if (ctx.sharded()) return absl::InternalError("a shard of a context-parallel prefill runs in one pass");
+  const int64_t total = static_cast<int64_t>(ids.size());
+  if (ends.empty() || ends.back() != total) return absl::InternalError("prefill pieces must end at the last token");
+  const int64_t pieces = static_cast<int64_t>(ends.size());
   ShardContext piece_ctx = ctx;
   std::vector<float> logits;  // (rows, vocab)
   if (rows == LogitsRows::kAll) logits.reserve(total * config.vocab_size);
+  int64_t begin = 0;
   for (int64_t p = 0; p < pieces; ++p) {
     if (ctx.on_layer_done) {
       piece_ctx.on_layer_done = [&ctx, p, pieces](int64_t done, int64_t layers) {
         return ctx.on_layer_done(p * layers + done, pieces * layers);
       };
     }
-    const int64_t begin = p * piece_tokens;
+    const int64_t end = ends[p];
+    if (end <= begin) return absl::InternalError(absl::StrCat("prefill piece [", begin, ", ", end, ")"));
     const bool last = p + 1 == pieces;
     const LogitsRows piece_rows = rows == LogitsRows::kAll || last ? rows : LogitsRows::kNone;
     if (before_piece) before_piece();
     ASSIGN_OR_RETURN(std::unique_ptr<OpStream> ops, backend.NewStream());
     ASSIGN_OR_RETURN(std::vector<float> piece_logits,
-                     Forward(backend, *ops, config, state, ids.subspan(begin, std::min(piece_tokens, total - begin)),
-                             piece_rows, piece_ctx));
+                     Forward(backend, *ops, config, state, ids.subspan(begin, end - begin), piece_rows, piece_ctx));
     if (rows == LogitsRows::kAll) {
       logits.insert(logits.end(), piece_logits.begin(), piece_logits.end());
     } else if (last) {
       logits = std::move(piece_logits);
     }
+    if (!last) RETURN_IF_ERROR(after_piece(end));
+    begin = end;
   }
   return logits;
 }

@@ -62,4 +62,15 @@ absl::StatusOr<std::vector<float>> ForwardInPieces(Backend& backend, const Model
                                                    const ShardContext& ctx, int64_t piece_tokens,
                                                    const std::function<void()>& before_piece = nullptr);
 
+// The same with the pieces ending at `ends` (relative to the first id,
+// ascending, the last = ids.size()); after each piece, `after_piece` sees its
+// end (relative) and may stop the pass with an error; `before_piece` as in
+// ForwardInPieces. Engine::ForwardWithCuts cuts at prefix-cache block
+// boundaries with it.
+absl::StatusOr<std::vector<float>> ForwardAtEnds(Backend& backend, const ModelConfig& config, ShardState& state,
+                                                 absl::Span<const int32_t> ids, LogitsRows rows,
+                                                 const ShardContext& ctx, absl::Span<const int64_t> ends,
+                                                 const std::function<absl::Status(int64_t end)>& after_piece,
+                                                 const std::function<void()>& before_piece = nullptr);
+
 }  // namespace tessera

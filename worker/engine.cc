@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "worker/chunked_prefill.h"
 
@@ -37,6 +38,48 @@ absl::StatusOr<std::vector<float>> Engine::Forward(ShardState& state, absl::Span
   }
   ASSIGN_OR_RETURN(std::unique_ptr<OpStream> ops, backend_->NewStream());
   return tessera::Forward(*backend_, *ops, config_, state, ids, rows, shard);
+}
+
+absl::StatusOr<std::vector<float>> Engine::ForwardWithCuts(
+    ShardState& state, absl::Span<const int32_t> ids, LogitsRows rows, const ShardContext& shard,
+    absl::Span<const int64_t> cuts, const std::function<absl::Status(int64_t position)>& at_cut) {
+  const int64_t begin = state.num_tokens();
+  const int64_t total = static_cast<int64_t>(ids.size());
+  std::vector<int64_t> ends;  // piece ends, relative to `begin`, ascending; the last is `total`
+  int64_t from = 0;
+  // Pieces of at most prefill_chunk_tokens_, or of the budget while requests decode (decode_turns.h).
+  const bool take_turns = !shard.sharded() && prefill_budget_tokens_ > 0 && decode_turns_.DecodeActive();
+  const int64_t longest = take_turns && (prefill_chunk_tokens_ == 0 || prefill_budget_tokens_ < prefill_chunk_tokens_)
+                              ? prefill_budget_tokens_
+                              : prefill_chunk_tokens_;
+  auto add_until = [&](int64_t end) {  // pieces of at most `longest` up to `end`
+    while (longest > 0 && end - from > longest) ends.push_back(from += longest);
+    if (end > from) ends.push_back(from = end);
+  };
+  for (int64_t cut : cuts) {
+    if (cut <= begin + from || cut >= begin + total) {
+      return absl::InternalError(absl::StrCat("prefill cut at ", cut, " outside (", begin + from, ", ", begin + total, ")"));
+    }
+    add_until(cut - begin);
+  }
+  add_until(total);
+  size_t next_cut = 0;
+  auto after_piece = [&](int64_t end) -> absl::Status {
+    if (next_cut < cuts.size() && begin + end == cuts[next_cut]) {
+      ++next_cut;
+      return at_cut(begin + end);
+    }
+    return absl::OkStatus();
+  };
+  std::function<void()> before_piece;
+  if (take_turns) before_piece = [this] { decode_turns_.WaitForRunningSteps(); };
+  return ForwardAtEnds(*backend_, config_, state, ids, rows, shard, ends, after_piece, before_piece);
+}
+
+absl::Status Engine::AppendState(ShardState& to, const ShardState& from, int64_t position, int64_t rows,
+                                 bool copy_mamba) {
+  ASSIGN_OR_RETURN(std::unique_ptr<OpStream> ops, backend_->NewStream());
+  return to.AppendFrom(*ops, from, position, rows, copy_mamba);
 }
 
 absl::StatusOr<DecodeStepResult> Engine::DecodeStep(absl::Span<const DecodeRow> rows) {

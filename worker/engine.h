@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -75,6 +76,19 @@ class Engine {
   // prefill_chunk_tokens().
   absl::StatusOr<std::vector<float>> Forward(ShardState& state, absl::Span<const int32_t> ids, LogitsRows rows,
                                              const ShardContext& shard = {});
+
+  // tessera::Forward over `ids` in pieces that end at each of `cuts` (global
+  // positions, ascending, inside the span of `ids`) and wherever a piece
+  // would pass prefill_chunk_tokens(); after each piece that ends at a cut,
+  // `at_cut` sees the state there (a prefix-cache block is taken from it).
+  // `shard` must not be sharded. Logits as Forward's.
+  absl::StatusOr<std::vector<float>> ForwardWithCuts(ShardState& state, absl::Span<const int32_t> ids,
+                                                     LogitsRows rows, const ShardContext& shard,
+                                                     absl::Span<const int64_t> cuts,
+                                                     const std::function<absl::Status(int64_t position)>& at_cut);
+
+  // ShardState::AppendFrom on a stream of its own.
+  absl::Status AppendState(ShardState& to, const ShardState& from, int64_t position, int64_t rows, bool copy_mamba);
 
   // tessera::DecodeStep (forward.h) on a stream of its own: one decode step
   // of several requests in one pass. The caller serializes it with every

@@ -80,13 +80,14 @@ WorkerMessageLimits WorkerMessageLimitsFor(const ModelConfig& config, const Shar
   limits.deliver_bytes = Cap(SatAdd(MaxPeerBlockBytes(config, longest), kEnvelopeBytes));
   const int64_t q_width = config.attention.num_heads * config.attention.head_dim;
   limits.attend_kv_bytes = Cap(SatAdd(SatMul(SatMul(kMaxAttendQueryRows, q_width), kFloatBytes), kEnvelopeBytes));
-  // Token ids are varints of at most 5 bytes when valid (>= 0); addresses and
-  // stop ids are bounded by the constants above.
+  // Token ids are varints of at most 5 bytes when valid (>= 0); addresses,
+  // stop ids and the cache salt are bounded by the constants above.
   ShardLengthBounds alone = bounds;
   alone.max_shard_tokens = 0;
   const int64_t longest_alone = LongestShardTokens(alone);
   const int64_t tokens = longest_alone > 0 ? longest_alone : kMaxWorkerMessageBytes;
-  const int64_t plan = SatMul(kMaxShardsPerRequest, kMaxAddressBytes + 32) + SatMul(kMaxStopTokenIds, 6);
+  const int64_t plan = SatMul(kMaxShardsPerRequest, kMaxAddressBytes + 32) + SatMul(kMaxStopTokenIds, 6) +
+                       kMaxShardCacheSaltBytes + 8;
   limits.run_shard_bytes = Cap(SatAdd(SatAdd(SatMul(tokens, 6), plan), kEnvelopeBytes));
   limits.max_receive_bytes = std::max({limits.deliver_bytes, limits.attend_kv_bytes, limits.run_shard_bytes});
   return limits;

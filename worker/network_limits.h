@@ -23,6 +23,8 @@ inline constexpr int64_t kMaxRequestIdBytes = 128;
 // The request secret: at least 16 random bytes (128 bits), at most 64.
 inline constexpr int64_t kMinRequestSecretBytes = 16;
 inline constexpr int64_t kMaxRequestSecretBytes = 64;
+// RunShardRequest.cache_salt (the coordinator checks GenerateRequest's against its own copy).
+inline constexpr int64_t kMaxShardCacheSaltBytes = 256;
 // The longest worker address (host:port) a shard plan may name.
 inline constexpr int64_t kMaxAddressBytes = 256;
 // Never more than gRPC's own ceiling in this project (rpc/grpc_util.h).

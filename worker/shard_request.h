@@ -40,6 +40,10 @@ struct ShardRequest {
   std::chrono::milliseconds peer_timeout{10000};  // a peer that keeps this shard waiting longer fails it
   std::string nccl_group_id;        // empty: peers over gRPC
   std::string nccl_unique_id;       // the group's ncclUniqueId bytes
+  // Prefix reuse (prefix_cache.h), for a request of one shard: states are
+  // shared only under equal salts; bypass neither reuses nor keeps any.
+  std::string cache_salt;
+  bool bypass_prefix_cache = false;
 };
 
 enum class FinishReason { kLength, kStopToken, kEos };
@@ -53,7 +57,9 @@ class ShardEvents {
   virtual absl::Status Progress(int64_t layers_done, int64_t layers_total, int64_t prompt_tokens, int shards) = 0;
   // (rows, vocab) fp32: this shard's rows.
   virtual absl::Status PromptLogits(absl::Span<const float> logits, int64_t vocab) = 0;
-  virtual absl::Status Prefilled(int64_t memory_bytes) = 0;
+  // `cached_prompt_tokens`: the leading prompt tokens whose state came from
+  // the prefix cache (PromptLogits then held only the rows after them).
+  virtual absl::Status Prefilled(int64_t memory_bytes, int64_t cached_prompt_tokens) = 0;
   // `logits` (vocab) behind the choice, empty unless return_logits.
   virtual absl::Status Token(int32_t token, absl::Span<const float> logits) = 0;
   // The same with the token's log-probabilities (Sampler::SampleDetailed),

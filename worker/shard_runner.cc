@@ -98,6 +98,7 @@ ShardLengthBounds ShardLengthBoundsOf(const Engine& engine, const ShardRunnerOpt
 
 ShardRunner::ShardRunner(Engine& engine, RequestTransports& transports, ShardRunnerOptions options)
     : engine_(engine), transports_(transports), options_(std::move(options)),
+      prefix_cache_(engine_, options_.prefix_block_tokens, options_.metrics),
       decoder_(engine_, DecoderOptionsOf(options_)) {
   if (options_.metrics != nullptr) options_.metrics->memory_capacity_bytes.Set(options_.memory_budget_bytes);
   PublishMemoryMetrics();
@@ -110,12 +111,25 @@ void ShardRunner::PublishMemoryMetrics() {
 }
 
 int64_t ShardRunner::memory_used_bytes() const {
-  int64_t used = transports_.PendingBytes();  // peer blocks not yet taken
+  const int64_t pending = transports_.PendingBytes();  // peer blocks not yet taken
   std::lock_guard<std::mutex> lock(mu_);
+  return SatAdd(pending, UsedLocked());
+}
+
+int64_t ShardRunner::UsedLocked() const {
+  int64_t used = 0;
   for (const auto& [id, shard] : shards_) {
     used = SatAdd(used, std::max(shard->reserved_bytes, shard->actual_bytes.load()));
   }
   return used;
+}
+
+int64_t ShardRunner::CacheRoom() const { return std::max<int64_t>(0, options_.memory_budget_bytes - memory_used_bytes()); }
+
+int64_t ShardRunner::DropPrefixCache() {
+  const int64_t freed = prefix_cache_.Drop();
+  released_.notify_all();
+  return freed;
 }
 
 int ShardRunner::active_requests() const {
@@ -153,9 +167,13 @@ absl::StatusOr<std::shared_ptr<ShardRunner::ActiveShard>> ShardRunner::Admit(con
     return used;
   };
   auto fits = [&] { return reserved() <= budget - needed; };
+  // Running shards come first: the prefix cache gives up what this one needs.
+  auto evict_cache = [&] { prefix_cache_.EvictTo(budget - needed - std::max(reserved(), UsedLocked())); };
+  evict_cache();
   // The coordinator frees its reservation when a cancelled call closes; the
   // shard here frees a moment later. Wait that moment out before refusing.
   released_.wait_for(lock, kAdmitGrace, fits);
+  evict_cache();
   // The lock was let go while waiting: the same id may have been admitted meanwhile.
   if (running()) return absl::AlreadyExistsError(absl::StrCat("request ", r.request_id, " is already running here"));
   if (!fits()) {
@@ -244,10 +262,15 @@ absl::Status ShardRunner::Prefill(const ShardRequest& r, ActiveShard& shard, Sha
 
   const LogitsRows rows = r.return_logits ? LogitsRows::kAll : last ? LogitsRows::kLast : LogitsRows::kNone;
   std::vector<float> logits;
+  int64_t cached = 0;
   {
     std::lock_guard<std::mutex> lock(shard.mu);
     const auto start = std::chrono::steady_clock::now();
-    ASSIGN_OR_RETURN(logits, engine_.Forward(*shard.state, r.token_ids, rows, ctx));
+    if (prefix_cache_.enabled() && shards == 1 && !r.bypass_prefix_cache) {
+      ASSIGN_OR_RETURN(logits, PrefillReusing(r, *shard.state, rows, ctx, cached));
+    } else {
+      ASSIGN_OR_RETURN(logits, engine_.Forward(*shard.state, r.token_ids, rows, ctx));
+    }
     if (options_.metrics != nullptr) options_.metrics->prefill_step_seconds.Observe(SecondsSince(start));
     if (!last) shard.state->DropMambaStates();  // only the last shard decodes: the others keep K/V alone
     shard.actual_bytes.store(shard.state->MemoryBytes());
@@ -255,7 +278,7 @@ absl::Status ShardRunner::Prefill(const ShardRequest& r, ActiveShard& shard, Sha
   peers.reset();  // the prefill's exchanges are over
   PublishMemoryMetrics();
   if (r.return_logits) RETURN_IF_ERROR(events.PromptLogits(logits, config.vocab_size));
-  RETURN_IF_ERROR(events.Prefilled(shard.actual_bytes.load()));
+  RETURN_IF_ERROR(events.Prefilled(shard.actual_bytes.load(), cached));
 
   if (!last) {  // hold the K/V for split-KV attention until the caller ends the shard
     while (!shard.cancelled.load()) std::this_thread::sleep_for(kCancelPoll);
@@ -263,6 +286,32 @@ absl::Status ShardRunner::Prefill(const ShardRequest& r, ActiveShard& shard, Sha
   }
   std::vector<float> last_row(logits.end() - config.vocab_size, logits.end());
   return Decode(r, shard, std::move(last_row), events);
+}
+
+// A block that cannot be kept (no memory left for it) is skipped: the cache
+// never fails a request.
+absl::StatusOr<std::vector<float>> ShardRunner::PrefillReusing(const ShardRequest& r, ShardState& state,
+                                                               LogitsRows rows, const ShardContext& ctx,
+                                                               int64_t& cached) {
+  const int64_t prompt = static_cast<int64_t>(r.token_ids.size());
+  const int64_t block = prefix_cache_.block_tokens();
+  {
+    // At most prompt - 1: the last token runs, for its logits.
+    const std::vector<PrefixCache::BlockRef> chain = prefix_cache_.Lookup(r.cache_salt, r.token_ids, prompt - 1);
+    RETURN_IF_ERROR(prefix_cache_.Restore(chain, state));
+  }  // the blocks are released once copied
+  cached = state.num_tokens();
+  std::vector<int64_t> cuts;  // block boundaries inside what runs now
+  for (int64_t b = (cached / block + 1) * block; b < prompt; b += block) cuts.push_back(b);
+  auto keep = [&](int64_t) -> absl::Status {
+    (void)prefix_cache_.Insert(r.cache_salt, r.token_ids, state, CacheRoom());
+    return absl::OkStatus();
+  };
+  ASSIGN_OR_RETURN(std::vector<float> logits,
+                   engine_.ForwardWithCuts(state, absl::MakeConstSpan(r.token_ids).subspan(cached), rows, ctx, cuts,
+                                           keep));
+  if (prompt % block == 0) RETURN_IF_ERROR(keep(prompt));  // the state at the prompt's end is a boundary's too
+  return logits;
 }
 
 // The first token comes from the prefill's logits, here; the rest from the

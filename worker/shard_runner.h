@@ -39,6 +39,7 @@
 #include "worker/decode_scheduler.h"
 #include "worker/engine.h"
 #include "worker/network_limits.h"
+#include "worker/prefix_cache.h"
 #include "worker/shard_request.h"
 #include "worker/shard_validation.h"
 #include "worker/worker_metrics.h"
@@ -68,6 +69,9 @@ struct ShardRunnerOptions {
   // The most requests one decode step runs (--max-decode-batch); more wait
   // for a later step, in turn.
   int max_decode_batch = kDefaultMaxDecodeBatch;
+  // Prefix reuse (prefix_cache.h): tokens per cached block, 0: none kept.
+  // The cache lives in what the running shards leave of the budget.
+  int64_t prefix_block_tokens = 0;
   WorkerMetrics* metrics = nullptr;  // optional; must outlive the runner
 };
 
@@ -92,8 +96,12 @@ class ShardRunner {
   const Engine& engine() const { return engine_; }
   const ShardRunnerOptions& options() const { return options_; }
   void set_address(std::string address) { options_.address = std::move(address); }
-  // Held by running shards and undelivered peer blocks.
+  // Held by running shards and undelivered peer blocks (the prefix cache,
+  // which gives way to them, is not counted: prefix_cache().bytes()).
   int64_t memory_used_bytes() const;
+  const PrefixCache& prefix_cache() const { return prefix_cache_; }
+  // Frees the prefix cache (what no shard is copying from); returns the bytes.
+  int64_t DropPrefixCache();
   // Sets the memory and request gauges from the above (also done on every admission and release).
   void PublishMemoryMetrics();
   int active_requests() const;
@@ -110,6 +118,13 @@ class ShardRunner {
 
   absl::StatusOr<std::shared_ptr<ActiveShard>> Admit(const ShardRequest& r);
   absl::Status Prefill(const ShardRequest& r, ActiveShard& shard, ShardEvents& events);
+  // A one-shard prefill through the prefix cache: resumes after the longest
+  // cached prefix, keeps a block at every block boundary it passes. Sets
+  // `cached` to the tokens resumed from.
+  absl::StatusOr<std::vector<float>> PrefillReusing(const ShardRequest& r, ShardState& state, LogitsRows rows,
+                                                    const ShardContext& ctx, int64_t& cached);
+  int64_t UsedLocked() const;  // memory_used_bytes without the transports' part; mu_ held
+  int64_t CacheRoom() const;   // what the budget leaves the prefix cache now
   absl::Status Decode(const ShardRequest& r, ActiveShard& shard, std::vector<float> logits, ShardEvents& events);
   void Release(const ShardRequest& r);
   std::shared_ptr<ActiveShard> Find(const std::string& request_id) const;
@@ -121,6 +136,7 @@ class ShardRunner {
   mutable std::mutex mu_;
   std::condition_variable released_;  // memory was freed: a waiting Admit may fit now
   std::map<std::string, std::shared_ptr<ActiveShard>> shards_;  // by request id
+  PrefixCache prefix_cache_;
   DecodeScheduler decoder_;  // last: its members are the running shards' call threads
 };
 

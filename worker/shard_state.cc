@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "worker/layer_params.h"
 
@@ -48,6 +49,37 @@ absl::Status ShardState::ReserveKv(OpStream& ops, int64_t more) {
     kv.v = std::move(v);
   }
   return absl::OkStatus();
+}
+
+absl::Status ShardState::AppendFrom(OpStream& ops, const ShardState& from, int64_t position, int64_t rows,
+                                    bool copy_mamba) {
+  const int64_t row0 = position - from.kv_begin();  // first of `from`'s K/V rows to copy
+  if (position != num_tokens_ || rows < 0 || row0 < 0 || from.attention.size() != attention.size() ||
+      (copy_mamba && (!from.has_mamba_states() || !has_mamba_states()))) {
+    return absl::InternalError(absl::StrCat("cannot continue a state at ", num_tokens_, " with ", rows,
+                                            " rows from position ", position, " of a state from ", from.kv_begin()));
+  }
+  for (const KvCache& kv : from.attention) {
+    if (row0 + rows > kv.tokens) {
+      return absl::InternalError(absl::StrCat("state holds ", kv.tokens, " K/V rows, ", row0 + rows, " asked"));
+    }
+  }
+  RETURN_IF_ERROR(ReserveKv(ops, rows));
+  for (size_t slot = 0; slot < attention.size(); ++slot) {
+    KvCache& kv = attention[slot];
+    const KvCache& src = from.attention[slot];
+    RETURN_IF_ERROR(ops.Run(layer_params::Copy(src.k.view().Rows(row0, rows), kv.k.view().Rows(kv.tokens, rows))));
+    RETURN_IF_ERROR(ops.Run(layer_params::Copy(src.v.view().Rows(row0, rows), kv.v.view().Rows(kv.tokens, rows))));
+    kv.tokens += rows;
+  }
+  if (copy_mamba) {
+    for (size_t slot = 0; slot < mamba.size(); ++slot) {
+      RETURN_IF_ERROR(ops.Run(layer_params::Copy(from.mamba[slot].conv.view(), mamba[slot].conv.view())));
+      RETURN_IF_ERROR(ops.Run(layer_params::Copy(from.mamba[slot].ssm.view(), mamba[slot].ssm.view())));
+    }
+  }
+  num_tokens_ += rows;
+  return ops.Finish();
 }
 
 int64_t KvBytesPerToken(const ModelConfig& config, int64_t kv_element_bytes) {

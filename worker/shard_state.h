@@ -52,6 +52,15 @@ class ShardState {
   absl::Status ReserveKv(OpStream& ops, int64_t more);
   void Advance(int64_t tokens) { num_tokens_ += tokens; }
 
+  // Continues this state with `rows` tokens of `from`: appends its K/V rows
+  // at global positions [position, position + rows) (which `from` holds and
+  // which must start at num_tokens()) and, with `copy_mamba`, takes its
+  // conv/SSM states (which must be the states at position + rows). How a
+  // prefix-cache block is made from a request (prefix_cache.h) and how a
+  // request resumes from cached blocks. The copies run on `ops`, which then
+  // finishes (so `from` may go).
+  absl::Status AppendFrom(OpStream& ops, const ShardState& from, int64_t position, int64_t rows, bool copy_mamba);
+
   std::vector<KvCache> attention;  // by state slot
   std::vector<MambaState> mamba;   // by state slot; empty once dropped
 

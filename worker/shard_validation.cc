@@ -94,6 +94,10 @@ absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& conf
     return absl::InvalidArgumentError(absl::StrCat("request_secret must have ", kMinRequestSecretBytes, " to ",
                                                    kMaxRequestSecretBytes, " bytes. Given: ", r.secret.size()));
   }
+  if (static_cast<int64_t>(r.cache_salt.size()) > kMaxShardCacheSaltBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("cache_salt must have at most ", kMaxShardCacheSaltBytes,
+                                                   " bytes. Given: ", r.cache_salt.size()));
+  }
   const int64_t shards = static_cast<int64_t>(r.shards.size());
   if (shards < 1 || shards > kMaxShardsPerRequest) {
     return absl::InvalidArgumentError(

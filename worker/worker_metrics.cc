@@ -55,6 +55,28 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
                                   .Register(r)
                                   .Add({})),
       decode_queue_seconds(Seconds(r, "tessera_worker_decode_queue_seconds",
-                                   "Time from a request's end of prefill to its first batched decode step")) {}
+                                   "Time from a request's end of prefill to its first batched decode step")),
+      prefix_cache_bytes(prometheus::BuildGauge()
+                             .Name("tessera_worker_prefix_cache_bytes")
+                             .Help("K/V and state memory the prefix cache keeps for reuse (evictable; not in "
+                                   "tessera_worker_memory_used_bytes)")
+                             .Register(r)
+                             .Add({})),
+      prefix_cache_blocks(prometheus::BuildGauge()
+                              .Name("tessera_worker_prefix_cache_blocks")
+                              .Help("Prompt blocks (--prefix-block-tokens) whose state the prefix cache keeps")
+                              .Register(r)
+                              .Add({})),
+      prefix_cache_hit_tokens(prometheus::BuildCounter()
+                                  .Name("tessera_worker_prefix_cache_hit_tokens_total")
+                                  .Help("Prompt tokens not prefilled because their state was in the prefix cache")
+                                  .Register(r)
+                                  .Add({})),
+      prefix_cache_evictions(prometheus::BuildCounter()
+                                 .Name("tessera_worker_prefix_cache_evictions_total")
+                                 .Help("Prefix-cache blocks freed, for running requests' memory or by "
+                                       "DropPrefixCache")
+                                 .Register(r)
+                                 .Add({})) {}
 
 }  // namespace tessera

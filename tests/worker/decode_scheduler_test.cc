@@ -228,7 +228,7 @@ class RecordingEvents final : public ShardEvents {
  public:
   absl::Status Progress(int64_t, int64_t, int64_t, int) override { return absl::OkStatus(); }
   absl::Status PromptLogits(absl::Span<const float>, int64_t) override { return absl::OkStatus(); }
-  absl::Status Prefilled(int64_t) override { return absl::OkStatus(); }
+  absl::Status Prefilled(int64_t, int64_t) override { return absl::OkStatus(); }
   absl::Status Token(int32_t token, absl::Span<const float>) override {
     std::unique_lock<std::mutex> lock(mu_);
     tokens_.push_back(token);

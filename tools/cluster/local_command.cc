@@ -44,6 +44,8 @@ constexpr FlagSpec kLocalFlags[] = {
     {"max-new-tokens-limit", true, "largest max_new_tokens a request may ask for (default 4096; passed to both roles)"},
     {"prefill-chunk-tokens", true, "longest piece a worker prefills a one-shard request in (default 0: sized from "
                                    "free memory; passed to the workers)"},
+    {"prefix-block-tokens", true, "prefix reuse block (default 1024 rounded up to the SSD chunk; 0: off; passed to "
+                                  "the workers)"},
     {"tokenizer", true, "tokenizer.json for text (passed to the coordinator; default: the model's, if any)"},
     {"log-file", true, "append the children's output to this file instead of stderr"},
     {"ready-timeout-s", true, "how long the cluster may take to become ready (default 60)"},
@@ -161,6 +163,10 @@ absl::StatusOr<LocalClusterOptions> OptionsFromFlags(const CliFlags& flags) {
                                                      "Given: ", *piece));
     }
     options.worker_flags.insert(options.worker_flags.end(), {"--prefill-chunk-tokens", absl::StrCat(*piece)});
+  }
+  if (flags.Has("prefix-block-tokens")) {  // the workers check it
+    options.worker_flags.insert(options.worker_flags.end(),
+                                {"--prefix-block-tokens", flags.GetString("prefix-block-tokens", "")});
   }
   if (flags.Has("tokenizer")) {
     options.coordinator_flags.insert(options.coordinator_flags.end(), {"--tokenizer", flags.GetString("tokenizer", "")});

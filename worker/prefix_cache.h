@@ -1,0 +1,115 @@
+// Exact prefix reuse on one worker: the state at the end of a prefix is the
+// initial state of what follows (DESIGN.md, "The same identity inside one
+// worker"), so a request whose prompt starts with blocks another request
+// already prefilled here can copy their state and prefill only the rest.
+//
+// A block is `block_tokens` consecutive prompt tokens at a multiple of
+// block_tokens. Its entry holds what the prefix up to its end leaves behind
+// that is not in its parent's entry: its own K/V rows (block_tokens rows per
+// attention layer) and the conv tail + SSM state at its end (every Mamba
+// layer), a ShardState of its own. Entries form chains from position 0, keyed
+// by a hash over (parent's key, salt, the block's tokens); a match is also
+// checked token by token, salt and parent included, so a hash collision
+// costs a miss, never a wrong state.
+//
+// Memory: entries are immutable once inserted and reference-counted (a
+// request copying from them holds them); the cache evicts least recently used
+// leaves (an entry with no cached child: evicting a parent would strand its
+// children) that no one holds. A lookup touches its chain from the deepest
+// block to the first, so chains shorten from their ends. The owner
+// (ShardRunner) decides how many bytes the cache may keep: running requests
+// come first, the cache gets what is left of the budget.
+//
+// Threads: every method may be called concurrently.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "worker/engine.h"
+#include "worker/shard_state.h"
+#include "worker/worker_metrics.h"
+
+namespace tessera {
+
+// The default --prefix-block-tokens before rounding up to the SSD chunk. A
+// block boundary costs a prefill piece boundary (a few hundred launches and
+// one host synchronisation: about a millisecond on a GPU) and one conv + SSM
+// state (StateBytesPerRequest: tens of MB on 8B shapes, as much as 1-4K
+// tokens of K/V there) for each block kept. At 1024 tokens a 64K-token prompt
+// is 64 pieces (well under 10% of its prefill) and a reuse recomputes at most
+// 1023 tokens of the shared part (a few % of a 64K prefill).
+inline constexpr int64_t kDefaultPrefixBlockTokens = 1024;
+
+// `requested` tokens per block, or for -1 the default: kDefaultPrefixBlockTokens
+// rounded up to a multiple of `ssd_chunk_tokens`; 0 turns reuse off.
+// INVALID_ARGUMENT (to follow the flag's name) for other negatives.
+absl::StatusOr<int64_t> ChoosePrefixBlockTokens(int64_t requested, int64_t ssd_chunk_tokens);
+
+class PrefixCache {
+ public:
+  struct Block;  // one cached block (prefix_cache.cc)
+  using BlockRef = std::shared_ptr<const Block>;
+
+  // `engine` and `metrics` (optional) must outlive the cache; block_tokens 0: off.
+  PrefixCache(Engine& engine, int64_t block_tokens, WorkerMetrics* metrics);
+  ~PrefixCache();
+
+  int64_t block_tokens() const { return block_tokens_; }
+  bool enabled() const { return block_tokens_ > 0; }
+  // Bytes the entries hold now (what the memory gauges count as cache).
+  int64_t bytes() const;
+  int64_t blocks() const;
+
+  // The longest chain of cached blocks that starts `ids` (under `salt`) and
+  // covers at most `max_tokens` tokens: held (not evictable) while the
+  // returned refs live. Empty when none.
+  std::vector<BlockRef> Lookup(absl::string_view salt, absl::Span<const int32_t> ids, int64_t max_tokens);
+  // Continues a fresh `state` (at position 0) with `chain`: its K/V rows and
+  // the last block's Mamba states. The state is then at chain.size() blocks.
+  absl::Status Restore(absl::Span<const BlockRef> chain, ShardState& state);
+
+  // Keeps the block of `ids` that ends at `state`'s position (a multiple of
+  // block_tokens; `ids` the prompt from position 0, at least that long) from
+  // `state`, whose K/V covers the block and whose Mamba states are the ones
+  // at its end. Nothing happens when the block is cached already, when its
+  // parent is not (the chain was evicted meanwhile), or when it would take
+  // the cache past `max_bytes` after evicting what can go.
+  absl::Status Insert(absl::string_view salt, absl::Span<const int32_t> ids, const ShardState& state,
+                      int64_t max_bytes);
+
+  // Evicts least recently used leaves that no one holds until the cache holds
+  // at most `max_bytes`; returns the bytes freed.
+  int64_t EvictTo(int64_t max_bytes);
+  // Evicts every entry no one holds (held ones go once released and evicted
+  // later); returns the bytes freed.
+  int64_t Drop();
+
+ private:
+  struct Entry;
+  using Lru = std::list<std::shared_ptr<Entry>>;  // most recent first
+
+  const Entry* FindLocked(uint64_t key, const Entry* parent, absl::string_view salt,
+                          absl::Span<const int32_t> tokens) const;
+  void TouchLocked(const Entry& entry);
+  int64_t EvictToLocked(int64_t max_bytes, const Entry* keep);
+  void PublishLocked();
+
+  Engine& engine_;
+  const int64_t block_tokens_;
+  WorkerMetrics* const metrics_;
+  mutable std::mutex mu_;
+  Lru lru_;
+  std::unordered_multimap<uint64_t, Lru::iterator> by_key_;
+  int64_t bytes_ = 0;
+};
+
+}  // namespace tessera
