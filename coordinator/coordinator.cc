@@ -28,6 +28,7 @@
 #include "coordinator/tokenizer/utf8.h"
 #include "coordinator/worker_capacity.h"
 #include "rpc/metrics_endpoint.h"  // kTesseraVersion
+#include "tessera/v1/worker.grpc.pb.h"
 
 namespace tessera {
 namespace {
@@ -108,7 +109,10 @@ Coordinator::Coordinator(ServedModel model, const CoordinatorOptions& options)
       queue_(options.max_queued_requests, options.queue_timeout, options.cancel_poll_interval),
       nccl_groups_(options),
       registry_(options, model_.vocab_size) {
-  registry_.SetLeftListener([this](const std::string& address) { nccl_groups_.DropWorker(address); });
+  registry_.SetLeftListener([this](const std::string& address) {
+    nccl_groups_.DropWorker(address);
+    prefixes_.Forget(address);  // a worker that comes back has an empty cache
+  });
   // Room may have freed (or a worker come back): the head of the line tries again.
   registry_.SetChangeListener([this] {
     RefreshClusterGauges();
@@ -212,15 +216,29 @@ absl::StatusOr<GenerateResult> Coordinator::RunGenerate(const GenerateRequest& o
     }
     return absl::OkStatus();
   };
+  // Prefix reuse: the worker that was last given the longest run of this
+  // prompt's blocks takes it whole when it has room (a hint: the worker
+  // finds what it still holds itself).
+  const int64_t prefix_block = request.bypass_prefix_cache || request.sampling.prompt_logprobs.has_value()
+                                   ? 0
+                                   : PrefixBlockTokens();
+  const PrefixHint prefix = prefixes_.Longest(request.cache_salt, request.prompt_token_ids, prefix_block);
   std::set<std::string> excluded;  // workers lost by an earlier attempt
   std::optional<RunningRequest> running;
   absl::Status first_failure;
   for (int attempt = 0;; ++attempt) {
     absl::StatusOr<std::unique_ptr<Admission>> admission = queue_.Admit(
         request.priority,
-        [&] { return registry_.Admit(prompt_tokens, request.stopping.max_new_tokens, excluded); }, give_up);
+        [&] {
+          return registry_.Admit(prompt_tokens, request.stopping.max_new_tokens, excluded,
+                                 excluded.count(prefix.address) > 0 ? std::string() : prefix.address);
+        },
+        give_up);
     if (!admission.ok() && abort.aborted()) return AbortedBeforeAdmission(request, client_request_id);
     if (!admission.ok()) return attempt == 0 ? admission.status() : first_failure;
+    if (prefix_block > 0 && (*admission)->shards().size() == 1) {  // only a one-shard prefill keeps blocks
+      prefixes_.Record(request.cache_salt, request.prompt_token_ids, prefix_block, (*admission)->shards()[0].address);
+    }
     if (attempt == 0) {
       running.emplace(running_requests_);
       metered.Admitted(prompt_tokens);
@@ -418,6 +436,41 @@ ServerInfo Coordinator::GetServerInfo() const {
   info.peer_transport = std::string(PeerTransportModeName(options_.peer_transport));
   info.nccl_groups = nccl_groups_.size();
   return info;
+}
+
+int64_t Coordinator::PrefixBlockTokens() const {
+  for (const WorkerView& w : registry_.Workers()) {
+    if (w.ready) return std::max<int64_t>(0, w.status.prefix_block_tokens());
+  }
+  return 0;
+}
+
+// One call per worker, in turn: dropping is rare and each answers at once
+// (freeing memory is all it does).
+constexpr absl::Duration kDropPrefixCacheDeadline = absl::Seconds(10);
+
+absl::StatusOr<std::pair<int64_t, int>> Coordinator::DropPrefixCache() {
+  prefixes_.Forget("");
+  int64_t freed = 0;
+  int answered = 0;
+  std::vector<std::string> failed;
+  for (const auto& [address, stub] : registry_.ReadyStubs()) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + kDropPrefixCacheDeadline));
+    v1::DropPrefixCacheResponse response;
+    const grpc::Status status = stub->DropPrefixCache(&context, v1::DropPrefixCacheRequest(), &response);
+    if (!status.ok()) {
+      failed.push_back(absl::StrCat(address, " (", status.error_message(), ")"));
+      continue;
+    }
+    freed += std::max<int64_t>(0, response.freed_bytes());
+    ++answered;
+  }
+  if (!failed.empty()) {
+    return absl::UnavailableError(absl::StrCat("workers that did not drop their prefix cache: ",
+                                               absl::StrJoin(failed, ", ")));
+  }
+  return std::make_pair(freed, answered);
 }
 
 }  // namespace tessera

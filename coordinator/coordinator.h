@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -25,6 +26,7 @@
 #include "coordinator/generate_events.h"
 #include "coordinator/generate_types.h"
 #include "coordinator/nccl_groups.h"
+#include "coordinator/prefix_directory.h"
 #include "coordinator/served_model.h"
 #include "coordinator/worker_registry.h"
 
@@ -75,6 +77,11 @@ class Coordinator {
   // Ends every running or waiting request with this (client) id: each ends
   // OK with FinishReason::kAborted. Returns how many; NOT_FOUND when none.
   absl::StatusOr<int> Abort(const std::string& request_id);
+  // Every ready worker drops its prefix cache (worker.proto
+  // DropPrefixCache); the coordinator forgets where prefixes were. Returns
+  // the bytes freed and how many workers answered; UNAVAILABLE when some
+  // ready worker did not (the others dropped theirs).
+  absl::StatusOr<std::pair<int64_t, int>> DropPrefixCache();
   // FAILED_PRECONDITION when the model has no tokenizer.
   absl::StatusOr<std::vector<int32_t>> Tokenize(const TokenizeRequest& request) const;
   absl::StatusOr<std::string> Detokenize(const DetokenizeRequest& request) const;
@@ -110,6 +117,9 @@ class Coordinator {
   // The request with prompt_text replaced by its token ids.
   absl::StatusOr<GenerateRequest> TokenizePrompt(const GenerateRequest& request) const;
   absl::StatusOr<const Tokenizer*> RequireTokenizer() const;
+  // The ready workers' prefix block (WorkerStatus.prefix_block_tokens; the
+  // first one's: a cluster serves one configuration); 0: no reuse.
+  int64_t PrefixBlockTokens() const;
   // Sets the cluster gauges (ready workers, context) from the registry.
   void RefreshClusterGauges();
 
@@ -121,6 +131,7 @@ class Coordinator {
   absl::Mutex gauges_mu_;  // one refresh at a time, so the last one set is the newest
   NcclGroups nccl_groups_;  // before the registry, which tells it about workers that leave
   WorkerRegistry registry_;
+  PrefixDirectory prefixes_;  // which worker holds which prompt blocks (a routing hint)
   std::atomic<bool> shutting_down_{false};
   std::atomic<int32_t> running_requests_{0};
 };

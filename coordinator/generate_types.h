@@ -55,6 +55,10 @@ struct GenerateRequest {
   StoppingCriteria stopping;
   bool return_logits = false;  // every prompt position's and generated token's logits
   int32_t priority = 0;        // admission order when requests wait: lower first, then arrival
+  // Prefix reuse (worker/prefix_cache.h): cached prefixes are shared only
+  // under equal salts; bypass neither reuses nor keeps any.
+  std::string cache_salt;
+  bool bypass_prefix_cache = false;
 };
 
 struct TokenLogprob {
@@ -73,6 +77,7 @@ struct Usage {
   int32_t prompt_tokens = 0;
   int32_t completion_tokens = 0;
   int32_t total_tokens = 0;
+  int32_t cached_prompt_tokens = 0;  // leading prompt tokens resumed from the prefix cache, not prefilled
 };
 
 struct Logits {

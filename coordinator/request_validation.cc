@@ -145,6 +145,10 @@ absl::Status ValidateGenerateRequest(const GenerateRequest& request, const Gener
   if (!request.prompt_text.empty()) {
     return absl::InternalError("prompt_text must be tokenized before the request is validated");
   }
+  if (static_cast<int64_t>(request.cache_salt.size()) > kMaxCacheSaltBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("cache_salt must have at most ", kMaxCacheSaltBytes,
+                                                   " bytes. Given: ", request.cache_salt.size()));
+  }
   const int64_t prompt_tokens = static_cast<int64_t>(request.prompt_token_ids.size());
   if (absl::Status s = CheckTokenIds("prompt_token_ids", request.prompt_token_ids, limits.vocab_size); !s.ok()) {
     return s;

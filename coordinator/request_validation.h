@@ -19,6 +19,8 @@ inline constexpr size_t kMaxStopTokenIds = 1024;
 // the text of every delta).
 inline constexpr size_t kMaxStopStrings = 16;
 inline constexpr size_t kMaxStopStringBytes = 256;
+// GenerateRequest.cache_salt (a tenant id or a hash of one).
+inline constexpr int64_t kMaxCacheSaltBytes = 256;
 // Sampling bounds (the workers check the same: worker/shard_validation.h).
 inline constexpr float kMaxRepetitionPenalty = 100.0f;
 inline constexpr float kMaxPresenceFrequencyPenalty = 2.0f;

@@ -147,6 +147,9 @@ std::vector<ShardStreams::Call> MakeCalls(const std::vector<ShardLease>& shards,
     r.set_peer_timeout_ms(execution.peer_timeout_ms);
     r.set_reserved_bytes(shard.reserved_bytes);
     r.set_eos_token_id(execution.eos_token_id);
+    r.set_cache_salt(request.cache_salt);
+    // prompt_logprobs need every prompt row's logits, which a reused prefix has not.
+    r.set_bypass_prefix_cache(request.bypass_prefix_cache || request.sampling.prompt_logprobs.has_value());
     if (execution.nccl) *r.mutable_nccl() = *execution.nccl;
     calls.push_back(std::move(call));
   }
@@ -266,6 +269,8 @@ class ShardRelay {
         break;
       case v1::RunShardEvent::kPrefilled:
         prefilled_[rank] = true;
+        cached_prompt_tokens_ += std::clamp<int64_t>(event.prefilled().cached_prompt_tokens(), 0,
+                                                     shards_[rank].token_end - shards_[rank].token_begin);
         layers_done_[rank] = std::max(layers_done_[rank], layers_total_);
         RelayProgress();
         if (!prefill_ended_ && std::all_of(prefilled_.begin(), prefilled_.end(), [](bool p) { return p; })) {
@@ -416,6 +421,7 @@ class ShardRelay {
     result.usage.prompt_tokens = static_cast<int32_t>(request_.prompt_token_ids.size());
     result.usage.completion_tokens = static_cast<int32_t>(token_ids_.size());
     result.usage.total_tokens = result.usage.prompt_tokens + result.usage.completion_tokens;
+    result.usage.cached_prompt_tokens = static_cast<int32_t>(cached_prompt_tokens_);
     if (WorkersReturnLogits(request_)) {
       Logits prompt_logits;
       for (const Logits& part : prompt_logits_) AppendLogits(part, prompt_logits);
@@ -452,6 +458,7 @@ class ShardRelay {
   std::vector<int32_t> layers_done_;  // per shard
   int32_t progress_sent_ = -1;
   std::vector<Logits> prompt_logits_;  // per shard
+  int64_t cached_prompt_tokens_ = 0;   // over the shards' `prefilled`
   std::vector<int32_t> token_ids_;
   std::vector<TokenLogprobs> logprobs_;  // one per token, when asked for
   Logits token_logits_;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -249,6 +250,15 @@ WorkerView WorkerRegistry::ViewOf(const Entry& entry) const {
   return view;
 }
 
+std::vector<std::pair<std::string, std::shared_ptr<v1::Worker::Stub>>> WorkerRegistry::ReadyStubs() const {
+  std::vector<std::pair<std::string, std::shared_ptr<v1::Worker::Stub>>> stubs;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, entry] : entries_) {
+    if (entry.ready) stubs.emplace_back(entry.address, entry.stub);
+  }
+  return stubs;
+}
+
 std::vector<WorkerView> WorkerRegistry::Workers() const {
   absl::MutexLock lock(&mu_);
   std::vector<WorkerView> views;
@@ -257,18 +267,20 @@ std::vector<WorkerView> WorkerRegistry::Workers() const {
 }
 
 absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::Admit(int64_t prompt_tokens, int64_t max_new_tokens,
-                                                                 const std::set<std::string>& excluded) {
+                                                                 const std::set<std::string>& excluded,
+                                                                 const std::string& preferred) {
   absl::StatusOr<std::unique_ptr<Admission>> admission;
   {
     absl::MutexLock lock(&mu_);
-    admission = AdmitLocked(prompt_tokens, max_new_tokens, excluded);
+    admission = AdmitLocked(prompt_tokens, max_new_tokens, excluded, preferred);
   }
   if (admission.ok()) NotifyChange();
   return admission;
 }
 
 absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::AdmitLocked(int64_t prompt_tokens, int64_t max_new_tokens,
-                                                                       const std::set<std::string>& excluded) {
+                                                                       const std::set<std::string>& excluded,
+                                                                       const std::string& preferred) {
   std::vector<Entry*> ready;
   std::vector<uint64_t> ready_ids;
   std::vector<WorkerRoom> rooms;
@@ -285,7 +297,20 @@ absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::AdmitLocked(int64_t p
   request.min_shard_tokens = options_.min_shard_tokens;
   request.chunk_size = ready.empty() ? 1 : std::max(1, ready.front()->status.chunk_size());
   request.rotation = admissions_;
-  ASSIGN_OR_RETURN(std::vector<ShardSlot> slots, PlaceShards(request, rooms));
+  std::optional<std::vector<ShardSlot>> preferred_slots;  // one shard on the worker holding the prefix
+  for (size_t i = 0; i < ready.size() && !preferred.empty(); ++i) {
+    if (ready[i]->address != preferred) continue;
+    const WorkerRoom alone = rooms[i];
+    absl::StatusOr<std::vector<ShardSlot>> slots = PlaceShards(request, absl::MakeConstSpan(&alone, 1));
+    if (slots.ok() && slots->size() == 1) {
+      (*slots)[0].worker = static_cast<int>(i);
+      preferred_slots = *std::move(slots);
+    }
+  }
+  if (!preferred_slots) {
+    ASSIGN_OR_RETURN(preferred_slots, PlaceShards(request, rooms));
+  }
+  const std::vector<ShardSlot>& slots = *preferred_slots;
   ++admissions_;
 
   std::unique_ptr<Admission> admission(new Admission(this));

@@ -119,12 +119,18 @@ class WorkerRegistry {
   void MarkUnreachable(const std::string& address);
 
   std::vector<WorkerView> Workers() const;  // in registration order
+  // The ready workers' addresses and stubs, in registration order.
+  std::vector<std::pair<std::string, std::shared_ptr<v1::Worker::Stub>>> ReadyStubs() const;
 
   // Plans the request's shards over the ready workers but those in
   // `excluded` (addresses) and reserves their memory (see shard_placement.h
-  // for the statuses and how the least loaded worker is chosen).
+  // for the statuses and how the least loaded worker is chosen). With
+  // `preferred` (an address: the worker that holds a cached prefix of the
+  // prompt, prefix_directory.h), the whole request goes to that worker as
+  // one shard when it has room for it now; else it is planned as usual.
   absl::StatusOr<std::unique_ptr<Admission>> Admit(int64_t prompt_tokens, int64_t max_new_tokens,
-                                                   const std::set<std::string>& excluded = {});
+                                                   const std::set<std::string>& excluded = {},
+                                                   const std::string& preferred = "");
 
  private:
   struct Entry {
@@ -145,7 +151,8 @@ class WorkerRegistry {
   friend class Admission;
   void Release(const std::vector<uint64_t>& worker_ids, const std::vector<ShardLease>& shards);
   absl::StatusOr<std::unique_ptr<Admission>> AdmitLocked(int64_t prompt_tokens, int64_t max_new_tokens,
-                                                         const std::set<std::string>& excluded)
+                                                         const std::set<std::string>& excluded,
+                                                         const std::string& preferred)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Marks the entry not ready for `reason`, logging the reason when it is new.
   void SetNotReady(Entry& entry, const std::string& reason, std::vector<std::string>& left)

@@ -86,6 +86,8 @@ GenerateRequest FromProto(const v1::GenerateRequest& request) {
   out.stopping = FromProto(request.stopping());
   out.return_logits = request.return_logits();
   out.priority = request.priority();
+  out.cache_salt = request.cache_salt();
+  out.bypass_prefix_cache = request.bypass_prefix_cache();
   return out;
 }
 
@@ -112,6 +114,7 @@ v1::GenerateResponse ToProto(const GenerateResult& result) {
   usage->set_prompt_tokens(result.usage.prompt_tokens);
   usage->set_completion_tokens(result.usage.completion_tokens);
   usage->set_total_tokens(result.usage.total_tokens);
+  usage->set_cached_prompt_tokens(result.usage.cached_prompt_tokens);
   if (result.prompt_logits) CopyLogits(*result.prompt_logits, *out.mutable_prompt_logits());
   if (result.token_logits) CopyLogits(*result.token_logits, *out.mutable_token_logits());
   out.set_shards(result.shards);

@@ -137,6 +137,15 @@ grpc::Status TesseraService::Abort(grpc::ServerContext*, const v1::AbortRequest*
   return grpc::Status::OK;
 }
 
+grpc::Status TesseraService::DropPrefixCache(grpc::ServerContext*, const v1::DropPrefixCacheRequest*,
+                                             v1::DropPrefixCacheResponse* response) {
+  absl::StatusOr<std::pair<int64_t, int>> dropped = coordinator_.DropPrefixCache();
+  if (!dropped.ok()) return ToGrpcStatus(dropped.status());
+  response->set_freed_bytes(dropped->first);
+  response->set_workers(dropped->second);
+  return grpc::Status::OK;
+}
+
 grpc::Status WorkerRegistrationService::RegisterWorker(grpc::ServerContext*, const v1::RegisterWorkerRequest* request,
                                                        v1::RegisterWorkerResponse* response) {
   absl::StatusOr<int> workers_ready = coordinator_.RegisterWorker(request->address());

@@ -39,6 +39,8 @@ class TesseraService final : public v1::Tessera::Service {
                           v1::DetokenizeResponse* response) override;
   grpc::Status Abort(grpc::ServerContext* context, const v1::AbortRequest* request,
                      v1::AbortResponse* response) override;
+  grpc::Status DropPrefixCache(grpc::ServerContext* context, const v1::DropPrefixCacheRequest* request,
+                               v1::DropPrefixCacheResponse* response) override;
 
  private:
   Coordinator& coordinator_;

@@ -178,7 +178,8 @@ json FinishReasonJson(const std::optional<FinishReason>& reason) {
 json UsageJson(const Usage& usage) {
   return {{"prompt_tokens", usage.prompt_tokens},
           {"completion_tokens", usage.completion_tokens},
-          {"total_tokens", usage.total_tokens}};
+          {"total_tokens", usage.total_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", usage.cached_prompt_tokens}}}};  // OpenAI's field
 }
 
 json Envelope(const CompletionContext& context) {
@@ -243,6 +244,11 @@ absl::StatusOr<CompletionCall> ParseCompletionRequest(absl::string_view body_tex
     ASSIGN_OR_RETURN(stopping.stop_token_ids, TokenIds(body.at("stop_token_ids"), "stop_token_ids"));
   }
   ASSIGN_OR_RETURN(request.priority, Integer32(body, "priority", 0));
+  if (Present(body, "cache_salt")) {  // vLLM's field
+    if (!body.at("cache_salt").is_string()) return Invalid("cache_salt", "must be a string");
+    request.cache_salt = body.at("cache_salt").get<std::string>();
+  }
+  ASSIGN_OR_RETURN(request.bypass_prefix_cache, Bool(body, "bypass_prefix_cache", false));
   bool skip_special_tokens = true;
   ASSIGN_OR_RETURN(skip_special_tokens, Bool(body, "skip_special_tokens", true));
   request.keep_special_tokens = !skip_special_tokens;

@@ -73,6 +73,8 @@ constexpr FlagSpec kGenerateFlags[] = {
     {"logprobs", true, "print each generated token's log-probability and this many alternatives on stderr"},
     {"prompt-logprobs", true, "print each prompt token's log-probability and this many alternatives on stderr"},
     {"priority", true, "admission order when requests wait for room: lower first (default 0)"},
+    {"cache-salt", true, "prefix reuse: share cached prompt prefixes only with requests of this salt (default: empty)"},
+    {"bypass-prefix-cache", false, "neither reuse a cached prompt prefix nor keep this prompt's"},
     {"request-id", true, "the request's id (default: one the server makes); Abort takes it"},
     {"timeout-s", true, "give up after this many seconds (default: never)"},
     {"tls-ca", true, "PEM CA certificate the server's certificate must chain to (TLS; default: the system's roots)"},
@@ -240,6 +242,8 @@ absl::StatusOr<v1::GenerateRequest> BuildRequest(const CliFlags& flags) {
     request.set_priority(priority);
   }
   request.set_request_id(flags.GetString("request-id", ""));
+  request.set_cache_salt(flags.GetString("cache-salt", ""));
+  request.set_bypass_prefix_cache(flags.Has("bypass-prefix-cache"));
   return request;
 }
 
@@ -420,6 +424,9 @@ absl::Status Generate(const std::string& server, const ChannelSecurity& security
     }
   }
   absl::StrAppendFormat(&summary, "; %.3f s in all", SecondsBetween(start, end));
+  if (usage.cached_prompt_tokens() > 0) {
+    absl::StrAppendFormat(&summary, "; %d prompt tokens from the prefix cache", usage.cached_prompt_tokens());
+  }
   PrintLogprobs("prompt", finished->prompt_logprobs());
   PrintLogprobs("token", logprobs);
   std::cerr << summary << "\n";

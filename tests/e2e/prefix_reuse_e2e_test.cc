@@ -1,0 +1,112 @@
+// Prefix reuse through real processes (tessera local, --prefix-block-tokens
+// 32 on the workers), W = 1-4, on mamba2-tiny, nemotronh-tiny and bamba-tiny:
+// a document then three different questions, the document ending on a block
+// boundary and inside an SSD chunk. Every answer (greedy tokens, their
+// logits, the prompt logits of the rows that ran) is the answer with the
+// cache bypassed, within 1e-5 relative; every question after the first
+// reports the document's whole blocks in Usage.cached_prompt_tokens (the
+// coordinator sends it to the worker that holds them); DropPrefixCache
+// reaches every worker and leaves nothing to reuse.
+#include <chrono>
+#include <cmath>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "tests/e2e/cluster_fixture.h"
+
+namespace tessera {
+namespace {
+
+constexpr double kTolerance = 1e-5;  // relative L2, fp32
+constexpr int64_t kBlock = 32;
+
+grpc::Status Generate(v1::Tessera::Stub& stub, const v1::GenerateRequest& request, v1::GenerateResponse* response) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  return stub.Generate(&context, request, response);
+}
+
+::testing::AssertionResult CloseInRelativeL2(const float* got, const float* want, size_t n) {
+  double err2 = 0, ref2 = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(got[i])) return ::testing::AssertionFailure() << "element " << i << " is " << got[i];
+    err2 += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+    ref2 += double(want[i]) * want[i];
+  }
+  const double rel = std::sqrt(err2 / std::max(ref2, 1e-30));
+  if (n == 0 || rel > kTolerance) return ::testing::AssertionFailure() << "relative L2 " << rel << " over " << n;
+  return ::testing::AssertionSuccess();
+}
+
+// `warm` against `cold` (the cache bypassed).
+void ExpectSameAnswer(const v1::GenerateResponse& warm, const v1::GenerateResponse& cold, const std::string& what) {
+  EXPECT_EQ(cold.usage().cached_prompt_tokens(), 0) << what;
+  ASSERT_EQ(std::vector<int32_t>(warm.token_ids().begin(), warm.token_ids().end()),
+            std::vector<int32_t>(cold.token_ids().begin(), cold.token_ids().end()))
+      << what;
+  ASSERT_EQ(warm.token_logits().values_size(), cold.token_logits().values_size()) << what;
+  EXPECT_TRUE(CloseInRelativeL2(warm.token_logits().values().data(), cold.token_logits().values().data(),
+                                warm.token_logits().values_size()))
+      << what;
+  const int64_t vocab = cold.prompt_logits().vocab_size();
+  const int64_t skipped = warm.usage().cached_prompt_tokens();
+  ASSERT_EQ(warm.prompt_logits().rows(), cold.prompt_logits().rows() - skipped) << what;
+  EXPECT_TRUE(CloseInRelativeL2(warm.prompt_logits().values().data(),
+                                cold.prompt_logits().values().data() + skipped * vocab,
+                                warm.prompt_logits().values_size()))
+      << what;
+}
+
+class PrefixReuseE2eTest : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
+
+TEST_P(PrefixReuseE2eTest, QuestionsAfterADocumentAnswerAsColdRuns) {
+  const auto& [fixture, workers] = GetParam();
+  std::unique_ptr<LocalCluster> cluster =
+      StartCluster(fixture, workers, {}, {"--prefix-block-tokens", absl::StrCat(kBlock)});
+  ASSERT_NE(cluster, nullptr);
+  auto stub = ClientFor(*cluster);
+  const std::vector<int32_t> reference = ReferencePrompt(fixture, 200);
+  for (const int64_t doc_tokens : {96, 77}) {  // on a block boundary; inside an SSD chunk (16)
+    const std::vector<int32_t> doc(reference.begin(), reference.begin() + doc_tokens);
+    const std::vector<std::pair<int, int>> questions = {{150, 9}, {170, 17}, {120, 30}};  // (begin, tokens)
+    for (size_t q = 0; q < questions.size(); ++q) {
+      std::vector<int32_t> prompt = doc;
+      prompt.insert(prompt.end(), reference.begin() + questions[q].first,
+                    reference.begin() + questions[q].first + questions[q].second);
+      v1::GenerateRequest request = GreedyRequest(prompt, 5);
+      request.set_return_logits(true);
+      request.set_cache_salt(absl::StrCat("doc-", doc_tokens));
+      const std::string what = absl::StrCat(fixture, " W=", workers, ", document of ", doc_tokens, ", question ", q);
+      v1::GenerateResponse warm, cold;
+      ASSERT_TRUE(Generate(*stub, request, &warm).ok()) << what;
+      request.set_bypass_prefix_cache(true);
+      ASSERT_TRUE(Generate(*stub, request, &cold).ok()) << what;
+      ExpectSameAnswer(warm, cold, what);
+      EXPECT_EQ(warm.usage().cached_prompt_tokens(), q == 0 ? 0 : doc_tokens / kBlock * kBlock) << what;
+    }
+  }
+  grpc::ClientContext context;
+  v1::DropPrefixCacheResponse dropped;
+  ASSERT_TRUE(stub->DropPrefixCache(&context, v1::DropPrefixCacheRequest(), &dropped).ok());
+  EXPECT_EQ(dropped.workers(), workers);
+  EXPECT_GT(dropped.freed_bytes(), 0);
+  v1::GenerateRequest again = GreedyRequest(std::vector<int32_t>(reference.begin(), reference.begin() + 120), 2);
+  again.set_cache_salt("doc-96");
+  v1::GenerateResponse response;
+  ASSERT_TRUE(Generate(*stub, again, &response).ok());
+  EXPECT_EQ(response.usage().cached_prompt_tokens(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(FixturesAndWorkers, PrefixReuseE2eTest,
+                         ::testing::Combine(::testing::Values("mamba2-tiny", "nemotronh-tiny", "bamba-tiny"),
+                                            ::testing::Values(1, 2, 3, 4)),
+                         [](const auto& info) {
+                           std::string name = std::get<0>(info.param);
+                           for (char& c : name) c = c == '-' ? '_' : c;
+                           return absl::StrCat(name, "_W", std::get<1>(info.param));
+                         });
+
+}  // namespace
+}  // namespace tessera
