@@ -24,7 +24,8 @@ var contractMetrics = []string{
 	"tessera_worker_memory_used_bytes", "tessera_worker_memory_capacity_bytes", "tessera_worker_active_requests",
 	"tessera_worker_prefill_step_seconds", "tessera_worker_decode_step_seconds", "tessera_worker_decode_batch_size",
 	"tessera_worker_decode_waiting_requests", "tessera_worker_decode_queue_seconds", "tessera_peer_transport_bytes_total",
-	"tessera_peer_transport_seconds",
+	"tessera_peer_transport_seconds", "tessera_worker_prefix_cache_bytes", "tessera_worker_prefix_cache_blocks",
+	"tessera_worker_prefix_cache_hit_tokens_total", "tessera_worker_prefix_cache_evictions_total",
 }
 
 var contractHistograms = []string{
