@@ -229,15 +229,29 @@ absl::StatusOr<GenerateResult> Coordinator::RunGenerate(const GenerateRequest& o
   for (int attempt = 0;; ++attempt) {
     absl::StatusOr<std::unique_ptr<Admission>> admission = queue_.Admit(
         request.priority,
-        [&] {
+        [&]() -> absl::StatusOr<std::unique_ptr<Admission>> {
+          // The longer of the two reuses: a multi-shard plan's kept spans, resumed on their workers,
+          // or one worker's blocks.
+          if (attempt == 0 && prefix.segments.size() > 0 && prefix.segments.back().end > prefix.tokens) {
+            absl::StatusOr<std::unique_ptr<Admission>> resumed =
+                registry_.AdmitResumed(prompt_tokens, request.stopping.max_new_tokens, prefix.segments, excluded);
+            if (resumed.ok()) return resumed;
+          }
           return registry_.Admit(prompt_tokens, request.stopping.max_new_tokens, excluded,
-                                 excluded.count(prefix.address) > 0 ? std::string() : prefix.address);
+                                 excluded.count(prefix.address) > 0 ? std::string() : prefix.address, prefix_block);
         },
         give_up);
     if (!admission.ok() && abort.aborted()) return AbortedBeforeAdmission(request, client_request_id);
     if (!admission.ok()) return attempt == 0 ? admission.status() : first_failure;
-    if (prefix_block > 0 && (*admission)->shards().size() == 1) {  // only a one-shard prefill keeps blocks
-      prefixes_.Record(request.cache_salt, request.prompt_token_ids, prefix_block, (*admission)->shards()[0].address);
+    if (prefix_block > 0 && (*admission)->resume_from() == 0) {
+      const std::vector<ShardLease>& shards = (*admission)->shards();
+      if (shards.size() == 1) {  // one worker keeps every block
+        prefixes_.Record(request.cache_salt, request.prompt_token_ids, prefix_block, shards[0].address);
+      } else {  // each worker keeps its span
+        std::vector<SegmentHint> spans;
+        for (const ShardLease& s : shards) spans.push_back({s.address, s.token_begin, s.token_end});
+        prefixes_.RecordSegments(request.cache_salt, request.prompt_token_ids, prefix_block, spans);
+      }
     }
     if (attempt == 0) {
       running.emplace(running_requests_);
@@ -251,9 +265,12 @@ absl::StatusOr<GenerateResult> Coordinator::RunGenerate(const GenerateRequest& o
     // One transparent retry, on other workers, of a request that failed
     // because a worker was lost (or a peer channel was reconnecting) before
     // any token reached the client.
-    const bool retry = attempt == 0 && !result.ok() && result.status().code() == absl::StatusCode::kUnavailable &&
-                       !tokens_relayed && !lost.empty() && !shutting_down_ && !caller.cancelled() &&
-                       !abort.aborted();
+    // A resumed plan whose workers no longer hold their parts is planned again, from scratch.
+    const bool evicted = (*admission)->resume_from() > 0 && !result.ok() &&
+                         result.status().code() == absl::StatusCode::kFailedPrecondition;
+    const bool retry = attempt == 0 && !result.ok() &&
+                       ((result.status().code() == absl::StatusCode::kUnavailable && !lost.empty()) || evicted) &&
+                       !tokens_relayed && !shutting_down_ && !caller.cancelled() && !abort.aborted();
     if (!retry) {
       if (!result.ok()) return result.status();
       if (!text.Finish()) return absl::CancelledError("the client went away");
@@ -300,7 +317,11 @@ absl::StatusOr<GenerateResult> Coordinator::RunAttempt(const Admission& admissio
     lost.push_back(address);
     registry_.MarkUnreachable(address);
   };
-  ASSIGN_OR_RETURN(const bool use_nccl, UseNccl(options_.peer_transport, admission.shards()));
+  const bool resumed = admission.resume_from() > 0;  // no exchanges; split-KV queries over gRPC
+  execution.resume_from = admission.resume_from();
+  execution.send_prefix_tokens = !request.bypass_prefix_cache && admission.shards().size() > 1 && PrefixBlockTokens() > 0;
+  ASSIGN_OR_RETURN(bool use_nccl, UseNccl(options_.peer_transport, admission.shards()));
+  use_nccl = use_nccl && !resumed;
   std::unique_ptr<NcclPrefillTurn> nccl_turn;  // held from before the RunShard calls until prefill ends
   if (use_nccl) {
     ASSIGN_OR_RETURN(nccl_turn, nccl_groups_.BeginPrefill(admission.shards(), execution));

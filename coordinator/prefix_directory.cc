@@ -31,8 +31,11 @@ PrefixHint PrefixDirectory::Longest(absl::string_view salt, absl::Span<const int
     if (it == by_key_.end()) break;
     // Deeper blocks may sit on another worker (a later, longer prompt): the
     // longest run wins, wherever it is.
-    hint.address = it->second.address;
-    hint.tokens = (b + 1) * block_tokens;
+    if (!it->second.address.empty()) {
+      hint.address = it->second.address;
+      hint.tokens = (b + 1) * block_tokens;
+    }
+    if (!it->second.segments.empty()) hint.segments = it->second.segments;
     run.push_back(it->second.where);
   }
   TouchDeepestFirstLocked(run);
@@ -53,7 +56,33 @@ void PrefixDirectory::Record(absl::string_view salt, absl::Span<const int32_t> i
       it->second.address = address;
     } else {
       lru_.push_front(key);
-      it = by_key_.emplace(key, Entry{address, lru_.begin()}).first;
+      it = by_key_.emplace(key, Entry{address, {}, lru_.begin()}).first;
+    }
+    run.push_back(it->second.where);
+  }
+  TouchDeepestFirstLocked(run);
+  while (static_cast<int64_t>(by_key_.size()) > max_blocks_) EraseLocked(lru_.back());
+}
+
+void PrefixDirectory::RecordSegments(absl::string_view salt, absl::Span<const int32_t> ids, int64_t block_tokens,
+                                     const std::vector<SegmentHint>& shards) {
+  if (block_tokens <= 0 || shards.empty()) return;
+  const int64_t blocks = std::min<int64_t>(static_cast<int64_t>(ids.size()), shards.back().end) / block_tokens;
+  absl::MutexLock lock(&mu_);
+  std::vector<std::list<uint64_t>::iterator> run;
+  uint64_t key = 0;
+  size_t shard = 0;  // the first shard not yet wholly before this block's end
+  for (int64_t b = 0; b < blocks; ++b) {
+    key = ChainKey(key, salt, ids.subspan(b * block_tokens, block_tokens));
+    const int64_t end = (b + 1) * block_tokens;
+    while (shard < shards.size() && shards[shard].end < end) ++shard;
+    auto it = by_key_.find(key);  // every block, so that a walk reaches the later ends
+    if (it == by_key_.end()) {
+      lru_.push_front(key);
+      it = by_key_.emplace(key, Entry{std::string(), {}, lru_.begin()}).first;
+    }
+    if (shard < shards.size() && shards[shard].end == end) {  // a shard ends here
+      it->second.segments.assign(shards.begin(), shards.begin() + shard + 1);
     }
     run.push_back(it->second.where);
   }
@@ -69,11 +98,25 @@ void PrefixDirectory::Forget(const std::string& address) {
     return;
   }
   for (auto it = by_key_.begin(); it != by_key_.end();) {
-    if (it->second.address != address) {
+    Entry& e = it->second;
+    bool changed = false;
+    if (e.address == address) {
+      e.address.clear();
+      changed = true;
+    }
+    for (const SegmentHint& s : e.segments) {
+      if (s.address == address) {
+        e.segments.clear();
+        changed = true;
+        break;
+      }
+    }
+    // Entries that only carry a walk on to deeper ones stay.
+    if (!changed || !e.address.empty() || !e.segments.empty()) {
       ++it;
       continue;
     }
-    lru_.erase(it->second.where);
+    lru_.erase(e.where);
     it = by_key_.erase(it);
   }
 }

@@ -27,9 +27,19 @@
 
 namespace tessera {
 
+// One shard of a multi-shard plan whose worker keeps its span at its end.
+struct SegmentHint {
+  std::string address;
+  int64_t begin = 0;  // global positions [begin, end)
+  int64_t end = 0;
+};
+
 struct PrefixHint {
   std::string address;  // empty: no worker holds a block of this prompt
   int64_t tokens = 0;   // how many leading tokens it was given
+  // The longest prefix a multi-shard plan left on its workers, shard by
+  // shard from position 0 (empty: none); it ends at segments.back().end.
+  std::vector<SegmentHint> segments;
 };
 
 class PrefixDirectory {
@@ -41,13 +51,19 @@ class PrefixDirectory {
   PrefixHint Longest(absl::string_view salt, absl::Span<const int32_t> ids, int64_t block_tokens);
   // `address` now holds every whole block of `ids` (the prompt it prefills).
   void Record(absl::string_view salt, absl::Span<const int32_t> ids, int64_t block_tokens, const std::string& address);
+  // A multi-shard plan of `ids` under `salt`: each shard's worker keeps its
+  // span at its end (worker/prefix_cache.h segments); those that end on a
+  // block boundary can start a later prompt's resumed plan.
+  void RecordSegments(absl::string_view salt, absl::Span<const int32_t> ids, int64_t block_tokens,
+                      const std::vector<SegmentHint>& shards);
   // Forgets the worker (it left, or dropped its cache); empty: forgets all.
   void Forget(const std::string& address);
   int64_t size() const;
 
  private:
   struct Entry {
-    std::string address;
+    std::string address;                // one-shard prompts: the worker last given the block
+    std::vector<SegmentHint> segments;  // a multi-shard plan's shards up to this block's end
     std::list<uint64_t>::iterator where;
   };
   void EraseLocked(uint64_t key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

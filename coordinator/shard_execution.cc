@@ -148,6 +148,11 @@ std::vector<ShardStreams::Call> MakeCalls(const std::vector<ShardLease>& shards,
     r.set_reserved_bytes(shard.reserved_bytes);
     r.set_eos_token_id(execution.eos_token_id);
     r.set_cache_salt(request.cache_salt);
+    if (execution.send_prefix_tokens || execution.resume_from > 0) {
+      r.mutable_prefix_token_ids()->Add(request.prompt_token_ids.begin(),
+                                        request.prompt_token_ids.begin() + shard.token_begin);
+    }
+    r.set_resume_from(execution.resume_from);
     // prompt_logprobs need every prompt row's logits, which a reused prefix has not.
     r.set_bypass_prefix_cache(request.bypass_prefix_cache || request.sampling.prompt_logprobs.has_value());
     if (execution.nccl) *r.mutable_nccl() = *execution.nccl;

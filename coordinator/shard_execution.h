@@ -71,6 +71,11 @@ struct ShardExecution {
   // RunShardRequest carries it); absent: over gRPC.
   std::optional<v1::NcclGroup> nccl;
   std::function<void(const absl::Status& prefill)> on_prefill_end = [](const absl::Status&) {};
+  // Prefix reuse across shards: send each shard the prompt before it (so
+  // that its worker can keep its span), and > 0: a resumed plan
+  // (Admission::resume_from).
+  bool send_prefix_tokens = false;
+  int64_t resume_from = 0;
 };
 
 // `request` has its prompt as token ids (text is tokenized before).

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <numeric>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -268,11 +269,11 @@ std::vector<WorkerView> WorkerRegistry::Workers() const {
 
 absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::Admit(int64_t prompt_tokens, int64_t max_new_tokens,
                                                                  const std::set<std::string>& excluded,
-                                                                 const std::string& preferred) {
+                                                                 const std::string& preferred, int64_t align_tokens) {
   absl::StatusOr<std::unique_ptr<Admission>> admission;
   {
     absl::MutexLock lock(&mu_);
-    admission = AdmitLocked(prompt_tokens, max_new_tokens, excluded, preferred);
+    admission = AdmitLocked(prompt_tokens, max_new_tokens, excluded, preferred, align_tokens);
   }
   if (admission.ok()) NotifyChange();
   return admission;
@@ -280,7 +281,8 @@ absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::Admit(int64_t prompt_
 
 absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::AdmitLocked(int64_t prompt_tokens, int64_t max_new_tokens,
                                                                        const std::set<std::string>& excluded,
-                                                                       const std::string& preferred) {
+                                                                       const std::string& preferred,
+                                                                       int64_t align_tokens) {
   std::vector<Entry*> ready;
   std::vector<uint64_t> ready_ids;
   std::vector<WorkerRoom> rooms;
@@ -296,6 +298,10 @@ absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::AdmitLocked(int64_t p
   request.max_new_tokens = max_new_tokens;
   request.min_shard_tokens = options_.min_shard_tokens;
   request.chunk_size = ready.empty() ? 1 : std::max(1, ready.front()->status.chunk_size());
+  // Shards that end on prefix blocks leave spans a later prompt can resume
+  // from; when that alignment leaves some shard without room, the usual one.
+  const int64_t chunk_size = request.chunk_size;
+  if (align_tokens > 0) request.chunk_size = std::lcm<int64_t>(chunk_size, align_tokens);
   request.rotation = admissions_;
   std::optional<std::vector<ShardSlot>> preferred_slots;  // one shard on the worker holding the prefix
   for (size_t i = 0; i < ready.size() && !preferred.empty(); ++i) {
@@ -308,7 +314,13 @@ absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::AdmitLocked(int64_t p
     }
   }
   if (!preferred_slots) {
-    ASSIGN_OR_RETURN(preferred_slots, PlaceShards(request, rooms));
+    absl::StatusOr<std::vector<ShardSlot>> slots = PlaceShards(request, rooms);
+    if (!slots.ok() && request.chunk_size != chunk_size) {
+      request.chunk_size = chunk_size;
+      slots = PlaceShards(request, rooms);
+    }
+    if (!slots.ok()) return slots.status();
+    preferred_slots = *std::move(slots);
   }
   const std::vector<ShardSlot>& slots = *preferred_slots;
   ++admissions_;
@@ -333,6 +345,63 @@ absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::AdmitLocked(int64_t p
     admission->worker_ids_.push_back(ready_ids[slot.worker]);
     admission->shards_.push_back(std::move(lease));
   }
+  return admission;
+}
+
+absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::AdmitResumed(int64_t prompt_tokens,
+                                                                        int64_t max_new_tokens,
+                                                                        const std::vector<SegmentHint>& held,
+                                                                        const std::set<std::string>& excluded) {
+  std::unique_ptr<Admission> admission;
+  {
+    absl::MutexLock lock(&mu_);
+    if (held.empty() || held.back().end >= prompt_tokens) {
+      return absl::ResourceExhaustedError("no resumable prefix");
+    }
+    std::vector<Entry*> entries;
+    std::vector<uint64_t> ids;
+    for (size_t rank = 0; rank < held.size(); ++rank) {
+      Entry* found = nullptr;
+      for (auto& [id, entry] : entries_) {
+        if (entry.address == held[rank].address && entry.ready && excluded.count(entry.address) == 0) {
+          found = &entry;
+          ids.push_back(id);
+          break;
+        }
+      }
+      const bool last = rank + 1 == held.size();
+      const int64_t tokens = last ? prompt_tokens - held[rank].begin + max_new_tokens : held[rank].end - held[rank].begin;
+      if (found == nullptr || ViewOf(*found).free_tokens < tokens) {
+        return absl::ResourceExhaustedError(absl::StrCat("worker ", held[rank].address, " cannot resume its part now"));
+      }
+      for (const Entry* e : entries) {
+        if (e == found) return absl::ResourceExhaustedError("a worker holds two parts of one prefix");
+      }
+      entries.push_back(found);
+    }
+    admission.reset(new Admission(this));
+    admission->eos_token_id_ = entries.front()->status.eos_token_id();
+    admission->resume_from_ = held.back().end;
+    for (size_t rank = 0; rank < held.size(); ++rank) {
+      Entry& entry = *entries[rank];
+      const bool last = rank + 1 == held.size();
+      ShardLease lease;
+      lease.address = entry.address;
+      lease.stub = entry.stub;
+      lease.token_begin = held[rank].begin;
+      lease.token_end = last ? prompt_tokens : held[rank].end;
+      const int64_t tokens = lease.token_end - lease.token_begin + (last ? max_new_tokens : 0);
+      lease.reserved_bytes = ShardReservationBytes(entry.status, tokens);
+      lease.peer_transports.assign(entry.status.peer_transports().begin(), entry.status.peer_transports().end());
+      lease.device_id = entry.status.device_id();
+      entry.reserved_bytes = SaturatingAdd(entry.reserved_bytes, lease.reserved_bytes);
+      ++entry.running_shards;
+      admission->worker_ids_.push_back(ids[rank]);
+      admission->shards_.push_back(std::move(lease));
+    }
+    ++admissions_;
+  }
+  NotifyChange();
   return admission;
 }
 

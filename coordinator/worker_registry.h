@@ -30,6 +30,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "coordinator/coordinator_options.h"
+#include "coordinator/prefix_directory.h"
 #include "tessera/v1/worker.grpc.pb.h"
 
 namespace tessera {
@@ -70,6 +71,8 @@ class Admission {
 
   const std::vector<ShardLease>& shards() const { return shards_; }
   int64_t eos_token_id() const { return eos_token_id_; }
+  // > 0: a resumed plan (AdmitResumed): the prefix its workers hold ends here.
+  int64_t resume_from() const { return resume_from_; }
 
  private:
   friend class WorkerRegistry;
@@ -79,6 +82,7 @@ class Admission {
   std::vector<uint64_t> worker_ids_;  // parallel to shards_
   std::vector<ShardLease> shards_;
   int64_t eos_token_id_ = -1;  // as the workers report it
+  int64_t resume_from_ = 0;
 };
 
 class WorkerRegistry {
@@ -128,9 +132,18 @@ class WorkerRegistry {
   // `preferred` (an address: the worker that holds a cached prefix of the
   // prompt, prefix_directory.h), the whole request goes to that worker as
   // one shard when it has room for it now; else it is planned as usual.
+  // `align_tokens` > 0: shard bounds on multiples of it (prefix blocks, so
+  // that each shard's span can be resumed from) when that plan fits.
   absl::StatusOr<std::unique_ptr<Admission>> Admit(int64_t prompt_tokens, int64_t max_new_tokens,
                                                    const std::set<std::string>& excluded = {},
-                                                   const std::string& preferred = "");
+                                                   const std::string& preferred = "", int64_t align_tokens = 0);
+  // A resumed plan (worker.proto RunShardRequest.resume_from): the shards of
+  // `held` on their workers, the last one extended to the prompt's end, when
+  // every one of them is ready, not excluded, and has room now;
+  // RESOURCE_EXHAUSTED otherwise (the caller then plans as usual).
+  absl::StatusOr<std::unique_ptr<Admission>> AdmitResumed(int64_t prompt_tokens, int64_t max_new_tokens,
+                                                          const std::vector<SegmentHint>& held,
+                                                          const std::set<std::string>& excluded);
 
  private:
   struct Entry {
@@ -152,7 +165,7 @@ class WorkerRegistry {
   void Release(const std::vector<uint64_t>& worker_ids, const std::vector<ShardLease>& shards);
   absl::StatusOr<std::unique_ptr<Admission>> AdmitLocked(int64_t prompt_tokens, int64_t max_new_tokens,
                                                          const std::set<std::string>& excluded,
-                                                         const std::string& preferred)
+                                                         const std::string& preferred, int64_t align_tokens)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Marks the entry not ready for `reason`, logging the reason when it is new.
   void SetNotReady(Entry& entry, const std::string& reason, std::vector<std::string>& left)

@@ -74,6 +74,8 @@ ShardRequest FromProto(const tessera::v1::RunShardRequest& r) {
   }
   s.cache_salt = r.cache_salt();
   s.bypass_prefix_cache = r.bypass_prefix_cache();
+  s.prefix_token_ids.assign(r.prefix_token_ids().begin(), r.prefix_token_ids().end());
+  s.resume_from = r.resume_from();
   return s;
 }
 

@@ -21,7 +21,8 @@ struct PrefixCache::Entry {
   uint64_t key = 0;
   const Entry* parent = nullptr;  // null: the first block; never evicted before this one
   std::string salt;
-  std::vector<int32_t> tokens;    // (block_tokens)
+  std::vector<int32_t> tokens;    // (block_tokens); a segment's: the whole prefix, from position 0
+  int64_t begin = 0;              // the block's (or segment's) first position
   std::shared_ptr<Block> block;   // use_count() > 1: a request is copying from it
   int64_t bytes = 0;
   int children = 0;               // cached entries whose parent this is
@@ -32,6 +33,10 @@ namespace {
 
 uint64_t ChainKey(uint64_t parent_key, absl::string_view salt, absl::Span<const int32_t> tokens) {
   return absl::HashOf(parent_key, salt, tokens);
+}
+
+uint64_t SegmentKey(absl::string_view salt, absl::Span<const int32_t> prefix, int64_t begin) {
+  return absl::HashOf(absl::string_view("segment"), salt, prefix, begin);
 }
 
 }  // namespace
@@ -65,11 +70,13 @@ int64_t PrefixCache::blocks() const {
 }
 
 const PrefixCache::Entry* PrefixCache::FindLocked(uint64_t key, const Entry* parent, absl::string_view salt,
-                                                  absl::Span<const int32_t> tokens) const {
+                                                  absl::Span<const int32_t> tokens, int64_t begin) const {
   auto [first, last] = by_key_.equal_range(key);
   for (auto it = first; it != last; ++it) {
     const Entry& e = **it->second;
-    if (e.parent == parent && e.salt == salt && absl::MakeConstSpan(e.tokens) == tokens) return &e;
+    if (e.parent == parent && e.begin == begin && e.salt == salt && absl::MakeConstSpan(e.tokens) == tokens) {
+      return &e;
+    }
   }
   return nullptr;
 }
@@ -88,7 +95,7 @@ std::vector<PrefixCache::BlockRef> PrefixCache::Lookup(absl::string_view salt, a
   for (int64_t b = 0; b < blocks; ++b) {
     const absl::Span<const int32_t> tokens = ids.subspan(b * block_tokens_, block_tokens_);
     key = ChainKey(key, salt, tokens);
-    const Entry* e = FindLocked(key, parent, salt, tokens);
+    const Entry* e = FindLocked(key, parent, salt, tokens, b * block_tokens_);
     if (e == nullptr) break;
     found.push_back(e);
     parent = e;
@@ -127,7 +134,7 @@ absl::Status PrefixCache::Insert(absl::string_view salt, absl::Span<const int32_
     for (int64_t b = 0; b <= index; ++b) {
       const absl::Span<const int32_t> tokens = ids.subspan(b * block_tokens_, block_tokens_);
       key = ChainKey(key, salt, tokens);
-      const Entry* e = FindLocked(key, parent, salt, tokens);
+      const Entry* e = FindLocked(key, parent, salt, tokens, b * block_tokens_);
       if (b == index) return e == nullptr;
       if (e == nullptr) return false;  // its parent is gone
       parent = e;
@@ -163,6 +170,7 @@ absl::Status PrefixCache::Insert(absl::string_view salt, absl::Span<const int32_
   entry->parent = parent;
   entry->salt = std::string(salt);
   entry->tokens.assign(ids.begin() + block->begin, ids.begin() + end);
+  entry->begin = block->begin;
   entry->block = std::move(block);
   entry->bytes = bytes;
   lru_.push_front(entry);
@@ -173,6 +181,68 @@ absl::Status PrefixCache::Insert(absl::string_view salt, absl::Span<const int32_
   for (const Entry* e = parent; e != nullptr; e = e->parent) TouchLocked(*e);
   bytes_ += bytes;
   PublishLocked();
+  return absl::OkStatus();
+}
+
+absl::Status PrefixCache::InsertSegment(absl::string_view salt, absl::Span<const int32_t> prefix,
+                                        const ShardState& state, int64_t max_bytes) {
+  if (!enabled()) return absl::OkStatus();
+  const int64_t begin = state.kv_begin();
+  const int64_t end = state.num_tokens();
+  if (end != static_cast<int64_t>(prefix.size()) || begin >= end || !state.has_mamba_states()) {
+    return absl::InternalError(absl::StrCat("no segment [", begin, ", ", end, ") of a ", prefix.size(),
+                                            "-token prefix"));
+  }
+  const uint64_t key = SegmentKey(salt, prefix, begin);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (FindLocked(key, nullptr, salt, prefix, begin) != nullptr) return absl::OkStatus();
+  }
+  auto block = std::make_shared<Block>();
+  block->begin = begin;
+  block->tokens = end - begin;
+  // K/V (end - begin, Hkv·D) per attention layer, conv (K-1, C) and SSM (H, P·N) per Mamba layer.
+  ASSIGN_OR_RETURN(block->state, engine_.NewState(begin, end - begin));
+  RETURN_IF_ERROR(engine_.AppendState(*block->state, state, begin, end - begin, /*copy_mamba=*/true));
+  const int64_t bytes = block->state->MemoryBytes();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (FindLocked(key, nullptr, salt, prefix, begin) != nullptr || bytes > max_bytes) return absl::OkStatus();
+  if (bytes_ + bytes > max_bytes) {
+    EvictToLocked(max_bytes - bytes, nullptr);
+    if (bytes_ + bytes > max_bytes) return absl::OkStatus();
+  }
+  auto entry = std::make_shared<Entry>();
+  entry->key = key;
+  entry->salt = std::string(salt);
+  entry->tokens.assign(prefix.begin(), prefix.end());
+  entry->begin = begin;
+  entry->block = std::move(block);
+  entry->bytes = bytes;
+  lru_.push_front(entry);
+  entry->where = lru_.begin();
+  by_key_.emplace(key, entry->where);
+  bytes_ += bytes;
+  PublishLocked();
+  return absl::OkStatus();
+}
+
+PrefixCache::BlockRef PrefixCache::FindSegment(absl::string_view salt, absl::Span<const int32_t> prefix,
+                                               int64_t begin) {
+  if (!enabled()) return nullptr;
+  std::lock_guard<std::mutex> lock(mu_);
+  const Entry* e = FindLocked(SegmentKey(salt, prefix, begin), nullptr, salt, prefix, begin);
+  if (e == nullptr) return nullptr;
+  TouchLocked(*e);
+  return e->block;
+}
+
+absl::Status PrefixCache::RestoreSegment(const BlockRef& segment, int64_t end, bool copy_mamba, ShardState& state) {
+  const Block& b = *segment;
+  if (end <= b.begin || end > b.begin + b.tokens || (copy_mamba && end != b.begin + b.tokens)) {
+    return absl::InternalError(absl::StrCat("a segment of [", b.begin, ", ", b.begin + b.tokens, ") restored to ", end));
+  }
+  RETURN_IF_ERROR(engine_.AppendState(state, *b.state, b.begin, end - b.begin, copy_mamba));
+  if (metrics_ != nullptr) metrics_->prefix_cache_hit_tokens.Increment(static_cast<double>(end - b.begin));
   return absl::OkStatus();
 }
 

@@ -86,6 +86,21 @@ class PrefixCache {
   absl::Status Insert(absl::string_view salt, absl::Span<const int32_t> ids, const ShardState& state,
                       int64_t max_bytes);
 
+  // Segments: what one shard of a multi-shard prefill leaves behind, kept
+  // whole: `state`'s K/V (from its kv_begin() to its position, the shard's
+  // span) and its Mamba states at that position, keyed by the salt and
+  // `prefix` (the prompt from position 0 to the state's position, compared
+  // token by token on a match). Evicted like blocks (a segment is a leaf).
+  absl::Status InsertSegment(absl::string_view salt, absl::Span<const int32_t> prefix, const ShardState& state,
+                             int64_t max_bytes);
+  // The segment of `prefix` that starts at `begin`, held while the ref
+  // lives; null when none.
+  BlockRef FindSegment(absl::string_view salt, absl::Span<const int32_t> prefix, int64_t begin);
+  // Continues a fresh `state` (at the segment's begin) with its K/V rows up
+  // to `end` and, with `copy_mamba` (only when `end` is the segment's end),
+  // its Mamba states.
+  absl::Status RestoreSegment(const BlockRef& segment, int64_t end, bool copy_mamba, ShardState& state);
+
   // Evicts least recently used leaves that no one holds until the cache holds
   // at most `max_bytes`; returns the bytes freed.
   int64_t EvictTo(int64_t max_bytes);
@@ -97,8 +112,8 @@ class PrefixCache {
   struct Entry;
   using Lru = std::list<std::shared_ptr<Entry>>;  // most recent first
 
-  const Entry* FindLocked(uint64_t key, const Entry* parent, absl::string_view salt,
-                          absl::Span<const int32_t> tokens) const;
+  const Entry* FindLocked(uint64_t key, const Entry* parent, absl::string_view salt, absl::Span<const int32_t> tokens,
+                          int64_t begin) const;
   void TouchLocked(const Entry& entry);
   int64_t EvictToLocked(int64_t max_bytes, const Entry* keep);
   void PublishLocked();

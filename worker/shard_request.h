@@ -44,6 +44,11 @@ struct ShardRequest {
   // shared only under equal salts; bypass neither reuses nor keeps any.
   std::string cache_salt;
   bool bypass_prefix_cache = false;
+  // Prefix reuse across shards (RunShardRequest.prefix_token_ids and
+  // resume_from): the prompt before this shard, when sent; and, > 0, the end
+  // of the prefix a resumed plan takes from its workers' caches.
+  std::vector<int32_t> prefix_token_ids;
+  int64_t resume_from = 0;
 };
 
 enum class FinishReason { kLength, kStopToken, kEos };

@@ -9,7 +9,9 @@
 #include <optional>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "common/status_macros.h"
 #include "worker/sampler.h"
 
@@ -19,6 +21,7 @@ namespace {
 constexpr auto kCancelPoll = std::chrono::milliseconds(20);
 constexpr auto kProgressInterval = std::chrono::milliseconds(200);
 constexpr auto kAdmitGrace = std::chrono::seconds(2);
+constexpr absl::string_view kNoKvHere = "holds no K/V here";
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -245,7 +248,8 @@ absl::Status ShardRunner::Prefill(const ShardRequest& r, ActiveShard& shard, Sha
 
   ShardContext ctx;
   std::unique_ptr<PeerTransport> peers;
-  if (shards > 1) {
+  const bool resumed = r.resume_from > 0;  // no exchanges: the last shard queries the others' K/V
+  if (shards > 1 && !resumed) {
     ASSIGN_OR_RETURN(peers, transports_.ForPrefill(PeersOf(r, shard)));
     ctx.peers = peers.get();
     for (const ShardSpan& s : r.shards) ctx.shard_bounds.push_back(s.begin);
@@ -266,10 +270,13 @@ absl::Status ShardRunner::Prefill(const ShardRequest& r, ActiveShard& shard, Sha
   {
     std::lock_guard<std::mutex> lock(shard.mu);
     const auto start = std::chrono::steady_clock::now();
-    if (prefix_cache_.enabled() && shards == 1 && !r.bypass_prefix_cache) {
+    if (resumed) {
+      ASSIGN_OR_RETURN(logits, PrefillResumed(r, shard, rows, ctx, cached));
+    } else if (prefix_cache_.enabled() && shards == 1 && !r.bypass_prefix_cache) {
       ASSIGN_OR_RETURN(logits, PrefillReusing(r, *shard.state, rows, ctx, cached));
     } else {
       ASSIGN_OR_RETURN(logits, engine_.Forward(*shard.state, r.token_ids, rows, ctx));
+      if (shards > 1) KeepSegment(r, *shard.state);
     }
     if (options_.metrics != nullptr) options_.metrics->prefill_step_seconds.Observe(SecondsSince(start));
     if (!last) shard.state->DropMambaStates();  // only the last shard decodes: the others keep K/V alone
@@ -312,6 +319,76 @@ absl::StatusOr<std::vector<float>> ShardRunner::PrefillReusing(const ShardReques
                                            keep));
   if (prompt % block == 0) RETURN_IF_ERROR(keep(prompt));  // the state at the prompt's end is a boundary's too
   return logits;
+}
+
+// What a shard of a multi-shard prefill leaves, kept whole when the plan sent
+// the prompt before it (and the cache may keep it): best effort, as blocks.
+void ShardRunner::KeepSegment(const ShardRequest& r, const ShardState& state) {
+  const int64_t begin = r.shards[r.rank].begin;
+  if (!prefix_cache_.enabled() || r.bypass_prefix_cache || static_cast<int64_t>(r.prefix_token_ids.size()) != begin) {
+    return;
+  }
+  std::vector<int32_t> prefix = r.prefix_token_ids;  // (end): the prompt up to this shard's end
+  prefix.insert(prefix.end(), r.token_ids.begin(), r.token_ids.end());
+  (void)prefix_cache_.InsertSegment(r.cache_salt, prefix, state, CacheRoom());
+}
+
+// A shard of a resumed plan: its kept segment, then (the last shard) the
+// rest of its span with split-KV attention over the others. The others may
+// be a moment behind (they take their segments concurrently): the first
+// query waits for them, within the peer timeout.
+absl::StatusOr<std::vector<float>> ShardRunner::PrefillResumed(const ShardRequest& r, ActiveShard& shard,
+                                                               LogitsRows rows, ShardContext& ctx, int64_t& cached) {
+  const ShardSpan& mine = r.shards[r.rank];
+  const bool last = r.rank + 1 == static_cast<int>(r.shards.size());
+  const int64_t end = last ? r.resume_from : mine.end;  // of what comes from the cache
+  std::vector<int32_t> prefix = r.prefix_token_ids;    // (end)
+  prefix.insert(prefix.end(), r.token_ids.begin(), r.token_ids.begin() + (end - mine.begin));
+  PrefixCache::BlockRef segment = prefix_cache_.FindSegment(r.cache_salt, prefix, mine.begin);
+  if (segment == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat("worker ", options_.address, " no longer holds tokens [",
+                                                      mine.begin, ", ", end, ") of request ", r.request_id,
+                                                      "'s prefix"));
+  }
+  RETURN_IF_ERROR(prefix_cache_.RestoreSegment(segment, end, /*copy_mamba=*/last, *shard.state));
+  segment.reset();
+  cached = end - mine.begin;
+  if (!last) return std::vector<float>();
+  if (r.shards.size() == 1) {  // the whole prefix was this worker's shard: no one else to ask
+    return engine_.Forward(*shard.state, absl::MakeConstSpan(r.token_ids).subspan(cached), rows, ctx);
+  }
+  std::unique_ptr<PeerTransport> peers;
+  ASSIGN_OR_RETURN(peers, transports_.ForDecode(PeersOf(r, shard)));
+  ctx.peers = peers.get();
+  ctx.remote_kv = true;
+  RETURN_IF_ERROR(WaitForPeersKv(r, *peers, shard));
+  // Pieces of at most kMaxAttendQueryRows: each piece's queries travel to the others whole.
+  std::vector<int64_t> cuts;
+  for (int64_t c = r.resume_from + kMaxAttendQueryRows; c < mine.end; c += kMaxAttendQueryRows) cuts.push_back(c);
+  absl::StatusOr<std::vector<float>> logits =
+      engine_.ForwardWithCuts(*shard.state, absl::MakeConstSpan(r.token_ids).subspan(cached), rows, ctx, cuts,
+                              [](int64_t) { return absl::OkStatus(); });
+  ctx.peers = nullptr;  // `peers` goes now
+  return logits;
+}
+
+// One query of one row at the resume point, repeated while a peer does not
+// know the request yet (its AttendKv answers kNoKvHere, which the transport
+// passes on in its message), until the peer timeout.
+absl::Status ShardRunner::WaitForPeersKv(const ShardRequest& r, PeerTransport& peers, const ActiveShard& shard) {
+  const AttentionConfig& a = engine_.config().attention;
+  if (engine_.config().CountBlocks(BlockKind::kAttention) == 0) return absl::OkStatus();  // no K/V to ask for
+  const std::vector<float> q(a.num_heads * a.head_dim, 0.0f);  // (1, Hq·D)
+  const auto deadline = std::chrono::steady_clock::now() + PeersOf(r, shard).timeout;
+  while (true) {
+    absl::StatusOr<std::vector<AttentionPartial>> parts = peers.QueryKv(0, q, 1, r.resume_from);
+    if (parts.ok()) return absl::OkStatus();
+    if (!absl::StrContains(parts.status().message(), kNoKvHere) || shard.cancelled.load() ||
+        std::chrono::steady_clock::now() >= deadline) {
+      return parts.status();
+    }
+    std::this_thread::sleep_for(kCancelPoll);
+  }
 }
 
 // The first token comes from the prefill's logits, here; the rest from the
@@ -366,7 +443,7 @@ absl::StatusOr<AttentionPartial> ShardRunner::AttendKv(const std::string& reques
                                                        int64_t q_len, int64_t q_position0) {
   std::shared_ptr<ActiveShard> shard = Find(request_id);
   if (shard == nullptr || !SameSecret(shard->secret, secret)) {
-    return absl::NotFoundError(absl::StrCat("request ", request_id, " holds no K/V here"));
+    return absl::NotFoundError(absl::StrCat("request ", request_id, " ", kNoKvHere));
   }
   RETURN_IF_ERROR(ValidateAttendKv(q_len, q_position0, LimitsOf(options_)));
   std::lock_guard<std::mutex> lock(shard->mu);

@@ -123,6 +123,10 @@ class ShardRunner {
   // `cached` to the tokens resumed from.
   absl::StatusOr<std::vector<float>> PrefillReusing(const ShardRequest& r, ShardState& state, LogitsRows rows,
                                                     const ShardContext& ctx, int64_t& cached);
+  absl::StatusOr<std::vector<float>> PrefillResumed(const ShardRequest& r, ActiveShard& shard, LogitsRows rows,
+                                                    ShardContext& ctx, int64_t& cached);
+  absl::Status WaitForPeersKv(const ShardRequest& r, PeerTransport& peers, const ActiveShard& shard);
+  void KeepSegment(const ShardRequest& r, const ShardState& state);
   int64_t UsedLocked() const;  // memory_used_bytes without the transports' part; mu_ held
   int64_t CacheRoom() const;   // what the budget leaves the prefix cache now
   absl::Status Decode(const ShardRequest& r, ActiveShard& shard, std::vector<float> logits, ShardEvents& events);

@@ -151,6 +151,26 @@ absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& conf
                                                      ". Given: ", r.token_ids[i]));
     }
   }
+  if (!r.prefix_token_ids.empty() && static_cast<int64_t>(r.prefix_token_ids.size()) != mine.begin) {
+    return absl::InvalidArgumentError(absl::StrCat("prefix_token_ids must be the ", mine.begin,
+                                                   " tokens before shard ", r.rank, ". Given: ",
+                                                   r.prefix_token_ids.size()));
+  }
+  for (size_t i = 0; i < r.prefix_token_ids.size(); ++i) {
+    if (r.prefix_token_ids[i] < 0 || r.prefix_token_ids[i] >= config.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("prefix token id at position ", i, " must be < vocab size ",
+                                                     config.vocab_size, ". Given: ", r.prefix_token_ids[i]));
+    }
+  }
+  if (r.resume_from != 0) {
+    // A resumed plan: every shard but the last inside the prefix, the last across its end.
+    const bool inside = last ? mine.begin < r.resume_from && r.resume_from < mine.end : mine.end <= r.resume_from;
+    if (!inside || static_cast<int64_t>(r.prefix_token_ids.size()) != mine.begin) {
+      return absl::InvalidArgumentError(absl::StrCat("resume_from ", r.resume_from, " does not fit shard ", r.rank,
+                                                     " of ", shards, " covering [", mine.begin, ", ", mine.end,
+                                                     ") with ", r.prefix_token_ids.size(), " prefix tokens"));
+    }
+  }
   if (static_cast<int64_t>(r.stop_token_ids.size()) > kMaxStopTokenIds) {
     return absl::InvalidArgumentError(absl::StrCat("stop_token_ids must have at most ", kMaxStopTokenIds,
                                                    " ids. Given: ", r.stop_token_ids.size()));

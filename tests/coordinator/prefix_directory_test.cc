@@ -65,5 +65,21 @@ TEST(PrefixDirectoryTest, TheBoundForgetsTheLeastRecentlyUsed) {
   EXPECT_LT(d.Longest("", Ids(25, 1000), 8).tokens, 24);
 }
 
+TEST(PrefixDirectoryTest, AShardedPlanLeavesItsShardsUpToEachBlockEnd) {
+  PrefixDirectory d;
+  d.RecordSegments("", Ids(50), 8, {{"a:1", 0, 16}, {"b:1", 16, 32}, {"c:1", 32, 50}});
+  const PrefixHint hint = d.Longest("", Ids(100), 8);
+  EXPECT_EQ(hint.address, "");  // no one-shard worker
+  ASSERT_EQ(hint.segments.size(), 2u);  // c's end (50) is not a block end
+  EXPECT_EQ(hint.segments[0].address, "a:1");
+  EXPECT_EQ(hint.segments[1].address, "b:1");
+  EXPECT_EQ(hint.segments[1].end, 32);
+  std::vector<int32_t> other = Ids(100);
+  other[20] = -1;  // differs inside b's span: only a's is usable
+  ASSERT_EQ(d.Longest("", other, 8).segments.size(), 1u);
+  d.Forget("b:1");
+  EXPECT_EQ(d.Longest("", Ids(100), 8).segments.size(), 1u);
+}
+
 }  // namespace
 }  // namespace tessera

@@ -6,7 +6,10 @@
 // cache bypassed, within 1e-5 relative; every question after the first
 // reports the document's whole blocks in Usage.cached_prompt_tokens (the
 // coordinator sends it to the worker that holds them); DropPrefixCache
-// reaches every worker and leaves nothing to reuse.
+// reaches every worker and leaves nothing to reuse. With the documents split
+// over the workers, later questions resume on the workers that hold the
+// document's spans, with the same exactness.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <string>
@@ -97,6 +100,44 @@ TEST_P(PrefixReuseE2eTest, QuestionsAfterADocumentAnswerAsColdRuns) {
   v1::GenerateResponse response;
   ASSERT_TRUE(Generate(*stub, again, &response).ok());
   EXPECT_EQ(response.usage().cached_prompt_tokens(), 0);
+}
+
+// Documents split over the workers (--min-shard-tokens 32): every shard's
+// worker keeps its span, and a later question resumes on them (the last kept
+// span's worker prefills the rest with split-KV attention over the others).
+TEST_P(PrefixReuseE2eTest, ShardedDocumentsResumeOnTheirWorkers) {
+  const auto& [fixture, workers] = GetParam();
+  std::unique_ptr<LocalCluster> cluster = StartCluster(fixture, workers, {"--min-shard-tokens", "32"},
+                                                       {"--prefix-block-tokens", absl::StrCat(kBlock)});
+  ASSERT_NE(cluster, nullptr);
+  auto stub = ClientFor(*cluster);
+  const std::vector<int32_t> reference = ReferencePrompt(fixture, 200);
+  for (const int64_t doc_tokens : {128, 77}) {
+    const std::vector<int32_t> doc(reference.begin(), reference.begin() + doc_tokens);
+    const std::vector<std::pair<int, int>> questions = {{150, 40}, {170, 17}, {130, 30}};  // (begin, tokens)
+    for (size_t q = 0; q < questions.size(); ++q) {
+      std::vector<int32_t> prompt = doc;
+      prompt.insert(prompt.end(), reference.begin() + questions[q].first,
+                    reference.begin() + questions[q].first + questions[q].second);
+      v1::GenerateRequest request = GreedyRequest(prompt, 5);
+      request.set_return_logits(true);
+      request.set_cache_salt(absl::StrCat("sharded-", doc_tokens));
+      const std::string what = absl::StrCat(fixture, " W=", workers, ", document of ", doc_tokens, ", question ", q);
+      v1::GenerateResponse warm, cold;
+      ASSERT_TRUE(Generate(*stub, request, &warm).ok()) << what;
+      request.set_bypass_prefix_cache(true);
+      ASSERT_TRUE(Generate(*stub, request, &cold).ok()) << what;
+      ExpectSameAnswer(warm, cold, what);
+      if (q == 0) {
+        EXPECT_EQ(warm.usage().cached_prompt_tokens(), 0) << what;
+      } else {  // a whole number of blocks of the document, on the first question's workers
+        EXPECT_GT(warm.usage().cached_prompt_tokens(), 0) << what;
+        EXPECT_LE(warm.usage().cached_prompt_tokens(), doc_tokens) << what;
+        EXPECT_EQ(warm.usage().cached_prompt_tokens() % kBlock, 0) << what;
+      }
+      if (workers > 1) EXPECT_EQ(cold.shards(), std::min<int>(workers, prompt.size() / 32)) << what;
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(FixturesAndWorkers, PrefixReuseE2eTest,
