@@ -283,9 +283,10 @@ absl::StatusOr<GenerateResult> Coordinator::RunGenerate(const GenerateRequest& o
     }
     first_failure = result.status();
     excluded.insert(lost.begin(), lost.end());
-    std::fprintf(stderr, "coordinator: request %s failed before its first token (%s); retrying without %s\n",
-                 client_request_id.c_str(), std::string(first_failure.message()).c_str(),
-                 absl::StrJoin(lost, ", ").c_str());
+    const std::string how = lost.empty() ? std::string("planned from scratch (its prefix was evicted)")
+                                         : absl::StrCat("without ", absl::StrJoin(lost, ", "));
+    std::fprintf(stderr, "coordinator: request %s failed before its first token (%s); retrying %s\n",
+                 client_request_id.c_str(), std::string(first_failure.message()).c_str(), how.c_str());
   }
 }
 

@@ -8,7 +8,8 @@
 // coordinator sends it to the worker that holds them); DropPrefixCache
 // reaches every worker and leaves nothing to reuse. With the documents split
 // over the workers, later questions resume on the workers that hold the
-// document's spans, with the same exactness.
+// document's spans, with the same exactness; spans the workers dropped behind
+// the coordinator's back cost a fresh prefill, not a wrong answer.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "tessera/v1/worker.grpc.pb.h"
 #include "tests/e2e/cluster_fixture.h"
 
 namespace tessera {
@@ -138,6 +140,48 @@ TEST_P(PrefixReuseE2eTest, ShardedDocumentsResumeOnTheirWorkers) {
       if (workers > 1) EXPECT_EQ(cold.shards(), std::min<int>(workers, prompt.size() / 32)) << what;
     }
   }
+}
+
+// The workers drop their caches behind the coordinator's back: its hint now
+// names spans no one holds, the resumed attempt fails before any token, and
+// the request is planned again from scratch, with the cold answer.
+TEST_P(PrefixReuseE2eTest, ASpanEvictedBehindTheCoordinatorsBackIsPrefilledAgain) {
+  const auto& [fixture, workers] = GetParam();
+  if (workers == 1) GTEST_SKIP() << "spans are what a split prefill keeps";
+  std::unique_ptr<LocalCluster> cluster = StartCluster(fixture, workers, {"--min-shard-tokens", "32"},
+                                                       {"--prefix-block-tokens", absl::StrCat(kBlock)});
+  ASSERT_NE(cluster, nullptr);
+  auto stub = ClientFor(*cluster);
+  const std::vector<int32_t> reference = ReferencePrompt(fixture, 200);
+  auto prompt_with = [&](int begin, int tokens) {
+    std::vector<int32_t> prompt(reference.begin(), reference.begin() + 128);
+    prompt.insert(prompt.end(), reference.begin() + begin, reference.begin() + begin + tokens);
+    return prompt;
+  };
+  v1::GenerateRequest first = GreedyRequest(prompt_with(150, 40), 3);
+  v1::GenerateResponse response;
+  ASSERT_TRUE(Generate(*stub, first, &response).ok());
+  grpc::ClientContext info_context;
+  v1::ServerInfo info;
+  ASSERT_TRUE(stub->GetServerInfo(&info_context, v1::GetServerInfoRequest(), &info).ok());
+  int64_t freed = 0;
+  for (const v1::WorkerInfo& worker : info.workers()) {
+    grpc::ClientContext context;
+    v1::DropPrefixCacheResponse dropped;
+    ASSERT_TRUE(v1::Worker::NewStub(MakeChannel(worker.address()))
+                    ->DropPrefixCache(&context, v1::DropPrefixCacheRequest(), &dropped)
+                    .ok());
+    freed += dropped.freed_bytes();
+  }
+  EXPECT_GT(freed, 0);
+  v1::GenerateRequest second = GreedyRequest(prompt_with(170, 17), 3);
+  second.set_return_logits(true);
+  v1::GenerateResponse warm, cold;
+  ASSERT_TRUE(Generate(*stub, second, &warm).ok());
+  EXPECT_EQ(warm.usage().cached_prompt_tokens(), 0);
+  second.set_bypass_prefix_cache(true);
+  ASSERT_TRUE(Generate(*stub, second, &cold).ok());
+  ExpectSameAnswer(warm, cold, absl::StrCat(fixture, " W=", workers));
 }
 
 INSTANTIATE_TEST_SUITE_P(FixturesAndWorkers, PrefixReuseE2eTest,
