@@ -85,7 +85,10 @@ WorkerMessageLimits WorkerMessageLimitsFor(const ModelConfig& config, const Shar
   ShardLengthBounds alone = bounds;
   alone.max_shard_tokens = 0;
   const int64_t longest_alone = LongestShardTokens(alone);
-  const int64_t tokens = longest_alone > 0 ? longest_alone : kMaxWorkerMessageBytes;
+  // A shard of a split prefill may also carry the prompt before it (prefix
+  // reuse: prefix_token_ids), up to its end position, which the context bounds.
+  const int64_t positions = std::max(longest_alone, bounds.max_context_tokens);
+  const int64_t tokens = positions > 0 ? positions : kMaxWorkerMessageBytes;
   const int64_t plan = SatMul(kMaxShardsPerRequest, kMaxAddressBytes + 32) + SatMul(kMaxStopTokenIds, 6) +
                        kMaxShardCacheSaltBytes + 8;
   limits.run_shard_bytes = Cap(SatAdd(SatAdd(SatMul(tokens, 6), plan), kEnvelopeBytes));
