@@ -69,7 +69,7 @@ constexpr FlagSpec kWorkerFlags[] = {
                                    "cuda the longest pass the GPU memory beside the budget holds, at most 65536, a "
                                    "multiple of the SSD chunk; 8192 on cpu)"},
     {"prefix-block-tokens", true, "prefix reuse: keep the state of one-shard prompts at every multiple of this "
-                                  "many tokens, for later requests that start with the same tokens (default 1024 "
+                                  "many tokens, for later requests that start with the same tokens (default 4096 "
                                   "rounded up to the SSD chunk; 0: off)"},
     {"max-decode-batch", true, "most requests one batched decode step runs (default 64); more wait for a later "
                                "step, in turn"},

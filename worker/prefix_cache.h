@@ -41,13 +41,17 @@
 namespace tessera {
 
 // The default --prefix-block-tokens before rounding up to the SSD chunk. A
-// block boundary costs a prefill piece boundary (a few hundred launches and
-// one host synchronisation: about a millisecond on a GPU) and one conv + SSM
-// state (StateBytesPerRequest: tens of MB on 8B shapes, as much as 1-4K
-// tokens of K/V there) for each block kept. At 1024 tokens a 64K-token prompt
-// is 64 pieces (well under 10% of its prefill) and a reuse recomputes at most
-// 1023 tokens of the shared part (a few % of a 64K prefill).
-inline constexpr int64_t kDefaultPrefixBlockTokens = 1024;
+// block boundary costs a prefill piece boundary (a few hundred launches, one
+// host synchronisation, the weights read once more) and one conv + SSM state
+// (StateBytesPerRequest: tens of MB on 8B shapes, as much as 1-4K tokens of
+// K/V there) for each block kept. Measured on an H200 (8B-shaped model, 64K
+// prompt, prefix_reuse_bench and end to end, bench/RESULTS.md): blocks of
+// 1024 made a cold prefill 12-20% slower (64 pieces), blocks of 4096 and
+// 8192 cost nothing measurable, and a question after the document took
+// 1.4-1.8% of the first request's time to first token at all three. 4096
+// keeps half the states of 2048 and recomputes at most 4095 tokens of a
+// shared prefix (~12 ms of a 64K prompt's 330).
+inline constexpr int64_t kDefaultPrefixBlockTokens = 4096;
 
 // `requested` tokens per block, or for -1 the default: kDefaultPrefixBlockTokens
 // rounded up to a multiple of `ssd_chunk_tokens`; 0 turns reuse off.

@@ -44,7 +44,7 @@ constexpr FlagSpec kLocalFlags[] = {
     {"max-new-tokens-limit", true, "largest max_new_tokens a request may ask for (default 4096; passed to both roles)"},
     {"prefill-chunk-tokens", true, "longest piece a worker prefills a one-shard request in (default 0: sized from "
                                    "free memory; passed to the workers)"},
-    {"prefix-block-tokens", true, "prefix reuse block (default 1024 rounded up to the SSD chunk; 0: off; passed to "
+    {"prefix-block-tokens", true, "prefix reuse block (default 4096 rounded up to the SSD chunk; 0: off; passed to "
                                   "the workers)"},
     {"tokenizer", true, "tokenizer.json for text (passed to the coordinator; default: the model's, if any)"},
     {"log-file", true, "append the children's output to this file instead of stderr"},

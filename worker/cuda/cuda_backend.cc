@@ -8,6 +8,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -118,53 +119,71 @@ std::string DeviceId(const cudaDeviceProp& prop) {
                          b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
-// Streams of one priority, kept and handed out again instead of destroyed.
-// cuBLAS keeps a workspace for every stream it is given, taken with
-// cudaMalloc and released with cudaFree, and cudaFree waits for the whole
-// device: with a new stream per call, every decode step waited for the
-// prefill running beside it to finish (a 1 ms step took 320 ms beside a 64K
-// prefill on an H200, decode_during_prefill_bench). A kept stream is only
-// ever new to cuBLAS once. A stream given back with work still queued (a
-// call that failed midway, an NCCL kernel waiting for a peer that died) is
+// A stream and the pinned host buffer its downloads land in first. A copy to
+// pageable memory is synchronous inside the driver, which stages it through
+// its own pinned buffers; to pinned memory it is an ordinary async copy and
+// the wait is cudaStreamSynchronize on this stream alone.
+struct PooledStream {
+  cudaStream_t stream = nullptr;
+  void* staging = nullptr;  // pinned, `staging_bytes`
+  size_t staging_bytes = 0;
+
+  ~PooledStream() {
+    if (staging != nullptr) cudaFreeHost(staging);
+    if (stream != nullptr) cudaStreamDestroy(stream);  // queued work still completes
+  }
+  // At least `bytes` of pinned staging (grown rarely: logits rows).
+  absl::Status ReserveStaging(size_t bytes) {
+    if (bytes <= staging_bytes) return absl::OkStatus();
+    if (staging != nullptr) cudaFreeHost(staging);
+    staging = nullptr;
+    staging_bytes = 0;
+    const size_t grown = std::max(bytes, size_t{1} << 20);
+    RETURN_IF_ERROR(CudaStatus("cudaHostAlloc", cudaHostAlloc(&staging, grown, cudaHostAllocDefault)));
+    staging_bytes = grown;
+    return absl::OkStatus();
+  }
+};
+
+// Streams of one priority, kept and handed out again instead of destroyed: no
+// stream made and destroyed per call, cuBLAS sees each stream once, and each
+// keeps its pinned staging buffer. A stream given back with work still queued
+// (a call that failed midway, an NCCL kernel waiting for a peer that died) is
 // destroyed instead, so no later call queues behind that work.
 class StreamPool {
  public:
   explicit StreamPool(int priority) : priority_(priority) {}
   StreamPool(const StreamPool&) = delete;
   StreamPool& operator=(const StreamPool&) = delete;
-  ~StreamPool() {
-    for (cudaStream_t stream : free_) cudaStreamDestroy(stream);
-  }
 
   // A kept stream, or a new one; the caller has set the device.
-  absl::StatusOr<cudaStream_t> Take() {
+  absl::StatusOr<std::unique_ptr<PooledStream>> Take() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!free_.empty()) {
-        cudaStream_t stream = free_.back();
+        std::unique_ptr<PooledStream> kept = std::move(free_.back());
         free_.pop_back();
-        return stream;
+        return kept;
       }
     }
-    cudaStream_t stream = nullptr;
+    auto fresh = std::make_unique<PooledStream>();
     RETURN_IF_ERROR(CudaStatus("cudaStreamCreate",
-                               cudaStreamCreateWithPriority(&stream, cudaStreamNonBlocking, priority_)));
-    return stream;
+                               cudaStreamCreateWithPriority(&fresh->stream, cudaStreamNonBlocking, priority_)));
+    return fresh;
   }
-  void Give(cudaStream_t stream) {
-    if (cudaStreamQuery(stream) != cudaSuccess) {
-      cudaGetLastError();         // clears cudaErrorNotReady from the last-error slot
-      cudaStreamDestroy(stream);  // its work still completes
-      return;
+  void Give(std::unique_ptr<PooledStream> used) {
+    if (cudaStreamQuery(used->stream) != cudaSuccess) {
+      cudaGetLastError();  // clears cudaErrorNotReady from the last-error slot
+      return;              // destroyed: its work still completes
     }
     std::lock_guard<std::mutex> lock(mu_);
-    free_.push_back(stream);
+    free_.push_back(std::move(used));
   }
 
  private:
   const int priority_;
   std::mutex mu_;
-  std::vector<cudaStream_t> free_;  // as many as calls ever ran at once
+  std::vector<std::unique_ptr<PooledStream>> free_;  // as many as calls ever ran at once
 };
 
 // A captured step: the graph and its one executable instance.
@@ -184,10 +203,11 @@ class CudaOpGraph final : public OpGraph {
 
 class CudaOpStream final : public OpStream {
  public:
-  CudaOpStream(cudaStream_t stream, StreamPool& pool) : stream_(stream), pool_(pool) {}
+  CudaOpStream(std::unique_ptr<PooledStream> pooled, StreamPool& pool)
+      : stream_(pooled->stream), pooled_(std::move(pooled)), pool_(pool) {}
   ~CudaOpStream() override {  // pending work still completes, and so do pending events
     for (cudaEvent_t event : marks_) cudaEventDestroy(event);
-    pool_.Give(stream_);
+    pool_.Give(std::move(pooled_));
   }
 
   // From the pool, stream-ordered; while capturing, from the capture's arena.
@@ -226,9 +246,14 @@ class CudaOpStream final : public OpStream {
   absl::Status Download(const Tensor& from, void* host) override {
     if (from.rows == 0 || from.cols == 0) return absl::OkStatus();
     const size_t row = static_cast<size_t>(from.cols * from.element_bytes());
-    RETURN_IF_ERROR(CudaStatus("download", cudaMemcpy2DAsync(host, row, from.data, from.stride * from.element_bytes(),
-                                                             row, from.rows, cudaMemcpyDeviceToHost, stream_)));
-    return Finish();
+    const size_t bytes = row * static_cast<size_t>(from.rows);
+    RETURN_IF_ERROR(pooled_->ReserveStaging(bytes));  // through pinned memory: see PooledStream
+    RETURN_IF_ERROR(CudaStatus("download", cudaMemcpy2DAsync(pooled_->staging, row, from.data,
+                                                             from.stride * from.element_bytes(), row, from.rows,
+                                                             cudaMemcpyDeviceToHost, stream_)));
+    RETURN_IF_ERROR(Finish());
+    std::memcpy(host, pooled_->staging, bytes);
+    return absl::OkStatus();
   }
   absl::Status Finish() override { return CudaStatus("cudaStreamSynchronize", cudaStreamSynchronize(stream_)); }
   // One event a mark (a few per pass: one a layer), recorded without timing.
@@ -350,7 +375,8 @@ class CudaOpStream final : public OpStream {
   };
 
   cudaStream_t stream_;
-  StreamPool& pool_;                // where stream_ goes back
+  std::unique_ptr<PooledStream> pooled_;  // stream_ and its staging
+  StreamPool& pool_;                      // where pooled_ goes back
   std::vector<cudaEvent_t> marks_;  // by mark number
   std::shared_ptr<ScratchUsage> usage_ = std::make_shared<ScratchUsage>();
   std::shared_ptr<cuda_engine::ScratchArena> arena_;  // while capturing
@@ -407,8 +433,8 @@ class CudaBackend final : public Backend {
  private:
   absl::StatusOr<std::unique_ptr<OpStream>> StreamFrom(StreamPool& pool) {
     RETURN_IF_ERROR(UseDevice(device_));
-    ASSIGN_OR_RETURN(cudaStream_t stream, pool.Take());
-    return std::make_unique<CudaOpStream>(stream, pool);
+    ASSIGN_OR_RETURN(std::unique_ptr<PooledStream> pooled, pool.Take());
+    return std::make_unique<CudaOpStream>(std::move(pooled), pool);
   }
 
   int device_;
