@@ -100,11 +100,7 @@ std::vector<std::unique_ptr<ShardState>> Prefilled(Engine& engine, int64_t batch
                                                    uint64_t& seed) {
   std::vector<std::unique_ptr<ShardState>> states;
   for (int64_t b = 0; b < batch; ++b) {
-    std::vector<int32_t> ids(context);
-    for (int32_t& id : ids) {
-      seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-      id = static_cast<int32_t>((seed >> 33) % static_cast<uint64_t>(engine.config().vocab_size));
-    }
+    const std::vector<int32_t> ids = bench::RandomTokenIds(context, engine.config().vocab_size, seed);
     absl::StatusOr<std::unique_ptr<ShardState>> state = engine.NewState(0, context + steps + 1);
     bench::Require(state.status());
     bench::Require(engine.Forward(**state, ids, LogitsRows::kNone).status());

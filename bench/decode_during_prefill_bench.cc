@@ -76,14 +76,6 @@ bool ParseArgs(int argc, char** argv, Args& a) {
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
-std::vector<int32_t> RandomIds(int64_t n, int64_t vocab, uint64_t& seed) {
-  std::vector<int32_t> ids(n);  // (n)
-  for (int32_t& id : ids) {
-    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-    id = static_cast<int32_t>((seed >> 33) % static_cast<uint64_t>(vocab));
-  }
-  return ids;
-}
 
 // One prefill of `ids` on a fresh state: wall ms.
 double PrefillOnce(Engine& engine, const std::vector<int32_t>& ids) {
@@ -140,13 +132,14 @@ int Main(int argc, char** argv) {
   Engine& engine = **loaded;
   const int64_t vocab = engine.config().vocab_size;
   uint64_t seed = 1;
-  const std::vector<int32_t> long_prompt = RandomIds(args.prefill, vocab, seed);
+  const std::vector<int32_t> long_prompt = bench::RandomTokenIds(args.prefill, vocab, seed);
   std::vector<std::unique_ptr<ShardState>> states;
   const int64_t capacity = args.context + 3 * static_cast<int64_t>(args.steps) + 8;
   for (int64_t b = 0; b < args.streams; ++b) {
     absl::StatusOr<std::unique_ptr<ShardState>> state = engine.NewState(0, capacity);
     bench::Require(state.status());
-    bench::Require(engine.Forward(**state, RandomIds(args.context, vocab, seed), LogitsRows::kNone).status());
+    const std::vector<int32_t> prompt = bench::RandomTokenIds(args.context, vocab, seed);
+    bench::Require(engine.Forward(**state, prompt, LogitsRows::kNone).status());
     states.push_back(*std::move(state));
   }
   std::printf("# %s; %ld streams at %ld tokens, a prefill of %ld tokens (pieces of %ld)\n",

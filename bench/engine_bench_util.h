@@ -1,5 +1,6 @@
-// What the in-process engine benches (forward_bench, decode_bench) share:
-// their common flags, the checkpoint loaded onto the CUDA engine, and the weight-matrix parameter
+// What the in-process engine benches (forward_bench, decode_bench,
+// decode_during_prefill_bench, prefix_reuse_bench) share: their common flags,
+// the checkpoint loaded onto the CUDA engine, random prompts, and the weight-matrix parameter
 // count of the model's blocks, behind forward_bench's FLOPs (one multiply-add
 // per parameter per token) and decode_bench's bytes (each parameter read once
 // per decode step).
@@ -67,6 +68,17 @@ inline absl::StatusOr<std::unique_ptr<Engine>> LoadCudaBenchEngine(const std::st
   options.device = device;
   options.type = type;
   return MakeCudaEngine(std::move(weights), options);
+}
+
+// `n` token ids in [0, vocab) from a 64-bit LCG over `seed`, which advances
+// (successive calls give fresh prompts; the same seed, the same prompts).
+inline std::vector<int32_t> RandomTokenIds(int64_t n, int64_t vocab, uint64_t& seed) {
+  std::vector<int32_t> ids(n);  // (n)
+  for (int32_t& id : ids) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    id = static_cast<int32_t>((seed >> 33) % static_cast<uint64_t>(vocab));
+  }
+  return ids;
 }
 
 // Every block's matrices (Mamba in/out projections, attention q/k/v/o, MLP,

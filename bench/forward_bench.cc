@@ -80,11 +80,7 @@ int Main(int argc, char** argv) {
   for (int64_t L : args.lengths) {
     std::vector<double> ms;
     for (int r = 0; r <= args.repeats; ++r) {  // run 0 warms up
-      std::vector<int32_t> ids(L);
-      for (int32_t& id : ids) {
-        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        id = static_cast<int32_t>((seed >> 33) % static_cast<uint64_t>(c.vocab_size));
-      }
+      const std::vector<int32_t> ids = bench::RandomTokenIds(L, c.vocab_size, seed);
       absl::StatusOr<std::unique_ptr<ShardState>> state = (*engine)->NewState(0, L + 1);
       if (!state.ok()) {
         std::fprintf(stderr, "L %ld: %s\n", static_cast<long>(L), std::string(state.status().message()).c_str());

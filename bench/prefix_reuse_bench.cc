@@ -11,7 +11,7 @@
 // 15's target: <= 5% at D = 64K, Q = 64 on an 8B-shaped model).
 //
 //   tessera make-random-model --out /tmp/m8b   (8B-shaped, as in bench/RESULTS.md)
-//   prefix_reuse_bench --model /tmp/m8b [--document 65536] [--question 64] [--block 1024]
+//   prefix_reuse_bench --model /tmp/m8b [--document 65536] [--question 64] [--block 4096]
 //                      [--budget-mb 40960] [--precision bf16|fp32] [--device 0]
 #include <algorithm>
 #include <chrono>
@@ -95,20 +95,12 @@ class FirstToken final : public ShardEvents {
   int64_t cached_ = 0;
 };
 
-std::vector<int32_t> RandomIds(int64_t n, int64_t vocab, uint64_t& seed) {
-  std::vector<int32_t> ids(n);
-  for (int32_t& id : ids) {
-    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-    id = static_cast<int32_t>((seed >> 33) % static_cast<uint64_t>(vocab));
-  }
-  return ids;
-}
 
 int Main(int argc, char** argv) {
   Args args;
   if (!ParseArgs(argc, argv, args)) {
     std::fprintf(stderr,
-                 "usage: prefix_reuse_bench --model DIR [--document 65536] [--question 64] [--block 1024] "
+                 "usage: prefix_reuse_bench --model DIR [--document 65536] [--question 64] [--block 4096] "
                  "[--budget-mb 40960] [--precision bf16|fp32] [--device 0]\n");
     return 2;
   }
@@ -134,7 +126,7 @@ int Main(int argc, char** argv) {
   NoPeers peers;
   ShardRunner runner(e, peers, options);
   uint64_t seed = 1;
-  const std::vector<int32_t> document = RandomIds(args.document, c.vocab_size, seed);
+  const std::vector<int32_t> document = bench::RandomTokenIds(args.document, c.vocab_size, seed);
   int next_id = 0;
   // (TTFT ms, cached tokens) of the document + `question_tokens` fresh tokens.
   auto ask = [&](const std::vector<int32_t>& prefix, int64_t question_tokens,
@@ -143,7 +135,7 @@ int Main(int argc, char** argv) {
     r.request_id = absl::StrCat("bench-", next_id++);
     r.secret = "0123456789abcdef0123456789abcdef";
     r.token_ids = prefix;
-    const std::vector<int32_t> question = RandomIds(question_tokens, c.vocab_size, seed);
+    const std::vector<int32_t> question = bench::RandomTokenIds(question_tokens, c.vocab_size, seed);
     r.token_ids.insert(r.token_ids.end(), question.begin(), question.end());
     r.shards = {{"in-process", 0, static_cast<int64_t>(r.token_ids.size())}};
     r.max_new_tokens = 1;
