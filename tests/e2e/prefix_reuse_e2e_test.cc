@@ -64,6 +64,24 @@ void ExpectSameAnswer(const v1::GenerateResponse& warm, const v1::GenerateRespon
       << what;
 }
 
+// `request` through the cache (`warm`), then with the cache bypassed
+// (`cold`): the answers must be the same.
+void AskWarmThenCold(v1::Tessera::Stub& stub, v1::GenerateRequest request, const std::string& what,
+                     v1::GenerateResponse* warm, v1::GenerateResponse* cold) {
+  ASSERT_TRUE(Generate(stub, request, warm).ok()) << what;
+  request.set_bypass_prefix_cache(true);
+  ASSERT_TRUE(Generate(stub, request, cold).ok()) << what;
+  ExpectSameAnswer(*warm, *cold, what);
+}
+
+// The first `doc_tokens` of `reference` and then reference[begin, begin + tokens).
+std::vector<int32_t> DocumentAndQuestion(const std::vector<int32_t>& reference, int64_t doc_tokens, int begin,
+                                         int tokens) {
+  std::vector<int32_t> prompt(reference.begin(), reference.begin() + doc_tokens);
+  prompt.insert(prompt.end(), reference.begin() + begin, reference.begin() + begin + tokens);
+  return prompt;
+}
+
 class PrefixReuseE2eTest : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
 
 TEST_P(PrefixReuseE2eTest, QuestionsAfterADocumentAnswerAsColdRuns) {
@@ -74,21 +92,16 @@ TEST_P(PrefixReuseE2eTest, QuestionsAfterADocumentAnswerAsColdRuns) {
   auto stub = ClientFor(*cluster);
   const std::vector<int32_t> reference = ReferencePrompt(fixture, 200);
   for (const int64_t doc_tokens : {96, 77}) {  // on a block boundary; inside an SSD chunk (16)
-    const std::vector<int32_t> doc(reference.begin(), reference.begin() + doc_tokens);
     const std::vector<std::pair<int, int>> questions = {{150, 9}, {170, 17}, {120, 30}};  // (begin, tokens)
     for (size_t q = 0; q < questions.size(); ++q) {
-      std::vector<int32_t> prompt = doc;
-      prompt.insert(prompt.end(), reference.begin() + questions[q].first,
-                    reference.begin() + questions[q].first + questions[q].second);
-      v1::GenerateRequest request = GreedyRequest(prompt, 5);
+      v1::GenerateRequest request =
+          GreedyRequest(DocumentAndQuestion(reference, doc_tokens, questions[q].first, questions[q].second), 5);
       request.set_return_logits(true);
       request.set_cache_salt(absl::StrCat("doc-", doc_tokens));
       const std::string what = absl::StrCat(fixture, " W=", workers, ", document of ", doc_tokens, ", question ", q);
       v1::GenerateResponse warm, cold;
-      ASSERT_TRUE(Generate(*stub, request, &warm).ok()) << what;
-      request.set_bypass_prefix_cache(true);
-      ASSERT_TRUE(Generate(*stub, request, &cold).ok()) << what;
-      ExpectSameAnswer(warm, cold, what);
+      AskWarmThenCold(*stub, request, what, &warm, &cold);
+      if (HasFatalFailure()) return;
       EXPECT_EQ(warm.usage().cached_prompt_tokens(), q == 0 ? 0 : doc_tokens / kBlock * kBlock) << what;
     }
   }
@@ -115,21 +128,17 @@ TEST_P(PrefixReuseE2eTest, ShardedDocumentsResumeOnTheirWorkers) {
   auto stub = ClientFor(*cluster);
   const std::vector<int32_t> reference = ReferencePrompt(fixture, 200);
   for (const int64_t doc_tokens : {128, 77}) {
-    const std::vector<int32_t> doc(reference.begin(), reference.begin() + doc_tokens);
     const std::vector<std::pair<int, int>> questions = {{150, 40}, {170, 17}, {130, 30}};  // (begin, tokens)
     for (size_t q = 0; q < questions.size(); ++q) {
-      std::vector<int32_t> prompt = doc;
-      prompt.insert(prompt.end(), reference.begin() + questions[q].first,
-                    reference.begin() + questions[q].first + questions[q].second);
+      const std::vector<int32_t> prompt =
+          DocumentAndQuestion(reference, doc_tokens, questions[q].first, questions[q].second);
       v1::GenerateRequest request = GreedyRequest(prompt, 5);
       request.set_return_logits(true);
       request.set_cache_salt(absl::StrCat("sharded-", doc_tokens));
       const std::string what = absl::StrCat(fixture, " W=", workers, ", document of ", doc_tokens, ", question ", q);
       v1::GenerateResponse warm, cold;
-      ASSERT_TRUE(Generate(*stub, request, &warm).ok()) << what;
-      request.set_bypass_prefix_cache(true);
-      ASSERT_TRUE(Generate(*stub, request, &cold).ok()) << what;
-      ExpectSameAnswer(warm, cold, what);
+      AskWarmThenCold(*stub, request, what, &warm, &cold);
+      if (HasFatalFailure()) return;
       if (q == 0) {
         EXPECT_EQ(warm.usage().cached_prompt_tokens(), 0) << what;
       } else {  // a whole number of blocks of the document, on the first question's workers
@@ -153,12 +162,7 @@ TEST_P(PrefixReuseE2eTest, ASpanEvictedBehindTheCoordinatorsBackIsPrefilledAgain
   ASSERT_NE(cluster, nullptr);
   auto stub = ClientFor(*cluster);
   const std::vector<int32_t> reference = ReferencePrompt(fixture, 200);
-  auto prompt_with = [&](int begin, int tokens) {
-    std::vector<int32_t> prompt(reference.begin(), reference.begin() + 128);
-    prompt.insert(prompt.end(), reference.begin() + begin, reference.begin() + begin + tokens);
-    return prompt;
-  };
-  v1::GenerateRequest first = GreedyRequest(prompt_with(150, 40), 3);
+  v1::GenerateRequest first = GreedyRequest(DocumentAndQuestion(reference, 128, 150, 40), 3);
   v1::GenerateResponse response;
   ASSERT_TRUE(Generate(*stub, first, &response).ok());
   grpc::ClientContext info_context;
@@ -174,14 +178,11 @@ TEST_P(PrefixReuseE2eTest, ASpanEvictedBehindTheCoordinatorsBackIsPrefilledAgain
     freed += dropped.freed_bytes();
   }
   EXPECT_GT(freed, 0);
-  v1::GenerateRequest second = GreedyRequest(prompt_with(170, 17), 3);
+  v1::GenerateRequest second = GreedyRequest(DocumentAndQuestion(reference, 128, 170, 17), 3);
   second.set_return_logits(true);
   v1::GenerateResponse warm, cold;
-  ASSERT_TRUE(Generate(*stub, second, &warm).ok());
+  AskWarmThenCold(*stub, second, absl::StrCat(fixture, " W=", workers), &warm, &cold);
   EXPECT_EQ(warm.usage().cached_prompt_tokens(), 0);
-  second.set_bypass_prefix_cache(true);
-  ASSERT_TRUE(Generate(*stub, second, &cold).ok());
-  ExpectSameAnswer(warm, cold, absl::StrCat(fixture, " W=", workers));
 }
 
 INSTANTIATE_TEST_SUITE_P(FixturesAndWorkers, PrefixReuseE2eTest,
