@@ -146,9 +146,10 @@ class Backend {
   // backend's device).
   virtual absl::StatusOr<std::unique_ptr<OpStream>> NewStream() = 0;
   // A stream for a call someone waits on token by token (a decode step, a
-  // peer's split-KV query): on a GPU its kernels go ahead of a prefill's
-  // whenever both are queued, so a long prefill does not stall the decode
-  // steps beside it. Elsewhere a plain stream.
+  // peer's split-KV query): on a GPU its kernels are scheduled ahead of a
+  // prefill's whenever both are queued (not enough alone to keep a long
+  // prefill from delaying decode steps: decode_turns.h). Elsewhere a plain
+  // stream.
   virtual absl::StatusOr<std::unique_ptr<OpStream>> NewLatencyStream() { return NewStream(); }
   // Memory that outlives a call (K/V, states): (rows, cols) packed, zeroed.
   virtual absl::StatusOr<Buffer> Allocate(int64_t rows, int64_t cols, ElementType type) = 0;

@@ -25,16 +25,24 @@ void Engine::set_prefill_budget_tokens(int64_t tokens) {
   prefill_budget_tokens_ = tokens <= 0 ? 0 : chunk > 0 ? std::max(chunk, tokens / chunk * chunk) : tokens;
 }
 
+Engine::PieceRule Engine::PiecesFor(const ShardContext& shard) const {
+  if (shard.sharded()) return {0, false};
+  if (prefill_budget_tokens_ > 0 && decode_turns_.DecodeActive()) {
+    return {prefill_chunk_tokens_ > 0 ? std::min(prefill_chunk_tokens_, prefill_budget_tokens_) : prefill_budget_tokens_,
+            true};
+  }
+  return {prefill_chunk_tokens_, false};
+}
+
 absl::StatusOr<std::vector<float>> Engine::Forward(ShardState& state, absl::Span<const int32_t> ids, LogitsRows rows,
                                                    const ShardContext& shard) {
-  if (!shard.sharded() && prefill_budget_tokens_ > 0 && decode_turns_.DecodeActive()) {
-    const int64_t piece =
-        prefill_chunk_tokens_ > 0 ? std::min(prefill_chunk_tokens_, prefill_budget_tokens_) : prefill_budget_tokens_;
-    return ForwardInPieces(*backend_, config_, state, ids, rows, shard, piece,
+  const PieceRule rule = PiecesFor(shard);
+  if (rule.take_turns) {
+    return ForwardInPieces(*backend_, config_, state, ids, rows, shard, rule.longest,
                            [this] { decode_turns_.WaitForRunningSteps(); });
   }
-  if (!shard.sharded() && prefill_chunk_tokens_ > 0 && static_cast<int64_t>(ids.size()) > prefill_chunk_tokens_) {
-    return ForwardInPieces(*backend_, config_, state, ids, rows, shard, prefill_chunk_tokens_);
+  if (rule.longest > 0 && static_cast<int64_t>(ids.size()) > rule.longest) {
+    return ForwardInPieces(*backend_, config_, state, ids, rows, shard, rule.longest);
   }
   ASSIGN_OR_RETURN(std::unique_ptr<OpStream> ops, backend_->NewStream());
   return tessera::Forward(*backend_, *ops, config_, state, ids, rows, shard);
@@ -47,11 +55,8 @@ absl::StatusOr<std::vector<float>> Engine::ForwardWithCuts(
   const int64_t total = static_cast<int64_t>(ids.size());
   std::vector<int64_t> ends;  // piece ends, relative to `begin`, ascending; the last is `total`
   int64_t from = 0;
-  // Pieces of at most prefill_chunk_tokens_, or of the budget while requests decode (decode_turns.h).
-  const bool take_turns = !shard.sharded() && prefill_budget_tokens_ > 0 && decode_turns_.DecodeActive();
-  const int64_t longest = take_turns && (prefill_chunk_tokens_ == 0 || prefill_budget_tokens_ < prefill_chunk_tokens_)
-                              ? prefill_budget_tokens_
-                              : prefill_chunk_tokens_;
+  const PieceRule rule = PiecesFor(shard);
+  const int64_t longest = rule.longest;
   auto add_until = [&](int64_t end) {  // pieces of at most `longest` up to `end`
     while (longest > 0 && end - from > longest) ends.push_back(from += longest);
     if (end > from) ends.push_back(from = end);
@@ -72,7 +77,7 @@ absl::StatusOr<std::vector<float>> Engine::ForwardWithCuts(
     return absl::OkStatus();
   };
   std::function<void()> before_piece;
-  if (take_turns) before_piece = [this] { decode_turns_.WaitForRunningSteps(); };
+  if (rule.take_turns) before_piece = [this] { decode_turns_.WaitForRunningSteps(); };
   return ForwardAtEnds(*backend_, config_, state, ids, rows, shard, ends, after_piece, before_piece);
 }
 

@@ -108,6 +108,16 @@ class Engine {
                                                   absl::Span<const float> q, int64_t q_len, int64_t q_position0);
 
  private:
+  // How an unsharded Forward is cut: pieces of at most `longest` tokens (0:
+  // one pass), and whether each piece first waits for the decode step in
+  // flight. The chunk size, or the budget while requests decode
+  // (decode_turns.h); a sharded pass is never cut.
+  struct PieceRule {
+    int64_t longest = 0;
+    bool take_turns = false;
+  };
+  PieceRule PiecesFor(const ShardContext& shard) const;
+
   ModelConfig config_;
   std::unique_ptr<Backend> backend_;
   int64_t prefill_chunk_tokens_ = 0;

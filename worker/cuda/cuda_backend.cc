@@ -93,13 +93,14 @@ int64_t ActivationBytesPerToken(const ModelConfig& c, ElementType type) {
 // 63 ms of a 416 ms prefill at 64K tokens on an H200 (forward_bench beside
 // ncu's kernel sum). Keeping what it has makes a pass after the first reuse
 // it; the pool stays within the activation room PrefillTokenLimit plans for.
-// And no allocation may wait on another stream: by default the pool hands a
+// And no allocation waits on another stream: by default the pool may hand a
 // stream memory that another stream freed but has not reached yet, making
-// the taker wait for that stream's queued work. A decode step then waited
-// for the whole prefill running beside it (320 ms steps beside a 64K prefill
-// on an H200, decode_during_prefill_bench); without internal dependencies
-// the pool reuses only frees that have completed (or were on the same
-// stream) and otherwise grows.
+// the taker wait for that stream's queued work (a decode step for a
+// prefill's). Without internal dependencies the pool reuses only frees that
+// have completed (or were on the same stream) and otherwise grows. (Turning
+// this off did not change the stall of decode steps beside a prefill
+// measured with decode_during_prefill_bench: that was the pageable download,
+// see PooledStream.)
 absl::Status ConfigurePool(int device) {
   cudaMemPool_t pool = nullptr;
   RETURN_IF_ERROR(CudaStatus("cudaDeviceGetDefaultMemPool", cudaDeviceGetDefaultMemPool(&pool, device)));
