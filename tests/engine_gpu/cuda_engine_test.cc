@@ -69,34 +69,8 @@ TEST_P(CudaEngineTest, Fp32MatchesTransformers) {
   for (const LengthReport& r : *reports) EXPECT_TRUE(r.passed) << "length " << r.length;
 }
 
-// bf16 bounds per fixture. Against the fp32 references: issue 13's 3e-2, except
-// where a plain bf16 implementation cannot meet it itself; there, 2x that
-// implementation's error (the issue's bar for kernels). Between two bf16 runs
-// of one engine (W shards, prompt pieces vs one pass): 2e-2, a little under
-// the bound against the references since both runs round the same weights;
-// where bf16 itself flips routing decisions, the bound against the
-// references: which few tokens flip differs from run to run (pieces of 7
-// measured 5.5e-2 and 7.0e-2, worst row 0.82, on two builds).
-// The plain implementation is transformers 5.17 in bfloat16 on an H200
-// (scripts/hf_bf16_baseline.py, 2026-12-04, bench/RESULTS.md), prompt rel L2
-// at lengths 77 / 200: mamba2-tiny 2.24e-2 / 2.33e-2, bamba-tiny 3.24e-2 /
-// 2.91e-2, nemotronh-tiny 2.24e-2 / 2.29e-2, granitemoe-tiny 8.9e-3 / 1.32e-2,
-// nemotronh-moe-tiny 4.59e-2 / 6.13e-2 (worst rows 0.34 / 0.55: its routers'
-// top-k margins are 4e-4 ... 3e-3, below bf16's rounding of the hidden state,
-// so bf16 flips experts for a few tokens). Only nemotronh-moe-tiny is over
-// 3e-2 at every length.
-struct Bf16Bounds {
-  double vs_reference;
-  double between_runs;
-};
-
-Bf16Bounds Bf16BoundsFor(const std::string& fixture) {
-  if (fixture == "nemotronh-moe-tiny") return {2 * 6.13e-2, 2 * 6.13e-2};
-  return {3e-2, 2e-2};
-}
-
 TEST_P(CudaEngineTest, Bf16WithinItsBound) {
-  const double bound = Bf16BoundsFor(GetParam()).vs_reference;
+  const double bound = testing::HfTinyBf16Bounds(GetParam()).vs_reference;
   std::unique_ptr<Engine> engine = LoadOrDie(GetParam(), "bf16");
   ASSERT_NE(engine, nullptr);
   auto reports = EvaluateAgainstReference(HfTinyDir(GetParam()) + "/reference.safetensors",
@@ -134,7 +108,7 @@ void ExpectShardedMatchesWhole(const std::string& fixture, const std::string& pr
 
 TEST_P(CudaEngineTest, ShardedEqualsWholeSequenceFp32) { ExpectShardedMatchesWhole(GetParam(), "fp32", 1e-4); }
 TEST_P(CudaEngineTest, ShardedEqualsWholeSequenceBf16) {
-  ExpectShardedMatchesWhole(GetParam(), "bf16", Bf16BoundsFor(GetParam()).between_runs);
+  ExpectShardedMatchesWhole(GetParam(), "bf16", testing::HfTinyBf16Bounds(GetParam()).between_runs);
 }
 
 // Chunked prefill: pieces that do and do not divide the SSD chunk and the
@@ -142,7 +116,7 @@ TEST_P(CudaEngineTest, ShardedEqualsWholeSequenceBf16) {
 // a piece that starts off a chunk boundary cuts the scan's chunks elsewhere,
 // so the bf16 roundings inside them differ (rows up to ~3% apart; pieces that
 // are multiples of the chunk came out identical on an H200), as between
-// shards: the bound is the sharded one (Bf16BoundsFor) on all prompt
+// shards: the bound is the sharded one (HfTinyBf16Bounds) on all prompt
 // logits, with the same greedy tokens. Pieces of one token are fp32 only: in bf16 they run the
 // one-token update for every prompt token, decode's arithmetic, which the
 // bf16 evals bound against the references instead (a router near-tie flips
@@ -159,7 +133,7 @@ void ExpectPiecesMatchOnePass(const std::string& fixture, const std::string& pre
     ASSERT_TRUE(c.ok()) << c.status();
     std::cout << fixture << " " << precision << " pieces of " << piece << ": prompt rel L2 " << c->prompt
               << " (worst row " << c->worst_row << "), decode rel L2 " << c->steps << "\n";
-    const double bound = fp32 ? 1e-5 : Bf16BoundsFor(fixture).between_runs;
+    const double bound = fp32 ? 1e-5 : testing::HfTinyBf16Bounds(fixture).between_runs;
     EXPECT_LE(fp32 ? c->worst_row : c->prompt, bound);
     EXPECT_LE(c->steps, bound);
     EXPECT_TRUE(c->same_tokens);
