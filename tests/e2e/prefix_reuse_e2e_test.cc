@@ -12,7 +12,6 @@
 // the coordinator's back cost a fresh prefill, not a wrong answer.
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -20,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "tessera/v1/worker.grpc.pb.h"
 #include "tests/e2e/cluster_fixture.h"
+#include "tests/kernels/kernel_test_util.h"
 
 namespace tessera {
 namespace {
@@ -33,17 +33,8 @@ grpc::Status Generate(v1::Tessera::Stub& stub, const v1::GenerateRequest& reques
   return stub.Generate(&context, request, response);
 }
 
-::testing::AssertionResult CloseInRelativeL2(const float* got, const float* want, size_t n) {
-  double err2 = 0, ref2 = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (!std::isfinite(got[i])) return ::testing::AssertionFailure() << "element " << i << " is " << got[i];
-    err2 += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    ref2 += double(want[i]) * want[i];
-  }
-  const double rel = std::sqrt(err2 / std::max(ref2, 1e-30));
-  if (n == 0 || rel > kTolerance) return ::testing::AssertionFailure() << "relative L2 " << rel << " over " << n;
-  return ::testing::AssertionSuccess();
-}
+// `n` values from `from` (a response's logits), for kernel_test::CloseInRelativeL2.
+std::vector<float> Values(const float* from, size_t n) { return std::vector<float>(from, from + n); }
 
 // `warm` against `cold` (the cache bypassed).
 void ExpectSameAnswer(const v1::GenerateResponse& warm, const v1::GenerateResponse& cold, const std::string& what) {
@@ -52,15 +43,18 @@ void ExpectSameAnswer(const v1::GenerateResponse& warm, const v1::GenerateRespon
             std::vector<int32_t>(cold.token_ids().begin(), cold.token_ids().end()))
       << what;
   ASSERT_EQ(warm.token_logits().values_size(), cold.token_logits().values_size()) << what;
-  EXPECT_TRUE(CloseInRelativeL2(warm.token_logits().values().data(), cold.token_logits().values().data(),
-                                warm.token_logits().values_size()))
+  const size_t steps = static_cast<size_t>(warm.token_logits().values_size());
+  EXPECT_TRUE(kernel_test::CloseInRelativeL2(Values(warm.token_logits().values().data(), steps),
+                                             Values(cold.token_logits().values().data(), steps), kTolerance))
       << what;
   const int64_t vocab = cold.prompt_logits().vocab_size();
   const int64_t skipped = warm.usage().cached_prompt_tokens();
   ASSERT_EQ(warm.prompt_logits().rows(), cold.prompt_logits().rows() - skipped) << what;
-  EXPECT_TRUE(CloseInRelativeL2(warm.prompt_logits().values().data(),
-                                cold.prompt_logits().values().data() + skipped * vocab,
-                                warm.prompt_logits().values_size()))
+  const size_t prompt_values = static_cast<size_t>(warm.prompt_logits().values_size());
+  EXPECT_TRUE(kernel_test::CloseInRelativeL2(Values(warm.prompt_logits().values().data(), prompt_values),
+                                             Values(cold.prompt_logits().values().data() + skipped * vocab,
+                                                    prompt_values),
+                                             kTolerance))
       << what;
 }
 
