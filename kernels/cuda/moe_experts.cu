@@ -35,6 +35,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "kernels/cuda/cuda_util.cuh"
 #include "kernels/cuda/host_util.h"
 #include "kernels/cuda/moe_gemm_mma.cuh"
 #include "kernels/cuda/moe_gemm_sm90.cuh"
@@ -205,8 +206,6 @@ __device__ __forceinline__ float4 LoadFour(const __nv_bfloat16* at) {
   const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.y));
   return make_float4(lo.x, lo.y, hi.x, hi.y);
 }
-__device__ __forceinline__ float ToFloat(float v) { return v; }
-__device__ __forceinline__ float ToFloat(__nv_bfloat16 v) { return __bfloat162float(v); }
 
 // y[t] += Σ w[t, j] · out[row_of_pair[t, j]], over j in ascending (expert, j)
 // order, as the CPU adds experts one after another: separate multiply and add.
@@ -252,7 +251,7 @@ __global__ void CombineKernel(MoeExpertsParams p, int64_t y_stride, const int32_
         float acc = y[h];
         for (int r = 0; r < k; ++r) {
           if (rows[r] < 0) continue;
-          acc = __fadd_rn(acc, __fmul_rn(weights[r], ToFloat(out[int64_t{rows[r]} * H + h])));
+          acc = __fadd_rn(acc, __fmul_rn(weights[r], cuda_launch::ToFloat(out[int64_t{rows[r]} * H + h])));
         }
         y[h] = acc;
       }
