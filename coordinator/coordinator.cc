@@ -223,6 +223,12 @@ absl::StatusOr<GenerateResult> Coordinator::RunGenerate(const GenerateRequest& o
                                    ? 0
                                    : PrefixBlockTokens();
   const PrefixHint prefix = prefixes_.Longest(request.cache_salt, request.prompt_token_ids, prefix_block);
+  // Zigzag balances a long prompt's attention over its workers, but leaves
+  // no span a later prompt could resume from: by default only for prompts
+  // that keep nothing for reuse.
+  const bool zigzag = options_.shard_layout == ShardLayout::kZigzag ||
+                      (options_.shard_layout == ShardLayout::kAuto && prefix_block == 0 &&
+                       prompt_tokens >= options_.zigzag_min_tokens);
   std::set<std::string> excluded;  // workers lost by an earlier attempt
   std::optional<RunningRequest> running;
   absl::Status first_failure;
@@ -238,7 +244,8 @@ absl::StatusOr<GenerateResult> Coordinator::RunGenerate(const GenerateRequest& o
             if (resumed.ok()) return resumed;
           }
           return registry_.Admit(prompt_tokens, request.stopping.max_new_tokens, excluded,
-                                 excluded.count(prefix.address) > 0 ? std::string() : prefix.address, prefix_block);
+                                 excluded.count(prefix.address) > 0 ? std::string() : prefix.address, prefix_block,
+                                 zigzag);
         },
         give_up);
     if (!admission.ok() && abort.aborted()) return AbortedBeforeAdmission(request, client_request_id);
@@ -247,7 +254,7 @@ absl::StatusOr<GenerateResult> Coordinator::RunGenerate(const GenerateRequest& o
       const std::vector<ShardLease>& shards = (*admission)->shards();
       if (shards.size() == 1) {  // one worker keeps every block
         prefixes_.Record(request.cache_salt, request.prompt_token_ids, prefix_block, shards[0].address);
-      } else {  // each worker keeps its span
+      } else if (!IsZigzag(shards)) {  // each worker keeps its span (a zigzag plan keeps none)
         std::vector<SegmentHint> spans;
         for (const ShardLease& s : shards) spans.push_back({s.address, s.token_begin, s.token_end});
         prefixes_.RecordSegments(request.cache_salt, request.prompt_token_ids, prefix_block, spans);
@@ -320,7 +327,8 @@ absl::StatusOr<GenerateResult> Coordinator::RunAttempt(const Admission& admissio
   };
   const bool resumed = admission.resume_from() > 0;  // no exchanges; split-KV queries over gRPC
   execution.resume_from = admission.resume_from();
-  execution.send_prefix_tokens = !request.bypass_prefix_cache && admission.shards().size() > 1 && PrefixBlockTokens() > 0;
+  execution.send_prefix_tokens = !request.bypass_prefix_cache && admission.shards().size() > 1 &&
+                                 PrefixBlockTokens() > 0 && !IsZigzag(admission.shards());
   ASSIGN_OR_RETURN(bool use_nccl, UseNccl(options_.peer_transport, admission.shards()));
   use_nccl = use_nccl && !resumed;
   std::unique_ptr<NcclPrefillTurn> nccl_turn;  // held from before the RunShard calls until prefill ends

@@ -19,6 +19,13 @@ enum class PeerTransportMode {
   kNccl,  // always NCCL; a request whose workers do not all offer it fails (FAILED_PRECONDITION)
 };
 
+// How a prompt split over several workers is dealt (`--shard-layout`).
+enum class ShardLayout {
+  kAuto,        // zigzag for prompts of at least zigzag_min_tokens that keep no prefix for reuse
+  kContiguous,  // always W contiguous runs (each shard's span can be resumed from)
+  kZigzag,      // always 2W pieces, shard r holding pieces W-1-r and W+r (balanced attention; no span kept)
+};
+
 struct CoordinatorOptions {
   int64_t min_shard_tokens = 1024;                           // prompts shorter than this use one shard
   int32_t max_new_tokens_limit = 4096;                       // the largest max_new_tokens a request may ask for
@@ -34,6 +41,8 @@ struct CoordinatorOptions {
   absl::Duration forget_after = absl::Seconds(30);  // a worker silent this long is forgotten
   absl::Duration cancel_poll_interval = absl::Milliseconds(50);  // how often a request checks its client
   PeerTransportMode peer_transport = PeerTransportMode::kAuto;
+  ShardLayout shard_layout = ShardLayout::kAuto;
+  int64_t zigzag_min_tokens = 16384;  // kAuto: shorter prompts stay contiguous
   absl::Duration nccl_unique_id_deadline = absl::Seconds(5);  // one NewNcclUniqueId may take this long
   CoordinatorMetrics* metrics = nullptr;  // optional; must outlive the coordinator
   std::string metrics_address;            // reported in GetServerInfo, empty when none

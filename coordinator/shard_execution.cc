@@ -130,16 +130,23 @@ std::vector<ShardStreams::Call> MakeCalls(const std::vector<ShardLease>& shards,
       p->set_address(peer.address);
       p->set_token_begin(peer.token_begin);
       p->set_token_end(peer.token_end);
+      p->set_late_begin(peer.late_begin);
+      p->set_late_end(peer.late_end);
     }
     r.mutable_token_ids()->Add(request.prompt_token_ids.begin() + shard.token_begin,
                                request.prompt_token_ids.begin() + shard.token_end);
+    r.mutable_token_ids()->Add(request.prompt_token_ids.begin() + shard.late_begin,
+                               request.prompt_token_ids.begin() + shard.late_end);
     *r.mutable_sampling() = WorkerSampling(request.sampling);
     *r.mutable_stopping() = WorkerStopping(request.stopping);
     r.set_return_logits(WorkersReturnLogits(request));
     if (rank + 1 == shards.size() && RepetitionPenalized(request.sampling)) {
-      // The penalty covers the whole prompt; the last shard holds only its part.
-      std::vector<int32_t> others(request.prompt_token_ids.begin(),
-                                  request.prompt_token_ids.begin() + shard.token_begin);
+      // The penalty covers the whole prompt; the last shard holds only its
+      // part: [token_begin, token_end) at the end of a contiguous plan, the
+      // first piece and the last in a zigzag plan (token_begin 0).
+      const auto prompt = request.prompt_token_ids.begin();
+      std::vector<int32_t> others(prompt, prompt + shard.token_begin);
+      if (IsZigzag(shards)) others.assign(prompt + shard.token_end, prompt + shard.late_begin);
       std::sort(others.begin(), others.end());
       others.erase(std::unique(others.begin(), others.end()), others.end());
       r.mutable_penalty_token_ids()->Add(others.begin(), others.end());
@@ -171,6 +178,34 @@ void AppendLogits(const Logits& part, Logits& into) {
   into.rows += part.rows;
   if (into.vocab_size == 0) into.vocab_size = part.vocab_size;
   into.values.insert(into.values.end(), part.values.begin(), part.values.end());
+}
+
+// The shards' prompt logits in order of position: a contiguous plan's in
+// shard order; a zigzag plan's pieces put back in place (each shard sent its
+// early piece's rows, then its late piece's; piece k < W is shard W-1-k's
+// early one, piece W + r shard r's late one). A part shorter than its pieces
+// (never from an honest worker) gives what it has.
+Logits PromptLogitsInOrder(const std::vector<Logits>& parts, const std::vector<ShardLease>& shards) {
+  Logits all;
+  if (!IsZigzag(shards) || parts.size() != shards.size()) {
+    for (const Logits& part : parts) AppendLogits(part, all);
+    return all;
+  }
+  auto append_rows = [&all](const Logits& part, int64_t row0, int64_t rows) {
+    rows = std::clamp<int64_t>(std::min<int64_t>(rows, part.rows - row0), 0, rows);
+    if (all.vocab_size == 0) all.vocab_size = part.vocab_size;
+    if (rows == 0 || part.vocab_size != all.vocab_size) return;
+    all.rows += static_cast<int32_t>(rows);
+    all.values.insert(all.values.end(), part.values.begin() + row0 * part.vocab_size,
+                      part.values.begin() + (row0 + rows) * part.vocab_size);
+  };
+  const int n = static_cast<int>(shards.size());
+  for (int k = n - 1; k >= 0; --k) append_rows(parts[k], 0, shards[k].token_end - shards[k].token_begin);
+  for (int k = 0; k < n; ++k) {
+    const int64_t early = shards[k].token_end - shards[k].token_begin;
+    append_rows(parts[k], early, shards[k].late_end - shards[k].late_begin);
+  }
+  return all;
 }
 
 // What a shard's failed call means for the client.
@@ -275,7 +310,8 @@ class ShardRelay {
       case v1::RunShardEvent::kPrefilled:
         prefilled_[rank] = true;
         cached_prompt_tokens_ += std::clamp<int64_t>(event.prefilled().cached_prompt_tokens(), 0,
-                                                     shards_[rank].token_end - shards_[rank].token_begin);
+                                                     shards_[rank].token_end - shards_[rank].token_begin +
+                                                         shards_[rank].late_end - shards_[rank].late_begin);
         layers_done_[rank] = std::max(layers_done_[rank], layers_total_);
         RelayProgress();
         if (!prefill_ended_ && std::all_of(prefilled_.begin(), prefilled_.end(), [](bool p) { return p; })) {
@@ -428,8 +464,7 @@ class ShardRelay {
     result.usage.total_tokens = result.usage.prompt_tokens + result.usage.completion_tokens;
     result.usage.cached_prompt_tokens = static_cast<int32_t>(cached_prompt_tokens_);
     if (WorkersReturnLogits(request_)) {
-      Logits prompt_logits;
-      for (const Logits& part : prompt_logits_) AppendLogits(part, prompt_logits);
+      Logits prompt_logits = PromptLogitsInOrder(prompt_logits_, shards_);
       if (request_.sampling.prompt_logprobs) {
         result.prompt_logprobs =
             PromptLogprobs(prompt_logits, request_.prompt_token_ids, *request_.sampling.prompt_logprobs);

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "coordinator/shard_plan.h"
 
 namespace tessera {
@@ -28,21 +29,20 @@ bool LessLoaded(const WorkerRoom& a, const WorkerRoom& b) {
   return used_a * cap_b < used_b * cap_a;
 }
 
-// Places the shards of `bounds` on workers whose room (in tokens) is given,
-// each on the least loaded free worker that fits it, or returns nothing when
-// some shard fits nowhere. `last_first`: place the last shard (which also
-// holds the generated tokens) before the others.
-std::optional<std::vector<ShardSlot>> Assign(const std::vector<int64_t>& bounds, int64_t max_new_tokens,
+// Places `spans` (the plan's shards in order, workers unset) on workers whose
+// room (in tokens) is given, each on the least loaded free worker that fits
+// it, or returns nothing when some shard fits nowhere. `last_first`: place
+// the last shard (which also holds the generated tokens) before the others.
+std::optional<std::vector<ShardSlot>> Assign(std::vector<ShardSlot> spans, int64_t max_new_tokens,
                                              const std::vector<int64_t>& room, absl::Span<const WorkerRoom> load,
                                              uint64_t rotation, bool last_first) {
-  const int num_shards = static_cast<int>(bounds.size()) - 1;
+  const int num_shards = static_cast<int>(spans.size());
   const size_t workers = room.size();
   std::vector<bool> taken(workers, false);
-  std::vector<ShardSlot> slots(num_shards);
   for (int pass = 0; pass < num_shards; ++pass) {
     const int rank = !last_first ? pass : (pass == 0 ? num_shards - 1 : pass - 1);
     const bool last = rank == num_shards - 1;
-    const int64_t prompt = bounds[rank + 1] - bounds[rank];
+    const int64_t prompt = spans[rank].tokens();
     const int64_t tokens = prompt + (last ? max_new_tokens : 0);
     int worker = -1;
     for (size_t k = 0; k < workers; ++k) {
@@ -53,9 +53,32 @@ std::optional<std::vector<ShardSlot>> Assign(const std::vector<int64_t>& bounds,
     }
     if (worker < 0) return std::nullopt;
     taken[worker] = true;
-    slots[rank] = {worker, bounds[rank], bounds[rank + 1]};
+    spans[rank].worker = worker;
   }
-  return slots;
+  return spans;
+}
+
+// The plan's shards in order, workers unset: zigzag over 2n pieces when
+// asked (n > 1 and at least two tokens a piece), else n contiguous runs.
+absl::StatusOr<std::vector<ShardSlot>> PlanSpans(const PlacementRequest& request, int num_shards) {
+  const int64_t chunk = std::max<int64_t>(1, request.chunk_size);
+  std::vector<ShardSlot> spans(num_shards);
+  if (request.zigzag && num_shards > 1 && request.prompt_tokens >= 2 * num_shards) {
+    ASSIGN_OR_RETURN(const std::vector<int64_t> bounds, PlanShardBounds(request.prompt_tokens, chunk, 2 * num_shards));
+    for (int r = 0; r < num_shards; ++r) {
+      spans[r].token_begin = bounds[num_shards - 1 - r];
+      spans[r].token_end = bounds[num_shards - r];
+      spans[r].late_begin = bounds[num_shards + r];
+      spans[r].late_end = bounds[num_shards + r + 1];
+    }
+    return spans;
+  }
+  ASSIGN_OR_RETURN(const std::vector<int64_t> bounds, PlanShardBounds(request.prompt_tokens, chunk, num_shards));
+  for (int r = 0; r < num_shards; ++r) {
+    spans[r].token_begin = bounds[r];
+    spans[r].token_end = bounds[r + 1];
+  }
+  return spans;
 }
 
 // With `single_fallback`, one shard on one worker (prefilled in pieces) is
@@ -69,16 +92,15 @@ std::optional<std::vector<ShardSlot>> PlaceWithin(const PlacementRequest& reques
   for (int num_shards = first; num_shards <= most; ++num_shards) counts.push_back(num_shards);
   if (single_fallback && first > 1) counts.push_back(1);
   for (int num_shards : counts) {
-    absl::StatusOr<std::vector<int64_t>> bounds =
-        PlanShardBounds(request.prompt_tokens, std::max<int64_t>(1, request.chunk_size), num_shards);
-    if (!bounds.ok()) continue;
+    absl::StatusOr<std::vector<ShardSlot>> spans = PlanSpans(request, num_shards);
+    if (!spans.ok()) continue;
     // Ties rotate for one shard; several keep their ranks (see the header).
     const uint64_t rotation = num_shards == 1 ? request.rotation : 0;
     // Shards in order when they fit so; else the decoding shard first.
-    if (auto slots = Assign(*bounds, request.max_new_tokens, room, load, rotation, /*last_first=*/false)) {
+    if (auto slots = Assign(*spans, request.max_new_tokens, room, load, rotation, /*last_first=*/false)) {
       return slots;
     }
-    if (auto slots = Assign(*bounds, request.max_new_tokens, room, load, rotation, /*last_first=*/true)) {
+    if (auto slots = Assign(*spans, request.max_new_tokens, room, load, rotation, /*last_first=*/true)) {
       return slots;
     }
   }

@@ -2,7 +2,8 @@
 // each. Pure (no locks, no network) so every admission rule is testable:
 //
 //  - n = ChooseShardCount(prompt, workers, min_shard_tokens), bounds from
-//    PlanShardBounds; if some shard fits no free worker, try n+1 … workers,
+//    PlanShardBounds (2n pieces dealt zigzag when asked and n > 1; n
+//    contiguous runs otherwise); if some shard fits no free worker, try n+1 … workers,
 //    then (when n > 1) one shard. A shard of a multi-shard plan runs in one
 //    prefill pass, so it must also fit the worker's pass_tokens; one shard
 //    alone runs in pieces and needs only room.
@@ -42,12 +43,20 @@ struct PlacementRequest {
   int64_t min_shard_tokens = 1;
   int64_t chunk_size = 1;
   uint64_t rotation = 0;  // which worker ties start from (taken modulo the workers)
+  // Plans of several shards deal the prompt zigzag (2W pieces, shard r
+  // holding pieces W-1-r and W+r: each shard the same causal attention work;
+  // worker/shard_context.h) instead of in W contiguous runs. A count of
+  // shards with fewer than two tokens a piece stays contiguous.
+  bool zigzag = false;
 };
 
 struct ShardSlot {
   int worker = 0;           // index into the rooms given to PlaceShards
   int64_t token_begin = 0;  // global positions [token_begin, token_end)
   int64_t token_end = 0;
+  int64_t late_begin = 0;   // a zigzag plan's second piece [late_begin, late_end); empty otherwise
+  int64_t late_end = 0;
+  int64_t tokens() const { return token_end - token_begin + late_end - late_begin; }
 };
 
 // Slots in shard order (the last one decodes).

@@ -269,11 +269,12 @@ std::vector<WorkerView> WorkerRegistry::Workers() const {
 
 absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::Admit(int64_t prompt_tokens, int64_t max_new_tokens,
                                                                  const std::set<std::string>& excluded,
-                                                                 const std::string& preferred, int64_t align_tokens) {
+                                                                 const std::string& preferred, int64_t align_tokens,
+                                                                 bool zigzag) {
   absl::StatusOr<std::unique_ptr<Admission>> admission;
   {
     absl::MutexLock lock(&mu_);
-    admission = AdmitLocked(prompt_tokens, max_new_tokens, excluded, preferred, align_tokens);
+    admission = AdmitLocked(prompt_tokens, max_new_tokens, excluded, preferred, align_tokens, zigzag);
   }
   if (admission.ok()) NotifyChange();
   return admission;
@@ -282,7 +283,7 @@ absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::Admit(int64_t prompt_
 absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::AdmitLocked(int64_t prompt_tokens, int64_t max_new_tokens,
                                                                        const std::set<std::string>& excluded,
                                                                        const std::string& preferred,
-                                                                       int64_t align_tokens) {
+                                                                       int64_t align_tokens, bool zigzag) {
   std::vector<Entry*> ready;
   std::vector<uint64_t> ready_ids;
   std::vector<WorkerRoom> rooms;
@@ -301,7 +302,8 @@ absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::AdmitLocked(int64_t p
   // Shards that end on prefix blocks leave spans a later prompt can resume
   // from; when that alignment leaves some shard without room, the usual one.
   const int64_t chunk_size = request.chunk_size;
-  if (align_tokens > 0) request.chunk_size = std::lcm<int64_t>(chunk_size, align_tokens);
+  request.zigzag = zigzag;
+  if (align_tokens > 0 && !zigzag) request.chunk_size = std::lcm<int64_t>(chunk_size, align_tokens);
   request.rotation = admissions_;
   std::optional<std::vector<ShardSlot>> preferred_slots;  // one shard on the worker holding the prefix
   for (size_t i = 0; i < ready.size() && !preferred.empty(); ++i) {
@@ -331,12 +333,14 @@ absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::AdmitLocked(int64_t p
     const ShardSlot& slot = slots[rank];
     Entry& entry = *ready[slot.worker];
     const bool last = rank + 1 == slots.size();
-    const int64_t tokens = slot.token_end - slot.token_begin + (last ? max_new_tokens : 0);
+    const int64_t tokens = slot.tokens() + (last ? max_new_tokens : 0);
     ShardLease lease;
     lease.address = entry.address;
     lease.stub = entry.stub;
     lease.token_begin = slot.token_begin;
     lease.token_end = slot.token_end;
+    lease.late_begin = slot.late_begin;
+    lease.late_end = slot.late_end;
     lease.reserved_bytes = ShardReservationBytes(entry.status, tokens);
     lease.peer_transports.assign(entry.status.peer_transports().begin(), entry.status.peer_transports().end());
     lease.device_id = entry.status.device_id();

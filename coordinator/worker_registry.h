@@ -54,10 +54,17 @@ struct ShardLease {
   std::shared_ptr<v1::Worker::Stub> stub;
   int64_t token_begin = 0;  // global positions [token_begin, token_end)
   int64_t token_end = 0;
+  int64_t late_begin = 0;  // a zigzag plan's second piece [late_begin, late_end); empty otherwise
+  int64_t late_end = 0;
   int64_t reserved_bytes = 0;
   std::vector<std::string> peer_transports;  // as the worker last reported them
   std::string device_id;                     // its GPU, empty on the CPU
 };
+
+// Whether the plan deals the prompt zigzag (every shard holds a late piece).
+inline bool IsZigzag(const std::vector<ShardLease>& shards) {
+  return !shards.empty() && shards[0].late_end > shards[0].late_begin;
+}
 
 class WorkerRegistry;
 
@@ -134,9 +141,12 @@ class WorkerRegistry {
   // one shard when it has room for it now; else it is planned as usual.
   // `align_tokens` > 0: shard bounds on multiples of it (prefix blocks, so
   // that each shard's span can be resumed from) when that plan fits.
+  // `zigzag`: a plan of several shards deals the prompt zigzag
+  // (shard_placement.h; no span is then kept for reuse).
   absl::StatusOr<std::unique_ptr<Admission>> Admit(int64_t prompt_tokens, int64_t max_new_tokens,
                                                    const std::set<std::string>& excluded = {},
-                                                   const std::string& preferred = "", int64_t align_tokens = 0);
+                                                   const std::string& preferred = "", int64_t align_tokens = 0,
+                                                   bool zigzag = false);
   // A resumed plan (worker.proto RunShardRequest.resume_from): the shards of
   // `held` on their workers, the last one extended to the prompt's end, when
   // every one of them is ready, not excluded, and has room now;
@@ -165,7 +175,8 @@ class WorkerRegistry {
   void Release(const std::vector<uint64_t>& worker_ids, const std::vector<ShardLease>& shards);
   absl::StatusOr<std::unique_ptr<Admission>> AdmitLocked(int64_t prompt_tokens, int64_t max_new_tokens,
                                                          const std::set<std::string>& excluded,
-                                                         const std::string& preferred, int64_t align_tokens)
+                                                         const std::string& preferred, int64_t align_tokens,
+                                                         bool zigzag)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Marks the entry not ready for `reason`, logging the reason when it is new.
   void SetNotReady(Entry& entry, const std::string& reason, std::vector<std::string>& left)

@@ -5,7 +5,7 @@
 #   Here (build machine):  scripts/gpu_check.sh pack BUILD_DIR OUT_DIR
 #     bundles the gpu-labelled test binaries (BUILD_DIR/tests/{kernels_gpu,nccl,
 #     engine_gpu}/*_test and the CUDA twins tests/*/*_test_gpu, whichever exist),
-#     bench/{attention,ssd,moe,forward,decode_attention,decode,decode_step,decode_during_prefill,prefix_reuse}_bench if built, the
+#     bench/{attention,ssd,moe,forward,decode_attention,decode,decode_step,decode_during_prefill,prefix_reuse,cp_scaling}_bench if built, the
 #     `tessera` and `tessera-coordinator` binaries, their shared libraries
 #     (through ../shared/tools/gpu-bundle.sh), this script, bench/sdpa_bench.py,
 #     and the Hugging Face fixtures (../shared/fixtures/hf-tiny, or
@@ -54,7 +54,7 @@ if [[ $mode == pack ]]; then
              "$build"/tests/*/*_test_gpu; do
     [[ -f $bin && -x $bin ]] && bins+=("$bin")
   done
-  for bench in attention_bench ssd_bench moe_bench forward_bench decode_attention_bench decode_bench decode_step_bench decode_during_prefill_bench prefix_reuse_bench; do
+  for bench in attention_bench ssd_bench moe_bench forward_bench decode_attention_bench decode_bench decode_step_bench decode_during_prefill_bench prefix_reuse_bench cp_scaling_bench; do
     [[ -x $build/bench/$bench ]] && bins+=("$build/bench/$bench")
   done
   if [[ -x $build/tools/tessera ]]; then

@@ -36,7 +36,9 @@ ShardRequest FromProto(const tessera::v1::RunShardRequest& r) {
   s.request_id = r.request_id();
   s.secret = r.request_secret();
   s.rank = r.rank();
-  for (const auto& peer : r.shards()) s.shards.push_back({peer.address(), peer.token_begin(), peer.token_end()});
+  for (const auto& peer : r.shards()) {
+    s.shards.push_back({peer.address(), peer.token_begin(), peer.token_end(), peer.late_begin(), peer.late_end()});
+  }
   s.token_ids.assign(r.token_ids().begin(), r.token_ids().end());
   s.return_logits = r.return_logits();
   s.sampling.temperature = r.sampling().temperature();

@@ -62,6 +62,10 @@ constexpr FlagSpec kCoordinatorFlags[] = {
     {"tokenizer", true, "tokenizer.json for text prompts and text output (default: MODEL_DIR/tokenizer.json if "
                         "present; empty: none)"},
     {"metrics-port", true, "serve Prometheus /metrics on this port of the listen host (0: any free port)"},
+    {"shard-layout", true, "how a prompt split over several workers is dealt: auto (zigzag for prompts of at "
+                           "least --zigzag-min-tokens that keep no prefix for reuse), contiguous, or zigzag "
+                           "(default auto)"},
+    {"zigzag-min-tokens", true, "with --shard-layout auto: shorter prompts are split contiguously (default 16384)"},
     {"peer-transport", true, "how the workers of a multi-shard request exchange: auto (NCCL when every one offers "
                              "it), grpc, nccl (required) (default auto)"},
     {"default-max-new-tokens", true, "what max_new_tokens 0 (and an HTTP request without max_tokens) means at most: "
@@ -94,6 +98,18 @@ absl::StatusOr<CoordinatorOptions> OptionsFromFlags(const CliFlags& flags) {
   ASSIGN_OR_RETURN(int64_t health_ms, PositiveFlag(flags, "health-interval-ms", 500));
   options.health_interval = absl::Milliseconds(health_ms);
   ASSIGN_OR_RETURN(options.peer_transport, ParsePeerTransportMode(flags.GetString("peer-transport", "auto")));
+  const std::string layout = flags.GetString("shard-layout", "auto");
+  if (layout == "auto") {
+    options.shard_layout = ShardLayout::kAuto;
+  } else if (layout == "contiguous") {
+    options.shard_layout = ShardLayout::kContiguous;
+  } else if (layout == "zigzag") {
+    options.shard_layout = ShardLayout::kZigzag;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--shard-layout must be auto, contiguous or zigzag. Given: ", layout));
+  }
+  ASSIGN_OR_RETURN(options.zigzag_min_tokens, PositiveFlag(flags, "zigzag-min-tokens", options.zigzag_min_tokens));
   ASSIGN_OR_RETURN(int64_t default_new, PositiveFlag(flags, "default-max-new-tokens", options.default_max_new_tokens));
   options.default_max_new_tokens = static_cast<int32_t>(std::min<int64_t>(default_new, options.max_new_tokens_limit));
   ASSIGN_OR_RETURN(int64_t queued, flags.GetInt("max-queued-requests", options.max_queued_requests));

@@ -29,6 +29,7 @@ constexpr FlagSpec kEvalFlags[] = {
     {"memory-budget-mb", true, "each worker's K/V + state budget in MiB (with --workers N; passed to the workers)"},
     {"greedy", true, "require (default for fp32): every greedy token identical; report (default for bf16)"},
     {"workers", true, "0 (default): in this process; N >= 1: through a local cluster of N worker processes"},
+    {"shard-layout", true, "with --workers N: how prompts are split, contiguous (default) or zigzag"},
 };
 
 // The default bound per backend and precision: fp32 on the CPU matches
@@ -91,7 +92,9 @@ absl::StatusOr<bool> Evaluate(const CliFlags& flags) {
     ASSIGN_OR_RETURN(options.binary, FindTesseraBinaryNextToSelf());
     options.model_dir = model_dir;
     options.workers = static_cast<int>(workers);
-    options.coordinator_flags = {"--min-shard-tokens", "1"};  // every prompt spans all workers
+    // Every prompt spans all workers, dealt as asked.
+    options.coordinator_flags = {"--min-shard-tokens", "1", "--shard-layout",
+                                 flags.GetString("shard-layout", "contiguous")};
     options.worker_flags = {"--backend", engine_options.backend, "--precision", engine_options.precision};
     if (flags.Has("memory-budget-mb")) {
       options.worker_flags.insert(options.worker_flags.end(), {"--memory-budget-mb", absl::StrCat(budget_mb)});

@@ -120,7 +120,9 @@ class LayerLoop {
   absl::Status Blocks(const Tensor& hidden, const Tensor& normed);
   // Final norm (into `normed`) and lm_head of `last` (rows, hidden) into `logits` (rows, vocab).
   absl::Status Logits(const Tensor& last, const Tensor& normed, const Tensor& logits);
-  absl::Status CheckShardContext(absl::Span<const int32_t> ids) const;
+  // A sharded prefill: checks the pieces against the pass and notes which
+  // rows are which of this rank's pieces (local_, rank_pieces_, slot_of_).
+  absl::Status PlanShardPieces(absl::Span<const int32_t> ids);
   absl::Status LayerDone(size_t block_index);
   // Reports the layers whose marks the device has passed, in order; with
   // `wait`, every layer marked so far, as each completes.
@@ -128,14 +130,27 @@ class LayerLoop {
 
   absl::Status Mamba(const MambaTensors& w, int64_t slot, int64_t block, const Tensor& normed,
                      const Tensor& residual);
-  absl::StatusOr<Buffer> GatherConvHalo(int64_t block, const Tensor& xbc);
-  absl::Status AddInitialStateFromPeers(const MambaTensors& w, const MambaActivations& a, MambaState& st,
-                                        int64_t block, const Tensor& log_decay);
+  // A sharded prefill's conv and scan, each of this rank's pieces from the
+  // others' halo and summaries.
+  absl::Status MambaSharded(const MambaTensors& w, int64_t slot, int64_t block, const MambaActivations& a);
+  absl::StatusOr<std::vector<Buffer>> GatherConvHalos(int64_t block, const Tensor& xbc);
+  absl::Status AddInitialStatesFromPeers(const MambaTensors& w, const MambaActivations& a, int64_t block,
+                                         const Tensor& log_decays, const std::vector<Tensor>& states);
 
   absl::Status Attention(const AttentionTensors& w, int64_t slot, int64_t block, const Tensor& normed,
                          const Tensor& residual);
   absl::Status AttendOwnKv(int64_t slot, const Tensor& q, const Tensor& out, const Tensor& lse);
-  absl::Status AttendRing(int64_t block, const Tensor& q, const KvCache& kv, const Tensor& out, const Tensor& lse);
+  // A sharded prefill: each of this rank's pieces over its own pieces' K/V,
+  // then over every earlier piece the ring brings.
+  absl::Status AttendOwnPieces(const Tensor& q, const KvCache& kv, const Tensor& out, const Tensor& lse,
+                               const Tensor& part_out, const Tensor& part_lse);
+  absl::Status AttendRing(int64_t block, const Tensor& q, const KvCache& kv, const Tensor& out, const Tensor& lse,
+                          const Tensor& part_out, const Tensor& part_lse);
+  // q's rows of local piece i over keys/values at global positions from
+  // `kv_begin`, merged into out/lse (written when `first`).
+  absl::Status AttendPiece(size_t i, const Tensor& q, const Tensor& keys, const Tensor& values, int64_t kv_begin,
+                           bool first, const Tensor& out, const Tensor& lse, const Tensor& part_out,
+                           const Tensor& part_lse);
   absl::Status AttendRemote(int64_t slot, const Tensor& q, const Tensor& out, const Tensor& lse);
   absl::Status MergePartials(const Segment& s, const std::vector<AttentionPartial>& parts, const Tensor& out,
                              const Tensor& lse);
@@ -160,6 +175,18 @@ class LayerLoop {
   DecodeStepTable table_;  // a decode step's input block (decode_step_inputs.h), in the backend's memory
   Tensor blas_workspace_;  // a captured step's cuBLAS workspace; empty: the handle's own
   std::optional<PeerExchange> exchange_;  // prefill across shards
+  // This rank's pieces of a sharded prefill, in order of position.
+  struct LocalPiece {
+    int64_t row0 = 0;   // first row in the pass
+    int64_t len = 0;    // rows
+    int64_t begin = 0;  // global position of its first row
+    int64_t order = 0;  // index in ctx_.pieces
+  };
+  std::vector<LocalPiece> local_;
+  std::vector<std::vector<int64_t>> rank_pieces_;  // (ranks): each rank's piece indices, in order
+  // (pieces): where a piece's contribution sits in an all-gather, in
+  // contributions of one piece: rank · pieces a rank + its index among the rank's
+  std::vector<int64_t> slot_of_;
   struct LayerMark {
     int64_t mark;         // OpStream::Mark's number (a stream may serve several passes)
     int64_t layers_done;  // once the device passes it
@@ -175,19 +202,45 @@ absl::StatusOr<Tensor> LayerLoop::As(ElementType type, const Tensor& x, Buffer& 
   return storage.view();
 }
 
-absl::Status LayerLoop::CheckShardContext(absl::Span<const int32_t> ids) const {
+absl::Status LayerLoop::PlanShardPieces(absl::Span<const int32_t> ids) {
   if (!ctx_.sharded()) return absl::OkStatus();
   const PeerTransport& peers = *ctx_.peers;
-  if (static_cast<int64_t>(ctx_.shard_bounds.size()) != peers.size() + 1) {
-    return absl::InternalError("shard_bounds must have one entry per shard plus one");
+  const int ranks = peers.size();
+  const std::vector<ShardPiece>& pieces = ctx_.pieces;
+  const int64_t count = static_cast<int64_t>(pieces.size());
+  if (count % ranks != 0) {
+    return absl::InternalError(absl::StrCat(count, " pieces cannot be dealt evenly to ", ranks, " ranks"));
   }
-  const int64_t begin = ctx_.shard_bounds[peers.rank()];
-  const int64_t end = ctx_.shard_bounds[peers.rank() + 1];
-  const int64_t position0 = segments_[0].position0;
-  if (segments_.size() != 1 || end - begin != static_cast<int64_t>(ids.size()) || begin != position0) {
-    return absl::InternalError(absl::StrCat("shard ", peers.rank(), " covers [", begin, ", ", end, ") but the pass has ",
-                                            ids.size(), " tokens from position ", position0, " in ",
-                                            segments_.size(), " segments"));
+  rank_pieces_.assign(ranks, {});
+  slot_of_.assign(count, 0);
+  for (int64_t k = 0; k < count; ++k) {
+    const ShardPiece& p = pieces[k];
+    if (p.rank < 0 || p.rank >= ranks || p.end <= p.begin || (k > 0 && p.begin != pieces[k - 1].end)) {
+      return absl::InternalError(absl::StrCat("piece ", k, " [", p.begin, ", ", p.end, ") of rank ", p.rank,
+                                              ": pieces must be non-empty, in order, held by ranks of the group"));
+    }
+    rank_pieces_[p.rank].push_back(k);
+  }
+  const int64_t per_rank = count / ranks;
+  for (int r = 0; r < ranks; ++r) {
+    if (static_cast<int64_t>(rank_pieces_[r].size()) != per_rank) {
+      return absl::InternalError(absl::StrCat("rank ", r, " holds ", rank_pieces_[r].size(), " pieces, not ", per_rank));
+    }
+    for (int64_t i = 0; i < per_rank; ++i) slot_of_[rank_pieces_[r][i]] = r * per_rank + i;
+  }
+  local_.clear();
+  int64_t rows = 0;
+  for (const int64_t k : rank_pieces_[peers.rank()]) {
+    local_.push_back({rows, pieces[k].len(), pieces[k].begin, k});
+    rows += pieces[k].len();
+  }
+  const Segment& s = segments_[0];
+  if (segments_.size() != 1 || rows != static_cast<int64_t>(ids.size()) || local_[0].begin != s.position0 ||
+      s.state->kv_begin() != s.position0) {
+    return absl::InternalError(absl::StrCat("shard ", peers.rank(), " holds ", rows, " tokens from position ",
+                                            local_[0].begin, " but the pass has ", ids.size(),
+                                            " tokens from position ", s.position0, " in ", segments_.size(),
+                                            " segments over a state from ", s.state->kv_begin()));
   }
   return absl::OkStatus();
 }
@@ -216,52 +269,115 @@ absl::Status LayerLoop::ReportProgress(bool wait) {
   return absl::OkStatus();
 }
 
-// The K-1 pre-conv rows before this shard, from the tails every rank sends:
-// each rank sends (K-1, C) rows, its last min(K-1, L_r) rows at the bottom
-// (zeros above); the halo is the last K-1 valid rows of ranks 0..rank-1, in
-// order, zeros before token 0 (a window may span several short shards).
-absl::StatusOr<Buffer> LayerLoop::GatherConvHalo(int64_t block, const Tensor& xbc) {
+// The K-1 pre-conv rows before each of this rank's pieces, from the tails
+// every rank sends: (K-1, C) rows a piece, its last min(K-1, len) rows at the
+// bottom (zeros above); a piece's halo is the last K-1 valid rows of the
+// pieces before it, in order, zeros before token 0 (a window may span several
+// short pieces).
+absl::StatusOr<std::vector<Buffer>> LayerLoop::GatherConvHalos(int64_t block, const Tensor& xbc) {
   const MambaConfig& m = c_.mamba;
   const int64_t channels = m.conv_channels();
   const int64_t window = m.conv_kernel - 1;
-  ASSIGN_OR_RETURN(Buffer halo, F32(window, channels));  // (K-1, C)
-  if (window == 0) return halo;
-  ASSIGN_OR_RETURN(Buffer tail, F32(window, channels));  // (K-1, C): my last rows, bottom-aligned
-  const int64_t tail_rows = std::min(window, L_);
-  RETURN_IF_ERROR(ops_.Zero(tail.view()));
-  RETURN_IF_ERROR(Copy(xbc.Rows(L_ - tail_rows, tail_rows), tail.view().Rows(window - tail_rows, tail_rows)));
-  ASSIGN_OR_RETURN(Buffer all, F32(exchange_->size() * window, channels));  // (ranks · (K-1), C)
-  RETURN_IF_ERROR(exchange_->AllGather(ExchangeTag(block, ExchangeKind::kConvTail), tail.view(), all.view()));
-  RETURN_IF_ERROR(ops_.Zero(halo.view()));
-  int64_t filled = 0;  // walk back from the nearest earlier shard, filling the halo bottom-up
-  for (int r = exchange_->rank() - 1; r >= 0 && filled < window; --r) {
-    const int64_t len = ctx_.shard_bounds[r + 1] - ctx_.shard_bounds[r];
-    const int64_t take = std::min({window, len, window - filled});
-    RETURN_IF_ERROR(Copy(all.view().Rows(r * window + window - take, take),
-                         halo.view().Rows(window - filled - take, take)));
-    filled += take;
+  const int64_t mine = static_cast<int64_t>(local_.size());
+  std::vector<Buffer> halos;  // (pieces here) of (K-1, C)
+  for (int64_t i = 0; i < mine; ++i) {
+    ASSIGN_OR_RETURN(Buffer halo, F32(window, channels));  // (K-1, C)
+    halos.push_back(std::move(halo));
   }
-  return halo;
+  if (window == 0) return halos;
+  ASSIGN_OR_RETURN(Buffer tails, F32(mine * window, channels));  // (pieces here · (K-1), C): bottom-aligned
+  RETURN_IF_ERROR(ops_.Zero(tails.view()));
+  for (int64_t i = 0; i < mine; ++i) {
+    const LocalPiece& p = local_[i];
+    const int64_t take = std::min(window, p.len);
+    RETURN_IF_ERROR(Copy(xbc.Rows(p.row0 + p.len - take, take), tails.view().Rows(i * window + window - take, take)));
+  }
+  ASSIGN_OR_RETURN(Buffer all, F32(exchange_->size() * mine * window, channels));  // (pieces · (K-1), C)
+  RETURN_IF_ERROR(exchange_->AllGather(ExchangeTag(block, ExchangeKind::kConvTail), tails.view(), all.view()));
+  for (int64_t i = 0; i < mine; ++i) {
+    const Tensor halo = halos[i].view();
+    RETURN_IF_ERROR(ops_.Zero(halo));
+    int64_t filled = 0;  // walk back from the piece before, filling the halo bottom-up
+    for (int64_t k = local_[i].order - 1; k >= 0 && filled < window; --k) {
+      const int64_t take = std::min({window, ctx_.pieces[k].len(), window - filled});
+      RETURN_IF_ERROR(Copy(all.view().Rows(slot_of_[k] * window + window - take, take),
+                           halo.Rows(window - filled - take, take)));
+      filled += take;
+    }
+  }
+  return halos;
 }
 
-// This shard ran from a zero state; all-gather (log Λ, S), compose h_in and
-// add its contribution to y and the final state (DESIGN.md).
-absl::Status LayerLoop::AddInitialStateFromPeers(const MambaTensors& w, const MambaActivations& a, MambaState& st,
-                                                 int64_t block, const Tensor& log_decay) {
+// Each piece here ran from a zero state; all-gather every piece's (log Λ, S),
+// compose each piece's h_in over the pieces before it, in order, and add its
+// contribution to the piece's y and final state (DESIGN.md). `log_decays`
+// (pieces here, H); `states[i]` (H, P·N) piece i's final state.
+absl::Status LayerLoop::AddInitialStatesFromPeers(const MambaTensors& w, const MambaActivations& a, int64_t block,
+                                                  const Tensor& log_decays, const std::vector<Tensor>& states) {
   const MambaConfig& m = c_.mamba;
   const int64_t heads = m.num_heads;
   const int64_t per_head = m.head_dim * m.state_size;
-  ASSIGN_OR_RETURN(Buffer summary, F32(1, heads + heads * per_head));  // (1, H + H·P·N): [log Λ | S]
-  RETURN_IF_ERROR(Copy(log_decay, summary.view().Cols(0, heads)));
-  RETURN_IF_ERROR(Copy(st.ssm.view().Reshaped(1, heads * per_head), summary.view().Cols(heads, heads * per_head)));
-  ASSIGN_OR_RETURN(Buffer all, F32(exchange_->size(), heads + heads * per_head));  // (ranks, H + H·P·N)
+  const int64_t width = heads + heads * per_head;
+  const int64_t mine = static_cast<int64_t>(local_.size());
+  ASSIGN_OR_RETURN(Buffer summary, F32(mine, width));  // (pieces here, H + H·P·N): [log Λ | S] each
+  for (int64_t i = 0; i < mine; ++i) {
+    RETURN_IF_ERROR(Copy(log_decays.Rows(i, 1), summary.view().Rows(i, 1).Cols(0, heads)));
+    RETURN_IF_ERROR(Copy(states[i].Reshaped(1, heads * per_head), summary.view().Rows(i, 1).Cols(heads, heads * per_head)));
+  }
+  ASSIGN_OR_RETURN(Buffer all, F32(exchange_->size() * mine, width));  // (pieces, H + H·P·N), by slot_of_
   RETURN_IF_ERROR(exchange_->AllGather(ExchangeTag(block, ExchangeKind::kSsdSummary), summary.view(), all.view()));
-  if (exchange_->rank() == 0) return absl::OkStatus();
-  ASSIGN_OR_RETURN(Buffer h_in, F32(heads, per_head));  // (H, P·N)
-  RETURN_IF_ERROR(ops_.Run(layer_params::Compose(m, all.view(), exchange_->rank(), h_in.view())));
-  Buffer c_copy;  // the initial state's term reads the scan's C (L, G·N) in fp32
-  ASSIGN_OR_RETURN(const Tensor c, As(ElementType::kF32, layer_params::ConvC(m, a), c_copy));
-  return ops_.Run(layer_params::AddInitialState(m, w, a, c, h_in.view(), st.ssm.view()));
+  Buffer h_in;  // (H, P·N)
+  for (int64_t i = 0; i < mine; ++i) {
+    const int64_t before = local_[i].order;  // pieces 0..before-1 come first
+    if (before == 0) continue;
+    if (h_in.view().empty()) {
+      ASSIGN_OR_RETURN(h_in, F32(heads, per_head));
+    }
+    // Fold the earlier pieces in order, one op per run of them laid out one
+    // after another in `all` (the whole fold when each rank holds one piece).
+    for (int64_t k = 0; k < before;) {
+      int64_t run = 1;
+      while (k + run < before && slot_of_[k + run] == slot_of_[k] + run) ++run;
+      SsdComposeParams p = layer_params::Compose(m, all.view().Rows(slot_of_[k], run), run, h_in.view());
+      if (k > 0) p.initial_state = h_in.view().f32();
+      RETURN_IF_ERROR(ops_.Run(p));
+      k += run;
+    }
+    const MambaActivations rows = layer_params::Rows(a, local_[i].row0, local_[i].len);
+    Buffer c_copy;  // the initial state's term reads the scan's C (len, G·N) in fp32
+    ASSIGN_OR_RETURN(const Tensor c, As(ElementType::kF32, layer_params::ConvC(m, rows), c_copy));
+    RETURN_IF_ERROR(ops_.Run(layer_params::AddInitialState(m, w, rows, c, h_in.view(), states[i])));
+  }
+  return absl::OkStatus();
+}
+
+// Every piece here convolves from its halo and scans from a zero state, then
+// takes the earlier pieces' part. The last piece's states are the shard's.
+absl::Status LayerLoop::MambaSharded(const MambaTensors& w, int64_t slot, int64_t block, const MambaActivations& a) {
+  const MambaConfig& m = c_.mamba;
+  MambaState& st = segments_[0].state->mamba[slot];
+  const int64_t mine = static_cast<int64_t>(local_.size());
+  ASSIGN_OR_RETURN(const std::vector<Buffer> halos, GatherConvHalos(block, a.proj.Cols(m.d_inner(), m.conv_channels())));
+  Buffer earlier_conv;  // (K-1, C): where an earlier piece's conv leaves its window (unused)
+  Buffer earlier_ssm;   // (pieces here - 1, H·P·N): earlier pieces' final states
+  if (mine > 1) {
+    ASSIGN_OR_RETURN(earlier_conv, F32(st.conv.view().rows, st.conv.view().cols));
+    ASSIGN_OR_RETURN(earlier_ssm, F32(mine - 1, m.num_heads * m.head_dim * m.state_size));
+  }
+  std::vector<Tensor> states;  // (pieces here) of (H, P·N)
+  for (int64_t i = 0; i < mine; ++i) {
+    const bool last = i + 1 == mine;
+    states.push_back(last ? st.ssm.view() : earlier_ssm.view().Rows(i, 1).Reshaped(m.num_heads, m.head_dim * m.state_size));
+    const MambaActivations rows = layer_params::Rows(a, local_[i].row0, local_[i].len);
+    RETURN_IF_ERROR(ops_.Run(layer_params::Conv(m, w, rows, halos[i].view(), last ? st.conv.view() : earlier_conv.view())));
+  }
+  RETURN_IF_ERROR(ops_.Run(layer_params::Dt(m, w, a)));
+  ASSIGN_OR_RETURN(Buffer log_decays, F32(mine, m.num_heads));  // (pieces here, H)
+  for (int64_t i = 0; i < mine; ++i) {
+    const MambaActivations rows = layer_params::Rows(a, local_[i].row0, local_[i].len);
+    RETURN_IF_ERROR(ops_.Run(layer_params::Scan(m, w, rows, Tensor{}, states[i], log_decays.view().Rows(i, 1))));
+  }
+  return AddInitialStatesFromPeers(w, a, block, log_decays.view(), states);
 }
 
 absl::Status LayerLoop::Mamba(const MambaTensors& w, int64_t slot, int64_t block, const Tensor& normed,
@@ -284,64 +400,94 @@ absl::Status LayerLoop::Mamba(const MambaTensors& w, int64_t slot, int64_t block
     const int64_t n = static_cast<int64_t>(segments_.size());
     RETURN_IF_ERROR(ops_.Run(layer_params::ConvStep(m, w, a, table_.conv + slot * n)));
     RETURN_IF_ERROR(ops_.Run(layer_params::Step(m, w, a, table_.ssm + slot * n)));
+  } else if (sharded) {
+    RETURN_IF_ERROR(MambaSharded(w, slot, block, a));
   } else {
     for (const Segment& s : segments_) {
       MambaState& st = s.state->mamba[slot];
       const MambaActivations rows = layer_params::Rows(a, s.row0, s.len);
-      Buffer halo;  // (K-1, C) when sharded
-      if (sharded) {
-        ASSIGN_OR_RETURN(halo, GatherConvHalo(block, rows.proj.Cols(m.d_inner(), m.conv_channels())));
-      }
-      const Tensor conv_in = sharded ? halo.view() : st.conv.view();
-      RETURN_IF_ERROR(ops_.Run(layer_params::Conv(m, w, rows, conv_in, st.conv.view())));
+      RETURN_IF_ERROR(ops_.Run(layer_params::Conv(m, w, rows, st.conv.view(), st.conv.view())));
     }
     RETURN_IF_ERROR(ops_.Run(layer_params::Dt(m, w, a)));
     for (const Segment& s : segments_) {
       MambaState& st = s.state->mamba[slot];
       const MambaActivations rows = layer_params::Rows(a, s.row0, s.len);
       ASSIGN_OR_RETURN(Buffer log_decay, F32(1, m.num_heads));  // (1, H)
-      const Tensor initial = sharded ? Tensor{} : st.ssm.view();  // a shard runs from zero
-      RETURN_IF_ERROR(ops_.Run(layer_params::Scan(m, w, rows, initial, st.ssm.view(), log_decay.view())));
-      if (sharded) RETURN_IF_ERROR(AddInitialStateFromPeers(w, rows, st, block, log_decay.view()));
+      RETURN_IF_ERROR(ops_.Run(layer_params::Scan(m, w, rows, st.ssm.view(), st.ssm.view(), log_decay.view())));
     }
   }
   RETURN_IF_ERROR(ops_.Run(layer_params::GatedNorm(c_, w, a)));  // over z, in the matrix type
   return Project(layer_params::GatedNormOut(m, a), w.out_proj, w.out_proj_bias, residual, /*accumulate=*/true);
 }
 
-// Ring attention: this shard's new K/V travels around the ring while every
-// shard attends its queries to each block it receives from an earlier shard.
-// Blocks travel in the K/V element type: (2·len, Hkv·D), K rows then V rows.
+absl::Status LayerLoop::AttendPiece(size_t i, const Tensor& q, const Tensor& keys, const Tensor& values,
+                                    int64_t kv_begin, bool first, const Tensor& out, const Tensor& lse,
+                                    const Tensor& part_out, const Tensor& part_lse) {
+  const AttentionConfig& a = c_.attention;
+  const LocalPiece& p = local_[i];
+  const Tensor q_rows = q.Rows(p.row0, p.len);
+  if (first) {
+    return ops_.Run(layer_params::Attention(a, q_rows, p.begin, keys, values, kv_begin, out.Rows(p.row0, p.len),
+                                            lse.Rows(p.row0, p.len)));
+  }
+  const Tensor o = part_out.Rows(p.row0, p.len);
+  const Tensor l = part_lse.Rows(p.row0, p.len);
+  RETURN_IF_ERROR(ops_.Run(layer_params::Attention(a, q_rows, p.begin, keys, values, kv_begin, o, l)));
+  return ops_.Run(layer_params::Merge(a, out.Rows(p.row0, p.len), lse.Rows(p.row0, p.len), o, l));
+}
+
+// Each piece here attends causally to itself and fully to the pieces here
+// before it (the pass's K/V rows are this rank's pieces, in order).
+absl::Status LayerLoop::AttendOwnPieces(const Tensor& q, const KvCache& kv, const Tensor& out, const Tensor& lse,
+                                        const Tensor& part_out, const Tensor& part_lse) {
+  for (size_t i = 0; i < local_.size(); ++i) {
+    for (size_t j = 0; j <= i; ++j) {
+      const LocalPiece& p = local_[j];
+      RETURN_IF_ERROR(AttendPiece(i, q, kv.k.view().Rows(p.row0, p.len), kv.v.view().Rows(p.row0, p.len), p.begin,
+                                  /*first=*/j == 0, out, lse, part_out, part_lse));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Ring attention: this rank's K/V (all its pieces) travels around the ring
+// while every rank attends each of its pieces to every earlier piece of the
+// blocks it receives. Blocks travel in the K/V element type: (2·rows, Hkv·D),
+// the rank's K rows then its V rows, its pieces in order.
 absl::Status LayerLoop::AttendRing(int64_t block, const Tensor& q, const KvCache& kv, const Tensor& out,
-                                   const Tensor& lse) {
+                                   const Tensor& lse, const Tensor& part_out, const Tensor& part_lse) {
   const AttentionConfig& a = c_.attention;
   const int64_t kv_width = a.num_kv_heads * a.head_dim;
   const int size = exchange_->size();
   const int rank = exchange_->rank();
-  const int64_t position0 = segments_[0].position0;
-  const int64_t cached = kv.tokens - L_;  // this pass's K/V rows follow the cached ones
-  int64_t max_len = 0;
-  for (int r = 0; r < size; ++r) max_len = std::max(max_len, ctx_.shard_bounds[r + 1] - ctx_.shard_bounds[r]);
-  ASSIGN_OR_RETURN(Buffer send, ops_.Scratch(2 * max_len, kv_width, backend_.matrix_type()));  // (2·len, Hkv·D)
-  ASSIGN_OR_RETURN(Buffer recv, ops_.Scratch(2 * max_len, kv_width, backend_.matrix_type()));  // (2·len, Hkv·D)
-  RETURN_IF_ERROR(Copy(kv.k.view().Rows(cached, L_), send.view().Rows(0, L_)));
-  RETURN_IF_ERROR(Copy(kv.v.view().Rows(cached, L_), send.view().Rows(L_, L_)));
-  ASSIGN_OR_RETURN(Buffer part_out, F32(L_, a.num_heads * a.head_dim));  // (L, Hq·D)
-  ASSIGN_OR_RETURN(Buffer part_lse, F32(L_, a.num_heads));               // (L, Hq)
+  std::vector<int64_t> rank_rows(size, 0);  // (ranks): tokens each rank holds
+  for (int r = 0; r < size; ++r) {
+    for (const int64_t k : rank_pieces_[r]) rank_rows[r] += ctx_.pieces[k].len();
+  }
+  const int64_t max_len = *std::max_element(rank_rows.begin(), rank_rows.end());
+  ASSIGN_OR_RETURN(Buffer send, ops_.Scratch(2 * max_len, kv_width, backend_.matrix_type()));  // (2·rows, Hkv·D)
+  ASSIGN_OR_RETURN(Buffer recv, ops_.Scratch(2 * max_len, kv_width, backend_.matrix_type()));  // (2·rows, Hkv·D)
+  RETURN_IF_ERROR(Copy(kv.k.view().Rows(0, L_), send.view().Rows(0, L_)));
+  RETURN_IF_ERROR(Copy(kv.v.view().Rows(0, L_), send.view().Rows(L_, L_)));
   int64_t held = L_;  // rows of the block in `send`
   for (int step = 1; step < size; ++step) {
     const int source = (rank - step + size) % size;
-    const int64_t begin = ctx_.shard_bounds[source];
-    const int64_t len = ctx_.shard_bounds[source + 1] - begin;
+    const int64_t len = rank_rows[source];
     RETURN_IF_ERROR(exchange_->RingShift(ExchangeTag(block, ExchangeKind::kRingKv, step),
                                          send.view().Rows(0, 2 * held), recv.view().Rows(0, 2 * len)));
     std::swap(send, recv);
     held = len;
-    if (begin >= position0) continue;  // a later shard: causally invisible
     const Tensor held_kv = send.view();
-    RETURN_IF_ERROR(ops_.Run(layer_params::Attention(a, q, position0, held_kv.Rows(0, len), held_kv.Rows(len, len),
-                                                     begin, part_out.view(), part_lse.view())));
-    RETURN_IF_ERROR(ops_.Run(layer_params::Merge(a, out, lse, part_out.view(), part_lse.view())));
+    int64_t row = 0;  // of the source's piece in the block
+    for (const int64_t k : rank_pieces_[source]) {
+      const ShardPiece& piece = ctx_.pieces[k];
+      for (size_t i = 0; i < local_.size(); ++i) {
+        if (piece.end > local_[i].begin) continue;  // a later piece: causally invisible
+        RETURN_IF_ERROR(AttendPiece(i, q, held_kv.Rows(row, piece.len()), held_kv.Rows(len + row, piece.len()),
+                                    piece.begin, /*first=*/false, out, lse, part_out, part_lse));
+      }
+      row += piece.len();
+    }
   }
   return absl::OkStatus();
 }
@@ -428,11 +574,18 @@ absl::Status LayerLoop::Attention(const AttentionTensors& w, int64_t slot, int64
                                                             table_.k + slot * n, table_.v + slot * n,
                                                             table_.kv_lens + slot * n)));
   }
-  for (const Segment& s : decode_step_ ? absl::Span<Segment>() : segments_) {  // each at its own positions
-    if (a.rotary_dim > 0) {
-      RETURN_IF_ERROR(ops_.Run(layer_params::Rope(a, q.Rows(s.row0, s.len), a.num_heads, s.position0)));
-      RETURN_IF_ERROR(ops_.Run(layer_params::Rope(a, k_new.Rows(s.row0, s.len), a.num_kv_heads, s.position0)));
+  if (a.rotary_dim > 0 && !decode_step_) {  // each run of rows at its own positions
+    auto rope = [&](int64_t row0, int64_t len, int64_t position0) -> absl::Status {
+      RETURN_IF_ERROR(ops_.Run(layer_params::Rope(a, q.Rows(row0, len), a.num_heads, position0)));
+      return ops_.Run(layer_params::Rope(a, k_new.Rows(row0, len), a.num_kv_heads, position0));
+    };
+    if (exchange_.has_value()) {
+      for (const LocalPiece& p : local_) RETURN_IF_ERROR(rope(p.row0, p.len, p.begin));
+    } else {
+      for (const Segment& s : segments_) RETURN_IF_ERROR(rope(s.row0, s.len, s.position0));
     }
+  }
+  for (const Segment& s : decode_step_ ? absl::Span<Segment>() : segments_) {
     KvCache& kv = s.state->attention[slot];  // append (the matrix type: a copy)
     RETURN_IF_ERROR(Copy(k_new.Rows(s.row0, s.len), kv.k.view().Rows(kv.tokens, s.len)));
     RETURN_IF_ERROR(Copy(v_new.Rows(s.row0, s.len), kv.v.view().Rows(kv.tokens, s.len)));
@@ -441,9 +594,14 @@ absl::Status LayerLoop::Attention(const AttentionTensors& w, int64_t slot, int64
 
   ASSIGN_OR_RETURN(Buffer out, F32(L_, q_width));     // (L, Hq·D)
   ASSIGN_OR_RETURN(Buffer lse, F32(L_, a.num_heads));  // (L, Hq)
-  RETURN_IF_ERROR(AttendOwnKv(slot, q, out.view(), lse.view()));
   if (exchange_.has_value()) {
-    RETURN_IF_ERROR(AttendRing(block, q, segments_[0].state->attention[slot], out.view(), lse.view()));
+    const KvCache& kv = segments_[0].state->attention[slot];
+    ASSIGN_OR_RETURN(Buffer part_out, F32(L_, q_width));     // (L, Hq·D)
+    ASSIGN_OR_RETURN(Buffer part_lse, F32(L_, a.num_heads));  // (L, Hq)
+    RETURN_IF_ERROR(AttendOwnPieces(q, kv, out.view(), lse.view(), part_out.view(), part_lse.view()));
+    RETURN_IF_ERROR(AttendRing(block, q, kv, out.view(), lse.view(), part_out.view(), part_lse.view()));
+  } else {
+    RETURN_IF_ERROR(AttendOwnKv(slot, q, out.view(), lse.view()));
   }
   RETURN_IF_ERROR(AttendRemote(slot, q, out.view(), lse.view()));
 
@@ -602,7 +760,7 @@ absl::StatusOr<std::vector<float>> LayerLoop::Run(absl::Span<const int32_t> ids,
       return absl::FailedPreconditionError("this shard's Mamba states were dropped; it can only answer AttendKv");
     }
   }
-  RETURN_IF_ERROR(CheckShardContext(ids));
+  RETURN_IF_ERROR(PlanShardPieces(ids));
   if (ctx_.sharded()) exchange_.emplace(*ctx_.peers, ops_, backend_.space());
   for (const Segment& s : segments_) RETURN_IF_ERROR(s.state->ReserveKv(ops_, s.len));
   decode_step_ = one_token_each_ && !exchange_.has_value();
@@ -613,7 +771,11 @@ absl::StatusOr<std::vector<float>> LayerLoop::Run(absl::Span<const int32_t> ids,
   ASSIGN_OR_RETURN(Buffer normed, Matrix(L_, d));  // (L, hidden): every block's norm, a GEMM's operand
   RETURN_IF_ERROR(Blocks(hidden.view(), normed.view()));
   if (ctx_.on_layer_done) RETURN_IF_ERROR(ReportProgress(/*wait=*/true));
-  for (const Segment& s : segments_) s.state->Advance(s.len);
+  if (exchange_.has_value()) {  // to the end of this rank's last piece
+    segments_[0].state->Advance(local_.back().begin + local_.back().len - segments_[0].position0);
+  } else {
+    for (const Segment& s : segments_) s.state->Advance(s.len);
+  }
 
   std::vector<float> logits;
   if (rows != LogitsRows::kNone) {

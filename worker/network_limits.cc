@@ -44,7 +44,8 @@ int64_t MaxPeerBlockBytes(const ModelConfig& config, int64_t shard_tokens) {
     const int64_t tail = SatMul(SatMul(std::max<int64_t>(0, m.conv_kernel - 1), m.conv_channels()), kFloatBytes);
     const int64_t summary =
         SatMul(SatAdd(m.num_heads, SatMul(m.num_heads, SatMul(m.head_dim, m.state_size))), kFloatBytes);
-    largest = std::max({largest, tail, summary});
+    // A zigzag shard sends its two pieces' tails and summaries at once.
+    largest = std::max({largest, SatMul(kMaxPiecesPerShard, tail), SatMul(kMaxPiecesPerShard, summary)});
   }
   if (config.CountBlocks(BlockKind::kAttention) > 0) {
     const AttentionConfig& a = config.attention;

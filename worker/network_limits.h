@@ -47,8 +47,12 @@ int64_t LongestShardTokens(const ShardLengthBounds& bounds);
 // The largest block a peer sends in a prefill whose shards are at most
 // `shard_tokens` long (0: unbounded, which only a model without attention
 // can have): fp32 K/V ring block (2·tokens, Hkv·D), conv tail (K-1, C), SSD
-// summary (H + H·P·N), whichever is largest. Saturates at kMaxWorkerMessageBytes.
+// summary (H + H·P·N), the last two for both pieces of a zigzag shard,
+// whichever is largest. Saturates at kMaxWorkerMessageBytes.
 int64_t MaxPeerBlockBytes(const ModelConfig& config, int64_t shard_tokens);
+
+// The most pieces of a prompt one shard holds (2: a zigzag plan; shard_context.h).
+inline constexpr int64_t kMaxPiecesPerShard = 2;
 
 // The mailbox's bounds for blocks of at most `max_block_bytes`, and for a
 // worker's model and bounds.

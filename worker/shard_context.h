@@ -1,8 +1,18 @@
 // How the tokens of one forward call relate to the rest of the sequence when
 // it is split across workers. Empty (the default): this call holds the whole
-// sequence. Prefill across shards: `peers` and the shard boundaries. Decode on
+// sequence. Prefill across shards: `peers` and the prompt's pieces. Decode on
 // the last shard with `remote_kv`: attention also covers the K/V that the
 // other ranks of `peers` hold (split-KV, PeerTransport::QueryKv).
+//
+// Pieces: the prompt cut into runs of positions, in order, each held by one
+// rank, every rank holding as many pieces as the others (DESIGN.md, the one
+// identity behind shards: the SSD state passes over the pieces in order
+// whoever holds them). One piece a rank is the contiguous plan (rank r holds
+// the r-th run). Two a rank is the load-balanced (zigzag) plan: of 2W pieces
+// rank r holds pieces W-1-r and W+r, so every rank's causal attention work is
+// about the same (the piece indices of each rank sum to 2W-1) and the last
+// rank holds the prompt's end, where decode continues. A rank runs its pieces'
+// tokens in order as one pass.
 #pragma once
 
 #include <cstdint>
@@ -10,20 +20,37 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 #include "transport/peer_transport.h"
 
 namespace tessera {
 
+// Global positions [begin, end) of the prompt, held by `rank`.
+struct ShardPiece {
+  int64_t begin = 0;
+  int64_t end = 0;
+  int rank = 0;
+  int64_t len() const { return end - begin; }
+};
+
+// (W) pieces from the W + 1 bounds of a contiguous plan: rank r holds [bounds[r], bounds[r+1]).
+std::vector<ShardPiece> ContiguousPieces(absl::Span<const int64_t> bounds);
+// (2W) pieces from the 2W + 1 bounds of a zigzag plan of W ranks: piece k
+// (k < W) is rank W-1-k's, piece W + r is rank r's. `bounds` must have an odd
+// number (>= 3) of entries.
+std::vector<ShardPiece> ZigzagPieces(absl::Span<const int64_t> bounds);
+
 struct ShardContext {
   PeerTransport* peers = nullptr;
-  std::vector<int64_t> shard_bounds;  // prefill: (size + 1), rank r holds [bounds[r], bounds[r+1])
-  bool remote_kv = false;             // decode: query the K/V of the other ranks of `peers`
+  // Prefill: every piece of the prompt, in order of position (see above).
+  std::vector<ShardPiece> pieces;
+  bool remote_kv = false;  // decode: query the K/V of the other ranks of `peers`
   // Called as each of the model's layers completes (progress of a long
   // prefill: `layers_total` is the checkpoint's num_hidden_layers); may return
   // an error (e.g. CANCELLED) to stop the pass.
   std::function<absl::Status(int64_t layers_done, int64_t layers_total)> on_layer_done;
 
-  bool sharded() const { return peers != nullptr && peers->size() > 1 && !shard_bounds.empty(); }
+  bool sharded() const { return peers != nullptr && peers->size() > 1 && !pieces.empty(); }
   bool queries_remote_kv() const { return remote_kv && peers != nullptr && peers->size() > 1; }
 };
 

@@ -19,6 +19,12 @@ struct ShardSpan {
   std::string address;  // the worker that holds this shard
   int64_t begin = 0;    // global positions [begin, end)
   int64_t end = 0;
+  // A load-balanced (zigzag) plan's second piece of this shard, global
+  // positions [late_begin, late_end); empty (both 0) in a contiguous plan.
+  int64_t late_begin = 0;
+  int64_t late_end = 0;
+  bool has_late() const { return late_end > late_begin; }
+  int64_t tokens() const { return end - begin + late_end - late_begin; }
 };
 
 struct ShardRequest {
@@ -26,7 +32,7 @@ struct ShardRequest {
   std::string secret;               // the request's secret: peers' blocks and queries must carry it
   int rank = 0;                     // this worker's shard
   std::vector<ShardSpan> shards;    // every shard, in order
-  std::vector<int32_t> token_ids;   // this shard's prompt tokens
+  std::vector<int32_t> token_ids;   // this shard's prompt tokens (a zigzag shard's two pieces, in order)
   bool return_logits = false;       // stream every prompt logit and each sampled token's logits
   // Last shard only (as sent: validated, not defaulted). Its
   // prompt_token_ids are this shard's ids and the other shards'

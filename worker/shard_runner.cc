@@ -252,8 +252,7 @@ absl::Status ShardRunner::Prefill(const ShardRequest& r, ActiveShard& shard, Sha
   if (shards > 1 && !resumed) {
     ASSIGN_OR_RETURN(peers, transports_.ForPrefill(PeersOf(r, shard)));
     ctx.peers = peers.get();
-    for (const ShardSpan& s : r.shards) ctx.shard_bounds.push_back(s.begin);
-    ctx.shard_bounds.push_back(r.shards.back().end);
+    ctx.pieces = PlanPieces(r);
   }
   auto last_progress = std::chrono::steady_clock::now();
   ctx.on_layer_done = [&](int64_t done, int64_t total) -> absl::Status {
@@ -325,7 +324,8 @@ absl::StatusOr<std::vector<float>> ShardRunner::PrefillReusing(const ShardReques
 // the prompt before it (and the cache may keep it): best effort, as blocks.
 void ShardRunner::KeepSegment(const ShardRequest& r, const ShardState& state) {
   const int64_t begin = r.shards[r.rank].begin;
-  if (!prefix_cache_.enabled() || r.bypass_prefix_cache || static_cast<int64_t>(r.prefix_token_ids.size()) != begin) {
+  if (!prefix_cache_.enabled() || r.bypass_prefix_cache || r.shards[r.rank].has_late() ||
+      static_cast<int64_t>(r.prefix_token_ids.size()) != begin) {
     return;
   }
   std::vector<int32_t> prefix = r.prefix_token_ids;  // (end): the prompt up to this shard's end

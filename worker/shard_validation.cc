@@ -109,23 +109,39 @@ absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& conf
   // No position past the served context (or 2^40 when none is set), so that
   // no sum of positions and counts below can overflow.
   const int64_t max_position = MaxPosition(options);
-  int64_t expected_begin = 0;
+  const bool zigzag = r.shards[0].has_late();
   for (int64_t i = 0; i < shards; ++i) {
     const ShardSpan& s = r.shards[i];
-    if (s.begin != expected_begin || s.end <= s.begin) {
-      return absl::InvalidArgumentError(absl::StrCat("shard ", i, " covers [", s.begin, ", ", s.end,
-                                                     "); shards must be non-empty and contiguous from 0"));
-    }
-    if (s.end > max_position) {
-      return absl::InvalidArgumentError(absl::StrCat("shard ", i, " ends at ", s.end, "; positions must be <= ",
-                                                     max_position, " (this worker's served context)"));
+    if (s.has_late() != zigzag || (!zigzag && (s.late_begin != 0 || s.late_end != 0))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shard ", i, " has a second piece [", s.late_begin, ", ", s.late_end, ") but shard 0 ",
+          zigzag ? "has one" : "has none", ": every shard of a plan holds one piece, or every shard two (zigzag)"));
     }
     if (s.address.empty() || static_cast<int64_t>(s.address.size()) > kMaxAddressBytes) {
       return absl::InvalidArgumentError(absl::StrCat("shard ", i, "'s address must have 1 to ", kMaxAddressBytes,
                                                      " bytes. Given: ", s.address.size()));
     }
-    expected_begin = s.end;
   }
+  const std::vector<ShardPiece> pieces = PlanPieces(r);
+  int64_t expected_begin = 0;
+  for (size_t k = 0; k < pieces.size(); ++k) {
+    const ShardPiece& p = pieces[k];
+    if (p.begin != expected_begin || p.end <= p.begin) {
+      if (!zigzag) {
+        return absl::InvalidArgumentError(absl::StrCat("shard ", k, " covers [", p.begin, ", ", p.end,
+                                                       "); shards must be non-empty and contiguous from 0"));
+      }
+      return absl::InvalidArgumentError(absl::StrCat(
+          "piece ", k, " (of shard ", p.rank, ") covers [", p.begin, ", ", p.end,
+          "); a zigzag plan's pieces (shard r holds pieces W-1-r and W+r) must be non-empty and contiguous from 0"));
+    }
+    if (p.end > max_position) {
+      return absl::InvalidArgumentError(absl::StrCat("shard ", p.rank, " ends at ", p.end, "; positions must be <= ",
+                                                     max_position, " (this worker's served context)"));
+    }
+    expected_begin = p.end;
+  }
+  const int64_t prompt_end = expected_begin;
   const bool last = r.rank == shards - 1;
   const int32_t min_new = last ? 1 : 0;
   if (r.max_new_tokens < min_new || r.max_new_tokens > options.max_new_tokens_limit) {
@@ -133,23 +149,30 @@ absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& conf
                                                    options.max_new_tokens_limit, "] (this worker's limit). Given: ",
                                                    r.max_new_tokens));
   }
-  const int64_t total = r.shards.back().end + r.max_new_tokens;
+  const int64_t total = prompt_end + r.max_new_tokens;
   if (options.max_context_tokens > 0 && total > options.max_context_tokens) {
     return absl::InvalidArgumentError(absl::StrCat("prompt + max_new_tokens must be <= ", options.max_context_tokens,
-                                                   " (this worker's served context). Given: ", r.shards.back().end,
+                                                   " (this worker's served context). Given: ", prompt_end,
                                                    " + ", r.max_new_tokens));
   }
   const ShardSpan& mine = r.shards[r.rank];
-  if (static_cast<int64_t>(r.token_ids.size()) != mine.end - mine.begin) {
-    return absl::InvalidArgumentError(absl::StrCat("shard ", r.rank, " covers ", mine.end - mine.begin,
+  if (static_cast<int64_t>(r.token_ids.size()) != mine.tokens()) {
+    return absl::InvalidArgumentError(absl::StrCat("shard ", r.rank, " covers ", mine.tokens(),
                                                    " tokens but ", r.token_ids.size(), " token ids were sent"));
   }
   for (size_t i = 0; i < r.token_ids.size(); ++i) {
     if (r.token_ids[i] < 0 || r.token_ids[i] >= config.vocab_size) {
-      return absl::InvalidArgumentError(absl::StrCat("token id at position ", mine.begin + static_cast<int64_t>(i),
+      const int64_t index = static_cast<int64_t>(i);
+      const int64_t position =
+          index < mine.end - mine.begin ? mine.begin + index : mine.late_begin + index - (mine.end - mine.begin);
+      return absl::InvalidArgumentError(absl::StrCat("token id at position ", position,
                                                      " must be < vocab size ", config.vocab_size,
                                                      ". Given: ", r.token_ids[i]));
     }
+  }
+  if (zigzag && (!r.prefix_token_ids.empty() || r.resume_from != 0)) {
+    return absl::InvalidArgumentError("a zigzag plan neither keeps nor resumes prefixes: "
+                                      "prefix_token_ids and resume_from must be empty");
   }
   if (!r.prefix_token_ids.empty() && static_cast<int64_t>(r.prefix_token_ids.size()) != mine.begin) {
     return absl::InvalidArgumentError(absl::StrCat("prefix_token_ids must be the ", mine.begin,
@@ -210,6 +233,21 @@ absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& conf
                                                    r.nccl_group_id.size(), " and ", r.nccl_unique_id.size()));
   }
   return absl::OkStatus();
+}
+
+std::vector<ShardPiece> PlanPieces(const ShardRequest& r) {
+  const int ranks = static_cast<int>(r.shards.size());
+  std::vector<ShardPiece> pieces;  // (W) or (2W)
+  if (ranks == 0 || !r.shards[0].has_late()) {
+    for (int i = 0; i < ranks; ++i) pieces.push_back({r.shards[i].begin, r.shards[i].end, i});
+    return pieces;
+  }
+  for (int k = 0; k < ranks; ++k) {
+    const ShardSpan& s = r.shards[ranks - 1 - k];
+    pieces.push_back({s.begin, s.end, ranks - 1 - k});
+  }
+  for (int k = 0; k < ranks; ++k) pieces.push_back({r.shards[k].late_begin, r.shards[k].late_end, k});
+  return pieces;
 }
 
 int64_t ShardTokens(const ShardRequest& r) {

@@ -8,7 +8,10 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include <vector>
+
 #include "model/model_config.h"
+#include "worker/shard_context.h"
 #include "worker/shard_request.h"
 
 namespace tessera {
@@ -27,7 +30,7 @@ struct ShardLimits {
 };
 
 // INVALID_ARGUMENT naming what is wrong and the limit: the request id and
-// secret; shards non-empty, contiguous from 0, at most kMaxShardsPerRequest,
+// secret; shards (or a zigzag plan's pieces) non-empty, contiguous from 0, at most kMaxShardsPerRequest,
 // with addresses; the rank's token count and ids inside the vocabulary;
 // max_new_tokens in [1, max_new_tokens_limit] on the last shard (<= it
 // elsewhere); the served context; stop ids and eos; finite sampling values
@@ -35,6 +38,13 @@ struct ShardLimits {
 // penalty's prompt ids too); reserved_bytes within the budget; a non-negative peer timeout;
 // an NCCL unique id of 128 bytes.
 absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& config, const ShardLimits& limits);
+
+// The prompt's pieces as the shards of `r` hold them, in order of position
+// (shard_context.h): each shard's [begin, end) in a contiguous plan; in a
+// zigzag plan (late spans set) of W shards, piece k < W is shard W-1-k's
+// [begin, end) and piece W + r shard r's [late_begin, late_end). Checked by
+// ValidateShardRequest, not here.
+std::vector<ShardPiece> PlanPieces(const ShardRequest& r);
 
 // The tokens a validated shard holds: its prompt, plus max_new_tokens on the last shard.
 int64_t ShardTokens(const ShardRequest& r);

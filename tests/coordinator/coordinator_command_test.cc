@@ -328,6 +328,14 @@ TEST(CoordinatorCommandTest, BadFlagsExitTwo) {
       Spawn({"--model", std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/mamba2-tiny", "--peer-transport", "rdma"});
   EXPECT_EQ(WaitForExit(transport.pid, absl::Seconds(10)), 2);
   close(transport.stdout_fd);
+  Child layout =
+      Spawn({"--model", std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/mamba2-tiny", "--shard-layout", "striped"});
+  EXPECT_EQ(WaitForExit(layout.pid, absl::Seconds(10)), 2);
+  close(layout.stdout_fd);
+  Child zigzag_min =
+      Spawn({"--model", std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/mamba2-tiny", "--zigzag-min-tokens", "0"});
+  EXPECT_EQ(WaitForExit(zigzag_min.pid, absl::Seconds(10)), 2);
+  close(zigzag_min.stdout_fd);
 }
 
 }  // namespace

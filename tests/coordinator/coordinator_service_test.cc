@@ -262,6 +262,51 @@ TEST_F(CoordinatorServiceTest, ShardRequestsCarryTheirSliceAndReservation) {
   EXPECT_EQ(workers_[2]->Requests().back().eos_token_id(), -1);
 }
 
+// --shard-layout auto: prompts of at least zigzag_min_tokens (which keep no
+// prefix: the fake workers run without a cache) are dealt zigzag, each shard
+// sent both its pieces' tokens, reserved for both; shorter ones stay contiguous.
+TEST_F(CoordinatorServiceTest, LongPromptsAreDealtZigzagWithBothPiecesTokens) {
+  CoordinatorOptions options = FastOptions();
+  options.zigzag_min_tokens = 64;
+  StartCoordinator(options);
+  for (int w = 0; w < 3; ++w) AddWorker();
+  v1::GenerateRequest request = Prompt(100, 5);
+  request.mutable_sampling()->set_repetition_penalty(1.2f);
+  v1::GenerateResponse response;
+  ASSERT_TRUE(Generate(request, &response).ok());
+  ASSERT_EQ(response.shards(), 3);
+  std::vector<bool> covered(100, false);
+  for (int rank = 0; rank < 3; ++rank) {
+    ASSERT_EQ(workers_[rank]->Requests().size(), 1u);
+    const v1::RunShardRequest shard = workers_[rank]->Requests()[0];
+    const v1::ShardPeer& mine = shard.shards(rank);
+    ASSERT_LT(mine.late_begin(), mine.late_end()) << "rank " << rank;
+    std::vector<int32_t> want;
+    for (int64_t t = mine.token_begin(); t < mine.token_end(); ++t) want.push_back(request.prompt_token_ids(t));
+    for (int64_t t = mine.late_begin(); t < mine.late_end(); ++t) want.push_back(request.prompt_token_ids(t));
+    EXPECT_EQ(std::vector<int32_t>(shard.token_ids().begin(), shard.token_ids().end()), want) << "rank " << rank;
+    for (int64_t t = mine.token_begin(); t < mine.token_end(); ++t) covered[t] = true;
+    for (int64_t t = mine.late_begin(); t < mine.late_end(); ++t) covered[t] = true;
+    const int64_t held_tokens = static_cast<int64_t>(want.size()) + (rank == 2 ? 5 : 0);
+    EXPECT_EQ(shard.reserved_bytes(), held_tokens * kFakeKvBytesPerToken + kFakeStateBytes);
+    EXPECT_TRUE(shard.prefix_token_ids().empty());
+  }
+  EXPECT_TRUE(std::all_of(covered.begin(), covered.end(), [](bool c) { return c; }));
+  // The last shard holds the prompt's start and end, and decodes; its
+  // penalty covers the middle it does not hold.
+  const v1::RunShardRequest last = workers_[2]->Requests()[0];
+  EXPECT_EQ(last.shards(2).token_begin(), 0);
+  EXPECT_EQ(last.shards(2).late_end(), 100);
+  EXPECT_GT(last.penalty_token_ids_size(), 0);
+
+  ASSERT_TRUE(Generate(Prompt(50, 5), &response).ok());  // below zigzag_min_tokens
+  ASSERT_EQ(response.shards(), 3);
+  for (int rank = 0; rank < 3; ++rank) {
+    const v1::RunShardRequest shard = workers_[rank]->Requests().back();
+    EXPECT_EQ(shard.shards(rank).late_end(), 0) << "rank " << rank;
+  }
+}
+
 TEST_F(CoordinatorServiceTest, OtherShardsAreCancelledAfterTheLastFinishesAndMemoryReturns) {
   StartCoordinator();
   for (int w = 0; w < 3; ++w) AddWorker();

@@ -45,6 +45,45 @@ TEST(ShardPlacementTest, ShardsCoverThePromptInOrderOnDistinctWorkers) {
   }
 }
 
+// Zigzag: 2W chunk-aligned pieces, shard r holding pieces W-1-r and W+r, so
+// the last shard holds the prompt's start and end; one shard stays whole.
+TEST(ShardPlacementTest, ZigzagDealsTwoPiecesAShardBalancedAndTheEndLast) {
+  PlacementRequest request = Request(100, 5);
+  request.zigzag = true;
+  absl::StatusOr<std::vector<ShardSlot>> slots = PlaceShards(request, EmptyWorkers(3, 1000));
+  ASSERT_TRUE(slots.ok()) << slots.status();
+  ASSERT_EQ(slots->size(), 3u);
+  // 25 chunks of 4 over 6 pieces: 5, 4, 4, 4, 4, 4 chunks.
+  const std::vector<std::vector<int64_t>> want = {{36, 52, 52, 68}, {20, 36, 68, 84}, {0, 20, 84, 100}};
+  for (size_t r = 0; r < 3; ++r) {
+    const ShardSlot& s = (*slots)[r];
+    EXPECT_EQ((std::vector<int64_t>{s.token_begin, s.token_end, s.late_begin, s.late_end}), want[r]) << "shard " << r;
+  }
+  std::vector<int> workers;
+  for (const ShardSlot& s : *slots) workers.push_back(s.worker);
+  EXPECT_THAT(workers, ::testing::UnorderedElementsAre(0, 1, 2));
+
+  absl::StatusOr<std::vector<ShardSlot>> alone = PlaceShards(Request(7, 1), EmptyWorkers(3, 1000));
+  request.prompt_tokens = 7;
+  alone = PlaceShards(request, EmptyWorkers(3, 1000));
+  ASSERT_TRUE(alone.ok()) << alone.status();
+  ASSERT_EQ(alone->size(), 1u);
+  EXPECT_EQ((*alone)[0].late_end, (*alone)[0].late_begin);  // no late piece
+  EXPECT_EQ((*alone)[0].tokens(), 7);
+}
+
+TEST(ShardPlacementTest, ZigzagShardsNeedRoomForBothPieces) {
+  PlacementRequest request = Request(100, 50);
+  request.zigzag = true;
+  // Shard 2 holds 36 prompt tokens + 50 generated: a worker of 80 cannot be last.
+  std::vector<WorkerRoom> workers = {WorkerRoom{80, 80}, WorkerRoom{80, 80}, WorkerRoom{200, 200}};
+  absl::StatusOr<std::vector<ShardSlot>> slots = PlaceShards(request, workers);
+  ASSERT_TRUE(slots.ok()) << slots.status();
+  ASSERT_EQ(slots->size(), 3u);
+  EXPECT_EQ(slots->back().worker, 2);
+  EXPECT_EQ(slots->back().tokens(), 36);
+}
+
 TEST(ShardPlacementTest, OverCapacityIsInvalidArgumentQuotingIt) {
   absl::StatusOr<std::vector<ShardSlot>> slots = PlaceShards(Request(190, 20), EmptyWorkers(2, 100));
   EXPECT_EQ(slots.status().code(), absl::StatusCode::kInvalidArgument);

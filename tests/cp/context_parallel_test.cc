@@ -1,8 +1,10 @@
 // Context parallelism is exact: W shards, each on its own thread with an
 // in-process peer group, give the single-process logits for every fixture,
 // for W = 1..4, for cuts on and off chunk boundaries, shards shorter than the
-// conv width, and more shards than chunks; then split-KV decode from the last
-// shard gives the single-process greedy continuation.
+// conv width, and more shards than chunks; the load-balanced (zigzag) plan
+// for W = 2..8 on lengths not divisible by 2W, down to one token a piece;
+// then split-KV decode from the shard holding the prompt's end gives the
+// single-process greedy continuation.
 #include <memory>
 #include <thread>
 
@@ -25,13 +27,15 @@ constexpr int kDecodeSteps = 8;
 struct Case {
   std::string fixture;
   int64_t length;
-  std::vector<int64_t> bounds;  // empty: PlanShardBounds with `shards`
+  std::vector<int64_t> bounds;  // empty: PlanShardBounds with `shards` (zigzag: with 2 · shards pieces)
   int shards;
+  bool zigzag = false;          // bounds are a zigzag plan's 2W + 1 piece bounds
 };
 
 std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
   std::string name = info.param.fixture + "_L" + std::to_string(info.param.length) + "_W" +
-                     std::to_string(info.param.shards) + (info.param.bounds.empty() ? "" : "_custom");
+                     std::to_string(info.param.shards) + (info.param.bounds.empty() ? "" : "_custom") +
+                     (info.param.zigzag ? "_zigzag" : "");
   for (char& ch : name) ch = ch == '-' ? '_' : ch;
   return name;
 }
@@ -49,13 +53,16 @@ TEST_P(ContextParallelTest, ShardedEqualsWholeSequence) {
   ASSERT_TRUE(ids.ok()) << ids.status();
   const std::vector<int32_t> prompt(ids->begin(), ids->begin() + c.length);
 
+  const int pieces_count = c.zigzag ? 2 * c.shards : c.shards;
   std::vector<int64_t> bounds = c.bounds;
   if (bounds.empty()) {
-    absl::StatusOr<std::vector<int64_t>> planned = PlanShardBounds(c.length, (*w)->config.mamba.chunk_size, c.shards);
+    absl::StatusOr<std::vector<int64_t>> planned =
+        PlanShardBounds(c.length, (*w)->config.mamba.chunk_size, pieces_count);
     ASSERT_TRUE(planned.ok()) << planned.status();
     bounds = *planned;
   }
-  ASSERT_EQ(static_cast<int>(bounds.size()), c.shards + 1);
+  ASSERT_EQ(static_cast<int>(bounds.size()), pieces_count + 1);
+  const std::vector<ShardPiece> pieces = c.zigzag ? ZigzagPieces(bounds) : ContiguousPieces(bounds);
 
   // Whole sequence in one state (matches transformers to 1e-6: see golden_test).
   absl::StatusOr<std::unique_ptr<Engine>> made = MakeCpuEngineView(**w);
@@ -65,7 +72,7 @@ TEST_P(ContextParallelTest, ShardedEqualsWholeSequence) {
   ASSERT_TRUE(whole.ok()) << whole.status();
   const int64_t vocab = (*w)->config.vocab_size;
 
-  absl::StatusOr<GreedyRun> run = testing::RunShardedGreedy(*engine, prompt, bounds, kDecodeSteps);
+  absl::StatusOr<GreedyRun> run = testing::RunShardedGreedy(*engine, prompt, pieces, kDecodeSteps);
   ASSERT_TRUE(run.ok()) << run.status();
   EXPECT_LE(RelativeL2(run->prompt_logits, whole->prompt_logits), kShardedTolerance);
   EXPECT_LE(RelativeL2(run->step_logits, whole->step_logits), kShardedTolerance);
@@ -84,6 +91,11 @@ std::vector<Case> AllCases() {
     cases.push_back({fixture, 77, {0, 10, 12, 50, 77}, 4});                // unaligned, a 2-token shard < conv width
     cases.push_back({fixture, 6, {}, 4});                                  // more shards than chunks: 2,2,1,1
     cases.push_back({fixture, 3, {0, 1, 2, 3}, 3});                        // one token per shard
+    for (int w = 5; w <= 8; ++w) cases.push_back({fixture, 200, {}, w});  // every worker count up to 8
+    for (int w = 2; w <= 8; ++w) cases.push_back({fixture, 200, {}, w, true});  // zigzag; 7 and 8: > chunks
+    cases.push_back({fixture, 77, {}, 3, true});                             // 77 over 6 pieces
+    cases.push_back({fixture, 77, {0, 30, 31, 33, 77}, 2, true});            // unaligned, 1- and 2-token pieces
+    cases.push_back({fixture, 16, {}, 8, true});                             // one token a piece
   }
   return cases;
 }

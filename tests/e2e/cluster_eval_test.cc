@@ -2,7 +2,8 @@
 // W = 1..4 worker processes, the prompt logits and 24 greedy decode steps a
 // client receives match transformers (relative L2 <= 1e-4, identical greedy
 // tokens), including prompt lengths not divisible by W or the chunk size, a
-// shard shorter than the conv width, and more workers than chunks.
+// shard shorter than the conv width, and more workers than chunks; and the
+// same with the coordinator dealing every prompt zigzag (W = 2..4).
 #include <tuple>
 
 #include "tests/e2e/cluster_fixture.h"
@@ -16,11 +17,13 @@ namespace {
 
 constexpr double kTolerance = 1e-4;
 
-class ClusterEvalTest : public testing::TestWithParam<std::tuple<std::string, int>> {};
+// (fixture, workers, the coordinator's --shard-layout)
+class ClusterEvalTest : public testing::TestWithParam<std::tuple<std::string, int, std::string>> {};
 
 TEST_P(ClusterEvalTest, MatchesReferenceThroughWorkerProcesses) {
-  const auto& [fixture, workers] = GetParam();
-  std::unique_ptr<LocalCluster> cluster = StartCluster(fixture, workers, {"--min-shard-tokens", "1"});
+  const auto& [fixture, workers, layout] = GetParam();
+  std::unique_ptr<LocalCluster> cluster =
+      StartCluster(fixture, workers, {"--min-shard-tokens", "1", "--shard-layout", layout});
   ASSERT_NE(cluster, nullptr);
   const GreedyRunner served = MakeGrpcGreedyRunner(cluster->address(), cluster->client_security());
 
@@ -55,15 +58,23 @@ TEST_P(ClusterEvalTest, MatchesReferenceThroughWorkerProcesses) {
   }
 }
 
+std::string ClusterCaseName(const testing::TestParamInfo<ClusterEvalTest::ParamType>& info) {
+  std::string name = std::get<0>(info.param) + "_W" + std::to_string(std::get<1>(info.param));
+  if (std::get<2>(info.param) != "contiguous") name += "_" + std::get<2>(info.param);
+  for (char& ch : name) ch = ch == '-' ? '_' : ch;
+  return name;
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, ClusterEvalTest,
                          testing::Combine(testing::Values("mamba2-tiny", "bamba-tiny", "nemotronh-tiny",
                                                           "nemotronh-moe-tiny", "granitemoe-tiny"),
-                                          testing::Values(1, 2, 3, 4)),
-                         [](const auto& info) {
-                           std::string name = std::get<0>(info.param) + "_W" + std::to_string(std::get<1>(info.param));
-                           for (char& ch : name) ch = ch == '-' ? '_' : ch;
-                           return name;
-                         });
+                                          testing::Values(1, 2, 3, 4), testing::Values("contiguous")),
+                         ClusterCaseName);
+INSTANTIATE_TEST_SUITE_P(Zigzag, ClusterEvalTest,
+                         testing::Combine(testing::Values("mamba2-tiny", "bamba-tiny", "nemotronh-tiny",
+                                                          "nemotronh-moe-tiny", "granitemoe-tiny"),
+                                          testing::Values(2, 3, 4), testing::Values("zigzag")),
+                         ClusterCaseName);
 
 // The CLI path: `tessera eval --workers 2` exits 0 on a fixture.
 TEST(EvalCommandClusterTest, EvalWithWorkersExitsZero) {

@@ -9,6 +9,7 @@
 
 #include "common/status_macros.h"
 #include "coordinator/shard_plan.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/support/chunked_run.h"
 #include "tests/support/hf_tiny.h"
@@ -86,19 +87,28 @@ void ExpectShardedMatchesWhole(const std::string& fixture, const std::string& pr
   const std::unique_ptr<Engine>& engine = one_pass->engine;
   const std::vector<int32_t>& prompt = one_pass->prompt;
   const GreedyRun& whole = one_pass->whole;
-  std::vector<std::vector<int64_t>> cuts = {{0, 2, 18, 77, 200}, {0, 100, 200}};  // shards shorter than the conv width
+  // Contiguous plans (shards shorter than the conv width among them), then
+  // zigzag plans of W = 2..8 (2W pieces; 200 tokens do not divide by 2W).
+  std::vector<std::vector<ShardPiece>> plans = {ContiguousPieces({0, 2, 18, 77, 200}), ContiguousPieces({0, 100, 200})};
   for (int shards : {2, 3, 4}) {
     auto planned = PlanShardBounds(200, engine->config().mamba.chunk_size, shards);
     ASSERT_TRUE(planned.ok()) << planned.status();
-    cuts.push_back(*planned);
+    plans.push_back(ContiguousPieces(*planned));
   }
-  for (const std::vector<int64_t>& bounds : cuts) {
-    SCOPED_TRACE(::testing::Message() << fixture << " " << precision << " shards " << bounds.size() - 1);
-    absl::StatusOr<GreedyRun> sharded = testing::RunShardedGreedy(*engine, prompt, bounds, kDecodeSteps);
+  for (int shards = 2; shards <= 8; ++shards) {
+    auto planned = PlanShardBounds(200, engine->config().mamba.chunk_size, 2 * shards);
+    ASSERT_TRUE(planned.ok()) << planned.status();
+    plans.push_back(ZigzagPieces(*planned));
+  }
+  for (const std::vector<ShardPiece>& pieces : plans) {
+    const int ranks = pieces.back().rank + 1;
+    const std::string plan = absl::StrCat(pieces.size() == static_cast<size_t>(ranks) ? "" : "zigzag ", "W=", ranks);
+    SCOPED_TRACE(::testing::Message() << fixture << " " << precision << " " << plan);
+    absl::StatusOr<GreedyRun> sharded = testing::RunShardedGreedy(*engine, prompt, pieces, kDecodeSteps);
     ASSERT_TRUE(sharded.ok()) << sharded.status();
     const double prompt_err = RelativeL2(sharded->prompt_logits, whole.prompt_logits);
     const double step_err = RelativeL2(sharded->step_logits, whole.step_logits);
-    std::cout << fixture << " " << precision << " W=" << bounds.size() - 1 << ": prompt rel L2 " << prompt_err
+    std::cout << fixture << " " << precision << " " << plan << ": prompt rel L2 " << prompt_err
               << ", decode rel L2 " << step_err << "\n";
     EXPECT_LE(prompt_err, tolerance);
     EXPECT_LE(step_err, tolerance);

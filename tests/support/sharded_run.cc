@@ -3,6 +3,7 @@
 // are answered by the other shards' states as a worker's AttendKv would.
 #include "tests/support/sharded_run.h"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <thread>
@@ -15,11 +16,24 @@ namespace tessera::testing {
 
 absl::StatusOr<GreedyRun> RunShardedGreedy(Engine& engine, absl::Span<const int32_t> prompt,
                                            const std::vector<int64_t>& bounds, int steps) {
-  const int size = static_cast<int>(bounds.size()) - 1;
+  return RunShardedGreedy(engine, prompt, ContiguousPieces(bounds), steps);
+}
+
+absl::StatusOr<GreedyRun> RunShardedGreedy(Engine& engine, absl::Span<const int32_t> prompt,
+                                           const std::vector<ShardPiece>& pieces, int steps) {
+  int size = 0;
+  for (const ShardPiece& p : pieces) size = std::max(size, p.rank + 1);
+  std::vector<std::vector<ShardPiece>> held(size);  // (ranks): each rank's pieces, in order
+  for (const ShardPiece& p : pieces) held[p.rank].push_back(p);
+  std::vector<std::vector<int32_t>> ids(size);  // (ranks): each rank's tokens, its pieces in order
+  for (int r = 0; r < size; ++r) {
+    for (const ShardPiece& p : held[r]) ids[r].insert(ids[r].end(), prompt.begin() + p.begin, prompt.begin() + p.end);
+  }
   auto mailbox = std::make_shared<Mailbox>();
   std::vector<std::unique_ptr<ShardState>> states;
   for (int r = 0; r < size; ++r) {
-    absl::StatusOr<std::unique_ptr<ShardState>> s = engine.NewState(bounds[r], bounds[r + 1] - bounds[r] + steps);
+    absl::StatusOr<std::unique_ptr<ShardState>> s =
+        engine.NewState(held[r].front().begin, static_cast<int64_t>(ids[r].size()) + steps);
     if (!s.ok()) return s.status();
     states.push_back(*std::move(s));
   }
@@ -38,22 +52,30 @@ absl::StatusOr<GreedyRun> RunShardedGreedy(Engine& engine, absl::Span<const int3
     threads.emplace_back([&, r] {
       ShardContext ctx;
       ctx.peers = transports[r].get();
-      ctx.shard_bounds = bounds;
-      logits[r] = engine.Forward(*states[r], prompt.subspan(bounds[r], bounds[r + 1] - bounds[r]), LogitsRows::kAll,
-                                 ctx);
+      ctx.pieces = pieces;
+      logits[r] = engine.Forward(*states[r], ids[r], LogitsRows::kAll, ctx);
     });
   }
   for (std::thread& t : threads) t.join();
+  const int64_t vocab = engine.config().vocab_size;
   GreedyRun run;
+  run.prompt_logits.resize(prompt.size() * vocab);  // (prompt, vocab), by position
   for (int r = 0; r < size; ++r) {
     if (!logits[r].ok()) return logits[r].status();
-    run.prompt_logits.insert(run.prompt_logits.end(), logits[r]->begin(), logits[r]->end());
+    int64_t row = 0;
+    for (const ShardPiece& p : held[r]) {
+      std::copy(logits[r]->begin() + row * vocab, logits[r]->begin() + (row + p.len()) * vocab,
+                run.prompt_logits.begin() + p.begin * vocab);
+      row += p.len();
+    }
   }
-  for (int r = 0; r + 1 < size; ++r) states[r]->DropMambaStates();  // as a worker does: only K/V stays
+  const int decoder = pieces.back().rank;  // holds the prompt's end
+  for (int r = 0; r < size; ++r) {
+    if (r != decoder) states[r]->DropMambaStates();  // as a worker does: only K/V stays
+  }
   ShardContext decode_ctx;
-  decode_ctx.peers = transports.back().get();
+  decode_ctx.peers = transports[decoder].get();
   decode_ctx.remote_kv = size > 1;
-  const int64_t vocab = engine.config().vocab_size;
   std::vector<float> last(run.prompt_logits.end() - vocab, run.prompt_logits.end());  // (vocab)
   for (int step = 0; step < steps; ++step) {
     const int32_t token = GreedyToken(last);
@@ -61,7 +83,7 @@ absl::StatusOr<GreedyRun> RunShardedGreedy(Engine& engine, absl::Span<const int3
     run.step_logits.insert(run.step_logits.end(), last.begin(), last.end());
     if (step + 1 == steps) break;
     const int32_t next[1] = {token};
-    absl::StatusOr<std::vector<float>> out = engine.Forward(*states.back(), next, LogitsRows::kLast, decode_ctx);
+    absl::StatusOr<std::vector<float>> out = engine.Forward(*states[decoder], next, LogitsRows::kLast, decode_ctx);
     if (!out.ok()) return out.status();
     last = *std::move(out);
   }

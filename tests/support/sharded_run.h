@@ -19,5 +19,10 @@ namespace tessera::testing {
 // prompt logits of all shards in order, `steps` greedy tokens and their logits.
 absl::StatusOr<GreedyRun> RunShardedGreedy(Engine& engine, absl::Span<const int32_t> prompt,
                                            const std::vector<int64_t>& bounds, int steps);
+// The same over any dealing of the prompt's pieces to ranks (shard_context.h:
+// contiguous or zigzag); the prompt logits come back in order of position and
+// decode runs on the rank that holds the prompt's end.
+absl::StatusOr<GreedyRun> RunShardedGreedy(Engine& engine, absl::Span<const int32_t> prompt,
+                                           const std::vector<ShardPiece>& pieces, int steps);
 
 }  // namespace tessera::testing

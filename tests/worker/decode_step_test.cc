@@ -112,7 +112,7 @@ class DecodeStepTest : public testing::DecodeTestFixture {
       threads.emplace_back([&, r] {
         ShardContext ctx;
         ctx.peers = req.transports[r].get();
-        ctx.shard_bounds = bounds;
+        ctx.pieces = ContiguousPieces(bounds);
         const absl::Span<const int32_t> shard =
             absl::MakeConstSpan(prompt).subspan(bounds[r], bounds[r + 1] - bounds[r]);
         logits[r] = engine_->Forward(*req.states[r], shard, LogitsRows::kLast, ctx);

@@ -70,6 +70,49 @@ TEST(ValidateShardRequestTest, PlanCountAndVocabulary) {
 
 // Finding 5: a direct RunShard asked for 10.8K tokens against a 4,096 limit
 // and was served; NaN temperature was accepted.
+// A zigzag plan of 2 shards over 4 pieces [0,3) [3,5) [5,8) [8,10): shard 0
+// holds pieces 1 and 2, shard 1 (the last) pieces 0 and 3.
+ShardRequest Zigzag() {
+  ShardRequest r = Request(10, 1);
+  r.shards = {{"a:1", 3, 5, 5, 8}, {"b:1", 0, 3, 8, 10}};
+  r.token_ids.assign(5, 5);
+  return r;
+}
+
+TEST(ValidateShardRequestTest, AZigzagPlanIsCheckedPieceByPiece) {
+  EXPECT_TRUE(ValidateShardRequest(Zigzag(), Config(), Options(11)).ok());
+  const std::vector<ShardPiece> pieces = PlanPieces(Zigzag());
+  ASSERT_EQ(pieces.size(), 4u);
+  const std::vector<int> ranks = {pieces[0].rank, pieces[1].rank, pieces[2].rank, pieces[3].rank};
+  EXPECT_EQ(ranks, (std::vector<int>{1, 0, 0, 1}));
+  EXPECT_EQ(pieces[3].end, 10);
+  // The prompt ends at the last piece: 10 + 1 new token past a context of 10.
+  EXPECT_EQ(ValidateShardRequest(Zigzag(), Config(), Options(10)).code(), absl::StatusCode::kInvalidArgument);
+
+  ShardRequest mixed = Zigzag();
+  mixed.shards[0].late_begin = mixed.shards[0].late_end = 0;  // one shard with a late piece, one without
+  const absl::Status mixed_status = ValidateShardRequest(mixed, Config(), Options());
+  EXPECT_EQ(mixed_status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(mixed_status.message().find("every shard two (zigzag)"), std::string::npos) << mixed_status;
+  ShardRequest gap = Zigzag();
+  gap.shards[0].late_begin = 6;  // piece 2 no longer starts where piece 1 ends
+  gap.token_ids.assign(4, 5);
+  const absl::Status gap_status = ValidateShardRequest(gap, Config(), Options());
+  EXPECT_NE(gap_status.message().find("zigzag plan's pieces"), std::string::npos) << gap_status;
+  ShardRequest count = Zigzag();
+  count.token_ids.assign(3, 5);  // only the early piece's tokens
+  EXPECT_EQ(Code(count), absl::StatusCode::kInvalidArgument);
+  ShardRequest prefix = Zigzag();
+  prefix.rank = 0;
+  prefix.max_new_tokens = 0;
+  prefix.prefix_token_ids.assign(3, 1);  // a zigzag shard keeps no prefix
+  EXPECT_EQ(Code(prefix), absl::StatusCode::kInvalidArgument);
+  ShardRequest bad_id = Zigzag();
+  bad_id.token_ids[4] = 100;  // the late piece's last token, at position 9
+  const absl::Status id_status = ValidateShardRequest(bad_id, Config(), Options());
+  EXPECT_NE(id_status.message().find("position 9"), std::string::npos) << id_status;
+}
+
 TEST(ValidateShardRequestTest, ForgedNumbersAreRefusedQuotingTheLimit) {
   const absl::Status long_run = ValidateShardRequest(Request(10, 10800), Config(), Options());
   EXPECT_EQ(long_run.code(), absl::StatusCode::kInvalidArgument);

@@ -40,6 +40,8 @@ constexpr FlagSpec kLocalFlags[] = {
     {"port", true, "coordinator port on 127.0.0.1 (default 50051; 0: any free port)"},
     {"memory-budget-mb", true, "each worker's K/V + state budget in MiB (passed to the workers)"},
     {"min-shard-tokens", true, "fewest prompt tokens per shard (passed to the coordinator)"},
+    {"shard-layout", true, "auto, contiguous or zigzag (passed to the coordinator; default auto)"},
+    {"zigzag-min-tokens", true, "shortest prompt --shard-layout auto deals zigzag (passed to the coordinator)"},
     {"max-context-tokens", true, "longest prompt + generation served (passed to the coordinator and the workers)"},
     {"max-new-tokens-limit", true, "largest max_new_tokens a request may ask for (default 4096; passed to both roles)"},
     {"prefill-chunk-tokens", true, "longest piece a worker prefills a one-shard request in (default 0: sized from "
@@ -139,6 +141,12 @@ absl::StatusOr<LocalClusterOptions> OptionsFromFlags(const CliFlags& flags) {
     if (!min_shard_tokens.ok()) return min_shard_tokens.status();
     options.coordinator_flags.insert(options.coordinator_flags.end(),
                                      {"--min-shard-tokens", absl::StrCat(*min_shard_tokens)});
+  }
+  for (const char* name : {"shard-layout", "zigzag-min-tokens"}) {  // checked by the coordinator
+    if (flags.Has(name)) {
+      options.coordinator_flags.insert(options.coordinator_flags.end(),
+                                       {absl::StrCat("--", name), flags.GetString(name, "")});
+    }
   }
   if (flags.Has("max-context-tokens")) {
     absl::StatusOr<int64_t> context = flags.GetInt("max-context-tokens", 0);

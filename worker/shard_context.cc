@@ -1,0 +1,23 @@
+// The two ways a prompt's pieces are dealt to ranks (shard_context.h).
+#include "worker/shard_context.h"
+
+namespace tessera {
+
+std::vector<ShardPiece> ContiguousPieces(absl::Span<const int64_t> bounds) {
+  std::vector<ShardPiece> pieces;  // (W)
+  for (size_t r = 0; r + 1 < bounds.size(); ++r) {
+    pieces.push_back({bounds[r], bounds[r + 1], static_cast<int>(r)});
+  }
+  return pieces;
+}
+
+std::vector<ShardPiece> ZigzagPieces(absl::Span<const int64_t> bounds) {
+  const int ranks = static_cast<int>(bounds.size() - 1) / 2;
+  std::vector<ShardPiece> pieces;  // (2W)
+  for (int k = 0; k < 2 * ranks; ++k) {
+    pieces.push_back({bounds[k], bounds[k + 1], k < ranks ? ranks - 1 - k : k - ranks});
+  }
+  return pieces;
+}
+
+}  // namespace tessera
