@@ -6,13 +6,15 @@
 // transport: what two workers on one GPU do over gRPC, without the sockets).
 //
 // Prints per W and layout the prefill time (median over --repeats fresh
-// random prompts, after one warm-up), the efficiency T1 / (W · TW), and the
-// share of TW that ranks spent blocked in each exchange kind (the mean over
-// ranks of their host time inside AllGather/RingShift, by kind). An NCCL call
-// returns once its stream is idle, so a share includes waiting for the compute
-// enqueued before it: the time an overlapped exchange would hide. On one GPU
-// the ranks share its compute, so there TW measures the exchanges' cost, not
-// scaling.
+// random prompts, after one warm-up), the efficiency T1 / (W · TW), and each
+// exchange kind's time as a share of TW (the mean over ranks of the host time
+// inside the transport's AllGather/RingShift, by kind). The conv tails and SSD
+// summaries are waited for where they are called: an NCCL call returns once
+// its stream is idle, so their share includes waiting for the compute
+// enqueued before. The ring's shifts run in flight beside the attention
+// (worker/peer_exchange.h), so its share is transfer time, mostly hidden. On
+// one GPU the ranks share its compute, so there TW measures the exchanges'
+// cost, not scaling.
 //
 //   cp_scaling_bench --model M --length 131072 --workers 8 [--layouts contiguous,zigzag] [--repeats 3]
 //                    [--precision bf16|fp32] [--devices N]

@@ -75,6 +75,10 @@ class OpStream {
   virtual absl::StatusOr<bool> MarkReached(int64_t mark, bool wait) = 0;
   // The stream a device transport orders its transfers on (null on the CPU).
   virtual CudaStream cuda_stream() const = 0;
+  // Orders two streams of one backend: the work `later` enqueues from now on
+  // runs after everything enqueued here so far (a no-op where ops complete as
+  // they are enqueued: the CPU). How an exchange runs beside the compute.
+  virtual absl::Status Precede(OpStream& later) = 0;
 
   // out (ids.size(), hidden) fp32 = table rows of the host token ids.
   virtual absl::Status Embed(absl::Span<const int32_t> ids, const Tensor& table, const Tensor& out) = 0;

@@ -469,14 +469,24 @@ absl::Status LayerLoop::AttendRing(int64_t block, const Tensor& q, const KvCache
   ASSIGN_OR_RETURN(Buffer recv, ops_.Scratch(2 * max_len, kv_width, backend_.matrix_type()));  // (2·rows, Hkv·D)
   RETURN_IF_ERROR(Copy(kv.k.view().Rows(0, L_), send.view().Rows(0, L_)));
   RETURN_IF_ERROR(Copy(kv.v.view().Rows(0, L_), send.view().Rows(L_, L_)));
-  int64_t held = L_;  // rows of the block in `send`
+  // The block of step s comes from rank - s. Each step's block is attended
+  // while the next one is already on its way (its shift reads the block
+  // being attended and writes the other buffer, attended two steps before).
+  auto source_of = [&](int step) { return (rank - step + size) % size; };
+  auto shift = std::make_unique<RingShiftInFlight>();
+  RETURN_IF_ERROR(exchange_->StartRingShift(ExchangeTag(block, ExchangeKind::kRingKv, 1), send.view().Rows(0, 2 * L_),
+                                            recv.view().Rows(0, 2 * rank_rows[source_of(1)]), *shift));
   for (int step = 1; step < size; ++step) {
-    const int source = (rank - step + size) % size;
+    const int source = source_of(step);
     const int64_t len = rank_rows[source];
-    RETURN_IF_ERROR(exchange_->RingShift(ExchangeTag(block, ExchangeKind::kRingKv, step),
-                                         send.view().Rows(0, 2 * held), recv.view().Rows(0, 2 * len)));
-    std::swap(send, recv);
-    held = len;
+    RETURN_IF_ERROR(exchange_->FinishRingShift(*shift));
+    std::swap(send, recv);  // `send`: the block of this step
+    if (step + 1 < size) {
+      shift = std::make_unique<RingShiftInFlight>();
+      RETURN_IF_ERROR(exchange_->StartRingShift(ExchangeTag(block, ExchangeKind::kRingKv, step + 1),
+                                                send.view().Rows(0, 2 * len),
+                                                recv.view().Rows(0, 2 * rank_rows[source_of(step + 1)]), *shift));
+    }
     const Tensor held_kv = send.view();
     int64_t row = 0;  // of the source's piece in the block
     for (const int64_t k : rank_pieces_[source]) {
@@ -761,7 +771,7 @@ absl::StatusOr<std::vector<float>> LayerLoop::Run(absl::Span<const int32_t> ids,
     }
   }
   RETURN_IF_ERROR(PlanShardPieces(ids));
-  if (ctx_.sharded()) exchange_.emplace(*ctx_.peers, ops_, backend_.space());
+  if (ctx_.sharded()) exchange_.emplace(*ctx_.peers, backend_, ops_, backend_.space());
   for (const Segment& s : segments_) RETURN_IF_ERROR(s.state->ReserveKv(ops_, s.len));
   decode_step_ = one_token_each_ && !exchange_.has_value();
   if (decode_step_) return RunDecodeStep(ids, rows);

@@ -61,6 +61,7 @@ class CpuOpStream final : public OpStream {
     return true;
   }
   CudaStream cuda_stream() const override { return nullptr; }
+  absl::Status Precede(OpStream&) override { return absl::OkStatus(); }
 
   absl::Status Embed(absl::Span<const int32_t> ids, const Tensor& table, const Tensor& out) override {
     EmbeddingParams p;

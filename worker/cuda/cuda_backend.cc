@@ -279,6 +279,19 @@ class CudaOpStream final : public OpStream {
     return true;
   }
   CudaStream cuda_stream() const override { return stream_; }
+  // An event recorded here that `later` waits on; destroying it after the
+  // wait is enqueued leaves the wait in place.
+  absl::Status Precede(OpStream& later) override {
+    cudaEvent_t event = nullptr;
+    RETURN_IF_ERROR(CudaStatus("cudaEventCreate", cudaEventCreateWithFlags(&event, cudaEventDisableTiming)));
+    absl::Status status = CudaStatus("cudaEventRecord", cudaEventRecord(event, stream_));
+    if (status.ok()) {
+      status = CudaStatus("cudaStreamWaitEvent",
+                          cudaStreamWaitEvent(static_cast<cudaStream_t>(later.cuda_stream()), event, 0));
+    }
+    cudaEventDestroy(event);
+    return status;
+  }
 
   // The ids go up once; cuda::Embedding checks them against the vocabulary.
   absl::Status Embed(absl::Span<const int32_t> ids, const Tensor& table, const Tensor& out) override {
