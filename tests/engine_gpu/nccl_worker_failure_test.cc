@@ -1,13 +1,16 @@
-// Two GPU workers over NCCL, one of them lost in the middle of a long
-// prefill: the request fails with UNAVAILABLE within seconds instead of
-// hanging the other worker, and after a restart the next request runs over
-// NCCL again (in a new group: an aborted communicator is never reused).
-// Two ways to lose a peer: SIGSTOP (it stays connected but silent, so the
-// survivor's collective must time out and abort) and SIGKILL of rank 0 (the
-// group's bootstrap root). Needs two GPUs; skips otherwise.
+// GPU workers over NCCL, one group of every visible GPU (2 to 8), one of
+// them lost in the middle of a long prefill: the request fails with
+// UNAVAILABLE within seconds instead of hanging the others, and after a
+// restart the next request runs over NCCL again (in a new group: an aborted
+// communicator is never reused). Two ways to lose a peer: SIGSTOP of the last
+// rank (it stays connected but silent, so the survivors' collectives must
+// time out and abort) and SIGKILL of rank 0 (the group's bootstrap root).
+// Prompts are dealt zigzag (every rank holds two pieces). Needs two GPUs;
+// skips otherwise.
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 
@@ -19,7 +22,8 @@
 namespace tessera {
 namespace {
 
-constexpr int kPromptTokens = 65536;  // seconds of prefill on two GPUs
+constexpr int kMaxWorkers = 8;
+constexpr int kPromptTokensPerWorker = 32768;  // seconds of prefill whatever the group's size
 constexpr auto kFailWithin = std::chrono::seconds(20);  // peer timeout 3 s plus health checks and teardown
 
 std::vector<int32_t> RandomPrompt(int64_t length, int64_t vocab) {
@@ -33,7 +37,8 @@ std::vector<int32_t> RandomPrompt(int64_t length, int64_t vocab) {
 class NcclWorkerFailureTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (VisibleCudaDevices() < 2) GTEST_SKIP() << "needs two CUDA devices";
+    workers_ = std::min(VisibleCudaDevices(), kMaxWorkers);
+    if (workers_ < 2) GTEST_SKIP() << "needs two CUDA devices";
     model_dir_ = std::string(::testing::TempDir()) + "/nccl_failure_model";
     RandomModelOptions model;
     model.out_dir = model_dir_;  // 8B layer shapes: prefill long enough to interrupt
@@ -47,10 +52,10 @@ class NcclWorkerFailureTest : public ::testing::Test {
       options.binary = *next_to_self;
     }
     options.model_dir = model_dir_;
-    options.workers = 2;
-    options.coordinator_flags = {"--min-shard-tokens", "1", "--peer-timeout-ms", "3000"};
+    options.workers = workers_;
+    options.coordinator_flags = {"--min-shard-tokens", "1", "--peer-timeout-ms", "3000", "--shard-layout", "zigzag"};
     options.worker_flags = {"--backend", "cuda", "--precision", "bf16", "--memory-budget-mb", "4096"};
-    options.worker_devices = {0, 1};
+    for (int d = 0; d < workers_; ++d) options.worker_devices.push_back(d);
     options.ready_timeout = std::chrono::seconds(120);
     options.log_path = std::string(::testing::TempDir()) + "/nccl_worker_failure.log";
     absl::StatusOr<std::unique_ptr<LocalCluster>> cluster = LocalCluster::Start(options);
@@ -64,7 +69,7 @@ class NcclWorkerFailureTest : public ::testing::Test {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(5));
     v1::GenerateResponse response;
-    const grpc::Status status = stub_->Generate(&context, GreedyRequest(RandomPrompt(kPromptTokens, 1024), 4), &response);
+    const grpc::Status status = stub_->Generate(&context, GreedyRequest(RandomPrompt(kPromptTokensPerWorker * workers_, 1024), 4), &response);
     if (status.ok()) {
       EXPECT_EQ(response.shards(), shards_expected);
       EXPECT_EQ(response.token_ids_size(), 4);
@@ -78,7 +83,7 @@ class NcclWorkerFailureTest : public ::testing::Test {
   std::pair<grpc::Status, double> InterruptPrefill(int victim, int signal) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(5));
-    auto reader = stub_->GenerateStream(&context, GreedyRequest(RandomPrompt(kPromptTokens, 1024), 4));
+    auto reader = stub_->GenerateStream(&context, GreedyRequest(RandomPrompt(kPromptTokensPerWorker * workers_, 1024), 4));
     v1::GenerateStreamResponse event;
     bool prefilling = false;
     while (!prefilling && reader->Read(&event)) prefilling = event.has_progress();
@@ -92,34 +97,36 @@ class NcclWorkerFailureTest : public ::testing::Test {
     return {status, std::chrono::duration<double>(std::chrono::steady_clock::now() - signalled_at).count()};
   }
 
+  int workers_ = 0;  // every visible GPU, at most kMaxWorkers
   std::string model_dir_;
   std::unique_ptr<LocalCluster> cluster_;
   std::unique_ptr<v1::Tessera::Stub> stub_;
 };
 
 TEST_F(NcclWorkerFailureTest, SilentPeerTimesOutThenAKilledRootFailsFastAndTheGroupReforms) {
-  ASSERT_TRUE(Generate(2).ok());  // forms the NCCL group
+  ASSERT_TRUE(Generate(workers_).ok());  // forms the NCCL group
 
-  // Worker 1 stops answering mid-prefill: worker 0's collective times out.
-  auto [stalled, stalled_seconds] = InterruptPrefill(1, SIGSTOP);
-  std::cout << "silent peer: " << stalled.error_code() << " after " << stalled_seconds << " s: "
-            << stalled.error_message() << "\n";
+  // The last rank stops answering mid-prefill: the others' collectives time out.
+  const int last = workers_ - 1;
+  auto [stalled, stalled_seconds] = InterruptPrefill(last, SIGSTOP);
+  std::cout << workers_ << " workers, silent rank " << last << ": " << stalled.error_code() << " after "
+            << stalled_seconds << " s: " << stalled.error_message() << "\n";
   EXPECT_EQ(stalled.error_code(), grpc::StatusCode::UNAVAILABLE) << stalled.error_message();
   EXPECT_LT(stalled_seconds, std::chrono::duration<double>(kFailWithin).count());
-  ASSERT_TRUE(cluster_->RestartWorker(1).ok());  // kills the stopped process first
-  ASSERT_TRUE(cluster_->WaitForWorkersReady(2, std::chrono::seconds(120)).ok());
-  const grpc::Status after_stall = Generate(2);
+  ASSERT_TRUE(cluster_->RestartWorker(last).ok());  // kills the stopped process first
+  ASSERT_TRUE(cluster_->WaitForWorkersReady(workers_, std::chrono::seconds(120)).ok());
+  const grpc::Status after_stall = Generate(workers_);
   EXPECT_TRUE(after_stall.ok()) << after_stall.error_message();
 
   // Rank 0 (the group's bootstrap root) dies mid-prefill.
   auto [killed, killed_seconds] = InterruptPrefill(0, SIGKILL);
-  std::cout << "killed rank 0: " << killed.error_code() << " after " << killed_seconds << " s: "
-            << killed.error_message() << "\n";
+  std::cout << workers_ << " workers, killed rank 0: " << killed.error_code() << " after " << killed_seconds
+            << " s: " << killed.error_message() << "\n";
   EXPECT_EQ(killed.error_code(), grpc::StatusCode::UNAVAILABLE) << killed.error_message();
   EXPECT_LT(killed_seconds, std::chrono::duration<double>(kFailWithin).count());
   ASSERT_TRUE(cluster_->RestartWorker(0).ok());
-  ASSERT_TRUE(cluster_->WaitForWorkersReady(2, std::chrono::seconds(120)).ok());
-  const grpc::Status after_kill = Generate(2);
+  ASSERT_TRUE(cluster_->WaitForWorkersReady(workers_, std::chrono::seconds(120)).ok());
+  const grpc::Status after_kill = Generate(workers_);
   EXPECT_TRUE(after_kill.ok()) << after_kill.error_message();
 }
 
