@@ -76,6 +76,9 @@ constexpr FlagSpec kWorkerFlags[] = {
     {"prefill-budget-tokens", true, "while requests decode on this worker, a one-shard prefill runs in pieces of at "
                                     "most this many tokens, each after the decode step in flight, so decode steps "
                                     "keep coming (default 4096; 0: off)"},
+    {"warmup-tokens", true, "before serving, prefill a prompt of this many tokens and decode a few steps, so the "
+                            "first request pays no one-time costs (kernel loading, cuBLAS handles, the one-row "
+                            "decode graph) (default 512 on cuda, 0 on cpu; 0: none)"},
 };
 
 // Registers every second until stopped; quiet about failures (the
@@ -218,6 +221,19 @@ absl::Status Serve(const CliFlags& flags) {
     return absl::InvalidArgumentError(absl::StrCat("--prefill-budget-tokens must be 0 (off) or more. Given: ", budget));
   }
   engine->set_prefill_budget_tokens(budget);
+  ASSIGN_OR_RETURN(const int64_t warmup_tokens, flags.GetInt("warmup-tokens", backend == "cuda" ? 512 : 0));
+  if (warmup_tokens < 0 || warmup_tokens > (int64_t{1} << 20)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--warmup-tokens must be in [0, ", int64_t{1} << 20, "]. Given: ", warmup_tokens));
+  }
+  if (warmup_tokens > 0) {
+    const auto start = std::chrono::steady_clock::now();
+    const absl::Status warmed = engine->WarmUp(warmup_tokens);
+    if (!warmed.ok()) return absl::Status(warmed.code(), absl::StrCat("warm-up: ", warmed.message()));
+    std::cout << "worker warmed up: " << warmup_tokens << " prompt tokens and 3 decode steps in "
+              << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count()
+              << " ms\n";
+  }
   ASSIGN_OR_RETURN(const int64_t requested_block, flags.GetInt("prefix-block-tokens", -1));
   absl::StatusOr<int64_t> block = ChoosePrefixBlockTokens(requested_block, engine->config().mamba.chunk_size);
   if (!block.ok()) {

@@ -93,6 +93,21 @@ absl::StatusOr<DecodeStepResult> Engine::DecodeStep(absl::Span<const DecodeRow> 
   return tessera::DecodeStep(*backend_, *ops, config_, rows, &decode_graphs_);
 }
 
+absl::Status Engine::WarmUp(int64_t tokens) {
+  if (tokens < 1) return absl::InvalidArgumentError(absl::StrCat("warm-up needs >= 1 token. Given: ", tokens));
+  constexpr int kDecodeSteps = 3;  // the one-row graph is captured on its bucket's second step
+  ASSIGN_OR_RETURN(std::unique_ptr<ShardState> state, NewState(0, tokens + kDecodeSteps));
+  std::vector<int32_t> ids(tokens);  // (tokens): any ids of the vocabulary
+  for (int64_t i = 0; i < tokens; ++i) ids[i] = static_cast<int32_t>(i % config_.vocab_size);
+  RETURN_IF_ERROR(Forward(*state, ids, LogitsRows::kLast).status());
+  for (int step = 0; step < kDecodeSteps; ++step) {
+    const DecodeRow row{state.get(), static_cast<int32_t>(step % config_.vocab_size), nullptr};
+    ASSIGN_OR_RETURN(const DecodeStepResult result, DecodeStep(absl::MakeConstSpan(&row, 1)));
+    RETURN_IF_ERROR(result.status[0]);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<AttentionPartial> Engine::AttendStoredKv(const ShardState& state, int64_t attention_slot,
                                                         absl::Span<const float> q, int64_t q_len,
                                                         int64_t q_position0) {

@@ -103,6 +103,13 @@ class Engine {
   int64_t decode_graphs_captured() { return decode_graphs_.captured(); }
   absl::Status decode_graph_capture_error() { return decode_graphs_.first_capture_error(); }
 
+  // Runs a `tokens`-token prompt and a few decode steps on a state it then
+  // frees, before the engine serves: the first request otherwise pays the
+  // one-time costs (kernels loaded on first launch, cuBLAS handles and
+  // workspaces per stream, the memory pools' growth, the one-row decode
+  // graph's capture). The prefix cache never sees it.
+  absl::Status WarmUp(int64_t tokens);
+
   // tessera::AttendStoredKv (forward.h) on a stream of its own.
   absl::StatusOr<AttentionPartial> AttendStoredKv(const ShardState& state, int64_t attention_slot,
                                                   absl::Span<const float> q, int64_t q_len, int64_t q_position0);

@@ -108,6 +108,21 @@ TEST_P(ForwardTest, AnErrorFromProgressStopsThePass) {
   EXPECT_EQ(calls, 1);
 }
 
+// A warm-up (a worker's, before it serves) leaves nothing behind: the next
+// request's logits are those of an engine that never warmed up.
+TEST_P(ForwardTest, WarmUpChangesNothingAfter) {
+  std::unique_ptr<Engine> cold = MakeEngine(/*stack_projections=*/false);
+  std::unique_ptr<Engine> warm = MakeEngine(/*stack_projections=*/false);
+  ASSERT_NE(cold, nullptr);
+  ASSERT_NE(warm, nullptr);
+  ASSERT_TRUE(warm->WarmUp(40).ok());
+  EXPECT_EQ(warm->WarmUp(0).code(), absl::StatusCode::kInvalidArgument);
+  const std::vector<float> want = PrefillAndDecode(*cold);
+  const std::vector<float> got = PrefillAndDecode(*warm);
+  ASSERT_FALSE(want.empty());
+  EXPECT_EQ(got, want);
+}
+
 INSTANTIATE_TEST_SUITE_P(HfTiny, ForwardTest, testing::HfTinyFamilies(), testing::HfTinyTestName);
 
 }  // namespace
