@@ -63,7 +63,6 @@ MoeExpertsWorkspaceLayout MoeExpertsWorkspace(const MoeExpertsParams& p) {
   layout.tile_starts = take(4 * 3 * (E + 1));
   layout.pair_of_row = take(4 * pairs);
   layout.row_of_pair = take(4 * pairs);
-  layout.x_rows = take(element * pairs * p.hidden);
   layout.act = take(element * pairs * i8);
   layout.out = take(element * pairs * p.hidden);
   layout.bytes = at;

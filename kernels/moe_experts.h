@@ -53,13 +53,12 @@ struct MoeExpertsWorkspaceLayout {
   int64_t tile_starts = 0;   // (3, E + 1) int32: first m-tile of each expert, tiles of 32, 64, 128 rows
   int64_t pair_of_row = 0;   // (P) int32: pair t·k + j at each permuted row, by expert, then t, then j
   int64_t row_of_pair = 0;   // (P) int32: permuted row of each pair; -1 for an id outside [0, E)
-  int64_t x_rows = 0;        // (P, H) of type: x gathered in permuted order
   int64_t act = 0;           // (P, I8) of type: act(up · x), permuted rows
   int64_t out = 0;           // (P, H) of type: down · act, permuted rows, before weighting
   int64_t bytes = 0;         // the whole
 };
 MoeExpertsWorkspaceLayout MoeExpertsWorkspace(const MoeExpertsParams& p);
-// MoeExpertsWorkspace(p).bytes: about P · (3H + I) · bytes(type), e.g. 1.95 GB
+// MoeExpertsWorkspace(p).bytes: about P · (2H + I) · bytes(type), e.g. 1.42 GB
 // for 16K tokens of nemotron-3-nano in bf16 (H 2688, I 1856, k 6).
 int64_t MoeExpertsWorkspaceBytes(const MoeExpertsParams& p);
 
@@ -70,12 +69,14 @@ absl::Status MoeExperts(const MoeExpertsParams& p);
 
 // The same op on device pointers, enqueued on `stream`, with no host
 // synchronisation and no allocation: the (token, slot) pairs are sorted by
-// expert on the device (a stable counting sort), x is gathered in that order,
-// one grouped launch runs every expert's up projection with the activation in
-// its epilogue, one grouped launch the down projections, and each token then
+// expert on the device (a stable counting sort), one grouped launch runs every
+// expert's up projection on x's rows in that order (read through the sort's
+// row table, not copied) with the activation in its epilogue, one grouped
+// launch the down projections, and each token then
 // sums its k rows, weighted, in ascending expert order (deterministic: no
 // atomics on y). bf16 runs on tensor cores with fp32 accumulation (wgmma when
-// experts average 64 rows or more and H, I are multiples of 8, else
+// experts average 64 rows or more, H, I and x's row stride are multiples of 8
+// and x, up, down are 16-byte aligned, else
 // mma.sync); fp32 on CUDA cores in fp32 (within 1e-5 of the CPU). An id outside
 // [0, E) contributes nothing (the device cannot report it without a sync).
 // CUDA limits: experts <= 1024, T·k < 2^31; workspace required when T > 0.

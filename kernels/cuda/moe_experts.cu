@@ -1,4 +1,4 @@
-// MoeExperts on the device, in seven launches on one stream, with no host
+// MoeExperts on the device, in six launches on one stream, with no host
 // synchronisation and nothing allocated (all scratch is the caller's
 // workspace, laid out by MoeExpertsWorkspace in kernels/moe_experts.cc):
 //   1. CountPairs: each chunk of 2048 (token, slot) pairs counts its pairs per expert.
@@ -8,18 +8,21 @@
 //   3. ScatterPairs: a stable counting sort (by expert, then token, then slot:
 //      a warp walks its 256 pairs in order, __match_any_sync ranking equal
 //      experts), writing pair_of_row and row_of_pair. Deterministic.
-//   4. GatherRows: x's rows in that order (x_rows), so every expert's rows are contiguous.
-//   5. Up projection of every expert, one grouped launch, activation in the epilogue → act.
-//   6. Down projection of every expert, one grouped launch → out (the op's
+//   4. Up projection of every expert, one grouped launch, activation in the
+//      epilogue → act. Its A tiles are x's rows of each permuted row's token,
+//      loaded through pair_of_row (GroupedGemm::gather_pairs): no gathered
+//      copy of x (P · H values) is written and read back.
+//   5. Down projection of every expert, one grouped launch → out (the op's
 //      type: bf16 rows halve what the combine reads, and a plain bf16
 //      implementation rounds each expert's output too).
-//   7. Combine: each token adds its k rows of out, weighted, to y in ascending
+//   6. Combine: each token adds its k rows of out, weighted, to y in ascending
 //      expert order (then slot), with the CPU's separate multiply and add.
-// bf16 products run on tensor cores: moe_gemm_sm90.cuh (wgmma + TMA, 128 ×
-// 192 tiles) when experts average 64 rows or more and H, I are multiples of 8
-// with 16-byte aligned weights, else moe_gemm_mma.cuh (mma.sync, 32 × 64
-// tiles, the decode path). fp32 runs
-// a plain CUDA-core tile product here, so it matches the CPU to fp32 rounding.
+// bf16 products run on tensor cores: moe_gemm_sm90.cuh (wgmma, B by TMA, A of
+// the up projection by cp.async from x; 128 × 192 tiles) when experts average
+// 64 rows or more, H and I are multiples of 8 with 16-byte aligned weights
+// and x rows, else moe_gemm_mma.cuh (mma.sync, 32 × 64 tiles, the decode
+// path). fp32 runs a plain CUDA-core tile product here, so it matches the CPU
+// to fp32 rounding.
 #include "kernels/moe_experts.h"
 
 #include <cuda.h>
@@ -179,25 +182,6 @@ __global__ void __launch_bounds__(32 * kScatterWarps)
   }
 }
 
-// x_rows[r] = x[pair_of_row[r] / k] for r < row_starts[E]; 16-byte copies when kVec.
-template <typename T, bool kVec>
-__global__ void GatherRowsKernel(const T* x, int64_t x_stride, int hidden, int top_k, const int32_t* pair_of_row,
-                                 const int32_t* rows_total, T* x_rows) {
-  const int rows = *rows_total;
-  for (int r = blockIdx.x; r < rows; r += gridDim.x) {
-    const T* src = x + int64_t{pair_of_row[r] / top_k} * x_stride;
-    T* dst = x_rows + int64_t{r} * hidden;
-    if constexpr (kVec) {
-      const int vectors = hidden * static_cast<int>(sizeof(T)) / 16;
-      for (int v = threadIdx.x; v < vectors; v += blockDim.x) {
-        reinterpret_cast<uint4*>(dst)[v] = reinterpret_cast<const uint4*>(src)[v];
-      }
-    } else {
-      for (int h = threadIdx.x; h < hidden; h += blockDim.x) dst[h] = src[h];
-    }
-  }
-}
-
 // Four consecutive values of out as floats (16-byte fp32 or 8-byte bf16 loads).
 __device__ __forceinline__ float4 LoadFour(const float* at) { return *reinterpret_cast<const float4*>(at); }
 __device__ __forceinline__ float4 LoadFour(const __nv_bfloat16* at) {
@@ -275,7 +259,7 @@ __global__ void __launch_bounds__(256) MoeGemmF32Kernel(GroupedGemm g) {
   const int total = g.tile_starts[g.experts] * g.n_tiles;
   for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
     const cuda_moe::Tile t = cuda_moe::DecodeTile(g.tile_starts, g.row_starts, g.experts, g.n_tiles, tile, kTile);
-    const float* a = static_cast<const float*>(g.a) + int64_t{t.row0} * g.a_stride;  // (rows, K)
+    const auto* a = static_cast<const float*>(g.a);                                    // rows by SourceRow
     const float* b = static_cast<const float*>(g.b) + int64_t{t.expert} * g.b_rows * g.k;  // (b_rows, K)
     float acc[4][4] = {};
     for (int k0 = 0; k0 < K; k0 += kDepth) {
@@ -285,7 +269,7 @@ __global__ void __launch_bounds__(256) MoeGemmF32Kernel(GroupedGemm g) {
         const int id = threadIdx.x + 256 * q;
         const int r = id / kDepth, kk = id % kDepth;
         const bool in_k = k0 + kk < K;
-        as[kk][r] = r < t.rows && in_k ? a[int64_t{r} * g.a_stride + k0 + kk] : 0.0f;
+        as[kk][r] = r < t.rows && in_k ? a[cuda_moe::SourceRow(g, t.row0 + r) * g.a_stride + k0 + kk] : 0.0f;
         int c;
         int64_t row;
         if constexpr (kEpi == Epilogue::kSwiGlu) {
@@ -393,12 +377,19 @@ absl::StatusOr<CUtensorMap> Bf16TensorMap(absl::string_view op, const void* base
   return map;
 }
 
+// The up projection gathers (g.gather_pairs: A by cp.async, no A map); the
+// down projection reads act's permuted rows through TMA.
 template <Epilogue kEpi, int kN>
 absl::Status LaunchSm90(absl::string_view op, GroupedGemm g, int sms, int64_t pairs, cudaStream_t stream) {
   using Tr = Sm90Traits<kN>;
-  ASSIGN_OR_RETURN(CUtensorMap a_map, Bf16TensorMap(op, g.a, g.a_rows, g.k, g.a_stride, Tr::kRows));
+  constexpr bool kGather = cuda_moe::Sm90Gathers<kEpi>();
+  if (kGather != (g.gather_pairs != nullptr)) return absl::InternalError(absl::StrCat(op, ": gather mismatch"));
   ASSIGN_OR_RETURN(CUtensorMap b_map, Bf16TensorMap(op, g.b, g.experts * g.b_rows, g.k, g.k,
                                                     Tr::template BoxRows<kEpi>()));
+  CUtensorMap a_map = b_map;  // unused when gathering
+  if constexpr (!kGather) {
+    ASSIGN_OR_RETURN(a_map, Bf16TensorMap(op, g.a, g.a_rows, g.k, g.a_stride, Tr::kRows));
+  }
   g.n_tiles = CeilDiv(g.n, Tr::template OutCols<kEpi>());
   const int shared = Tr::SharedBytes(g.experts);
   RETURN_IF_ERROR(FromCuda(op, cudaFuncSetAttribute(cuda_moe::MoeGemmSm90Kernel<kEpi, kN>,
@@ -439,6 +430,16 @@ const char* ForcedKernel() {
   return forced;
 }
 
+// TESSERA_MOE_TRIM=off makes the wgmma kernel multiply the rows and columns
+// it would drop (GroupedGemm::trim_tiles off): a diagnostic, read once.
+bool TrimTiles() {
+  static const bool trim = [] {
+    const char* v = std::getenv("TESSERA_MOE_TRIM");
+    return v == nullptr || std::strcmp(v, "off") != 0;
+  }();
+  return trim;
+}
+
 // One grouped product on the chosen path; tile_starts holds the three prefixes.
 absl::Status LaunchGrouped(absl::string_view op, Epilogue epilogue, GemmPath path, GroupedGemm g,
                            const int32_t* tile_starts, int sms, int64_t pairs, cudaStream_t stream) {
@@ -477,24 +478,6 @@ absl::Status LaunchGrouped(absl::string_view op, Epilogue epilogue, GemmPath pat
   return absl::InternalError(absl::StrCat(op, ": unhandled product"));
 }
 
-template <typename T>
-absl::Status LaunchGather(absl::string_view op, const MoeExpertsParams& p, int64_t x_stride,
-                          const int32_t* pair_of_row, const int32_t* rows_total, void* x_rows, int sms,
-                          cudaStream_t stream) {
-  const bool vec = (p.hidden * sizeof(T)) % 16 == 0 && (x_stride * sizeof(T)) % 16 == 0 && Aligned16(p.x);
-  const unsigned grid = static_cast<unsigned>(std::min<int64_t>(p.tokens * p.top_k, int64_t{sms} * 16));
-  const T* x = static_cast<const T*>(p.x);
-  T* dst = static_cast<T*>(x_rows);
-  if (vec) {
-    GatherRowsKernel<T, true><<<grid, 128, 0, stream>>>(x, x_stride, static_cast<int>(p.hidden),
-                                                        static_cast<int>(p.top_k), pair_of_row, rows_total, dst);
-  } else {
-    GatherRowsKernel<T, false><<<grid, 128, 0, stream>>>(x, x_stride, static_cast<int>(p.hidden),
-                                                         static_cast<int>(p.top_k), pair_of_row, rows_total, dst);
-  }
-  return FromCuda(op, cudaGetLastError());
-}
-
 }  // namespace
 
 absl::Status MoeExperts(const MoeExpertsParams& p, CudaStream stream) {
@@ -521,7 +504,6 @@ absl::Status MoeExperts(const MoeExpertsParams& p, CudaStream stream) {
   auto* tile_starts = reinterpret_cast<int32_t*>(ws + layout.tile_starts);    // (3, E + 1)
   auto* pair_of_row = reinterpret_cast<int32_t*>(ws + layout.pair_of_row);    // (P)
   auto* row_of_pair = reinterpret_cast<int32_t*>(ws + layout.row_of_pair);    // (P)
-  void* x_rows = ws + layout.x_rows;                                          // (P, H)
   void* act = ws + layout.act;                                                // (P, I8)
   void* out = ws + layout.out;                                                // (P, H)
   const int E = static_cast<int>(p.experts);
@@ -538,16 +520,13 @@ absl::Status MoeExperts(const MoeExpertsParams& p, CudaStream stream) {
   ScatterPairsKernel<<<chunks, 32 * kScatterWarps, sizeof(int32_t) * kScatterWarps * E, s>>>(
       p.expert_ids, P, E, chunk_starts, pair_of_row, row_of_pair);
   RETURN_IF_ERROR(FromCuda(kOp, cudaGetLastError()));
-  if (p.type == ElementType::kBF16) {
-    RETURN_IF_ERROR(LaunchGather<__nv_bfloat16>(kOp, p, x_stride, pair_of_row, row_starts + E, x_rows, sms, s));
-  } else {
-    RETURN_IF_ERROR(LaunchGather<float>(kOp, p, x_stride, pair_of_row, row_starts + E, x_rows, sms, s));
-  }
 
   const bool swiglu = p.activation == MoeExpertActivation::kSwiGluFused;
   GemmPath path = GemmPath::kF32;
   if (p.type == ElementType::kBF16) {
-    const bool tma_shapes = p.hidden % 8 == 0 && p.intermediate % 8 == 0 && Aligned16(p.up) && Aligned16(p.down);
+    // x's rows are read 16 bytes at a time into the swizzled tiles (cp.async).
+    const bool tma_shapes = p.hidden % 8 == 0 && p.intermediate % 8 == 0 && Aligned16(p.up) && Aligned16(p.down) &&
+                            x_stride % 8 == 0 && Aligned16(p.x);
     path = tma_shapes && pairs >= 64 * p.experts ? GemmPath::kSm90 : GemmPath::kMma;
     if (const char* forced = ForcedKernel(); forced != nullptr) {
       if (std::strcmp(forced, "mma") == 0) path = GemmPath::kMma;
@@ -555,10 +534,14 @@ absl::Status MoeExperts(const MoeExpertsParams& p, CudaStream stream) {
       if (tma_shapes && std::strcmp(forced, "sm90n128") == 0) path = GemmPath::kSm90N128;
     }
   }
+  const bool trim_tiles = TrimTiles();
   GroupedGemm up;
-  up.a = x_rows;
-  up.a_stride = p.hidden;
-  up.a_rows = pairs;
+  up.a = p.x;
+  up.a_stride = x_stride;
+  up.a_rows = p.tokens;
+  up.gather_pairs = pair_of_row;
+  up.gather_top_k = static_cast<int>(p.top_k);
+  up.trim_tiles = trim_tiles;
   up.b = p.up;
   up.b_rows = swiglu ? 2 * p.intermediate : p.intermediate;
   up.k = p.hidden;
@@ -581,6 +564,7 @@ absl::Status MoeExperts(const MoeExpertsParams& p, CudaStream stream) {
   down.c_stride = p.hidden;
   down.row_starts = row_starts;
   down.experts = E;
+  down.trim_tiles = trim_tiles;
   RETURN_IF_ERROR(LaunchGrouped(kOp, Epilogue::kDown, path, down, tile_starts, sms, pairs, s));
 
   const bool vec = p.hidden % 4 == 0 && y_stride % 4 == 0 && Aligned16(p.y);

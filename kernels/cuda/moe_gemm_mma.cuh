@@ -4,7 +4,9 @@
 // few rows per expert the work is streaming each active expert's weights
 // once, so the tile is short in M and the grid covers every (expert, n-tile)
 // pair. Shared tiles hold rows of 64 bf16 (128 bytes) with 16-byte chunk c of
-// row r at c ^ (r % 8), so the ldmatrix reads are conflict-free. kVec needs
+// row r at c ^ (r % 8), so the ldmatrix reads are conflict-free. A's rows
+// come straight from x when the product gathers (GroupedGemm::gather_pairs):
+// each thread looks up its two rows' tokens once per tile. kVec needs
 // 16-byte aligned rows (K % 8 == 0, aligned bases); otherwise the loads are
 // element by element (awkward test shapes, never a real model).
 #pragma once
@@ -77,19 +79,26 @@ __global__ void __launch_bounds__(MmaTraits::kThreads) MoeGemmMmaKernel(GroupedG
 
   for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
     const Tile t = DecodeTile(g.tile_starts, g.row_starts, g.experts, g.n_tiles, tile, Tr::kRows);
-    const __nv_bfloat16* a = a_base + int64_t{t.row0} * g.a_stride;                 // (rows, K)
-    const __nv_bfloat16* b = b_base + int64_t{t.expert} * g.b_rows * g.k;           // (b_rows, K)
+    const __nv_bfloat16* b = b_base + int64_t{t.expert} * g.b_rows * g.k;  // (b_rows, K)
+    // This thread's A rows (r = threadIdx.x / 8 + 16 q): x's row of the pair
+    // when gathering, else the permuted row; a_base past the expert's rows.
+    constexpr int kARowsPerThread = Tr::kRows * 8 / Tr::kThreads;
+    const __nv_bfloat16* a_row[kARowsPerThread];
+#pragma unroll
+    for (int q = 0; q < kARowsPerThread; ++q) {
+      const int r = (threadIdx.x + q * Tr::kThreads) >> 3;
+      a_row[q] = r < t.rows ? a_base + SourceRow(g, t.row0 + r) * g.a_stride : a_base;
+    }
 
     auto load_stage = [&](int stage, int kb) {
       __nv_bfloat16* sa = shared + stage * Tr::kStageElements;  // (rows, depth)
       __nv_bfloat16* sb = sa + Tr::kRows * Tr::kDepth;          // (cols, depth)
       const int k0 = kb * Tr::kDepth;
 #pragma unroll
-      for (int q = 0; q < Tr::kRows * 8 / Tr::kThreads; ++q) {
+      for (int q = 0; q < kARowsPerThread; ++q) {
         const int id = threadIdx.x + q * Tr::kThreads;
         const int r = id >> 3, chunk = id & 7;
-        LoadChunk<kVec>(sa + SwizzledOffset(r, chunk), a + int64_t{r} * g.a_stride, k0 + chunk * 8, K,
-                        r < t.rows, a);
+        LoadChunk<kVec>(sa + SwizzledOffset(r, chunk), a_row[q], k0 + chunk * 8, K, r < t.rows, a_base);
       }
 #pragma unroll
       for (int q = 0; q < Tr::kCols * 8 / Tr::kThreads; ++q) {

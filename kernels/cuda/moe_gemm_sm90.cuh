@@ -28,10 +28,14 @@
 #include <cstdint>
 
 #include "kernels/cuda/moe_grouped.cuh"
+#include "kernels/cuda/sm80_ptx.cuh"
 #include "kernels/cuda/sm90_ptx.cuh"
 
 namespace tessera::cuda_moe {
 
+using cuda_sm80::CpAsync16;
+using cuda_sm80::CpAsyncCommit;
+using cuda_sm80::CpAsyncWait;
 using cuda_sm90::FenceRegisters;
 using cuda_sm90::MatrixDescriptor;
 using cuda_sm90::MbarArrive;
@@ -150,11 +154,39 @@ __device__ __forceinline__ void WgmmaM64K16(float (&d)[96], uint64_t desc_a, uin
       : "l"(desc_a), "l"(desc_b), "n"(1));
 }
 
+// Orders this thread's completed cp.async writes to shared memory (generic
+// proxy) before the tensor cores' reads of it (async proxy) that a later
+// mbarrier arrival releases.
+__device__ __forceinline__ void FenceProxyAsyncShared() {
+  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
+
+// The up projections (kRelu2, kSwiGlu) gather: A's rows come from x by the
+// pairs' tokens (GroupedGemm::gather_pairs) through cp.async from all 128
+// producer threads instead of one TMA box of permuted rows. Thread p copies 16-byte chunk p % 8 of tile rows p / 8 + 16 j
+// (j < 8: 8 threads cover a 128-byte row, coalesced) into the swizzled slot
+// c ^ (r % 8) that TMA would have used, zeros past the expert's rows and past
+// K. A stage's full barrier then takes 1 + 128 arrivals: the TMA thread's
+// (with B's bytes) and each producer thread's once its copies of that stage
+// are done (cp.async.wait_group, kLag stages behind the newest, then a proxy
+// fence and a plain arrive).
+template <Epilogue kEpi>
+constexpr bool Sm90Gathers() {
+  return kEpi != Epilogue::kDown;
+}
+
 template <Epilogue kEpi, int kN>
 __global__ void __launch_bounds__(Sm90Traits<kN>::kThreads, 1)
     MoeGemmSm90Kernel(const __grid_constant__ CUtensorMap a_map, const __grid_constant__ CUtensorMap b_map,
                       GroupedGemm g) {
   using Tr = Sm90Traits<kN>;
+  constexpr bool kGather = Sm90Gathers<kEpi>();  // else A by TMA from a_map
+  // Stages of copies a producer thread keeps in flight before it publishes the
+  // oldest. A consumer releases a stage only once the next one is full, so the
+  // producer, waiting for the release of the stage it refills, must already
+  // have published the one after it: kLag <= stages - 2.
+  constexpr int kLag = Tr::kStages - 2;
+  static_assert(kLag >= 1, "the gather needs 3 or more stages");
   constexpr int kBoxRows = Tr::template BoxRows<kEpi>();
   constexpr int kBoxes = kN / kBoxRows;
   extern __shared__ unsigned char sm90_shared[];
@@ -174,7 +206,7 @@ __global__ void __launch_bounds__(Sm90Traits<kN>::kThreads, 1)
   }
   if (threadIdx.x == 0) {
     for (int s = 0; s < Tr::kStages; ++s) {
-      MbarInit(full(s), 1);
+      MbarInit(full(s), kGather ? 1 + 128 : 1);
       MbarInit(empty(s), Tr::kConsumerWarps);
     }
     MbarInitFence();
@@ -185,9 +217,13 @@ __global__ void __launch_bounds__(Sm90Traits<kN>::kThreads, 1)
   const int warpgroup = threadIdx.x / 128;
 
   if (warpgroup == 0) {  // producer
-    if (threadIdx.x != 0) return;
-    TmaPrefetch(&a_map);
-    TmaPrefetch(&b_map);
+    if (!kGather && threadIdx.x != 0) return;
+    if (threadIdx.x == 0) {
+      if constexpr (!kGather) TmaPrefetch(&a_map);
+      TmaPrefetch(&b_map);
+    }
+    const auto* x = static_cast<const __nv_bfloat16*>(g.a);
+    const int chunk = threadIdx.x & 7, row_base = threadIdx.x >> 3;  // kGather: rows row_base + 16 j
     int it = 0;
     for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
       const Tile t = DecodeTile(tile_starts, row_starts, g.experts, g.n_tiles, tile, Tr::kRows);
@@ -202,17 +238,49 @@ __global__ void __launch_bounds__(Sm90Traits<kN>::kThreads, 1)
           box_row[i] = expert_row + t.n_tile * kN + i * kBoxRows;
         }
       }
+      // kGather: this thread's chunk of each of its 8 rows in x; nullptr past the expert's rows.
+      const __nv_bfloat16* src[kGather ? 8 : 1];
+      if constexpr (kGather) {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          const int r = row_base + 16 * j;
+          src[j] = r < t.rows ? x + SourceRow(g, t.row0 + r) * g.a_stride + chunk * 8 : nullptr;
+        }
+      }
       for (int kb = 0; kb < k_blocks; ++kb, ++it) {
         const int s = it % Tr::kStages;
         const uint32_t phase = (it / Tr::kStages) & 1;
         MbarWait(empty(s), phase ^ 1);
-        MbarArriveExpectTx(full(s), Tr::kStageBytes);
-        TmaLoad2d(a_stage(s), &a_map, full(s), kb * Tr::kDepth, t.row0);
+        if (threadIdx.x == 0) {
+          MbarArriveExpectTx(full(s), kGather ? Tr::kBBytes : Tr::kStageBytes);
+          if constexpr (!kGather) TmaLoad2d(a_stage(s), &a_map, full(s), kb * Tr::kDepth, t.row0);
 #pragma unroll
-        for (int i = 0; i < kBoxes; ++i) {
-          TmaLoad2d(b_stage(s) + i * kBoxRows * 128, &b_map, full(s), kb * Tr::kDepth, box_row[i]);
+          for (int i = 0; i < kBoxes; ++i) {
+            TmaLoad2d(b_stage(s) + i * kBoxRows * 128, &b_map, full(s), kb * Tr::kDepth, box_row[i]);
+          }
+        }
+        if constexpr (kGather) {
+          const bool in_k = kb * Tr::kDepth + chunk * 8 < g.k;  // K % 8 == 0: chunks are whole
+#pragma unroll
+          for (int j = 0; j < 8; ++j) {
+            const int r = row_base + 16 * j;
+            const bool valid = in_k && src[j] != nullptr;
+            CpAsync16(a_stage(s) + r * 128 + ((chunk ^ (r & 7)) << 4), valid ? src[j] + kb * Tr::kDepth : x,
+                      valid);
+          }
+          CpAsyncCommit();
+          if (it >= kLag) {  // publish the stage issued kLag iterations ago
+            CpAsyncWait<kLag>();
+            FenceProxyAsyncShared();
+            MbarArrive(full((it - kLag) % Tr::kStages));
+          }
         }
       }
+    }
+    if constexpr (kGather) {  // publish the last stages
+      CpAsyncWait<0>();
+      FenceProxyAsyncShared();
+      for (int i = it > kLag ? it - kLag : 0; i < it; ++i) MbarArrive(full(i % Tr::kStages));
     }
     return;
   }
@@ -222,6 +290,16 @@ __global__ void __launch_bounds__(Sm90Traits<kN>::kThreads, 1)
   int it = 0;
   for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
     const Tile t = DecodeTile(tile_starts, row_starts, g.experts, g.n_tiles, tile, Tr::kRows);
+    // The expert's last m-tile may end in the first consumer's half: then the
+    // second only keeps step with the ring (waits for each stage, releases it).
+    if (g.trim_tiles && consumer * 64 >= t.rows) {
+      for (int kb = 0; kb < k_blocks; ++kb, ++it) {
+        const int s = it % Tr::kStages;
+        MbarWait(full(s), (it / Tr::kStages) & 1);
+        if (lane == 0) MbarArrive(empty(s));
+      }
+      continue;
+    }
     float acc[Tr::kAccumulators];
 #pragma unroll
     for (int i = 0; i < Tr::kAccumulators; ++i) acc[i] = 0.0f;

@@ -21,9 +21,19 @@ namespace tessera::cuda_moe {
 enum class Epilogue { kRelu2, kSwiGlu, kDown };
 
 struct GroupedGemm {
-  const void* a = nullptr;     // (P, k) of the op's type, row stride a_stride: rows by expert
+  const void* a = nullptr;     // (P, k) of the op's type, row stride a_stride: rows by expert;
+                               // or, with gather_pairs, x (T, k): the rows before the permutation
   int64_t a_stride = 0;
-  int64_t a_rows = 0;          // P: rows that exist in a (the TMA bound)
+  int64_t a_rows = 0;          // P: rows that exist in a (the TMA bound; T with gather_pairs)
+  // When set, product row R reads row gather_pairs[R] / gather_top_k of a (the
+  // token of the pair at permuted row R) instead of row R: the up projection
+  // loads x's rows in expert order itself, and no gathered copy of x is written.
+  const int32_t* gather_pairs = nullptr;  // (P) pair_of_row
+  int gather_top_k = 1;
+  // The wgmma kernel: a warpgroup whose 64 rows of a tile all lie past the
+  // expert's last row multiplies nothing (the expert's last m-tile, when it
+  // has <= 64 rows). Off only to measure what it saves.
+  bool trim_tiles = true;
   const void* b = nullptr;     // (E, b_rows, k) of the op's type: each expert's weights, row-major
   int64_t b_rows = 0;
   int64_t k = 0;               // the reduction
@@ -58,6 +68,11 @@ struct Tile {
   int rows;    // rows of the tile that belong to the expert (may exceed the tile height)
   int n_tile;
 };
+
+// The row of a that product row `row` (< P) reads: itself, or its pair's token.
+__device__ __forceinline__ int64_t SourceRow(const GroupedGemm& g, int row) {
+  return g.gather_pairs == nullptr ? row : g.gather_pairs[row] / g.gather_top_k;
+}
 
 __device__ __forceinline__ Tile DecodeTile(const int32_t* tile_starts, const int32_t* row_starts,
                                            int experts, int n_tiles, int tile, int height) {

@@ -8,12 +8,16 @@
 //   computation on the unrounded inputs is at most twice that of a plain bf16
 //   implementation (inputs rounded, exact sums, every intermediate (h, act,
 //   each expert's output) rounded to bf16, the weighted sum into the fp32 y).
-//   Both activations; T = 1, 7, 300, 4096; experts that get no token, an
-//   expert that gets every token, top_k = E; strided x and y (padding must
-//   keep its value). The workspace is poisoned with NaN bytes, so a read of
+//   Both activations; T = 1, 7, 300, 512, 1024, 4096; experts that get no
+//   token, an expert that gets every token, top_k = E, a token choosing one
+//   expert twice (the up projection then reads one x row twice in a tile);
+//   experts whose last m-tile ends within its first 64 rows (the wgmma
+//   kernel's second warpgroup idles); K not a multiple of 64 beside NaN
+//   padding in x (the gathered loads must stop at H); strided x and y (padding
+//   must keep its value). The workspace is poisoned with NaN bytes, so a read of
 //   anything the op did not write shows up in y. The bf16 cases cover both
-//   tensor-core kernels: wgmma when T·k >= 64·E with H, I multiples of 8
-//   (marked "sm90" below), mma.sync otherwise ("mma").
+//   tensor-core kernels: wgmma when T·k >= 64·E with H, I and x's stride
+//   multiples of 8 (marked "sm90" below), mma.sync otherwise ("mma").
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -169,6 +173,7 @@ enum class Routing {
   kRandom,        // k distinct experts per token, uniformly
   kEvenOnly,      // only even experts: the odd ones get no token
   kOneGetsAll,    // expert E/2 in every token (at a random slot), the rest random
+  kRepeats,       // each slot uniform over all experts: a token may pick one expert twice
 };
 
 struct ExpertsCase {
@@ -198,9 +203,14 @@ const ExpertsCase kExpertsCases[] = {
     {4096, 136, 8, 2, 200, MoeExpertActivation::kRelu2, Routing::kEvenOnly, 0, 4, "sm90"},
     {4096, 96, 16, 2, 136, MoeExpertActivation::kSwiGluFused, Routing::kRandom, 0, 0, "sm90"},
     {4096, 64, 128, 1, 64, MoeExpertActivation::kRelu2, Routing::kRandom, 0, 0, "mma"},
+    {512, 64, 16, 2, 64, MoeExpertActivation::kRelu2, Routing::kRandom, 0, 0, "sm90"},  // ~64 rows per expert
+    {1024, 136, 8, 3, 200, MoeExpertActivation::kSwiGluFused, Routing::kRepeats, 8, 0, "sm90"},
+    {1024, 72, 8, 4, 80, MoeExpertActivation::kRelu2, Routing::kRepeats, 0, 1, "sm90"},
+    {1024, 64, 8, 2, 256, MoeExpertActivation::kRelu2, Routing::kRandom, 3, 0, "mma"},  // x stride % 8 != 0
+    {64, 40, 4, 3, 24, MoeExpertActivation::kRelu2, Routing::kRepeats, 0, 0, "mma"},
 };
 
-// k distinct ids per token following `routing`.
+// k ids per token following `routing` (distinct, except kRepeats).
 std::vector<int32_t> RandomIds(std::mt19937& rng, const ExpertsCase& c) {
   std::vector<int32_t> ids(c.tokens * c.top_k);
   std::vector<int32_t> pool(c.experts);
@@ -210,6 +220,11 @@ std::vector<int32_t> RandomIds(std::mt19937& rng, const ExpertsCase& c) {
     for (int32_t e = 0; e < c.experts; e += 2) pool.push_back(e);
   }
   const int32_t every = static_cast<int32_t>(c.experts / 2);
+  if (c.routing == Routing::kRepeats) {
+    std::uniform_int_distribution<int32_t> any(0, static_cast<int32_t>(c.experts - 1));
+    for (int32_t& id : ids) id = any(rng);
+    return ids;
+  }
   for (int64_t t = 0; t < c.tokens; ++t) {
     std::shuffle(pool.begin(), pool.end(), rng);
     for (int64_t j = 0; j < c.top_k; ++j) ids[t * c.top_k + j] = pool[j];
