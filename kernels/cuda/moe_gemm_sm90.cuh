@@ -34,8 +34,6 @@
 namespace tessera::cuda_moe {
 
 using cuda_sm80::CpAsync16;
-using cuda_sm80::CpAsyncCommit;
-using cuda_sm80::CpAsyncWait;
 using cuda_sm90::FenceRegisters;
 using cuda_sm90::MatrixDescriptor;
 using cuda_sm90::MbarArrive;
@@ -154,39 +152,33 @@ __device__ __forceinline__ void WgmmaM64K16(float (&d)[96], uint64_t desc_a, uin
       : "l"(desc_a), "l"(desc_b), "n"(1));
 }
 
-// Orders this thread's completed cp.async writes to shared memory (generic
-// proxy) before the tensor cores' reads of it (async proxy) that a later
-// mbarrier arrival releases.
+// Orders shared memory written through the generic proxy (cp.async) that
+// this thread has seen complete (an mbarrier wait) before its async-proxy
+// reads (wgmma).
 __device__ __forceinline__ void FenceProxyAsyncShared() {
   asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
 }
 
-// The up projections (kRelu2, kSwiGlu) gather: A's rows come from x by the
-// pairs' tokens (GroupedGemm::gather_pairs) through cp.async from all 128
-// producer threads instead of one TMA box of permuted rows. Thread p copies 16-byte chunk p % 8 of tile rows p / 8 + 16 j
-// (j < 8: 8 threads cover a 128-byte row, coalesced) into the swizzled slot
-// c ^ (r % 8) that TMA would have used, zeros past the expert's rows and past
-// K. A stage's full barrier then takes 1 + 128 arrivals: the TMA thread's
-// (with B's bytes) and each producer thread's once its copies of that stage
-// are done (cp.async.wait_group, kLag stages behind the newest, then a proxy
-// fence and a plain arrive).
-template <Epilogue kEpi>
-constexpr bool Sm90Gathers() {
-  return kEpi != Epilogue::kDown;
+// Arrives on `bar` once all of this thread's earlier cp.async copies have
+// landed, without raising the barrier's expected count (counted at init).
+__device__ __forceinline__ void CpAsyncArriveNoInc(uint32_t bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(bar) : "memory");
 }
 
-template <Epilogue kEpi, int kN>
+// kGather (the up projections, GroupedGemm::gather_pairs set): A's rows come
+// from x by the pairs' tokens through cp.async from all 128 producer threads
+// instead of one TMA box of permuted rows. Thread p copies 16-byte chunk
+// p % 8 of tile rows p / 8 + 16 j (j < 8: 8 threads cover a 128-byte row,
+// coalesced) into the swizzled slot c ^ (r % 8) that TMA would have used,
+// zeros past the expert's rows and past K. A stage's full barrier then takes
+// 1 + 128 arrivals: the TMA thread's (with B's bytes) and one per producer
+// thread that the hardware makes once that thread's copies have landed
+// (cp.async.mbarrier.arrive.noinc); consumers fence the proxies after the wait.
+template <Epilogue kEpi, int kN, bool kGather>
 __global__ void __launch_bounds__(Sm90Traits<kN>::kThreads, 1)
     MoeGemmSm90Kernel(const __grid_constant__ CUtensorMap a_map, const __grid_constant__ CUtensorMap b_map,
                       GroupedGemm g) {
   using Tr = Sm90Traits<kN>;
-  constexpr bool kGather = Sm90Gathers<kEpi>();  // else A by TMA from a_map
-  // Stages of copies a producer thread keeps in flight before it publishes the
-  // oldest. A consumer releases a stage only once the next one is full, so the
-  // producer, waiting for the release of the stage it refills, must already
-  // have published the one after it: kLag <= stages - 2.
-  constexpr int kLag = Tr::kStages - 2;
-  static_assert(kLag >= 1, "the gather needs 3 or more stages");
   constexpr int kBoxRows = Tr::template BoxRows<kEpi>();
   constexpr int kBoxes = kN / kBoxRows;
   extern __shared__ unsigned char sm90_shared[];
@@ -268,20 +260,11 @@ __global__ void __launch_bounds__(Sm90Traits<kN>::kThreads, 1)
             CpAsync16(a_stage(s) + r * 128 + ((chunk ^ (r & 7)) << 4), valid ? src[j] + kb * Tr::kDepth : x,
                       valid);
           }
-          CpAsyncCommit();
-          if (it >= kLag) {  // publish the stage issued kLag iterations ago
-            CpAsyncWait<kLag>();
-            FenceProxyAsyncShared();
-            MbarArrive(full((it - kLag) % Tr::kStages));
-          }
+          CpAsyncArriveNoInc(full(s));
         }
       }
     }
-    if constexpr (kGather) {  // publish the last stages
-      CpAsyncWait<0>();
-      FenceProxyAsyncShared();
-      for (int i = it > kLag ? it - kLag : 0; i < it; ++i) MbarArrive(full(i % Tr::kStages));
-    }
+    if constexpr (kGather) asm volatile("cp.async.wait_all;" ::: "memory");  // nothing in flight at exit
     return;
   }
 
@@ -307,6 +290,7 @@ __global__ void __launch_bounds__(Sm90Traits<kN>::kThreads, 1)
     for (int kb = 0; kb < k_blocks; ++kb, ++it) {
       const int s = it % Tr::kStages;
       MbarWait(full(s), (it / Tr::kStages) & 1);
+      if constexpr (kGather) FenceProxyAsyncShared();
       WgmmaFence();
 #pragma unroll
       for (int kk = 0; kk < Tr::kDepth / 16; ++kk) {
