@@ -182,18 +182,6 @@ __global__ void __launch_bounds__(32 * kScatterWarps)
   }
 }
 
-// x_rows[r] = x[pair_of_row[r] / k] for r < row_starts[E], bf16 in 16-byte
-// copies (rows of H % 8 == 0, 16-byte aligned): TESSERA_MOE_GATHER=copy only.
-__global__ void GatherRowsKernel(const uint4* x, int64_t x_stride_vectors, int vectors, int top_k,
-                                 const int32_t* pair_of_row, const int32_t* rows_total, uint4* x_rows) {
-  const int rows = *rows_total;
-  for (int r = blockIdx.x; r < rows; r += gridDim.x) {
-    const uint4* src = x + int64_t{pair_of_row[r] / top_k} * x_stride_vectors;
-    uint4* dst = x_rows + int64_t{r} * vectors;
-    for (int v = threadIdx.x; v < vectors; v += blockDim.x) dst[v] = src[v];
-  }
-}
-
 // Four consecutive values of out as floats (16-byte fp32 or 8-byte bf16 loads).
 __device__ __forceinline__ float4 LoadFour(const float* at) { return *reinterpret_cast<const float4*>(at); }
 __device__ __forceinline__ float4 LoadFour(const __nv_bfloat16* at) {
@@ -389,12 +377,13 @@ absl::StatusOr<CUtensorMap> Bf16TensorMap(absl::string_view op, const void* base
   return map;
 }
 
-// The up projection gathers (g.gather_pairs: A by cp.async, no A map) unless
-// x was copied in row order first; the down projection reads act's permuted
-// rows through TMA.
-template <Epilogue kEpi, int kN, bool kGather>
+// The up projection gathers (g.gather_pairs: A by cp.async, no A map); the
+// down projection reads act's permuted rows through TMA.
+template <Epilogue kEpi, int kN>
 absl::Status LaunchSm90(absl::string_view op, GroupedGemm g, int sms, int64_t pairs, cudaStream_t stream) {
   using Tr = Sm90Traits<kN>;
+  constexpr bool kGather = kEpi != Epilogue::kDown;
+  if (kGather != (g.gather_pairs != nullptr)) return absl::InternalError(absl::StrCat(op, ": gather mismatch"));
   ASSIGN_OR_RETURN(CUtensorMap b_map, Bf16TensorMap(op, g.b, g.experts * g.b_rows, g.k, g.k,
                                                     Tr::template BoxRows<kEpi>()));
   CUtensorMap a_map = b_map;  // unused when gathering
@@ -408,14 +397,6 @@ absl::Status LaunchSm90(absl::string_view op, GroupedGemm g, int sms, int64_t pa
   const unsigned grid = PersistentGrid(pairs, g.experts, Tr::kRows, g.n_tiles, sms);
   kernel<<<grid, Tr::kThreads, shared, stream>>>(a_map, b_map, g);
   return FromCuda(op, cudaGetLastError());
-}
-
-template <Epilogue kEpi, int kN>
-absl::Status LaunchSm90(absl::string_view op, GroupedGemm g, int sms, int64_t pairs, cudaStream_t stream) {
-  if constexpr (kEpi != Epilogue::kDown) {
-    if (g.gather_pairs != nullptr) return LaunchSm90<kEpi, kN, true>(op, g, sms, pairs, stream);
-  }
-  return LaunchSm90<kEpi, kN, false>(op, g, sms, pairs, stream);
 }
 
 template <Epilogue kEpi>
@@ -447,27 +428,6 @@ enum class GemmPath { kF32, kMma, kSm90, kSm90N128 };
 const char* ForcedKernel() {
   static const char* forced = std::getenv("TESSERA_MOE_KERNEL");
   return forced;
-}
-
-// TESSERA_MOE_GATHER=copy makes the wgmma path copy x's rows in expert order
-// first (GatherRows into out's region) and read them through TMA, instead of
-// gathering in the up projection's loads: a diagnostic, read once.
-bool CopyRowsFirst() {
-  static const bool copy = [] {
-    const char* v = std::getenv("TESSERA_MOE_GATHER");
-    return v != nullptr && std::strcmp(v, "copy") == 0;
-  }();
-  return copy;
-}
-
-// TESSERA_MOE_TRIM=off makes the wgmma kernel multiply the rows and columns
-// it would drop (GroupedGemm::trim_tiles off): a diagnostic, read once.
-bool TrimTiles() {
-  static const bool trim = [] {
-    const char* v = std::getenv("TESSERA_MOE_TRIM");
-    return v == nullptr || std::strcmp(v, "off") != 0;
-  }();
-  return trim;
 }
 
 // One grouped product on the chosen path; tile_starts holds the three prefixes.
@@ -564,14 +524,12 @@ absl::Status MoeExperts(const MoeExpertsParams& p, CudaStream stream) {
       if (tma_shapes && std::strcmp(forced, "sm90n128") == 0) path = GemmPath::kSm90N128;
     }
   }
-  const bool trim_tiles = TrimTiles();
   GroupedGemm up;
   up.a = p.x;
   up.a_stride = x_stride;
   up.a_rows = p.tokens;
   up.gather_pairs = pair_of_row;
   up.gather_top_k = static_cast<int>(p.top_k);
-  up.trim_tiles = trim_tiles;
   up.b = p.up;
   up.b_rows = swiglu ? 2 * p.intermediate : p.intermediate;
   up.k = p.hidden;
@@ -580,19 +538,6 @@ absl::Status MoeExperts(const MoeExpertsParams& p, CudaStream stream) {
   up.c_stride = i8;
   up.row_starts = row_starts;
   up.experts = E;
-  if (path != GemmPath::kF32 && path != GemmPath::kMma && CopyRowsFirst()) {
-    // x's rows in row order into out's region (free until the down projection), read by TMA.
-    const int vectors = static_cast<int>(p.hidden / 8);
-    const unsigned grid = static_cast<unsigned>(std::min<int64_t>(pairs, int64_t{sms} * 16));
-    GatherRowsKernel<<<grid, 128, 0, s>>>(static_cast<const uint4*>(p.x), x_stride / 8, vectors,
-                                          static_cast<int>(p.top_k), pair_of_row, row_starts + E,
-                                          static_cast<uint4*>(out));
-    RETURN_IF_ERROR(FromCuda(kOp, cudaGetLastError()));
-    up.a = out;
-    up.a_stride = p.hidden;
-    up.a_rows = pairs;
-    up.gather_pairs = nullptr;
-  }
   RETURN_IF_ERROR(LaunchGrouped(kOp, swiglu ? Epilogue::kSwiGlu : Epilogue::kRelu2, path, up, tile_starts, sms,
                                 pairs, s));
   GroupedGemm down;
@@ -607,7 +552,6 @@ absl::Status MoeExperts(const MoeExpertsParams& p, CudaStream stream) {
   down.c_stride = p.hidden;
   down.row_starts = row_starts;
   down.experts = E;
-  down.trim_tiles = trim_tiles;
   RETURN_IF_ERROR(LaunchGrouped(kOp, Epilogue::kDown, path, down, tile_starts, sms, pairs, s));
 
   const bool vec = p.hidden % 4 == 0 && y_stride % 4 == 0 && Aligned16(p.y);

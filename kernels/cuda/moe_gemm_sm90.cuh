@@ -1,8 +1,10 @@
 // The grouped bf16 product for many rows per expert (prefill): Hopper's
 // wgmma fed by TMA. A CTA of three warpgroups runs persistently over the
 // tiles of every expert (moe_grouped.cuh's scheduler): warpgroup 0 is the
-// producer (one thread issues the bulk tensor copies of A and B into a ring
-// of 5 or 6 stages, each guarded by a full and an empty mbarrier), 1 and 2
+// producer (one thread issues the bulk tensor copies of B, and of A in the
+// down projection; in the up projection all 128 threads copy x's rows of the
+// tile's pairs with cp.async, see kGather below; a ring of 5 or 6 stages,
+// each guarded by a full and an empty mbarrier), 1 and 2
 // the consumers, each multiplying 64 of the tile's 128 rows by its kN = 192
 // (or 128) weight rows with wgmma m64nNk16 (fp32 accumulators in registers,
 // one group of 4 in flight while the previous stage is released) and running
@@ -15,8 +17,9 @@
 // a 1024-byte atom, tiles on 1024-byte boundaries; a wgmma descriptor then
 // says "128-byte swizzle, 1024 bytes from one 8-row atom to the next", and
 // the k-th 16-deep slice starts 32·k bytes into the row. A rows are the
-// permuted rows of one expert (rows past the expert's end belong to the next
-// one or lie past P, where TMA reads zeros; the epilogue drops them); B comes
+// permuted rows of one expert (down: rows past the expert's end belong to
+// the next one or lie past P, where TMA reads zeros; up: zeros; the epilogue
+// drops them); B comes
 // in boxes of 64 consecutive weight rows, or for SwiGLU in a box of kN / 2
 // gate rows c0.. and one of the up rows I + c0.. of the same act columns.
 #pragma once
@@ -273,16 +276,6 @@ __global__ void __launch_bounds__(Sm90Traits<kN>::kThreads, 1)
   int it = 0;
   for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
     const Tile t = DecodeTile(tile_starts, row_starts, g.experts, g.n_tiles, tile, Tr::kRows);
-    // The expert's last m-tile may end in the first consumer's half: then the
-    // second only keeps step with the ring (waits for each stage, releases it).
-    if (g.trim_tiles && consumer * 64 >= t.rows) {
-      for (int kb = 0; kb < k_blocks; ++kb, ++it) {
-        const int s = it % Tr::kStages;
-        MbarWait(full(s), (it / Tr::kStages) & 1);
-        if (lane == 0) MbarArrive(empty(s));
-      }
-      continue;
-    }
     float acc[Tr::kAccumulators];
 #pragma unroll
     for (int i = 0; i < Tr::kAccumulators; ++i) acc[i] = 0.0f;

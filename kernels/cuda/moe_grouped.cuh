@@ -30,10 +30,6 @@ struct GroupedGemm {
   // loads x's rows in expert order itself, and no gathered copy of x is written.
   const int32_t* gather_pairs = nullptr;  // (P) pair_of_row
   int gather_top_k = 1;
-  // The wgmma kernel: a warpgroup whose 64 rows of a tile all lie past the
-  // expert's last row multiplies nothing (the expert's last m-tile, when it
-  // has <= 64 rows). Off only to measure what it saves.
-  bool trim_tiles = true;
   const void* b = nullptr;     // (E, b_rows, k) of the op's type: each expert's weights, row-major
   int64_t b_rows = 0;
   int64_t k = 0;               // the reduction
