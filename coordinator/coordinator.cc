@@ -225,9 +225,9 @@ absl::StatusOr<GenerateResult> Coordinator::RunGenerate(const GenerateRequest& o
   const PrefixHint prefix = prefixes_.Longest(request.cache_salt, request.prompt_token_ids, prefix_block);
   // Zigzag balances a long prompt's attention over its workers, but leaves
   // no span a later prompt could resume from: by default only for prompts
-  // that keep nothing for reuse.
+  // that keep nothing for reuse, of a model with attention layers.
   const bool zigzag = options_.shard_layout == ShardLayout::kZigzag ||
-                      (options_.shard_layout == ShardLayout::kAuto && prefix_block == 0 &&
+                      (options_.shard_layout == ShardLayout::kAuto && prefix_block == 0 && model_.has_attention &&
                        prompt_tokens >= options_.zigzag_min_tokens);
   std::set<std::string> excluded;  // workers lost by an earlier attempt
   std::optional<RunningRequest> running;

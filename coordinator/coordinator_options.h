@@ -21,7 +21,7 @@ enum class PeerTransportMode {
 
 // How a prompt split over several workers is dealt (`--shard-layout`).
 enum class ShardLayout {
-  kAuto,        // zigzag for prompts of at least zigzag_min_tokens that keep no prefix for reuse
+  kAuto,        // zigzag for prompts of at least zigzag_min_tokens that keep no prefix, of a model with attention
   kContiguous,  // always W contiguous runs (each shard's span can be resumed from)
   kZigzag,      // always 2W pieces, shard r holding pieces W-1-r and W+r (balanced attention; no span kept)
 };

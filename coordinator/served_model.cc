@@ -23,6 +23,7 @@ absl::StatusOr<ServedModel> LoadServedModel(const std::string& model_dir, int64_
   model.model_path = model_dir;
   model.vocab_size = config.vocab_size;
   model.num_layers = config.num_layers;
+  model.has_attention = config.CountBlocks(BlockKind::kAttention) > 0;
   model.eos_token_id = config.eos_token_id;
   model.max_context_tokens = context.served_tokens;
   model.trained_context_tokens = context.trained_tokens;

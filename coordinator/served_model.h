@@ -19,6 +19,7 @@ struct ServedModel {
   std::string model_path;
   int64_t vocab_size = 0;
   int64_t num_layers = 0;
+  bool has_attention = true;  // false: Mamba layers alone, where a zigzag split balances nothing
   int64_t eos_token_id = -1;            // -1: the model has none
   int64_t max_context_tokens = 0;      // served prompt + generation limit (ResolveContextLimit); 0: none
   int64_t trained_context_tokens = 0;  // the checkpoint's max_position_embeddings; 0: not stated

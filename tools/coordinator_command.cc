@@ -63,7 +63,7 @@ constexpr FlagSpec kCoordinatorFlags[] = {
                         "present; empty: none)"},
     {"metrics-port", true, "serve Prometheus /metrics on this port of the listen host (0: any free port)"},
     {"shard-layout", true, "how a prompt split over several workers is dealt: auto (zigzag for prompts of at "
-                           "least --zigzag-min-tokens that keep no prefix for reuse), contiguous, or zigzag "
+                           "least --zigzag-min-tokens that keep no prefix for reuse, of a model with attention), contiguous, or zigzag "
                            "(default auto)"},
     {"zigzag-min-tokens", true, "with --shard-layout auto: shorter prompts are split contiguously (default 16384)"},
     {"peer-transport", true, "how the workers of a multi-shard request exchange: auto (NCCL when every one offers "

@@ -56,9 +56,8 @@ v1::GenerateRequest Prompt(int tokens, int max_new_tokens) {
 
 class CoordinatorServiceTest : public ::testing::Test {
  protected:
-  void StartCoordinator(const CoordinatorOptions& options = FastOptions()) {
-    absl::StatusOr<std::unique_ptr<CoordinatorServer>> server =
-        CoordinatorServer::Start("127.0.0.1:0", FakeModel(), options);
+  void StartCoordinator(const CoordinatorOptions& options = FastOptions(), const ServedModel& model = FakeModel()) {
+    absl::StatusOr<std::unique_ptr<CoordinatorServer>> server = CoordinatorServer::Start("127.0.0.1:0", model, options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     stub_ = v1::Tessera::NewStub(MakeChannel(server_->address()));
@@ -304,6 +303,22 @@ TEST_F(CoordinatorServiceTest, LongPromptsAreDealtZigzagWithBothPiecesTokens) {
   for (int rank = 0; rank < 3; ++rank) {
     const v1::RunShardRequest shard = workers_[rank]->Requests().back();
     EXPECT_EQ(shard.shards(rank).late_end(), 0) << "rank " << rank;
+  }
+}
+
+// A model of Mamba layers alone has no attention to balance: contiguous.
+TEST_F(CoordinatorServiceTest, MambaOnlyModelsStayContiguous) {
+  CoordinatorOptions options = FastOptions();
+  options.zigzag_min_tokens = 64;
+  ServedModel model = FakeModel();
+  model.has_attention = false;
+  StartCoordinator(options, model);
+  for (int w = 0; w < 2; ++w) AddWorker();
+  v1::GenerateResponse response;
+  ASSERT_TRUE(Generate(Prompt(100, 5), &response).ok());
+  ASSERT_EQ(response.shards(), 2);
+  for (int rank = 0; rank < 2; ++rank) {
+    EXPECT_EQ(workers_[rank]->Requests().back().shards(rank).late_end(), 0) << "rank " << rank;
   }
 }
 
