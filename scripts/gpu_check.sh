@@ -20,7 +20,9 @@
 #     multi:  with >= 2 GPUs, the same evals through 2 worker processes (one GPU
 #             each), then a random 8B-shaped model and `tessera compare` of 1
 #             worker vs 2 over a 64K-token prompt in bf16 (fp32 as well with
-#             GPU_CHECK_COMPARE_FP32=1).
+#             GPU_CHECK_COMPARE_FP32=1), and cp_scaling_bench over 1…every GPU
+#             (GPU_CHECK_SCALING_LENGTH tokens, default 131072; contiguous and
+#             zigzag over NCCL: prefill ms and the efficiency T1 / (W·TW)).
 #     A markdown table comes last: check | device count | result | key numbers.
 #     Exit status 0 only if nothing failed; a check not run is SKIPPED (with the
 #     reason), never passed. Every command's output is appended to
@@ -315,6 +317,24 @@ run_multi() {
   else
     add_row "compare $preset ${prompt_length} tokens $backend fp32, 1 vs 2 workers" "2" "SKIPPED (set GPU_CHECK_COMPARE_FP32=1)" "-"
   fi
+  run_scaling "$model"
+}
+
+# Context-parallel scaling over every GPU (issue 17): 1…W ranks, contiguous and zigzag, over NCCL.
+run_scaling() {
+  local model=$1 length=${GPU_CHECK_SCALING_LENGTH:-131072} rc
+  if [[ ! -x $bundle/bin/cp_scaling_bench ]]; then
+    add_row "cp_scaling_bench" "$gpus" "NOT RUN (not in the bundle)" "-"
+    return
+  fi
+  timeout 900 "$bundle/bin/cp_scaling_bench" --model "$model" --length "$length" --workers "$gpus" --repeats 3 \
+    >"$reports/cp_scaling.log" 2>&1
+  rc=$?
+  cat "$reports/cp_scaling.log" >>"$log"
+  grep '^|' "$reports/cp_scaling.log"
+  add_row "cp_scaling_bench ${length} tokens, 1..$gpus ranks" "$gpus" "$(result_of $rc)" \
+    "$(awk -F'|' -v w="$gpus" '$2+0 == w { printf "W=%s %s: %s ms, efficiency %s; ", w, $3, $5, $6 }' "$reports/cp_scaling.log")"
+  [[ $rc -ne 0 ]] && status=1
 }
 
 if has_part tests; then
