@@ -12,9 +12,13 @@
 // move (every weight matrix once, the routed experts the batch is expected to
 // touch, each stream's K/V read and conv/SSM state read and written) at the
 // device-to-device copy rate measured here with CUDA events.
+// With --profile-steps N, the last N graph steps of the first one-stream case
+// run between cudaProfilerStart and cudaProfilerStop, for a profiler started
+// with profiling off (`ncu --profile-from-start off`: each kernel of a step).
 //
 //   decode_bench --model DIR [--contexts 4096,16384,65536] [--batch-contexts 4096,16384] [--batches 8,32]
-//                [--steps 32] [--warmup 4] [--precision bf16|fp32] [--device 0]
+//                [--steps 32] [--warmup 4] [--precision bf16|fp32] [--device 0] [--profile-steps 0]
+#include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -24,6 +28,7 @@
 #include <memory>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -42,6 +47,7 @@ struct Args {
   std::vector<int64_t> batches = {8, 32};
   int steps = 32;
   int warmup = 4;
+  int profile_steps = 0;
 };
 
 bool ParseArgs(int argc, char** argv, Args& a) {
@@ -58,6 +64,8 @@ bool ParseArgs(int argc, char** argv, Args& a) {
       if (!bench::ParsePositiveList(value, a.batches)) return false;
     } else if (flag == "--steps") {
       if (!absl::SimpleAtoi(value, &a.steps) || a.steps <= 0) return false;
+    } else if (flag == "--profile-steps") {
+      if (!absl::SimpleAtoi(value, &a.profile_steps) || a.profile_steps < 0) return false;
     } else if (flag == "--warmup") {
       if (!absl::SimpleAtoi(value, &a.warmup) || a.warmup < 0) return false;
     } else {
@@ -109,14 +117,16 @@ std::vector<std::unique_ptr<ShardState>> Prefilled(Engine& engine, int64_t batch
   return states;
 }
 
-// Median ms of one decode step of every state (greedy tokens fed back).
+// Median ms of one decode step of every state (greedy tokens fed back); the
+// last `profile` steps between cudaProfilerStart and cudaProfilerStop.
 std::pair<double, double> TimeSteps(Engine& engine, std::vector<std::unique_ptr<ShardState>>& states, int warmup,
-                                    int steps) {
+                                    int steps, int profile = 0) {
   const int64_t vocab = engine.config().vocab_size;
   std::vector<DecodeRow> rows;
   for (const auto& state : states) rows.push_back({state.get(), 0, nullptr});
   std::vector<double> ms;
   for (int s = 0; s < warmup + steps; ++s) {
+    if (profile > 0 && s == warmup + steps - profile) BENCH_CHECK(cudaProfilerStart());
     const auto start = std::chrono::steady_clock::now();
     absl::StatusOr<DecodeStepResult> result = engine.DecodeStep(rows);
     const double elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
@@ -127,6 +137,7 @@ std::pair<double, double> TimeSteps(Engine& engine, std::vector<std::unique_ptr<
     }
     if (s >= warmup) ms.push_back(elapsed);
   }
+  if (profile > 0) BENCH_CHECK(cudaProfilerStop());
   std::sort(ms.begin(), ms.end());
   return {ms[ms.size() / 2], ms.front()};
 }
@@ -136,18 +147,20 @@ int Main(int argc, char** argv) {
   if (!ParseArgs(argc, argv, args)) {
     std::fprintf(stderr,
                  "usage: decode_bench --model DIR [--contexts 4096,16384,65536] [--batch-contexts 4096,16384] "
-                 "[--batches 8,32] [--steps 32] [--warmup 4] [--precision bf16|fp32] [--device 0]\n");
+                 "[--batches 8,32] [--steps 32] [--warmup 4] [--precision bf16|fp32] [--device 0] "
+                 "[--profile-steps 0]\n");
     return 2;
   }
   absl::StatusOr<std::unique_ptr<Engine>> loaded = bench::LoadCudaBenchEngine(args.engine.model, args.engine.type, args.engine.device);
   bench::Require(loaded.status());
   Engine& engine = **loaded;
   // Eager, then on graphs, over the same states: (eager median, graph median, graph min).
+  int profile = std::min(args.profile_steps, args.steps);  // the first case's, then none
   auto time_both = [&](std::vector<std::unique_ptr<ShardState>>& states) {
     engine.set_decode_graphs(false);
     const double eager = TimeSteps(engine, states, args.warmup, args.steps).first;
     engine.set_decode_graphs(true);
-    const auto [graph, graph_min] = TimeSteps(engine, states, args.warmup, args.steps);
+    const auto [graph, graph_min] = TimeSteps(engine, states, args.warmup, args.steps, std::exchange(profile, 0));
     return std::tuple<double, double, double>{eager, graph, graph_min};
   };
   const int steps_per_case = 2 * (args.warmup + args.steps);
