@@ -67,6 +67,7 @@ __global__ void SiluMulKernel(SiluMulRows s) {
 // Elements [0, 8·vectors) in vectors of 8 (16-byte aligned), the rest one by one.
 template <typename T>
 __global__ void ReluSquaredKernel(ReluSquaredParams p, int64_t vectors) {
+  cuda_launch::GridDependencyWait();  // first: see cuda_util.cuh
   const T* x = static_cast<const T*>(p.x);  // (count)
   T* out = static_cast<T*>(p.out);          // (count)
   const int64_t first = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
@@ -98,8 +99,8 @@ template <typename T>
 cudaError_t LaunchReluSquared(const ReluSquaredParams& p, cudaStream_t stream) {
   const int64_t vectors = RowsOfVec8<T>(p.x, 0) && RowsOfVec8<T>(p.out, 0) ? p.count / 8 : 0;
   const int64_t threads_wanted = vectors > p.count - 8 * vectors ? vectors : p.count - 8 * vectors;
-  ReluSquaredKernel<T><<<GridFor(threads_wanted, kThreads), kThreads, 0, stream>>>(p, vectors);
-  return cudaGetLastError();
+  return cuda_launch::LaunchAfterPrior(ReluSquaredKernel<T>, GridFor(threads_wanted, kThreads), kThreads, 0, stream,
+                                       p, vectors);
 }
 
 }  // namespace

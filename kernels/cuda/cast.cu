@@ -51,6 +51,7 @@ __device__ __forceinline__ void StoreFloat(__nv_bfloat16* out, float v) {
 // kVec 8: columns in 16-byte vectors of 8 elements; 1: one by one.
 template <typename In, typename Out, int kVec>
 __global__ void CastRowsKernel(CastRows p) {
+  cuda_launch::GridDependencyWait();  // first: see cuda_util.cuh
   for (int64_t r = blockIdx.y; r < p.rows; r += gridDim.y) {
     const In* in = static_cast<const In*>(p.in) + r * p.in_stride;  // (width)
     Out* out = static_cast<Out*>(p.out) + r * p.out_stride;         // (width)
@@ -74,11 +75,11 @@ __global__ void CastRowsKernel(CastRows p) {
 template <typename In, typename Out>
 cudaError_t LaunchCastRows(const CastRows& p, cudaStream_t stream) {
   if (p.width % 8 == 0 && RowsOfVec8<In>(p.in, p.in_stride) && RowsOfVec8<Out>(p.out, p.out_stride)) {
-    CastRowsKernel<In, Out, 8><<<RowGrid(p.rows, p.width / 8, kThreads), kThreads, 0, stream>>>(p);
-  } else {
-    CastRowsKernel<In, Out, 1><<<RowGrid(p.rows, p.width, kThreads), kThreads, 0, stream>>>(p);
+    return cuda_launch::LaunchAfterPrior(CastRowsKernel<In, Out, 8>, RowGrid(p.rows, p.width / 8, kThreads), kThreads,
+                                         0, stream, p);
   }
-  return cudaGetLastError();
+  return cuda_launch::LaunchAfterPrior(CastRowsKernel<In, Out, 1>, RowGrid(p.rows, p.width, kThreads), kThreads, 0,
+                                       stream, p);
 }
 
 // The instantiation for (in_type, out_type); both checked to lie in the enum.

@@ -33,6 +33,7 @@ constexpr int64_t kMaxGridY = 65535;
 template <typename In, typename Out>
 __global__ void __launch_bounds__(kConvStepThreads) ConvStepKernel(ConvStepParams p, int64_t x_stride,
                                                                    int64_t out_stride) {
+  cuda_launch::GridDependencyWait();  // first: see cuda_util.cuh
   const int64_t c = blockIdx.x * int64_t{kConvStepThreads} + threadIdx.x;
   const int64_t r = blockIdx.y;
   if (c >= p.channels) return;
@@ -59,8 +60,8 @@ cudaError_t LaunchConvStep(const ConvStepParams& p, cudaStream_t stream) {
   const int64_t x_stride = StrideOr(p.x_stride, p.channels), out_stride = StrideOr(p.out_stride, p.channels);
   return WithDeviceType(p.x_type, [&](auto x) {
     return WithDeviceType(p.out_type, [&](auto out) {
-      ConvStepKernel<decltype(x), decltype(out)><<<grid, kConvStepThreads, 0, stream>>>(p, x_stride, out_stride);
-      return cudaGetLastError();
+      return cuda_launch::LaunchAfterPrior(ConvStepKernel<decltype(x), decltype(out)>, grid, kConvStepThreads, 0,
+                                           stream, p, x_stride, out_stride);
     });
   });
 }

@@ -3,13 +3,17 @@
 // block-wide sum, the widening of a stored operand (fp32 or bf16) to fp32 and
 // the rounding back, 16-byte vectors of 8 elements (what a bandwidth-bound
 // kernel moves per load), the one switch from ElementType to the device type,
-// and launch-size arithmetic (flat grid-stride loops and row-wise 2-D grids).
+// and launch-size arithmetic (flat grid-stride loops and row-wise 2-D grids),
+// and programmatic dependent launch for the kernels of a decode step.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
 
 #include "kernels/element_type.h"
 
@@ -149,6 +153,50 @@ inline dim3 RowGrid(int64_t rows, int64_t width, int threads) {
 inline unsigned GridFor(int64_t count, int threads) {
   const int64_t blocks = CeilDiv(count, threads);
   return static_cast<unsigned>(blocks < 65535 * 16 ? (blocks < 1 ? 1 : blocks) : 65535 * 16);
+}
+
+// Programmatic dependent launch (sm_90). A decode step is ~50 short kernels
+// in a row; launched with LaunchAfterPrior, a kernel's blocks are scheduled
+// while the kernel before it runs and wait in GridDependencyWait for it to
+// finish, so the launch latency between them overlaps the work. Every kernel
+// launched so calls GridDependencyWait first, before it reads or writes any
+// memory: it then sees everything every earlier kernel of the stream wrote
+// (the wait returns once the grid before it has completed and flushed, and
+// that grid waited for its own predecessor in turn), exactly as in a plain
+// launch. GridDependencyWait also lets the next kernel's blocks be scheduled
+// (so at most one grid waits ahead of the one running). In a kernel launched
+// plainly the wait returns at once. TESSERA_CUDA_PDL=0 in the environment
+// launches plainly (to compare).
+__device__ __forceinline__ void GridDependencyWait() {
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+}
+
+inline bool ProgrammaticLaunchEnabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("TESSERA_CUDA_PDL");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  return enabled;
+}
+
+// kernel<<<grid, block, smem_bytes, stream>>>(args...), its blocks allowed to
+// start before the stream's previous kernel has finished (the kernel must
+// begin with GridDependencyWait). Returns the launch's error.
+template <typename... Params, typename... Args>
+cudaError_t LaunchAfterPrior(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem_bytes,
+                             cudaStream_t stream, Args&&... args) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem_bytes;
+  config.stream = stream;
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = ProgrammaticLaunchEnabled() ? 1 : 0;
+  config.attrs = attribute;
+  config.numAttrs = 1;
+  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
 }  // namespace tessera::cuda_launch

@@ -603,6 +603,7 @@ __device__ void FindBatchItem(const BatchSplitKvArgs& b, int index, BatchItem* i
 // blockIdx.x = item · row_blocks + row block, blockIdx.y = KV head.
 template <typename T, int kD>
 __global__ void __launch_bounds__(kThreads) BatchSplitKvAttentionKernel(BatchSplitKvArgs b) {
+  cuda_launch::GridDependencyWait();  // first: see cuda_util.cuh
   extern __shared__ __align__(128) unsigned char smem[];
   __shared__ BatchItem item;
   const int row_block = blockIdx.x % b.base.row_blocks;
@@ -708,6 +709,7 @@ __global__ void __launch_bounds__(kThreads) SplitKvCombineKernel(SplitKvArgs a, 
 __global__ void __launch_bounds__(kThreads) BatchSplitKvCombineKernel(const int* plan, const float* part_out,
                                                                      const float* part_lse, float* out, float* lse,
                                                                      int heads, int head_dim) {
+  cuda_launch::GridDependencyWait();  // first: see cuda_util.cuh
   extern __shared__ float weights[];  // (target)
   const int64_t r = blockIdx.y, h = blockIdx.x;
   const int first = plan[2 * r], pieces = plan[2 * r + 1];
@@ -938,13 +940,12 @@ cudaError_t LaunchBatchSplitKvAttention(const DecodeAttentionParams& p, cudaStre
                                        kernel.smem_bytes);
   if (e != cudaSuccess) return e;
   const dim3 grid(static_cast<unsigned>(max_items * b.base.row_blocks), static_cast<unsigned>(p.num_kv_heads));
-  kernel.batch_kernel<<<grid, kThreads, kernel.smem_bytes, stream>>>(b);
-  if (target > 1) {
-    const dim3 rows(static_cast<unsigned>(p.num_q_heads), static_cast<unsigned>(p.batch));
-    BatchSplitKvCombineKernel<<<rows, kThreads, sizeof(float) * target, stream>>>(
-        b.plan, b.part_out, b.part_lse, p.out, p.lse, static_cast<int>(p.num_q_heads), static_cast<int>(p.head_dim));
-  }
-  return cudaGetLastError();
+  e = cuda_launch::LaunchAfterPrior(kernel.batch_kernel, grid, kThreads, kernel.smem_bytes, stream, b);
+  if (e != cudaSuccess || target <= 1) return e;
+  const dim3 rows(static_cast<unsigned>(p.num_q_heads), static_cast<unsigned>(p.batch));
+  return cuda_launch::LaunchAfterPrior(BatchSplitKvCombineKernel, rows, kThreads, sizeof(float) * target, stream,
+                                       b.plan, b.part_out, b.part_lse, p.out, p.lse, static_cast<int>(p.num_q_heads),
+                                       static_cast<int>(p.head_dim));
 }
 
 }  // namespace tessera::cuda_decode

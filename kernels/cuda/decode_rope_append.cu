@@ -28,6 +28,7 @@ struct Strides {
 
 template <typename T>
 __global__ void DecodeRopeAppendKernel(DecodeRopeAppendParams p, Strides s) {
+  cuda_launch::GridDependencyWait();  // first: see cuda_util.cuh
   const int64_t r = blockIdx.x;
   T* q = static_cast<T*>(p.q) + r * s.q;  // (Hq, D)
   T* k = static_cast<T*>(p.k) + r * s.k;  // (Hkv, D)
@@ -68,9 +69,9 @@ absl::Status DecodeRopeAppend(const DecodeRopeAppendParams& p, CudaStream stream
   const Strides s{p.q_stride == 0 ? p.num_q_heads * p.head_dim : p.q_stride, p.k_stride == 0 ? kv_width : p.k_stride,
                   p.v_stride == 0 ? kv_width : p.v_stride, p.cache_stride == 0 ? kv_width : p.cache_stride};
   return FromCuda(kOp, WithDeviceType(p.type, [&](auto t) {
-                    DecodeRopeAppendKernel<decltype(t)><<<static_cast<unsigned>(p.batch), kThreads, 0,
-                                                          static_cast<cudaStream_t>(stream)>>>(p, s);
-                    return cudaGetLastError();
+                    return cuda_launch::LaunchAfterPrior(DecodeRopeAppendKernel<decltype(t)>,
+                                                         static_cast<unsigned>(p.batch), kThreads, 0,
+                                                         static_cast<cudaStream_t>(stream), p, s);
                   }));
 }
 

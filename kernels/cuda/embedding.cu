@@ -25,6 +25,7 @@ constexpr int kThreads = 256;
 
 template <typename T>
 __global__ void EmbeddingKernel(EmbeddingParams p, const T* table) {
+  cuda_launch::GridDependencyWait();  // first: see cuda_util.cuh
   for (int64_t t = blockIdx.y; t < p.num_tokens; t += gridDim.y) {
     const T* row = table + static_cast<int64_t>(p.ids[t]) * p.hidden;  // (hidden)
     float* out = p.out + t * p.hidden;                                 // (hidden)
@@ -38,9 +39,8 @@ __global__ void EmbeddingKernel(EmbeddingParams p, const T* table) {
 template <typename T>
 cudaError_t LaunchEmbedding(const EmbeddingParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0) return cudaSuccess;
-  EmbeddingKernel<T><<<RowGrid(p.num_tokens, p.hidden, kThreads), kThreads, 0, stream>>>(
-      p, static_cast<const T*>(p.table));
-  return cudaGetLastError();
+  return cuda_launch::LaunchAfterPrior(EmbeddingKernel<T>, RowGrid(p.num_tokens, p.hidden, kThreads), kThreads, 0,
+                                       stream, p, static_cast<const T*>(p.table));
 }
 
 // Copies p.ids (num_tokens device int32) back and checks every id against the

@@ -47,6 +47,7 @@ __device__ __forceinline__ float GatedValue(const NormRows& p, int64_t row, int6
 // Any layout: every thread strides over the group twice.
 template <typename Gate, typename Out>
 __global__ void NormRowsKernel(NormRows p) {
+  cuda_launch::GridDependencyWait();  // first: see cuda_util.cuh
   __shared__ float scratch[32];
   const int64_t groups = p.width / p.group;
   const int64_t row = blockIdx.x / groups;
@@ -67,6 +68,7 @@ __global__ void NormRowsKernel(NormRows p) {
 // 16-byte rows: slot s of thread i holds elements [8·(s·blockDim + i), +8) of the group.
 template <typename Gate, typename Out, int kSlots>
 __global__ void __launch_bounds__(256) NormRowsRegisterKernel(NormRows p) {
+  cuda_launch::GridDependencyWait();  // first: see cuda_util.cuh
   __shared__ float scratch[32];
   const int64_t groups = p.width / p.group;
   const int64_t row = blockIdx.x / groups;
@@ -120,8 +122,8 @@ template <typename Gate, typename Out, int kSlots>
 cudaError_t LaunchRegisterKernel(const NormRows& p, unsigned blocks, cudaStream_t stream) {
   const int64_t vectors = p.group / 8;
   const int64_t threads = cuda_launch::CeilDiv(cuda_launch::CeilDiv(vectors, kSlots), 32) * 32;
-  NormRowsRegisterKernel<Gate, Out, kSlots><<<blocks, static_cast<unsigned>(threads), 0, stream>>>(p);
-  return cudaGetLastError();
+  return cuda_launch::LaunchAfterPrior(NormRowsRegisterKernel<Gate, Out, kSlots>, blocks,
+                                       static_cast<unsigned>(threads), 0, stream, p);
 }
 
 // Gate void: plain RMSNorm of y.
@@ -139,8 +141,7 @@ cudaError_t LaunchNormRows(const NormRows& p, cudaStream_t stream) {
     return LaunchRegisterKernel<Gate, Out, 8>(p, grid, stream);
   }
   const int threads = p.group >= 256 ? 256 : static_cast<int>(cuda_launch::CeilDiv(p.group, 32) * 32);
-  NormRowsKernel<Gate, Out><<<grid, threads, 0, stream>>>(p);
-  return cudaGetLastError();
+  return cuda_launch::LaunchAfterPrior(NormRowsKernel<Gate, Out>, grid, threads, 0, stream, p);
 }
 
 }  // namespace tessera::cuda_norm

@@ -44,6 +44,7 @@ __device__ __forceinline__ float4 Load4(const float* p) { return *reinterpret_ca
 // blockIdx = (block of kStepBlockRows rows, head, request).
 template <typename Dt>
 __global__ void __launch_bounds__(kStepWarps * 32, kStepBlocksPerSm) SsdStepKernel(SsdStepParams p, SsdStepStrides s) {
+  cuda_launch::GridDependencyWait();  // first: see cuda_util.cuh
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t h = blockIdx.y, r = blockIdx.z;
   const int64_t row0 = int64_t{blockIdx.x} * kStepBlockRows + warp * kStepRows;  // channel p of head h
@@ -130,8 +131,7 @@ cudaError_t LaunchSsdStep(const SsdStepParams& p, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(CeilDiv(p.head_dim, kStepBlockRows)), static_cast<unsigned>(p.num_heads),
                   static_cast<unsigned>(p.batch));
   return WithDeviceType(p.dt_type, [&](auto dt) {
-    SsdStepKernel<decltype(dt)><<<grid, kStepWarps * 32, 0, stream>>>(p, s);
-    return cudaGetLastError();
+    return cuda_launch::LaunchAfterPrior(SsdStepKernel<decltype(dt)>, grid, kStepWarps * 32, 0, stream, p, s);
   });
 }
 
