@@ -5,7 +5,11 @@
 //     (every request its own K/V allocation, all the same length);
 //   SsdStep at batch 1 and 32 (per-request states, x/B/C read from the
 //     conv-output rows, bf16 raw dt with the fused softplus);
-//   ConvStep at batch 1 and 32 (bf16 xBC columns of in_proj's rows, fp32 out).
+//   ConvStep at batch 1 and 32 (bf16 xBC columns of in_proj's rows, fp32 out);
+//   Linear at 1 and 8 rows on every projection shape of a decode step (bf16
+//     W and x, fp32 y): the GEMV of cuda::Linear in its default
+//     configuration and in the fastest of its others, and the cuBLAS GemmEx
+//     call (what cuda::Linear runs from kLinearGemvCublasFeatures features on).
 // GB/s counts the bytes an op must move (attention: K and V read; SsdStep:
 // states read and written; ConvStep: states read and written, x read, out
 // written), and "of copy" divides it by a device-to-device cudaMemcpy's
@@ -18,7 +22,8 @@
 // over kCalls. Data: fresh random values (a 16 MiB pattern repeated). Before
 // timing, each op's answer on the first window is checked against a second
 // run of the same op (attention: the plain CUDA-core kernel).
-// Usage: decode_step_bench [attention|ssd|conv ...] (default: all three)
+// Linear's bytes: W read once (x and y are a few KB).
+// Usage: decode_step_bench [attention|ssd|conv|linear ...] (default: all four)
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -27,6 +32,7 @@
 #include <cstdio>
 #include <functional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -34,7 +40,10 @@
 #include "bench/cuda_graph_timing.h"
 #include "kernels/conv_step.h"
 #include "kernels/cuda/decode_attention.h"
+#include "kernels/cuda/host_util.h"
+#include "kernels/cuda/linear_gemv.h"
 #include "kernels/decode_attention.h"
+#include "kernels/linear.h"
 #include "kernels/ssd_step.h"
 
 namespace {
@@ -42,6 +51,7 @@ namespace {
 using tessera::ConvStepParams;
 using tessera::DecodeAttentionParams;
 using tessera::ElementType;
+using tessera::LinearParams;
 using tessera::SsdStepParams;
 using tessera::bench::Download;
 using tessera::bench::RandomHost;
@@ -323,12 +333,94 @@ void BenchConvStep(int64_t batch, int64_t l2_bytes) {
   }
 }
 
+// ------------------------------------------------------------- linear
+
+struct LinearRow {
+  std::string shape;
+  int64_t rows;
+  double copy_gbps, w_bytes;
+  double default_ms, best_ms, cublas_ms;
+  std::string best;  // the fastest GEMV configuration, "warps x unroll"
+};
+std::vector<LinearRow> g_linear_rows;
+
+// y (rows, N) fp32 = x (rows, K) · Wᵀ, bf16 operands, on windows of W past the
+// L2: cuda::Linear (the GEMV in its default configuration for these rows),
+// every other GEMV configuration, and cuBLAS GemmEx as Linear called it
+// before; the default's answer compared with cuBLAS's first.
+void BenchLinear(const std::string& name, int64_t n_out, int64_t k_in, int64_t rows, int64_t l2_bytes) {
+  const int64_t w_bytes = 2 * n_out * k_in;
+  const int64_t windows = std::max<int64_t>(2, 8 * l2_bytes / w_bytes + 1);
+  void* w = RandomBf16(windows * w_bytes, -0.02f, 0.02f, 41);
+  void* x = RandomBf16(2 * rows * k_in, -1.0f, 1.0f, 42);
+  float *y = nullptr, *y_blas = nullptr;
+  BENCH_CHECK(cudaMalloc(reinterpret_cast<void**>(&y), sizeof(float) * rows * n_out));
+  BENCH_CHECK(cudaMalloc(reinterpret_cast<void**>(&y_blas), sizeof(float) * rows * n_out));
+  LinearParams p;
+  p.rows = rows;
+  p.in_features = k_in;
+  p.out_features = n_out;
+  p.type = ElementType::kBF16;
+  p.x = x;
+  p.y = y;
+  auto window = [&](int64_t n) { return static_cast<const char*>(w) + n % windows * w_bytes; };
+  auto linear = [&](int64_t n) {  // the GEMV's default configuration (cuda::Linear may leave this shape to cuBLAS)
+    LinearParams q = p;
+    q.weight = window(n);
+    Require(tessera::cuda::LinearGemv(q, {}, g_stream));
+  };
+  const absl::StatusOr<tessera::cuda_host::CublasContext> blas = tessera::cuda_host::CublasHandle("bench");
+  Require(blas.status());
+  auto cublas = [&](int64_t n) {
+    const float alpha = 1.0f, beta = 0.0f;
+    Require(tessera::cuda_host::FromCublas("bench", blas->api->SetStream(blas->handle, g_stream)));
+    Require(tessera::cuda_host::FromCublas(
+        "bench", blas->api->GemmEx(blas->handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n_out),
+                                   static_cast<int>(rows), static_cast<int>(k_in), &alpha, window(n), CUDA_R_16BF,
+                                   static_cast<int>(k_in), x, CUDA_R_16BF, static_cast<int>(k_in), &beta, y_blas,
+                                   CUDA_R_32F, static_cast<int>(n_out), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT)));
+  };
+  linear(0);
+  cublas(0);
+  BENCH_CHECK(cudaStreamSynchronize(g_stream));
+  const std::vector<float> got = Download(y, rows * n_out), want = Download(y_blas, rows * n_out);
+  double diff = 0.0, norm = 0.0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    diff += (double{got[i]} - want[i]) * (double{got[i]} - want[i]);
+    norm += double{want[i]} * want[i];
+  }
+  std::printf("check Linear %s rows %lld: relative L2 to cuBLAS %.3g\n", name.c_str(), static_cast<long long>(rows),
+              std::sqrt(diff / norm));
+  LinearRow row{name, rows, CopyGbps(w_bytes, l2_bytes), static_cast<double>(w_bytes), GraphMs(linear), 1e30,
+                GraphMs(cublas), ""};
+  for (int warps : {4, 8, 16}) {
+    for (int unroll : {2, 4}) {
+      const double ms = GraphMs([&](int64_t n) {
+        LinearParams q = p;
+        q.weight = window(n);
+        Require(tessera::cuda::LinearGemv(q, {warps, unroll}, g_stream));
+      });
+      std::printf("  GEMV %dx%d: %.4f ms\n", warps, unroll, ms);
+      if (ms < row.best_ms) {
+        row.best_ms = ms;
+        row.best = std::to_string(warps) + "x" + std::to_string(unroll);
+      }
+    }
+  }
+  const tessera::cuda::LinearGemvConfig d = tessera::cuda::LinearGemvDefaultConfig(p);
+  std::printf("Linear %s rows %lld: default (%dx%d) %.4f ms, best %s %.4f ms, cuBLAS %.4f ms\n", name.c_str(),
+              static_cast<long long>(rows), d.warps, d.unroll, row.default_ms, row.best.c_str(), row.best_ms,
+              row.cublas_ms);
+  g_linear_rows.push_back(row);
+  for (void* ptr : {w, x, static_cast<void*>(y), static_cast<void*>(y_blas)}) BENCH_CHECK(cudaFree(ptr));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> ops;
   for (int i = 1; i < argc; ++i) ops.push_back(argv[i]);
-  if (ops.empty()) ops = {"attention", "ssd", "conv"};
+  if (ops.empty()) ops = {"attention", "ssd", "conv", "linear"};
   cudaDeviceProp prop{};
   BENCH_CHECK(cudaGetDeviceProperties(&prop, 0));
   const int64_t l2 = prop.l2CacheSize;
@@ -345,11 +437,31 @@ int main(int argc, char** argv) {
       for (int64_t batch : {1, 32}) BenchSsdStep(batch, l2);
     } else if (op == "conv") {
       for (int64_t batch : {1, 32}) BenchConvStep(batch, l2);
+    } else if (op == "linear") {
+      // The 8B shapes (hidden 4096): in_proj, out_proj, qkv, o_proj, MLP up and down, a 1024-entry lm_head.
+      const std::vector<std::tuple<std::string, int64_t, int64_t>> shapes = {
+          {"in_proj", kInProjWidth, 4096}, {"out_proj", 4096, kH * kP}, {"qkv", (kHq + 2 * kHkv) * kD, 4096},
+          {"o_proj", 4096, kHq * kD},      {"mlp_up", 21504, 4096},      {"mlp_down", 4096, 21504},
+          {"lm_head", 1024, 4096}};
+      for (int64_t rows : {1, 8}) {
+        for (const auto& [name, n_out, k_in] : shapes) BenchLinear(name, n_out, k_in, rows, l2);
+      }
     } else {
-      std::fprintf(stderr, "unknown op %s (attention, ssd or conv)\n", op.c_str());
+      std::fprintf(stderr, "unknown op %s (attention, ssd, conv or linear)\n", op.c_str());
       return 1;
     }
   }
+  if (!g_linear_rows.empty()) {
+    std::printf("\n| Linear | rows | GEMV default ms | of copy | best config | best ms | of copy | cuBLAS ms | of copy |\n"
+                "|---|---|---|---|---|---|---|---|---|\n");
+    for (const LinearRow& r : g_linear_rows) {
+      auto of_copy = [&](double ms) { return 100.0 * r.w_bytes / ms / 1e6 / r.copy_gbps; };
+      std::printf("| %s | %lld | %.4f | %.0f%% | %s | %.4f | %.0f%% | %.4f | %.0f%% |\n", r.shape.c_str(),
+                  static_cast<long long>(r.rows), r.default_ms, of_copy(r.default_ms), r.best.c_str(), r.best_ms,
+                  of_copy(r.best_ms), r.cublas_ms, of_copy(r.cublas_ms));
+    }
+  }
+  if (g_rows.empty()) return 0;
   std::printf("\n| op | batch | length | ms | GB/s | of copy | copy GB/s |\n|---|---|---|---|---|---|---|\n");
   for (const Row& r : g_rows) {
     std::printf("| %s | %lld | %lld | %.4f | %.0f | %.0f%% | %.0f |\n", r.op.c_str(), static_cast<long long>(r.batch),

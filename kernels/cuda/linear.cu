@@ -1,5 +1,8 @@
 // Linear through cuBLAS (loaded with dlopen, cublas_api.h), one handle per
-// thread and device (host_util.h). The bias step is the one kernel here:
+// thread and device (host_util.h), except the few-row bf16 products of a
+// decode step, which go to the GEMV (kernels/cuda/linear_gemv.h: cuBLAS's
+// one-row kernels split K over a second reduction kernel and read W below
+// copy speed on some of the step's shapes). The bias step is the one kernel here:
 // y = bias (or y += bias when accumulating) laid into y before one GEMM with
 // beta = 1 finishes the job, as the CPU does. The GEMM dispatches on the
 // operands' type once: fp32 is Sgemm in the default math mode (no TF32), so
@@ -13,6 +16,7 @@
 #include "common/status_macros.h"
 #include "kernels/cuda/cuda_util.cuh"
 #include "kernels/cuda/host_util.h"
+#include "kernels/cuda/linear_gemv.h"
 #include "kernels/params_check_util.h"
 
 namespace tessera::cuda {
@@ -59,6 +63,7 @@ absl::Status Linear(const LinearParams& p, CudaStream stream) {
   constexpr absl::string_view kOp = "Linear";
   RETURN_IF_ERROR(CheckLinearParams(p));
   if (p.rows == 0) return absl::OkStatus();
+  if (LinearGemvTakes(p)) return LinearGemv(p, {}, stream);
   ASSIGN_OR_RETURN(cuda_host::CublasContext blas, CublasHandle(kOp));
   // SetStream also puts the handle back on its own workspace.
   RETURN_IF_ERROR(FromCublas(kOp, blas.api->SetStream(blas.handle, stream)));

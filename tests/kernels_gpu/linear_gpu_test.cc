@@ -1,6 +1,7 @@
 // cuda::Linear for both operand types on fresh random inputs of awkward shapes
 // (odd sizes, row strides past the width with NaN padding in x, padding in y
-// that must keep its value, bias, accumulate). fp32 (Sgemm, no TF32) against
+// that must keep its value, bias, accumulate; up to 8 rows with K a multiple of
+// 8 for the bf16 GEMV). fp32 (Sgemm, no TF32) against
 // the OpenBLAS reference. bf16 (GemmEx, fp32 accumulation) follows the
 // flash-attention rule: its error against a float64 product of the unrounded
 // inputs is at most twice that of a plain implementation that rounds its
@@ -44,6 +45,12 @@ const LinearCase kCases[] = {
     {130, 257, 65, 1, 0, false, true},   {130, 257, 65, 0, 0, false, true},
     {256, 1024, 512, 0, 0, false, false}, {64, 1024, 1000, 8, 24, true, false},
     {300, 777, 1001, 2, 3, true, false}, {300, 512, 2048 + 256, 0, 0, true, true},
+    // Decode rows (<= 8) with K a multiple of 8: the GEMV kernel. K not a
+    // multiple of its step (32), N not of its tile (16), strides of 8.
+    {1, 4096, 1000, 0, 0, false, false}, {1, 72, 33, 8, 3, true, true},
+    {2, 1032, 263, 16, 0, true, false},  {3, 8, 40, 0, 5, false, true},
+    {5, 2056, 17, 8, 1, false, false},   {8, 1024, 1001, 0, 7, true, true},
+    {8, 21504, 64, 0, 0, false, true},   {6, 4096, 2048 + 16, 24, 0, true, false},
 };
 
 std::string Describe(const LinearCase& c) {
