@@ -166,11 +166,17 @@ inline unsigned GridFor(int64_t count, int threads) {
 // launch. GridDependencyWait also lets the next kernel's blocks be scheduled
 // (so at most one grid waits ahead of the one running). In a kernel launched
 // plainly the wait returns at once. TESSERA_CUDA_PDL=0 in the environment
-// launches plainly (to compare).
+// launches plainly (to compare). Before the wait a kernel may only prefetch
+// into L2 (PrefetchL2): the operands it will read, such as weights, come
+// closer while the kernel before it finishes, and a prefetch cannot return
+// stale data (L2 is where every write lands).
 __device__ __forceinline__ void GridDependencyWait() {
   asm volatile("griddepcontrol.wait;" ::: "memory");
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 }
+
+// A hint: the 128-byte line at p into L2. No value comes back.
+__device__ __forceinline__ void PrefetchL2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
 inline bool ProgrammaticLaunchEnabled() {
   static const bool enabled = [] {

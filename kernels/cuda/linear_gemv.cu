@@ -73,7 +73,6 @@ __device__ __forceinline__ void GemvMma(float (&acc)[4], const uint4& lo, const 
 template <typename Y, int kUnroll>
 __global__ void __launch_bounds__(GemvTraits::kMaxWarps * 32)
     LinearGemvKernel(LinearParams p, int64_t x_stride, int64_t y_stride) {
-  cuda_launch::GridDependencyWait();  // first: see cuda_util.cuh
   using T = GemvTraits;
   __shared__ float partial[T::kMaxWarps][32 * 4];  // (warps, lane · 4 accumulators)
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
@@ -89,6 +88,17 @@ __global__ void __launch_bounds__(GemvTraits::kMaxWarps * 32)
   const __nv_bfloat16* x_g = (g < p.rows ? x + g * x_stride : x) + q * 8;
   const int64_t steps = (K + T::kStepK - 1) / T::kStepK;
   const int64_t batches = (steps + int64_t{warps} * kUnroll - 1) / (int64_t{warps} * kUnroll);
+  // The first two batches' W lines on their way into L2 while the kernel
+  // before finishes (safe whatever wrote W: see cuda_util.cuh).
+#pragma unroll
+  for (int u = 0; u < 2 * kUnroll; ++u) {
+    const int64_t s = int64_t{u} * warps + warp;
+    if (s < steps && q == 0) {  // a row's 64 bytes of a step lie in one 128-byte line
+      cuda_launch::PrefetchL2(w_lo + s * T::kStepK);
+      cuda_launch::PrefetchL2(w_hi + s * T::kStepK);
+    }
+  }
+  cuda_launch::GridDependencyWait();  // before any load: see cuda_util.cuh
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // (g, 2q..2q+1) and (g + 8, 2q..2q+1): (feature, x row)
   // Two batches in flight: the next one's loads go out before this one's
   // mmas wait for theirs (ping-pong registers, no copies between them). A

@@ -68,11 +68,16 @@ __global__ void NormRowsKernel(NormRows p) {
 // 16-byte rows: slot s of thread i holds elements [8·(s·blockDim + i), +8) of the group.
 template <typename Gate, typename Out, int kSlots>
 __global__ void __launch_bounds__(256) NormRowsRegisterKernel(NormRows p) {
-  cuda_launch::GridDependencyWait();  // first: see cuda_util.cuh
   __shared__ float scratch[32];
   const int64_t groups = p.width / p.group;
   const int64_t row = blockIdx.x / groups;
   const int64_t c0 = (blockIdx.x - row * groups) * p.group;
+#pragma unroll
+  for (int s = 0; s < kSlots; ++s) {  // the weights on their way while the kernel before finishes
+    const int64_t c = (int64_t{s} * blockDim.x + threadIdx.x) * 8;
+    if (c < p.group) cuda_launch::PrefetchL2(p.weight + c0 + c);
+  }
+  cuda_launch::GridDependencyWait();  // before any load: see cuda_util.cuh
   const float* y = p.y + row * p.y_stride + c0;  // (group)
   float v[kSlots][8];
   float sum_squares = 0.0f;
