@@ -11,7 +11,10 @@
 // beta = 1 finishes the job (in a bf16 y the bias is rounded to bf16 first).
 // The CPU version calls BLAS (OpenBLAS) on fp32 operands only (UNIMPLEMENTED
 // for bf16); the CUDA version cuBLAS, fp32 without TF32 (results match the CPU
-// to fp32 rounding) or bf16 GemmEx with fp32 accumulation.
+// to fp32 rounding) or bf16 GemmEx with fp32 accumulation, except bf16
+// products of at most 8 rows (a decode step's), most of which run on a
+// tensor-core GEMV (kernels/cuda/linear_gemv.h) that adds the bias and the
+// accumulated y in fp32 and rounds y once.
 #pragma once
 
 #include <cstdint>

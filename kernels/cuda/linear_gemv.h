@@ -11,8 +11,9 @@
 // batch, the next batch's loads issued before this batch's mmas (two batches
 // of registers, used in turn).
 // The dot products run on the tensor cores (mma m16n8k16, fp32 accumulate)
-// with W as A (16 features × 16 k) and the x rows as B (16 k × 8 rows, rows
-// past `rows` zero): a sum over k does not care in which order k comes, so a
+// with W as A (16 features × 16 k) and the x rows as B (16 k × 8 rows; rows
+// past `rows` and features past N read a real row instead and feed outputs
+// that are never stored): a sum over k does not care in which order k comes, so a
 // lane's 8 consecutive k of a 16-byte load stand in for the fragment's k
 // positions, the same permutation in A and B. The warps' partial sums meet in
 // shared memory in warp order; the epilogue adds the bias and the accumulated
@@ -36,9 +37,9 @@ struct LinearGemvConfig {
 };
 
 // From this many output features on, cuda::Linear leaves a product to cuBLAS:
-// with N that large cuBLAS reads W in one kernel at copy speed (93-101% of
+// with N that large cuBLAS reads W in one kernel at copy speed (90-101% of
 // it on in_proj and the MLP's up projection, 8B shapes), where the GEMV
-// reaches 91-92%; below it cuBLAS splits K over a second reduction kernel and
+// reaches 88-92%; below it cuBLAS splits K over a second reduction kernel and
 // the GEMV is faster (bench/RESULTS.md, 2026-12-04).
 constexpr int64_t kLinearGemvCublasFeatures = 16384;
 
