@@ -78,7 +78,7 @@ constexpr FlagSpec kWorkerFlags[] = {
                                     "keep coming (default 4096; 0: off)"},
     {"warmup-tokens", true, "before serving, prefill a prompt of this many tokens and decode a few steps, so the "
                             "first request pays no one-time costs (kernel loading, cuBLAS handles, the one-row "
-                            "decode graph) (default 512 on cuda, 0 on cpu; 0: none)"},
+                            "decode graph) (default 4096 on cuda, 0 on cpu; 0: none)"},
 };
 
 // Registers every second until stopped; quiet about failures (the
@@ -221,7 +221,12 @@ absl::Status Serve(const CliFlags& flags) {
     return absl::InvalidArgumentError(absl::StrCat("--prefill-budget-tokens must be 0 (off) or more. Given: ", budget));
   }
   engine->set_prefill_budget_tokens(budget);
-  ASSIGN_OR_RETURN(const int64_t warmup_tokens, flags.GetInt("warmup-tokens", backend == "cuda" ? 512 : 0));
+  // 4096 on a GPU: a 512-token warm-up left the first 4K-token request 10 ms
+  // slower than the next (the longer prefill's kernels and GEMM shapes were
+  // still cold), 4096 none (bench/RESULTS.md, session 6).
+  constexpr int64_t kDefaultCudaWarmupTokens = 4096;
+  ASSIGN_OR_RETURN(const int64_t warmup_tokens,
+                   flags.GetInt("warmup-tokens", backend == "cuda" ? kDefaultCudaWarmupTokens : 0));
   if (warmup_tokens < 0 || warmup_tokens > (int64_t{1} << 20)) {
     return absl::InvalidArgumentError(
         absl::StrCat("--warmup-tokens must be in [0, ", int64_t{1} << 20, "]. Given: ", warmup_tokens));

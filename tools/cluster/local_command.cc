@@ -46,6 +46,8 @@ constexpr FlagSpec kLocalFlags[] = {
     {"max-new-tokens-limit", true, "largest max_new_tokens a request may ask for (default 4096; passed to both roles)"},
     {"prefill-chunk-tokens", true, "longest piece a worker prefills a one-shard request in (default 0: sized from "
                                    "free memory; passed to the workers)"},
+    {"warmup-tokens", true, "prompt tokens each worker prefills before serving (passed to the workers; default 4096 "
+                            "on cuda, 0 on cpu)"},
     {"prefix-block-tokens", true, "prefix reuse block (default 4096 rounded up to the SSD chunk; 0: off; passed to "
                                   "the workers)"},
     {"tokenizer", true, "tokenizer.json for text (passed to the coordinator; default: the model's, if any)"},
@@ -172,9 +174,10 @@ absl::StatusOr<LocalClusterOptions> OptionsFromFlags(const CliFlags& flags) {
     }
     options.worker_flags.insert(options.worker_flags.end(), {"--prefill-chunk-tokens", absl::StrCat(*piece)});
   }
-  if (flags.Has("prefix-block-tokens")) {  // the workers check it
-    options.worker_flags.insert(options.worker_flags.end(),
-                                {"--prefix-block-tokens", flags.GetString("prefix-block-tokens", "")});
+  for (const char* name : {"prefix-block-tokens", "warmup-tokens"}) {  // the workers check them
+    if (flags.Has(name)) {
+      options.worker_flags.insert(options.worker_flags.end(), {absl::StrCat("--", name), flags.GetString(name, "")});
+    }
   }
   if (flags.Has("tokenizer")) {
     options.coordinator_flags.insert(options.coordinator_flags.end(), {"--tokenizer", flags.GetString("tokenizer", "")});
