@@ -34,7 +34,12 @@ struct CoordinatorOptions {
   // priority order, then arrival); 0: refused at once (RESOURCE_EXHAUSTED).
   int32_t max_queued_requests = 0;
   absl::Duration queue_timeout = absl::Seconds(60);  // a waiting request gives up after this (RESOURCE_EXHAUSTED)
-  int32_t peer_timeout_ms = 10000;                           // passed to workers in RunShardRequest
+  // Passed to workers in RunShardRequest: how long one waits for a peer's
+  // block. It must cover the slowest peer's compute between two exchanges
+  // (a CPU worker's attention layer over a long shard takes seconds: the
+  // README's 29K-token prompt over 3 CPU workers on a loaded 2-core machine
+  // outran 10 s); a lost worker is found sooner, through its failed connection.
+  int32_t peer_timeout_ms = 30000;
   absl::Duration health_interval = absl::Milliseconds(500);  // GetStatus on every worker this often
   absl::Duration status_deadline = absl::Seconds(1);         // one GetStatus may take this long
   int failures_before_unready = 2;                  // consecutive failed checks that drop a worker from planning

@@ -57,7 +57,8 @@ constexpr FlagSpec kCoordinatorFlags[] = {
     {"max-context-tokens", true, "longest prompt + generation served (default: the checkpoint's "
                                  "max_position_embeddings, if any); give the workers the same value"},
     {"max-new-tokens-limit", true, "largest max_new_tokens a request may ask for (default 4096)"},
-    {"peer-timeout-ms", true, "how long a worker waits for a peer's block (default 10000)"},
+    {"peer-timeout-ms", true, "how long a worker waits for a peer's block: it must cover the slowest peer's compute "
+                              "between two exchanges (default 30000, at most 60000)"},
     {"health-interval-ms", true, "how often every worker is checked (default 500)"},
     {"tokenizer", true, "tokenizer.json for text prompts and text output (default: MODEL_DIR/tokenizer.json if "
                         "present; empty: none)"},

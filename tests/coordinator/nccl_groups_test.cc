@@ -69,11 +69,16 @@ class NcclGroupsTest : public ::testing::Test {
     stub_ = v1::Tessera::NewStub(MakeChannel(server_->address()));
   }
 
+  // Starts a fake worker, registers it and waits until the coordinator counts
+  // it ready (registration checks it at once, but a check that misses its
+  // deadline on a loaded machine leaves it to the next health check).
   FakeWorker* AddWorker(const FakeWorkerScript& script = NcclScript()) {
     std::unique_ptr<FakeWorker> worker = FakeWorker::Start(script);
     EXPECT_NE(worker, nullptr);
     EXPECT_TRUE(worker->RegisterWith(server_->internal_address()));
     workers_.push_back(std::move(worker));
+    const int want = static_cast<int>(workers_.size());
+    EXPECT_TRUE(WaitUntil([&] { return WorkersReady() >= want; })) << "worker " << want - 1 << " never got ready";
     return workers_.back().get();
   }
 

@@ -18,7 +18,7 @@
 # untagged), and of an indented (4-space) code block, with `\` continuations
 # joined; `#` lines are comments; blocks tagged otherwise (```text) are output
 # and never run. Skipped, and listed: lines that need a GPU (--backend cuda,
-# make-random-model, compare --devices, gpu_check) and the setup scripts
+# make-random-model, compare --devices, gpu_check, cp_scaling_bench) and the setup scripts
 # (run-demo.sh, test.sh, setup.sh: apt-get and a full build).
 #
 # How it runs: a `tessera local` line starts in the background (the README's
@@ -187,6 +187,7 @@ skip_reason() {
     *--backend\ cuda* | *--backend=cuda*) echo "needs a GPU: --backend cuda" ;;
     *make-random-model*) echo "needs a GPU: make-random-model (Nemotron-H-8B shapes, for compare on GPUs)" ;;
     *gpu_check*) echo "needs a GPU host: gpu_check" ;;
+    *cp_scaling_bench*) echo "needs a GPU: cp_scaling_bench (CUDA engines, one per GPU)" ;;
     *scripts/run-demo.sh* | *scripts/test.sh* | *scripts/setup.sh*) echo "setup script: apt-get and a full build" ;;
     *)
       if [[ "$command" =~ tessera[[:space:]]+compare([[:space:]]|$) && "$command" == *--devices* ]]; then
