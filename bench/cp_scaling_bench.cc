@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "absl/strings/str_split.h"
+#include "bench/cuda_bench_util.h"
 #include "bench/engine_bench_util.h"
 #include "coordinator/shard_plan.h"
 #include "transport/in_process_transport.h"
@@ -213,10 +214,7 @@ int Main(int argc, char** argv) {
   std::vector<std::unique_ptr<Engine>> engines;  // (devices)
   for (int d = 0; d < devices; ++d) {
     absl::StatusOr<std::unique_ptr<Engine>> engine = LoadCudaBenchEngine(engine_flags.model, engine_flags.type, d);
-    if (!engine.ok()) {
-      std::fprintf(stderr, "%s\n", engine.status().ToString().c_str());
-      return 1;
-    }
+    Require(engine.status());
     engines.push_back(*std::move(engine));
   }
   const int64_t vocab = engines[0]->config().vocab_size;
@@ -234,10 +232,7 @@ int Main(int argc, char** argv) {
       std::vector<ShardPiece> pieces;
       if (w > 1) {
         absl::StatusOr<std::vector<int64_t>> bounds = PlanShardBounds(length, chunk, zigzag ? 2 * w : w);
-        if (!bounds.ok()) {
-          std::fprintf(stderr, "%s\n", bounds.status().ToString().c_str());
-          return 1;
-        }
+        Require(bounds.status());
         pieces = zigzag ? ZigzagPieces(*bounds) : ContiguousPieces(*bounds);
       }
       const bool nccl = w > 1 && w <= devices && devices > 1;

@@ -192,7 +192,7 @@ Logits PromptLogitsInOrder(const std::vector<Logits>& parts, const std::vector<S
     return all;
   }
   auto append_rows = [&all](const Logits& part, int64_t row0, int64_t rows) {
-    rows = std::clamp<int64_t>(std::min<int64_t>(rows, part.rows - row0), 0, rows);
+    rows = std::max<int64_t>(0, std::min<int64_t>(rows, part.rows - row0));
     if (all.vocab_size == 0) all.vocab_size = part.vocab_size;
     if (rows == 0 || part.vocab_size != all.vocab_size) return;
     all.rows += static_cast<int32_t>(rows);

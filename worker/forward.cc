@@ -184,6 +184,7 @@ class LayerLoop {
   };
   std::vector<LocalPiece> local_;
   std::vector<std::vector<int64_t>> rank_pieces_;  // (ranks): each rank's piece indices, in order
+  std::vector<int64_t> rank_rows_;                 // (ranks): tokens each rank holds (its ring block's rows)
   // (pieces): where a piece's contribution sits in an all-gather, in
   // contributions of one piece: rank · pieces a rank + its index among the rank's
   std::vector<int64_t> slot_of_;
@@ -212,6 +213,7 @@ absl::Status LayerLoop::PlanShardPieces(absl::Span<const int32_t> ids) {
     return absl::InternalError(absl::StrCat(count, " pieces cannot be dealt evenly to ", ranks, " ranks"));
   }
   rank_pieces_.assign(ranks, {});
+  rank_rows_.assign(ranks, 0);
   slot_of_.assign(count, 0);
   for (int64_t k = 0; k < count; ++k) {
     const ShardPiece& p = pieces[k];
@@ -220,6 +222,7 @@ absl::Status LayerLoop::PlanShardPieces(absl::Span<const int32_t> ids) {
                                               ": pieces must be non-empty, in order, held by ranks of the group"));
     }
     rank_pieces_[p.rank].push_back(k);
+    rank_rows_[p.rank] += p.len();
   }
   const int64_t per_rank = count / ranks;
   for (int r = 0; r < ranks; ++r) {
@@ -310,8 +313,10 @@ absl::StatusOr<std::vector<Buffer>> LayerLoop::GatherConvHalos(int64_t block, co
 
 // Each piece here ran from a zero state; all-gather every piece's (log Λ, S),
 // compose each piece's h_in over the pieces before it, in order, and add its
-// contribution to the piece's y and final state (DESIGN.md). `log_decays`
-// (pieces here, H); `states[i]` (H, P·N) piece i's final state.
+// contribution to the piece's y and final state (DESIGN.md). A piece here
+// after another one here starts its fold from that one's corrected final
+// state, the exact state at its end. `log_decays` (pieces here, H);
+// `states[i]` (H, P·N) piece i's final state.
 absl::Status LayerLoop::AddInitialStatesFromPeers(const MambaTensors& w, const MambaActivations& a, int64_t block,
                                                   const Tensor& log_decays, const std::vector<Tensor>& states) {
   const MambaConfig& m = c_.mamba;
@@ -326,27 +331,34 @@ absl::Status LayerLoop::AddInitialStatesFromPeers(const MambaTensors& w, const M
   }
   ASSIGN_OR_RETURN(Buffer all, F32(exchange_->size() * mine, width));  // (pieces, H + H·P·N), by slot_of_
   RETURN_IF_ERROR(exchange_->AllGather(ExchangeTag(block, ExchangeKind::kSsdSummary), summary.view(), all.view()));
-  Buffer h_in;  // (H, P·N)
+  Buffer h_in;      // (H, P·N)
+  Tensor carried;   // the exact state at the end of piece `next` - 1; empty: zeros before piece 0
+  int64_t next = 0;  // the first piece not folded into `carried`
   for (int64_t i = 0; i < mine; ++i) {
     const int64_t before = local_[i].order;  // pieces 0..before-1 come first
-    if (before == 0) continue;
-    if (h_in.view().empty()) {
-      ASSIGN_OR_RETURN(h_in, F32(heads, per_head));
+    if (before > 0) {
+      Tensor initial = carried;  // this piece's h_in: `carried`, then the pieces next..before-1 folded on
+      if (next < before && h_in.view().empty()) {
+        ASSIGN_OR_RETURN(h_in, F32(heads, per_head));
+      }
+      // One op per run of those pieces laid out one after another in `all`
+      // (the whole fold when each rank holds one piece).
+      for (int64_t k = next; k < before;) {
+        int64_t run = 1;
+        while (k + run < before && slot_of_[k + run] == slot_of_[k] + run) ++run;
+        SsdComposeParams p = layer_params::Compose(m, all.view().Rows(slot_of_[k], run), run, h_in.view());
+        if (!initial.empty()) p.initial_state = initial.f32();
+        RETURN_IF_ERROR(ops_.Run(p));
+        initial = h_in.view();
+        k += run;
+      }
+      const MambaActivations rows = layer_params::Rows(a, local_[i].row0, local_[i].len);
+      Buffer c_copy;  // the initial state's term reads the scan's C (len, G·N) in fp32
+      ASSIGN_OR_RETURN(const Tensor c, As(ElementType::kF32, layer_params::ConvC(m, rows), c_copy));
+      RETURN_IF_ERROR(ops_.Run(layer_params::AddInitialState(m, w, rows, c, initial, states[i])));
     }
-    // Fold the earlier pieces in order, one op per run of them laid out one
-    // after another in `all` (the whole fold when each rank holds one piece).
-    for (int64_t k = 0; k < before;) {
-      int64_t run = 1;
-      while (k + run < before && slot_of_[k + run] == slot_of_[k] + run) ++run;
-      SsdComposeParams p = layer_params::Compose(m, all.view().Rows(slot_of_[k], run), run, h_in.view());
-      if (k > 0) p.initial_state = h_in.view().f32();
-      RETURN_IF_ERROR(ops_.Run(p));
-      k += run;
-    }
-    const MambaActivations rows = layer_params::Rows(a, local_[i].row0, local_[i].len);
-    Buffer c_copy;  // the initial state's term reads the scan's C (len, G·N) in fp32
-    ASSIGN_OR_RETURN(const Tensor c, As(ElementType::kF32, layer_params::ConvC(m, rows), c_copy));
-    RETURN_IF_ERROR(ops_.Run(layer_params::AddInitialState(m, w, rows, c, h_in.view(), states[i])));
+    carried = states[i];  // now the exact state at this piece's end
+    next = before + 1;
   }
   return absl::OkStatus();
 }
@@ -460,11 +472,7 @@ absl::Status LayerLoop::AttendRing(int64_t block, const Tensor& q, const KvCache
   const int64_t kv_width = a.num_kv_heads * a.head_dim;
   const int size = exchange_->size();
   const int rank = exchange_->rank();
-  std::vector<int64_t> rank_rows(size, 0);  // (ranks): tokens each rank holds
-  for (int r = 0; r < size; ++r) {
-    for (const int64_t k : rank_pieces_[r]) rank_rows[r] += ctx_.pieces[k].len();
-  }
-  const int64_t max_len = *std::max_element(rank_rows.begin(), rank_rows.end());
+  const int64_t max_len = *std::max_element(rank_rows_.begin(), rank_rows_.end());
   ASSIGN_OR_RETURN(Buffer send, ops_.Scratch(2 * max_len, kv_width, backend_.matrix_type()));  // (2·rows, Hkv·D)
   ASSIGN_OR_RETURN(Buffer recv, ops_.Scratch(2 * max_len, kv_width, backend_.matrix_type()));  // (2·rows, Hkv·D)
   RETURN_IF_ERROR(Copy(kv.k.view().Rows(0, L_), send.view().Rows(0, L_)));
@@ -473,19 +481,18 @@ absl::Status LayerLoop::AttendRing(int64_t block, const Tensor& q, const KvCache
   // while the next one is already on its way (its shift reads the block
   // being attended and writes the other buffer, attended two steps before).
   auto source_of = [&](int step) { return (rank - step + size) % size; };
-  auto shift = std::make_unique<RingShiftInFlight>();
+  RingShiftInFlight shift;  // after the buffers: an early return waits for it before they go
   RETURN_IF_ERROR(exchange_->StartRingShift(ExchangeTag(block, ExchangeKind::kRingKv, 1), send.view().Rows(0, 2 * L_),
-                                            recv.view().Rows(0, 2 * rank_rows[source_of(1)]), *shift));
+                                            recv.view().Rows(0, 2 * rank_rows_[source_of(1)]), shift));
   for (int step = 1; step < size; ++step) {
     const int source = source_of(step);
-    const int64_t len = rank_rows[source];
-    RETURN_IF_ERROR(exchange_->FinishRingShift(*shift));
+    const int64_t len = rank_rows_[source];
+    RETURN_IF_ERROR(exchange_->FinishRingShift(shift));
     std::swap(send, recv);  // `send`: the block of this step
     if (step + 1 < size) {
-      shift = std::make_unique<RingShiftInFlight>();
       RETURN_IF_ERROR(exchange_->StartRingShift(ExchangeTag(block, ExchangeKind::kRingKv, step + 1),
                                                 send.view().Rows(0, 2 * len),
-                                                recv.view().Rows(0, 2 * rank_rows[source_of(step + 1)]), *shift));
+                                                recv.view().Rows(0, 2 * rank_rows_[source_of(step + 1)]), shift));
     }
     const Tensor held_kv = send.view();
     int64_t row = 0;  // of the source's piece in the block

@@ -22,8 +22,8 @@ class PeerExchange;
 
 // A ring shift in flight (PeerExchange::StartRingShift): on its own stream
 // of the backend and its own thread, so the compute stream goes on meanwhile.
-// Finish it once (PeerExchange::FinishRingShift); destroying it unfinished
-// waits for it.
+// Finish it once (PeerExchange::FinishRingShift), after which it may carry
+// the next shift; destroying it unfinished waits for it.
 class RingShiftInFlight {
  public:
   RingShiftInFlight() = default;

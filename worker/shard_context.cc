@@ -15,7 +15,7 @@ std::vector<ShardPiece> ZigzagPieces(absl::Span<const int64_t> bounds) {
   const int ranks = static_cast<int>(bounds.size() - 1) / 2;
   std::vector<ShardPiece> pieces;  // (2W)
   for (int k = 0; k < 2 * ranks; ++k) {
-    pieces.push_back({bounds[k], bounds[k + 1], k < ranks ? ranks - 1 - k : k - ranks});
+    pieces.push_back({bounds[k], bounds[k + 1], ZigzagRank(k, ranks)});
   }
   return pieces;
 }

@@ -35,9 +35,11 @@ struct ShardPiece {
 
 // (W) pieces from the W + 1 bounds of a contiguous plan: rank r holds [bounds[r], bounds[r+1]).
 std::vector<ShardPiece> ContiguousPieces(absl::Span<const int64_t> bounds);
-// (2W) pieces from the 2W + 1 bounds of a zigzag plan of W ranks: piece k
-// (k < W) is rank W-1-k's, piece W + r is rank r's. `bounds` must have an odd
-// number (>= 3) of entries.
+// The rank that holds piece k of a zigzag plan of `ranks` ranks: W-1-k for
+// k < W (a rank's early piece), k - W after (its late piece).
+inline int ZigzagRank(int piece, int ranks) { return piece < ranks ? ranks - 1 - piece : piece - ranks; }
+// (2W) pieces from the 2W + 1 bounds of a zigzag plan of W ranks, each held by
+// ZigzagRank. `bounds` must have an odd number (>= 3) of entries.
 std::vector<ShardPiece> ZigzagPieces(absl::Span<const int64_t> bounds);
 
 struct ShardContext {

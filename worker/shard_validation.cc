@@ -242,11 +242,11 @@ std::vector<ShardPiece> PlanPieces(const ShardRequest& r) {
     for (int i = 0; i < ranks; ++i) pieces.push_back({r.shards[i].begin, r.shards[i].end, i});
     return pieces;
   }
-  for (int k = 0; k < ranks; ++k) {
-    const ShardSpan& s = r.shards[ranks - 1 - k];
-    pieces.push_back({s.begin, s.end, ranks - 1 - k});
+  for (int k = 0; k < 2 * ranks; ++k) {
+    const int rank = ZigzagRank(k, ranks);
+    const ShardSpan& s = r.shards[rank];
+    pieces.push_back(k < ranks ? ShardPiece{s.begin, s.end, rank} : ShardPiece{s.late_begin, s.late_end, rank});
   }
-  for (int k = 0; k < ranks; ++k) pieces.push_back({r.shards[k].late_begin, r.shards[k].late_end, k});
   return pieces;
 }
 
