@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "common/zigzag.h"
 #include "coordinator/prompt_logprobs.h"
 #include "coordinator/shard_streams.h"
 #include "rpc/grpc_util.h"
@@ -182,8 +183,8 @@ void AppendLogits(const Logits& part, Logits& into) {
 
 // The shards' prompt logits in order of position: a contiguous plan's in
 // shard order; a zigzag plan's pieces put back in place (each shard sent its
-// early piece's rows, then its late piece's; piece k < W is shard W-1-k's
-// early one, piece W + r shard r's late one). A part shorter than its pieces
+// early piece's rows, then its late piece's; common/zigzag.h says which
+// shard holds which piece). A part shorter than its pieces
 // (never from an honest worker) gives what it has.
 Logits PromptLogitsInOrder(const std::vector<Logits>& parts, const std::vector<ShardLease>& shards) {
   Logits all;
@@ -200,10 +201,15 @@ Logits PromptLogitsInOrder(const std::vector<Logits>& parts, const std::vector<S
                       part.values.begin() + (row0 + rows) * part.vocab_size);
   };
   const int n = static_cast<int>(shards.size());
-  for (int k = n - 1; k >= 0; --k) append_rows(parts[k], 0, shards[k].token_end - shards[k].token_begin);
-  for (int k = 0; k < n; ++k) {
-    const int64_t early = shards[k].token_end - shards[k].token_begin;
-    append_rows(parts[k], early, shards[k].late_end - shards[k].late_begin);
+  for (int k = 0; k < 2 * n; ++k) {  // pieces in order of position
+    const int rank = ZigzagRank(k, n);
+    const ShardLease& s = shards[rank];
+    const int64_t early = s.token_end - s.token_begin;
+    if (k < n) {
+      append_rows(parts[rank], 0, early);
+    } else {
+      append_rows(parts[rank], early, s.late_end - s.late_begin);
+    }
   }
   return all;
 }

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "common/zigzag.h"
 #include "coordinator/shard_plan.h"
 
 namespace tessera {
@@ -65,11 +66,10 @@ absl::StatusOr<std::vector<ShardSlot>> PlanSpans(const PlacementRequest& request
   std::vector<ShardSlot> spans(num_shards);
   if (request.zigzag && num_shards > 1 && request.prompt_tokens >= 2 * num_shards) {
     ASSIGN_OR_RETURN(const std::vector<int64_t> bounds, PlanShardBounds(request.prompt_tokens, chunk, 2 * num_shards));
-    for (int r = 0; r < num_shards; ++r) {
-      spans[r].token_begin = bounds[num_shards - 1 - r];
-      spans[r].token_end = bounds[num_shards - r];
-      spans[r].late_begin = bounds[num_shards + r];
-      spans[r].late_end = bounds[num_shards + r + 1];
+    for (int k = 0; k < 2 * num_shards; ++k) {
+      ShardSlot& s = spans[ZigzagRank(k, num_shards)];
+      (k < num_shards ? s.token_begin : s.late_begin) = bounds[k];
+      (k < num_shards ? s.token_end : s.late_end) = bounds[k + 1];
     }
     return spans;
   }

@@ -21,6 +21,7 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "common/zigzag.h"
 #include "transport/peer_transport.h"
 
 namespace tessera {
@@ -35,11 +36,8 @@ struct ShardPiece {
 
 // (W) pieces from the W + 1 bounds of a contiguous plan: rank r holds [bounds[r], bounds[r+1]).
 std::vector<ShardPiece> ContiguousPieces(absl::Span<const int64_t> bounds);
-// The rank that holds piece k of a zigzag plan of `ranks` ranks: W-1-k for
-// k < W (a rank's early piece), k - W after (its late piece).
-inline int ZigzagRank(int piece, int ranks) { return piece < ranks ? ranks - 1 - piece : piece - ranks; }
 // (2W) pieces from the 2W + 1 bounds of a zigzag plan of W ranks, each held by
-// ZigzagRank. `bounds` must have an odd number (>= 3) of entries.
+// ZigzagRank (common/zigzag.h). `bounds` must have an odd number (>= 3) of entries.
 std::vector<ShardPiece> ZigzagPieces(absl::Span<const int64_t> bounds);
 
 struct ShardContext {
