@@ -254,7 +254,7 @@ absl::StatusOr<GenerateResult> Coordinator::RunGenerate(const GenerateRequest& o
       const std::vector<ShardLease>& shards = (*admission)->shards();
       if (shards.size() == 1) {  // one worker keeps every block
         prefixes_.Record(request.cache_salt, request.prompt_token_ids, prefix_block, shards[0].address);
-      } else if (!IsZigzag(shards)) {  // each worker keeps its span (a zigzag plan keeps none)
+      } else if (IsContiguous(shards)) {  // each worker keeps its span (a zigzag plan or one in rounds keeps none)
         std::vector<SegmentHint> spans;
         for (const ShardLease& s : shards) spans.push_back({s.address, s.token_begin, s.token_end});
         prefixes_.RecordSegments(request.cache_salt, request.prompt_token_ids, prefix_block, spans);
@@ -328,7 +328,7 @@ absl::StatusOr<GenerateResult> Coordinator::RunAttempt(const Admission& admissio
   const bool resumed = admission.resume_from() > 0;  // no exchanges; split-KV queries over gRPC
   execution.resume_from = admission.resume_from();
   execution.send_prefix_tokens = !request.bypass_prefix_cache && admission.shards().size() > 1 &&
-                                 PrefixBlockTokens() > 0 && !IsZigzag(admission.shards());
+                                 PrefixBlockTokens() > 0 && IsContiguous(admission.shards());
   ASSIGN_OR_RETURN(bool use_nccl, UseNccl(options_.peer_transport, admission.shards()));
   use_nccl = use_nccl && !resumed;
   std::unique_ptr<NcclPrefillTurn> nccl_turn;  // held from before the RunShard calls until prefill ends

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "common/striped_rounds.h"
 #include "common/zigzag.h"
 #include "coordinator/prompt_logprobs.h"
 #include "coordinator/shard_streams.h"
@@ -114,9 +115,37 @@ TokenDelta TokenOf(const TokenDelta& delta, size_t i) {
   return out;
 }
 
+// The plan's pieces in order of position, each with the shard that holds it:
+// a contiguous plan's shards; a zigzag plan's 2W pieces (common/zigzag.h: each
+// shard's early piece, then its late one); a plan in rounds' R·W
+// (common/striped_rounds.h). A shard's token_ids and prompt logits are its
+// pieces in order.
+std::vector<StripedPiece> PiecesOf(const std::vector<ShardLease>& shards) {
+  const int n = static_cast<int>(shards.size());
+  std::vector<StripedPiece> pieces;
+  if (n > 1 && shards[0].prefill_rounds > 1) {
+    std::vector<int64_t> shares;  // (W)
+    for (const ShardLease& s : shards) shares.push_back(s.token_end - s.token_begin);
+    return StripedPieces(shares, shards[0].prefill_rounds);
+  }
+  if (!IsZigzag(shards)) {
+    for (int r = 0; r < n; ++r) pieces.push_back({shards[r].token_begin, shards[r].token_end, r, 0});
+    return pieces;
+  }
+  for (int k = 0; k < 2 * n; ++k) {
+    const int rank = ZigzagRank(k, n);
+    const ShardLease& s = shards[rank];
+    pieces.push_back(k < n ? StripedPiece{s.token_begin, s.token_end, rank, 0}
+                           : StripedPiece{s.late_begin, s.late_end, rank, 0});
+  }
+  return pieces;
+}
+
 std::vector<ShardStreams::Call> MakeCalls(const std::vector<ShardLease>& shards, const GenerateRequest& request,
                                           const ShardExecution& execution) {
   std::vector<ShardStreams::Call> calls;
+  const std::vector<StripedPiece> pieces = PiecesOf(shards);
+  const auto prompt = request.prompt_token_ids.begin();
   for (size_t rank = 0; rank < shards.size(); ++rank) {
     const ShardLease& shard = shards[rank];
     ShardStreams::Call call;
@@ -134,20 +163,21 @@ std::vector<ShardStreams::Call> MakeCalls(const std::vector<ShardLease>& shards,
       p->set_late_begin(peer.late_begin);
       p->set_late_end(peer.late_end);
     }
-    r.mutable_token_ids()->Add(request.prompt_token_ids.begin() + shard.token_begin,
-                               request.prompt_token_ids.begin() + shard.token_end);
-    r.mutable_token_ids()->Add(request.prompt_token_ids.begin() + shard.late_begin,
-                               request.prompt_token_ids.begin() + shard.late_end);
+    if (shard.prefill_rounds > 1) r.set_prefill_rounds(shard.prefill_rounds);
+    // The penalty covers the whole prompt; the last shard holds only its pieces.
+    const bool penalized = rank + 1 == shards.size() && RepetitionPenalized(request.sampling);
+    std::vector<int32_t> others;  // penalized: the prompt tokens of the other shards
+    for (const StripedPiece& p : pieces) {
+      if (p.rank == static_cast<int>(rank)) {
+        r.mutable_token_ids()->Add(prompt + p.begin, prompt + p.end);
+      } else if (penalized) {
+        others.insert(others.end(), prompt + p.begin, prompt + p.end);
+      }
+    }
     *r.mutable_sampling() = WorkerSampling(request.sampling);
     *r.mutable_stopping() = WorkerStopping(request.stopping);
     r.set_return_logits(WorkersReturnLogits(request));
-    if (rank + 1 == shards.size() && RepetitionPenalized(request.sampling)) {
-      // The penalty covers the whole prompt; the last shard holds only its
-      // part: [token_begin, token_end) at the end of a contiguous plan, the
-      // first piece and the last in a zigzag plan (token_begin 0).
-      const auto prompt = request.prompt_token_ids.begin();
-      std::vector<int32_t> others(prompt, prompt + shard.token_begin);
-      if (IsZigzag(shards)) others.assign(prompt + shard.token_end, prompt + shard.late_begin);
+    if (penalized) {
       std::sort(others.begin(), others.end());
       others.erase(std::unique(others.begin(), others.end()), others.end());
       r.mutable_penalty_token_ids()->Add(others.begin(), others.end());
@@ -181,14 +211,12 @@ void AppendLogits(const Logits& part, Logits& into) {
   into.values.insert(into.values.end(), part.values.begin(), part.values.end());
 }
 
-// The shards' prompt logits in order of position: a contiguous plan's in
-// shard order; a zigzag plan's pieces put back in place (each shard sent its
-// early piece's rows, then its late piece's; common/zigzag.h says which
-// shard holds which piece). A part shorter than its pieces
-// (never from an honest worker) gives what it has.
+// The shards' prompt logits in order of position: each shard sent its
+// pieces' rows in order (PiecesOf), put back in place here. A part shorter
+// than its pieces (never from an honest worker) gives what it has.
 Logits PromptLogitsInOrder(const std::vector<Logits>& parts, const std::vector<ShardLease>& shards) {
   Logits all;
-  if (!IsZigzag(shards) || parts.size() != shards.size()) {
+  if (parts.size() != shards.size()) {
     for (const Logits& part : parts) AppendLogits(part, all);
     return all;
   }
@@ -200,16 +228,10 @@ Logits PromptLogitsInOrder(const std::vector<Logits>& parts, const std::vector<S
     all.values.insert(all.values.end(), part.values.begin() + row0 * part.vocab_size,
                       part.values.begin() + (row0 + rows) * part.vocab_size);
   };
-  const int n = static_cast<int>(shards.size());
-  for (int k = 0; k < 2 * n; ++k) {  // pieces in order of position
-    const int rank = ZigzagRank(k, n);
-    const ShardLease& s = shards[rank];
-    const int64_t early = s.token_end - s.token_begin;
-    if (k < n) {
-      append_rows(parts[rank], 0, early);
-    } else {
-      append_rows(parts[rank], early, s.late_end - s.late_begin);
-    }
+  std::vector<int64_t> row0(shards.size(), 0);  // (shards): each part's next piece's first row
+  for (const StripedPiece& p : PiecesOf(shards)) {  // in order of position
+    append_rows(parts[p.rank], row0[p.rank], p.end - p.begin);
+    row0[p.rank] += p.end - p.begin;
   }
   return all;
 }

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "common/striped_rounds.h"
 #include "common/zigzag.h"
 #include "coordinator/shard_plan.h"
 
@@ -30,14 +31,26 @@ bool LessLoaded(const WorkerRoom& a, const WorkerRoom& b) {
   return used_a * cap_b < used_b * cap_a;
 }
 
+// The rounds in which `shard` prompt tokens of a multi-shard plan run on a
+// worker with `room`'s pass: one for a zigzag plan, whose shards are not dealt
+// in rounds (INT64_MAX when the shard does not fit one pass then).
+int64_t RoundsOn(const WorkerRoom& room, int64_t shard, bool zigzag) {
+  const int64_t rounds = RoundsForPass(shard, room.pass_tokens);
+  return zigzag && rounds > 1 ? INT64_MAX : rounds;
+}
+
 // Places `spans` (the plan's shards in order, workers unset) on workers whose
 // room (in tokens) is given, each on the least loaded free worker that fits
 // it, or returns nothing when some shard fits nowhere. `last_first`: place
 // the last shard (which also holds the generated tokens) before the others.
+// A plan of several shards runs in the rounds its longest pass needs
+// (set in every slot), or returns nothing when some worker does not run that
+// many or some shard is shorter (one piece a round).
 std::optional<std::vector<ShardSlot>> Assign(std::vector<ShardSlot> spans, int64_t max_new_tokens,
                                              const std::vector<int64_t>& room, absl::Span<const WorkerRoom> load,
                                              uint64_t rotation, bool last_first) {
   const int num_shards = static_cast<int>(spans.size());
+  const bool zigzag = spans[0].late_end > spans[0].late_begin;
   const size_t workers = room.size();
   std::vector<bool> taken(workers, false);
   for (int pass = 0; pass < num_shards; ++pass) {
@@ -49,22 +62,30 @@ std::optional<std::vector<ShardSlot>> Assign(std::vector<ShardSlot> spans, int64
     for (size_t k = 0; k < workers; ++k) {
       const size_t w = (rotation + k) % workers;
       if (taken[w] || room[w] < tokens) continue;
-      if (num_shards > 1 && load[w].pass_tokens < prompt) continue;  // a shard of several runs in one pass
+      // A shard of several runs one pass a round.
+      if (num_shards > 1 && RoundsOn(load[w], prompt, zigzag) > load[w].max_rounds) continue;
       if (worker < 0 || LessLoaded(load[w], load[worker])) worker = static_cast<int>(w);
     }
     if (worker < 0) return std::nullopt;
     taken[worker] = true;
     spans[rank].worker = worker;
   }
+  if (num_shards == 1) return spans;
+  int64_t rounds = 1;
+  for (const ShardSlot& s : spans) rounds = std::max(rounds, RoundsOn(load[s.worker], s.tokens(), zigzag));
+  for (const ShardSlot& s : spans) {
+    if (rounds > load[s.worker].max_rounds || rounds > s.tokens()) return std::nullopt;
+  }
+  for (ShardSlot& s : spans) s.prefill_rounds = static_cast<int32_t>(rounds);
   return spans;
 }
 
 // The plan's shards in order, workers unset: zigzag over 2n pieces when
-// asked (n > 1 and at least two tokens a piece), else n contiguous runs.
-absl::StatusOr<std::vector<ShardSlot>> PlanSpans(const PlacementRequest& request, int num_shards) {
+// `zigzag` (n > 1 and at least two tokens a piece), else n contiguous runs.
+absl::StatusOr<std::vector<ShardSlot>> PlanSpans(const PlacementRequest& request, int num_shards, bool zigzag) {
   const int64_t chunk = std::max<int64_t>(1, request.chunk_size);
   std::vector<ShardSlot> spans(num_shards);
-  if (request.zigzag && num_shards > 1 && request.prompt_tokens >= 2 * num_shards) {
+  if (zigzag && num_shards > 1 && request.prompt_tokens >= 2 * num_shards) {
     ASSIGN_OR_RETURN(const std::vector<int64_t> bounds, PlanShardBounds(request.prompt_tokens, chunk, 2 * num_shards));
     for (int k = 0; k < 2 * num_shards; ++k) {
       ShardSlot& s = spans[ZigzagRank(k, num_shards)];
@@ -92,16 +113,20 @@ std::optional<std::vector<ShardSlot>> PlaceWithin(const PlacementRequest& reques
   for (int num_shards = first; num_shards <= most; ++num_shards) counts.push_back(num_shards);
   if (single_fallback && first > 1) counts.push_back(1);
   for (int num_shards : counts) {
-    absl::StatusOr<std::vector<ShardSlot>> spans = PlanSpans(request, num_shards);
-    if (!spans.ok()) continue;
-    // Ties rotate for one shard; several keep their ranks (see the header).
-    const uint64_t rotation = num_shards == 1 ? request.rotation : 0;
-    // Shards in order when they fit so; else the decoding shard first.
-    if (auto slots = Assign(*spans, request.max_new_tokens, room, load, rotation, /*last_first=*/false)) {
-      return slots;
-    }
-    if (auto slots = Assign(*spans, request.max_new_tokens, room, load, rotation, /*last_first=*/true)) {
-      return slots;
+    // A zigzag plan runs in one round; when it does not fit, contiguous shards in rounds may.
+    for (const bool zigzag : {true, false}) {
+      if (zigzag && !request.zigzag) continue;
+      absl::StatusOr<std::vector<ShardSlot>> spans = PlanSpans(request, num_shards, zigzag);
+      if (!spans.ok()) continue;
+      // Ties rotate for one shard; several keep their ranks (see the header).
+      const uint64_t rotation = num_shards == 1 ? request.rotation : 0;
+      // Shards in order when they fit so; else the decoding shard first.
+      if (auto slots = Assign(*spans, request.max_new_tokens, room, load, rotation, /*last_first=*/false)) {
+        return slots;
+      }
+      if (auto slots = Assign(*spans, request.max_new_tokens, room, load, rotation, /*last_first=*/true)) {
+        return slots;
+      }
     }
   }
   return std::nullopt;
@@ -149,13 +174,22 @@ absl::StatusOr<std::vector<ShardSlot>> PlaceShards(const PlacementRequest& reque
     // some worker (usually the last one, which also holds the generated
     // tokens) short, or a shard longer than a worker's prefill pass,
     // whatever the load.
-    int64_t shortest_pass = INT64_MAX;
-    for (const WorkerRoom& r : rooms) shortest_pass = std::min(shortest_pass, r.pass_tokens);
+    int64_t shortest_pass = INT64_MAX;  // the least prompt a worker prefills as a shard of several
+    int32_t fewest_rounds = 1;
+    for (const WorkerRoom& r : rooms) {
+      const int64_t most = r.pass_tokens > INT64_MAX / std::max(1, r.max_rounds) ? INT64_MAX : r.pass_tokens * r.max_rounds;
+      if (most < shortest_pass) {
+        shortest_pass = most;
+        fewest_rounds = r.max_rounds;
+      }
+    }
     const std::string passes =
-        shortest_pass < capacity
+        shortest_pass >= capacity ? std::string()
+        : fewest_rounds == 1
             ? absl::StrCat(", and a shard of several must fit one prefill pass (as few as ", shortest_pass,
                            " tokens on some workers)")
-            : std::string();
+            : absl::StrCat(", and a shard of several must fit ", fewest_rounds, " prefill passes (as few as ",
+                           shortest_pass, " tokens on some workers)");
     return absl::InvalidArgumentError(absl::StrCat(
         "prompt_tokens + max_new_tokens = ", needed, " cannot be split over the ", rooms.size(),
         " ready workers (context capacity ", capacity, " tokens in all): no worker holds it all, the decoding worker "

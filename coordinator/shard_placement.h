@@ -4,9 +4,14 @@
 //  - n = ChooseShardCount(prompt, workers, min_shard_tokens), bounds from
 //    PlanShardBounds (2n pieces dealt zigzag when asked and n > 1; n
 //    contiguous runs otherwise); if some shard fits no free worker, try n+1 … workers,
-//    then (when n > 1) one shard. A shard of a multi-shard plan runs in one
-//    prefill pass, so it must also fit the worker's pass_tokens; one shard
-//    alone runs in pieces and needs only room.
+//    then (when n > 1) one shard. A shard of a multi-shard plan runs one
+//    prefill pass a round: the plan runs in the fewest rounds R (the same
+//    for every shard) in which each shard's piece of a round fits its
+//    worker's pass_tokens, R = max over shards of ceil(tokens / pass_tokens)
+//    (common/striped_rounds.h), at most every chosen worker's max_rounds and
+//    every shard's length; a zigzag plan runs in one round, so when some
+//    shard of it does not fit a pass the count is planned contiguous in
+//    rounds instead. One shard alone runs in pieces and needs only room.
 //  - Each shard takes the least loaded free worker with room: fewest
 //    running shards, then the smallest fraction of its capacity in use.
 //    Ties between workers for a one-shard request go to the first in
@@ -34,7 +39,8 @@ struct WorkerRoom {
   int64_t capacity_tokens = 0;  // with the worker empty
   int64_t free_tokens = 0;      // now
   int32_t running_shards = 0;   // shards running on it now (its load)
-  int64_t pass_tokens = INT64_MAX;  // longest shard of a multi-shard plan (prompt tokens: one pass)
+  int64_t pass_tokens = INT64_MAX;  // longest piece of a multi-shard plan's round (prompt tokens: one pass)
+  int32_t max_rounds = 1;           // most rounds it runs a shard of a multi-shard plan in
 };
 
 struct PlacementRequest {
@@ -56,6 +62,7 @@ struct ShardSlot {
   int64_t token_end = 0;
   int64_t late_begin = 0;   // a zigzag plan's second piece [late_begin, late_end); empty otherwise
   int64_t late_end = 0;
+  int32_t prefill_rounds = 1;  // the plan's rounds (the same in every slot)
   int64_t tokens() const { return token_end - token_begin + late_end - late_begin; }
 };
 

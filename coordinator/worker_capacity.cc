@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/striped_rounds.h"
 
 namespace tessera {
 namespace {
@@ -71,6 +72,10 @@ int64_t WorkerFreeTokens(const v1::WorkerStatus& status, int64_t held_bytes) {
 
 int64_t WorkerPassTokens(const v1::WorkerStatus& status) {
   return status.max_shard_tokens() > 0 ? std::min(status.max_shard_tokens(), kUnboundedTokens) : kUnboundedTokens;
+}
+
+int32_t WorkerPrefillRounds(const v1::WorkerStatus& status) {
+  return static_cast<int32_t>(std::clamp<int64_t>(status.max_prefill_rounds(), 1, kMaxPrefillRounds));
 }
 
 int64_t ShardReservationBytes(const v1::WorkerStatus& status, int64_t tokens) {

@@ -8,11 +8,13 @@
 // A model without attention (kv_bytes_per_token 0) holds any length: its
 // capacity is its max_context_tokens, or kUnboundedTokens when that is 0.
 // A worker that reports max_shard_tokens (its longest prefill pass: GPU
-// activation memory) runs a shard of a multi-shard plan in one pass, so such
-// a shard is at most that long (WorkerPassTokens); a request planned as one
-// shard it runs in pieces (prefill_chunk_tokens > 0), at any length its
-// capacity holds. An older worker, which reports no pieces, never counts
-// more than max_shard_tokens.
+// activation memory) runs a shard of a multi-shard plan one pass a round of
+// the plan (up to max_prefill_rounds rounds: WorkerPrefillRounds), so the
+// plan's rounds are chosen for its pieces to fit (WorkerPassTokens), not its
+// shard's length; a request planned as one shard it runs in pieces
+// (prefill_chunk_tokens > 0). Either way at any length its capacity holds.
+// An older worker, which reports no pieces, never counts more than
+// max_shard_tokens.
 //
 // A status comes over the network: CheckWorkerStatus refuses numbers no
 // worker can have (a worker reporting them is not ready), and the arithmetic
@@ -43,9 +45,13 @@ int64_t WorkerFreeTokens(const v1::WorkerStatus& status, int64_t held_bytes);
 // The same with the worker empty.
 inline int64_t WorkerCapacityTokens(const v1::WorkerStatus& status) { return WorkerFreeTokens(status, 0); }
 
-// The longest shard of a multi-shard plan the worker takes (prompt tokens:
-// one prefill pass); kUnboundedTokens when it reports no limit.
+// The longest piece of a multi-shard plan's round the worker runs (prompt
+// tokens: one prefill pass); kUnboundedTokens when it reports no limit.
 int64_t WorkerPassTokens(const v1::WorkerStatus& status);
+
+// The most rounds the worker runs a shard of a multi-shard plan in: its
+// max_prefill_rounds, 1 for an older worker (0), at most kMaxPrefillRounds.
+int32_t WorkerPrefillRounds(const v1::WorkerStatus& status);
 
 // Bytes to reserve for a shard that will hold `tokens` tokens (saturating).
 int64_t ShardReservationBytes(const v1::WorkerStatus& status, int64_t tokens);

@@ -292,7 +292,8 @@ absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::AdmitLocked(int64_t p
     const WorkerView view = ViewOf(entry);
     ready.push_back(&entry);
     ready_ids.push_back(id);
-    rooms.push_back({view.capacity_tokens, view.free_tokens, entry.running_shards, WorkerPassTokens(entry.status)});
+    rooms.push_back({view.capacity_tokens, view.free_tokens, entry.running_shards, WorkerPassTokens(entry.status),
+                     WorkerPrefillRounds(entry.status)});
   }
   PlacementRequest request;
   request.prompt_tokens = prompt_tokens;
@@ -341,6 +342,7 @@ absl::StatusOr<std::unique_ptr<Admission>> WorkerRegistry::AdmitLocked(int64_t p
     lease.token_end = slot.token_end;
     lease.late_begin = slot.late_begin;
     lease.late_end = slot.late_end;
+    lease.prefill_rounds = slot.prefill_rounds;
     lease.reserved_bytes = ShardReservationBytes(entry.status, tokens);
     lease.peer_transports.assign(entry.status.peer_transports().begin(), entry.status.peer_transports().end());
     lease.device_id = entry.status.device_id();

@@ -56,6 +56,10 @@ struct ShardLease {
   int64_t token_end = 0;
   int64_t late_begin = 0;  // a zigzag plan's second piece [late_begin, late_end); empty otherwise
   int64_t late_end = 0;
+  // > 1: the plan's prefill runs in this many rounds (the same on every
+  // shard; worker.proto RunShardRequest.prefill_rounds), and
+  // [token_begin, token_end) is the shard's share, dealt by common/striped_rounds.h.
+  int32_t prefill_rounds = 1;
   int64_t reserved_bytes = 0;
   std::vector<std::string> peer_transports;  // as the worker last reported them
   std::string device_id;                     // its GPU, empty on the CPU
@@ -64,6 +68,12 @@ struct ShardLease {
 // Whether the plan deals the prompt zigzag (every shard holds a late piece).
 inline bool IsZigzag(const std::vector<ShardLease>& shards) {
   return !shards.empty() && shards[0].late_end > shards[0].late_begin;
+}
+
+// Whether each shard holds the one span [token_begin, token_end) in one pass
+// (neither zigzag nor in rounds): the plans whose spans a worker may keep for reuse.
+inline bool IsContiguous(const std::vector<ShardLease>& shards) {
+  return !IsZigzag(shards) && (shards.empty() || shards[0].prefill_rounds <= 1);
 }
 
 class WorkerRegistry;

@@ -40,6 +40,7 @@ ShardRequest FromProto(const tessera::v1::RunShardRequest& r) {
     s.shards.push_back({peer.address(), peer.token_begin(), peer.token_end(), peer.late_begin(), peer.late_end()});
   }
   s.token_ids.assign(r.token_ids().begin(), r.token_ids().end());
+  s.prefill_rounds = r.prefill_rounds() == 0 ? 1 : r.prefill_rounds();  // 0 on the wire: one pass
   s.return_logits = r.return_logits();
   s.sampling.temperature = r.sampling().temperature();
   s.sampling.top_k = r.sampling().top_k();

@@ -4,6 +4,7 @@
 
 #include "absl/strings/cord.h"
 #include "absl/types/optional.h"
+#include "common/striped_rounds.h"
 #include "rpc/grpc_util.h"
 #include "services/worker_proto.h"
 #include "transport/grpc_transport.h"  // kLostPeerPayload
@@ -32,6 +33,7 @@ grpc::Status WorkerService::GetStatus(grpc::ServerContext*, const tessera::v1::G
   response->set_backend(engine.backend());
   response->set_max_shard_tokens(options.max_shard_tokens);
   response->set_prefill_chunk_tokens(engine.prefill_chunk_tokens());
+  response->set_max_prefill_rounds(static_cast<int32_t>(kMaxPrefillRounds));
   response->set_device_id(engine.device_id());
   response->set_prefix_block_tokens(runner_.prefix_cache().block_tokens());
   response->set_prefix_cache_bytes(runner_.prefix_cache().bytes());

@@ -65,6 +65,9 @@ constexpr FlagSpec kWorkerFlags[] = {
     {"max-context-tokens", true, "longest prompt + generation served (default: the checkpoint's "
                                  "max_position_embeddings, if any); the coordinator's value"},
     {"max-new-tokens-limit", true, "largest max_new_tokens a shard may ask for (default 4096); the coordinator's value"},
+    {"max-pass-tokens", true, "longest prefill pass this worker runs (default 0: on cuda what the GPU memory "
+                              "beside the budget holds, none on cpu); a lower value caps it (tests of prefills in "
+                              "rounds)"},
     {"prefill-chunk-tokens", true, "longest piece a one-shard prefill runs in (default 0: sized from free memory: on "
                                    "cuda the longest pass the GPU memory beside the budget holds, at most 65536, a "
                                    "multiple of the SSD chunk; 8192 on cpu)"},
@@ -190,6 +193,14 @@ absl::Status Serve(const CliFlags& flags) {
   if (!flags.Has("memory-budget-mb")) budget_mb = engine->DefaultMemoryBudgetBytes() >> 20;
   options.memory_budget_bytes = budget_mb << 20;
   options.max_shard_tokens = engine->PrefillTokenLimit(options.memory_budget_bytes);
+  ASSIGN_OR_RETURN(const int64_t max_pass_tokens, flags.GetInt("max-pass-tokens", 0));
+  if (max_pass_tokens < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--max-pass-tokens must be 0 (no cap) or more. Given: ",
+                                                   max_pass_tokens));
+  }
+  if (max_pass_tokens > 0 && (options.max_shard_tokens == 0 || max_pass_tokens < options.max_shard_tokens)) {
+    options.max_shard_tokens = max_pass_tokens;
+  }
   ASSIGN_OR_RETURN(int64_t max_context_tokens, flags.GetInt("max-context-tokens", 0));
   ASSIGN_OR_RETURN(const ContextLimit context, ResolveContextLimit(engine->config(), max_context_tokens));
   if (!context.warning.empty()) std::cerr << "worker: warning: " << context.warning << "\n";
@@ -300,7 +311,8 @@ absl::Status Serve(const CliFlags& flags) {
             << engine->prefill_budget_tokens() << " while requests decode)"
             << ", prefix blocks of " << options.prefix_block_tokens << " tokens"
             << (options.max_shard_tokens > 0
-                    ? absl::StrCat(", shards of multi-shard requests up to ", options.max_shard_tokens, " tokens")
+                    ? absl::StrCat(", prefill passes of multi-shard requests up to ", options.max_shard_tokens,
+                                   " tokens")
                     : std::string())
             << (metrics_endpoint ? ", metrics on " + metrics_endpoint->address() : std::string())
             << (health_server ? absl::StrCat(", plaintext health on port ", bound_health_port) : std::string()) << ")"

@@ -4,10 +4,10 @@
 // That is the shard identity of DESIGN.md ("The same identity inside one
 // worker"), so the result is the one-pass result up to fp32 reassociation.
 //
-// Only a shard that holds its sequence alone can be cut so: a shard of a
-// context-parallel prefill exchanges conv halos, SSD summaries and ring K/V
-// per layer over the whole shard, so it runs in one pass (and a worker caps
-// its length at what one pass holds: Backend::PrefillTokenLimit).
+// A shard of a context-parallel prefill exchanges conv halos, SSD summaries
+// and ring K/V per layer with its peers, so its pieces are not cut here but
+// planned with them: a plan in rounds (shard_context.h) runs one pass a round
+// on every rank (ForwardInRounds), each no longer than one round's piece.
 #pragma once
 
 #include <cstdint>
@@ -61,6 +61,15 @@ absl::StatusOr<std::vector<float>> ForwardInPieces(Backend& backend, const Model
                                                    absl::Span<const int32_t> ids, LogitsRows rows,
                                                    const ShardContext& ctx, int64_t piece_tokens,
                                                    const std::function<void()>& before_piece = nullptr);
+
+// A shard of a sharded plan (`ctx` sharded): one pass per round of the plan
+// (ShardContext::round), each over this rank's piece of that round, on a
+// stream of its own. Logits as ForwardInPieces' (kAll: every piece's rows,
+// in order of position), progress monotonic over the rounds as there, and an
+// error from on_layer_done stops the prefill before the next round.
+absl::StatusOr<std::vector<float>> ForwardInRounds(Backend& backend, const ModelConfig& config, ShardState& state,
+                                                   absl::Span<const int32_t> ids, LogitsRows rows,
+                                                   const ShardContext& ctx);
 
 // The same with the pieces ending at `ends` (relative to the first id,
 // ascending, the last = ids.size()); after each piece, `after_piece` sees its

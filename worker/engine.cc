@@ -36,6 +36,7 @@ Engine::PieceRule Engine::PiecesFor(const ShardContext& shard) const {
 
 absl::StatusOr<std::vector<float>> Engine::Forward(ShardState& state, absl::Span<const int32_t> ids, LogitsRows rows,
                                                    const ShardContext& shard) {
+  if (shard.sharded() && shard.rounds() > 1) return ForwardInRounds(*backend_, config_, state, ids, rows, shard);
   const PieceRule rule = PiecesFor(shard);
   if (rule.take_turns) {
     return ForwardInPieces(*backend_, config_, state, ids, rows, shard, rule.longest,

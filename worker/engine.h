@@ -6,7 +6,8 @@
 //
 // A prompt on a state of its own runs in pieces of at most
 // prefill_chunk_tokens() (chunked_prefill.h), so that activation memory does
-// not cap its length; a shard of a context-parallel prefill runs in one pass.
+// not cap its length; a shard of a context-parallel prefill runs in one pass
+// per round of its plan (ForwardInRounds).
 //
 // Threads: Forward, DecodeStep, AttendStoredKv and NewState may run
 // concurrently for different states; calls on one state must be serialized
@@ -73,7 +74,8 @@ class Engine {
 
   // tessera::Forward (forward.h) on a stream of its own; in pieces
   // (ForwardInPieces) when `shard` is not sharded and `ids` is longer than
-  // prefill_chunk_tokens().
+  // prefill_chunk_tokens(); in rounds (ForwardInRounds) when `shard` is a
+  // sharded plan of several.
   absl::StatusOr<std::vector<float>> Forward(ShardState& state, absl::Span<const int32_t> ids, LogitsRows rows,
                                              const ShardContext& shard = {});
 

@@ -120,9 +120,15 @@ class LayerLoop {
   absl::Status Blocks(const Tensor& hidden, const Tensor& normed);
   // Final norm (into `normed`) and lm_head of `last` (rows, hidden) into `logits` (rows, vocab).
   absl::Status Logits(const Tensor& last, const Tensor& normed, const Tensor& logits);
-  // A sharded prefill: checks the pieces against the pass and notes which
-  // rows are which of this rank's pieces (local_, rank_pieces_, slot_of_).
+  // A sharded prefill: checks the pieces against the pass and the state, and
+  // notes which rows are which of this rank's pieces (local_, rank_pieces_,
+  // held_pieces_, rank_rows_, slot_of_, round_first_, round_end_, states_end_).
   absl::Status PlanShardPieces(absl::Span<const int32_t> ids);
+  // A prefill exchange's tag: each round's blocks count on from the last
+  // round's, so no tag of a round meets one of the round before.
+  uint64_t Tag(int64_t block, ExchangeKind kind, int64_t step = 0) const {
+    return ExchangeTag(ctx_.round * static_cast<int64_t>(t_.blocks.size()) + block, kind, step);
+  }
   absl::Status LayerDone(size_t block_index);
   // Reports the layers whose marks the device has passed, in order; with
   // `wait`, every layer marked so far, as each completes.
@@ -131,17 +137,23 @@ class LayerLoop {
   absl::Status Mamba(const MambaTensors& w, int64_t slot, int64_t block, const Tensor& normed,
                      const Tensor& residual);
   // A sharded prefill's conv and scan, each of this rank's pieces from the
-  // others' halo and summaries.
+  // others' halo and summaries; the layer's states advance to states_end_.
   absl::Status MambaSharded(const MambaTensors& w, int64_t slot, int64_t block, const MambaActivations& a);
-  absl::StatusOr<std::vector<Buffer>> GatherConvHalos(int64_t block, const Tensor& xbc);
+  absl::StatusOr<std::vector<Buffer>> GatherConvHalos(int64_t block, const Tensor& xbc, const Tensor& tail_before);
   absl::Status AddInitialStatesFromPeers(const MambaTensors& w, const MambaActivations& a, int64_t block,
-                                         const Tensor& log_decays, const std::vector<Tensor>& states);
+                                         const Tensor& log_decays, const std::vector<Tensor>& states,
+                                         const Tensor& state);
+  // Folds the summaries of pieces [from, to) of this round (in `all`, by
+  // slot_of_) onto `initial` (empty: zeros) into `out` (H, P·N); one op per
+  // run of them laid out one after another.
+  absl::Status FoldSummaries(const Tensor& all, int64_t from, int64_t to, Tensor initial, const Tensor& out);
 
   absl::Status Attention(const AttentionTensors& w, int64_t slot, int64_t block, const Tensor& normed,
                          const Tensor& residual);
   absl::Status AttendOwnKv(int64_t slot, const Tensor& q, const Tensor& out, const Tensor& lse);
-  // A sharded prefill: each of this rank's pieces over its own pieces' K/V,
-  // then over every earlier piece the ring brings.
+  // A sharded prefill: each of this rank's pieces over the K/V of its own
+  // pieces up to it (earlier rounds' too), then over every earlier piece the
+  // ring brings.
   absl::Status AttendOwnPieces(const Tensor& q, const KvCache& kv, const Tensor& out, const Tensor& lse,
                                const Tensor& part_out, const Tensor& part_lse);
   absl::Status AttendRing(int64_t block, const Tensor& q, const KvCache& kv, const Tensor& out, const Tensor& lse,
@@ -175,7 +187,7 @@ class LayerLoop {
   DecodeStepTable table_;  // a decode step's input block (decode_step_inputs.h), in the backend's memory
   Tensor blas_workspace_;  // a captured step's cuBLAS workspace; empty: the handle's own
   std::optional<PeerExchange> exchange_;  // prefill across shards
-  // This rank's pieces of a sharded prefill, in order of position.
+  // This rank's pieces of this pass (its round), in order of position.
   struct LocalPiece {
     int64_t row0 = 0;   // first row in the pass
     int64_t len = 0;    // rows
@@ -183,11 +195,18 @@ class LayerLoop {
     int64_t order = 0;  // index in ctx_.pieces
   };
   std::vector<LocalPiece> local_;
-  std::vector<std::vector<int64_t>> rank_pieces_;  // (ranks): each rank's piece indices, in order
-  std::vector<int64_t> rank_rows_;                 // (ranks): tokens each rank holds (its ring block's rows)
-  // (pieces): where a piece's contribution sits in an all-gather, in
-  // contributions of one piece: rank · pieces a rank + its index among the rank's
+  std::vector<std::vector<int64_t>> rank_pieces_;  // (ranks): each rank's piece indices of this round, in order
+  std::vector<std::vector<int64_t>> held_pieces_;  // (ranks): of this round and earlier ones (its K/V rows), in order
+  std::vector<int64_t> rank_rows_;                 // (ranks): tokens of held_pieces_ (its ring block's rows)
+  // (pieces): where a piece of this round puts its contribution in an
+  // all-gather, in contributions of one piece: rank · pieces a rank + its index among the rank's
   std::vector<int64_t> slot_of_;
+  int64_t round_first_ = 0;  // this round's pieces are ctx_.pieces[round_first_, round_end_)
+  int64_t round_end_ = 0;
+  // The Mamba states leave the pass at the start of ctx_.pieces[states_end_]:
+  // the end of this rank's last piece, or, when a later round follows, the
+  // round's end (where every rank's next round starts from).
+  int64_t states_end_ = 0;
   struct LayerMark {
     int64_t mark;         // OpStream::Mark's number (a stream may serve several passes)
     int64_t layers_done;  // once the device passes it
@@ -209,25 +228,38 @@ absl::Status LayerLoop::PlanShardPieces(absl::Span<const int32_t> ids) {
   const int ranks = peers.size();
   const std::vector<ShardPiece>& pieces = ctx_.pieces;
   const int64_t count = static_cast<int64_t>(pieces.size());
-  if (count % ranks != 0) {
-    return absl::InternalError(absl::StrCat(count, " pieces cannot be dealt evenly to ", ranks, " ranks"));
+  const int round = ctx_.round;
+  if (round < 0 || round >= ctx_.rounds()) {
+    return absl::InternalError(absl::StrCat("round ", round, " of a plan of ", ctx_.rounds()));
   }
   rank_pieces_.assign(ranks, {});
+  held_pieces_.assign(ranks, {});
   rank_rows_.assign(ranks, 0);
   slot_of_.assign(count, 0);
+  round_first_ = count;
+  round_end_ = 0;
   for (int64_t k = 0; k < count; ++k) {
     const ShardPiece& p = pieces[k];
-    if (p.rank < 0 || p.rank >= ranks || p.end <= p.begin || (k > 0 && p.begin != pieces[k - 1].end)) {
+    if (p.rank < 0 || p.rank >= ranks || p.end <= p.begin ||
+        (k > 0 && (p.begin != pieces[k - 1].end || p.round < pieces[k - 1].round))) {
       return absl::InternalError(absl::StrCat("piece ", k, " [", p.begin, ", ", p.end, ") of rank ", p.rank,
-                                              ": pieces must be non-empty, in order, held by ranks of the group"));
+                                              " in round ", p.round,
+                                              ": pieces must be non-empty, in order, in rounds in order, held by "
+                                              "ranks of the group"));
     }
-    rank_pieces_[p.rank].push_back(k);
+    if (p.round > round) continue;
+    held_pieces_[p.rank].push_back(k);
     rank_rows_[p.rank] += p.len();
+    if (p.round < round) continue;
+    rank_pieces_[p.rank].push_back(k);
+    round_first_ = std::min(round_first_, k);
+    round_end_ = k + 1;
   }
-  const int64_t per_rank = count / ranks;
+  const int64_t per_rank = (round_end_ - round_first_) / ranks;
   for (int r = 0; r < ranks; ++r) {
-    if (static_cast<int64_t>(rank_pieces_[r].size()) != per_rank) {
-      return absl::InternalError(absl::StrCat("rank ", r, " holds ", rank_pieces_[r].size(), " pieces, not ", per_rank));
+    if (per_rank < 1 || static_cast<int64_t>(rank_pieces_[r].size()) != per_rank) {
+      return absl::InternalError(absl::StrCat("rank ", r, " holds ", rank_pieces_[r].size(), " pieces of round ",
+                                              round, ", not ", per_rank));
     }
     for (int64_t i = 0; i < per_rank; ++i) slot_of_[rank_pieces_[r][i]] = r * per_rank + i;
   }
@@ -237,13 +269,23 @@ absl::Status LayerLoop::PlanShardPieces(absl::Span<const int32_t> ids) {
     local_.push_back({rows, pieces[k].len(), pieces[k].begin, k});
     rows += pieces[k].len();
   }
+  states_end_ = round + 1 < ctx_.rounds() ? round_end_ : local_.back().order + 1;
+  // The state continues this rank's earlier pieces: its K/V rows are theirs,
+  // its position is the end of the last one (the first piece's start before any).
+  const std::vector<int64_t>& held = held_pieces_[peers.rank()];
+  const int64_t earlier = static_cast<int64_t>(held.size()) - per_rank;
+  const int64_t position0 = earlier > 0 ? pieces[held[earlier - 1]].end : local_[0].begin;
+  const int64_t kv_rows = rank_rows_[peers.rank()] - rows;
   const Segment& s = segments_[0];
-  if (segments_.size() != 1 || rows != static_cast<int64_t>(ids.size()) || local_[0].begin != s.position0 ||
-      s.state->kv_begin() != s.position0) {
+  const bool kv_held = std::all_of(s.state->attention.begin(), s.state->attention.end(),
+                                   [&](const KvCache& kv) { return kv.tokens == kv_rows; });
+  if (segments_.size() != 1 || rows != static_cast<int64_t>(ids.size()) || position0 != s.position0 ||
+      s.state->kv_begin() != pieces[held[0]].begin || !kv_held) {
     return absl::InternalError(absl::StrCat("shard ", peers.rank(), " holds ", rows, " tokens from position ",
-                                            local_[0].begin, " but the pass has ", ids.size(),
-                                            " tokens from position ", s.position0, " in ", segments_.size(),
-                                            " segments over a state from ", s.state->kv_begin()));
+                                            local_[0].begin, " in round ", round, " after ", kv_rows,
+                                            " tokens but the pass has ", ids.size(), " tokens from position ",
+                                            s.position0, " in ", segments_.size(), " segments over a state from ",
+                                            s.state->kv_begin()));
   }
   return absl::OkStatus();
 }
@@ -275,15 +317,18 @@ absl::Status LayerLoop::ReportProgress(bool wait) {
 // The K-1 pre-conv rows before each of this rank's pieces, from the tails
 // every rank sends: (K-1, C) rows a piece, its last min(K-1, len) rows at the
 // bottom (zeros above); a piece's halo is the last K-1 valid rows of the
-// pieces before it, in order, zeros before token 0 (a window may span several
-// short pieces).
-absl::StatusOr<std::vector<Buffer>> LayerLoop::GatherConvHalos(int64_t block, const Tensor& xbc) {
+// pieces of this round before it, in order, then of `tail_before` (K-1, C):
+// the rows before the round (zeros before token 0; a window may span several
+// short pieces). One halo more, last: the rows before piece states_end_
+// (the layer's conv tail after the pass).
+absl::StatusOr<std::vector<Buffer>> LayerLoop::GatherConvHalos(int64_t block, const Tensor& xbc,
+                                                               const Tensor& tail_before) {
   const MambaConfig& m = c_.mamba;
   const int64_t channels = m.conv_channels();
   const int64_t window = m.conv_kernel - 1;
   const int64_t mine = static_cast<int64_t>(local_.size());
-  std::vector<Buffer> halos;  // (pieces here) of (K-1, C)
-  for (int64_t i = 0; i < mine; ++i) {
+  std::vector<Buffer> halos;  // (pieces here + 1) of (K-1, C)
+  for (int64_t i = 0; i <= mine; ++i) {
     ASSIGN_OR_RETURN(Buffer halo, F32(window, channels));  // (K-1, C)
     halos.push_back(std::move(halo));
   }
@@ -296,29 +341,50 @@ absl::StatusOr<std::vector<Buffer>> LayerLoop::GatherConvHalos(int64_t block, co
     RETURN_IF_ERROR(Copy(xbc.Rows(p.row0 + p.len - take, take), tails.view().Rows(i * window + window - take, take)));
   }
   ASSIGN_OR_RETURN(Buffer all, F32(exchange_->size() * mine * window, channels));  // (pieces · (K-1), C)
-  RETURN_IF_ERROR(exchange_->AllGather(ExchangeTag(block, ExchangeKind::kConvTail), tails.view(), all.view()));
-  for (int64_t i = 0; i < mine; ++i) {
+  RETURN_IF_ERROR(exchange_->AllGather(Tag(block, ExchangeKind::kConvTail), tails.view(), all.view()));
+  for (int64_t i = 0; i <= mine; ++i) {
     const Tensor halo = halos[i].view();
-    RETURN_IF_ERROR(ops_.Zero(halo));
     int64_t filled = 0;  // walk back from the piece before, filling the halo bottom-up
-    for (int64_t k = local_[i].order - 1; k >= 0 && filled < window; --k) {
+    for (int64_t k = (i < mine ? local_[i].order : states_end_) - 1; k >= round_first_ && filled < window; --k) {
       const int64_t take = std::min({window, ctx_.pieces[k].len(), window - filled});
       RETURN_IF_ERROR(Copy(all.view().Rows(slot_of_[k] * window + window - take, take),
                            halo.Rows(window - filled - take, take)));
       filled += take;
     }
+    if (filled < window) {
+      RETURN_IF_ERROR(Copy(tail_before.Rows(filled, window - filled), halo.Rows(0, window - filled)));
+    }
   }
   return halos;
 }
 
+absl::Status LayerLoop::FoldSummaries(const Tensor& all, int64_t from, int64_t to, Tensor initial,
+                                      const Tensor& out) {
+  const MambaConfig& m = c_.mamba;
+  for (int64_t k = from; k < to;) {
+    int64_t run = 1;
+    while (k + run < to && slot_of_[k + run] == slot_of_[k] + run) ++run;
+    SsdComposeParams p = layer_params::Compose(m, all.Rows(slot_of_[k], run), run, out);
+    if (!initial.empty()) p.initial_state = initial.f32();
+    RETURN_IF_ERROR(ops_.Run(p));
+    initial = out;
+    k += run;
+  }
+  return absl::OkStatus();
+}
+
 // Each piece here ran from a zero state; all-gather every piece's (log Λ, S),
-// compose each piece's h_in over the pieces before it, in order, and add its
-// contribution to the piece's y and final state (DESIGN.md). A piece here
-// after another one here starts its fold from that one's corrected final
-// state, the exact state at its end. `log_decays` (pieces here, H);
-// `states[i]` (H, P·N) piece i's final state.
+// compose each piece's h_in over the pieces of this round before it, in
+// order, from `state` (H, P·N: the state at the round's start; nothing
+// before round 0's), and add its contribution to the piece's y and final
+// state (DESIGN.md). A piece here after another one here starts its fold
+// from that one's corrected final state, the exact state at its end.
+// `log_decays` (pieces here, H); `states[i]` (H, P·N) piece i's final state.
+// Then `state` becomes the state before piece states_end_: this rank's last
+// piece's, with the later pieces of the round up to it folded on.
 absl::Status LayerLoop::AddInitialStatesFromPeers(const MambaTensors& w, const MambaActivations& a, int64_t block,
-                                                  const Tensor& log_decays, const std::vector<Tensor>& states) {
+                                                  const Tensor& log_decays, const std::vector<Tensor>& states,
+                                                  const Tensor& state) {
   const MambaConfig& m = c_.mamba;
   const int64_t heads = m.num_heads;
   const int64_t per_head = m.head_dim * m.state_size;
@@ -330,27 +396,21 @@ absl::Status LayerLoop::AddInitialStatesFromPeers(const MambaTensors& w, const M
     RETURN_IF_ERROR(Copy(states[i].Reshaped(1, heads * per_head), summary.view().Rows(i, 1).Cols(heads, heads * per_head)));
   }
   ASSIGN_OR_RETURN(Buffer all, F32(exchange_->size() * mine, width));  // (pieces, H + H·P·N), by slot_of_
-  RETURN_IF_ERROR(exchange_->AllGather(ExchangeTag(block, ExchangeKind::kSsdSummary), summary.view(), all.view()));
-  Buffer h_in;      // (H, P·N)
-  Tensor carried;   // the exact state at the end of piece `next` - 1; empty: zeros before piece 0
-  int64_t next = 0;  // the first piece not folded into `carried`
+  RETURN_IF_ERROR(exchange_->AllGather(Tag(block, ExchangeKind::kSsdSummary), summary.view(), all.view()));
+  Buffer h_in;  // (H, P·N)
+  // The exact state at the end of piece `next` - 1; empty: zeros before piece 0.
+  Tensor carried = round_first_ > 0 ? state : Tensor{};
+  int64_t next = round_first_;  // the first piece not folded into `carried`
   for (int64_t i = 0; i < mine; ++i) {
-    const int64_t before = local_[i].order;  // pieces 0..before-1 come first
-    if (before > 0) {
+    const int64_t before = local_[i].order;  // pieces next..before-1 come first
+    if (before > next || !carried.empty()) {
       Tensor initial = carried;  // this piece's h_in: `carried`, then the pieces next..before-1 folded on
-      if (next < before && h_in.view().empty()) {
-        ASSIGN_OR_RETURN(h_in, F32(heads, per_head));
-      }
-      // One op per run of those pieces laid out one after another in `all`
-      // (the whole fold when each rank holds one piece).
-      for (int64_t k = next; k < before;) {
-        int64_t run = 1;
-        while (k + run < before && slot_of_[k + run] == slot_of_[k] + run) ++run;
-        SsdComposeParams p = layer_params::Compose(m, all.view().Rows(slot_of_[k], run), run, h_in.view());
-        if (!initial.empty()) p.initial_state = initial.f32();
-        RETURN_IF_ERROR(ops_.Run(p));
+      if (before > next) {
+        if (h_in.view().empty()) {
+          ASSIGN_OR_RETURN(h_in, F32(heads, per_head));
+        }
+        RETURN_IF_ERROR(FoldSummaries(all.view(), next, before, initial, h_in.view()));
         initial = h_in.view();
-        k += run;
       }
       const MambaActivations rows = layer_params::Rows(a, local_[i].row0, local_[i].len);
       Buffer c_copy;  // the initial state's term reads the scan's C (len, G·N) in fp32
@@ -360,28 +420,27 @@ absl::Status LayerLoop::AddInitialStatesFromPeers(const MambaTensors& w, const M
     carried = states[i];  // now the exact state at this piece's end
     next = before + 1;
   }
-  return absl::OkStatus();
+  if (next == states_end_) return Copy(carried, state);
+  return FoldSummaries(all.view(), next, states_end_, carried, state);
 }
 
 // Every piece here convolves from its halo and scans from a zero state, then
-// takes the earlier pieces' part. The last piece's states are the shard's.
+// takes the earlier pieces' part. The layer's conv and SSM states go from the
+// round's start to states_end_ (on the last rank of the last round: the
+// sequence's end, where decode continues).
 absl::Status LayerLoop::MambaSharded(const MambaTensors& w, int64_t slot, int64_t block, const MambaActivations& a) {
   const MambaConfig& m = c_.mamba;
   MambaState& st = segments_[0].state->mamba[slot];
   const int64_t mine = static_cast<int64_t>(local_.size());
-  ASSIGN_OR_RETURN(const std::vector<Buffer> halos, GatherConvHalos(block, a.proj.Cols(m.d_inner(), m.conv_channels())));
-  Buffer earlier_conv;  // (K-1, C): where an earlier piece's conv leaves its window (unused)
-  Buffer earlier_ssm;   // (pieces here - 1, H·P·N): earlier pieces' final states
-  if (mine > 1) {
-    ASSIGN_OR_RETURN(earlier_conv, F32(st.conv.view().rows, st.conv.view().cols));
-    ASSIGN_OR_RETURN(earlier_ssm, F32(mine - 1, m.num_heads * m.head_dim * m.state_size));
-  }
+  ASSIGN_OR_RETURN(const std::vector<Buffer> halos,
+                   GatherConvHalos(block, a.proj.Cols(m.d_inner(), m.conv_channels()), st.conv.view()));
+  ASSIGN_OR_RETURN(Buffer conv_window, F32(st.conv.view().rows, st.conv.view().cols));  // (K-1, C): unused
+  ASSIGN_OR_RETURN(Buffer piece_states, F32(mine, m.num_heads * m.head_dim * m.state_size));  // (pieces here, H·P·N)
   std::vector<Tensor> states;  // (pieces here) of (H, P·N)
   for (int64_t i = 0; i < mine; ++i) {
-    const bool last = i + 1 == mine;
-    states.push_back(last ? st.ssm.view() : earlier_ssm.view().Rows(i, 1).Reshaped(m.num_heads, m.head_dim * m.state_size));
+    states.push_back(piece_states.view().Rows(i, 1).Reshaped(m.num_heads, m.head_dim * m.state_size));
     const MambaActivations rows = layer_params::Rows(a, local_[i].row0, local_[i].len);
-    RETURN_IF_ERROR(ops_.Run(layer_params::Conv(m, w, rows, halos[i].view(), last ? st.conv.view() : earlier_conv.view())));
+    RETURN_IF_ERROR(ops_.Run(layer_params::Conv(m, w, rows, halos[i].view(), conv_window.view())));
   }
   RETURN_IF_ERROR(ops_.Run(layer_params::Dt(m, w, a)));
   ASSIGN_OR_RETURN(Buffer log_decays, F32(mine, m.num_heads));  // (pieces here, H)
@@ -389,7 +448,9 @@ absl::Status LayerLoop::MambaSharded(const MambaTensors& w, int64_t slot, int64_
     const MambaActivations rows = layer_params::Rows(a, local_[i].row0, local_[i].len);
     RETURN_IF_ERROR(ops_.Run(layer_params::Scan(m, w, rows, Tensor{}, states[i], log_decays.view().Rows(i, 1))));
   }
-  return AddInitialStatesFromPeers(w, a, block, log_decays.view(), states);
+  RETURN_IF_ERROR(AddInitialStatesFromPeers(w, a, block, log_decays.view(), states, st.ssm.view()));
+  if (m.conv_kernel > 1) RETURN_IF_ERROR(Copy(halos[mine].view(), st.conv.view()));
+  return absl::OkStatus();
 }
 
 absl::Status LayerLoop::Mamba(const MambaTensors& w, int64_t slot, int64_t block, const Tensor& normed,
@@ -449,23 +510,28 @@ absl::Status LayerLoop::AttendPiece(size_t i, const Tensor& q, const Tensor& key
 }
 
 // Each piece here attends causally to itself and fully to the pieces here
-// before it (the pass's K/V rows are this rank's pieces, in order).
+// before it, of this round and earlier ones (the K/V rows are this rank's
+// held pieces, in order).
 absl::Status LayerLoop::AttendOwnPieces(const Tensor& q, const KvCache& kv, const Tensor& out, const Tensor& lse,
                                         const Tensor& part_out, const Tensor& part_lse) {
   for (size_t i = 0; i < local_.size(); ++i) {
-    for (size_t j = 0; j <= i; ++j) {
-      const LocalPiece& p = local_[j];
-      RETURN_IF_ERROR(AttendPiece(i, q, kv.k.view().Rows(p.row0, p.len), kv.v.view().Rows(p.row0, p.len), p.begin,
-                                  /*first=*/j == 0, out, lse, part_out, part_lse));
+    int64_t row = 0;  // of the held piece in the K/V
+    for (const int64_t k : held_pieces_[exchange_->rank()]) {
+      const ShardPiece& piece = ctx_.pieces[k];
+      if (piece.begin > local_[i].begin) break;  // a later piece: causally invisible
+      RETURN_IF_ERROR(AttendPiece(i, q, kv.k.view().Rows(row, piece.len()), kv.v.view().Rows(row, piece.len()),
+                                  piece.begin, /*first=*/row == 0, out, lse, part_out, part_lse));
+      row += piece.len();
     }
   }
   return absl::OkStatus();
 }
 
-// Ring attention: this rank's K/V (all its pieces) travels around the ring
-// while every rank attends each of its pieces to every earlier piece of the
-// blocks it receives. Blocks travel in the K/V element type: (2·rows, Hkv·D),
-// the rank's K rows then its V rows, its pieces in order.
+// Ring attention: this rank's K/V (all its pieces, of this round and earlier
+// ones) travels around the ring while every rank attends each of its pieces
+// to every earlier piece of the blocks it receives. Blocks travel in the K/V
+// element type: (2·rows, Hkv·D), the rank's K rows then its V rows, its
+// pieces in order.
 absl::Status LayerLoop::AttendRing(int64_t block, const Tensor& q, const KvCache& kv, const Tensor& out,
                                    const Tensor& lse, const Tensor& part_out, const Tensor& part_lse) {
   const AttentionConfig& a = c_.attention;
@@ -473,16 +539,17 @@ absl::Status LayerLoop::AttendRing(int64_t block, const Tensor& q, const KvCache
   const int size = exchange_->size();
   const int rank = exchange_->rank();
   const int64_t max_len = *std::max_element(rank_rows_.begin(), rank_rows_.end());
+  const int64_t held = rank_rows_[rank];
   ASSIGN_OR_RETURN(Buffer send, ops_.Scratch(2 * max_len, kv_width, backend_.matrix_type()));  // (2·rows, Hkv·D)
   ASSIGN_OR_RETURN(Buffer recv, ops_.Scratch(2 * max_len, kv_width, backend_.matrix_type()));  // (2·rows, Hkv·D)
-  RETURN_IF_ERROR(Copy(kv.k.view().Rows(0, L_), send.view().Rows(0, L_)));
-  RETURN_IF_ERROR(Copy(kv.v.view().Rows(0, L_), send.view().Rows(L_, L_)));
+  RETURN_IF_ERROR(Copy(kv.k.view().Rows(0, held), send.view().Rows(0, held)));
+  RETURN_IF_ERROR(Copy(kv.v.view().Rows(0, held), send.view().Rows(held, held)));
   // The block of step s comes from rank - s. Each step's block is attended
   // while the next one is already on its way (its shift reads the block
   // being attended and writes the other buffer, attended two steps before).
   auto source_of = [&](int step) { return (rank - step + size) % size; };
   RingShiftInFlight shift;  // after the buffers: an early return waits for it before they go
-  RETURN_IF_ERROR(exchange_->StartRingShift(ExchangeTag(block, ExchangeKind::kRingKv, 1), send.view().Rows(0, 2 * L_),
+  RETURN_IF_ERROR(exchange_->StartRingShift(Tag(block, ExchangeKind::kRingKv, 1), send.view().Rows(0, 2 * held),
                                             recv.view().Rows(0, 2 * rank_rows_[source_of(1)]), shift));
   for (int step = 1; step < size; ++step) {
     const int source = source_of(step);
@@ -490,13 +557,13 @@ absl::Status LayerLoop::AttendRing(int64_t block, const Tensor& q, const KvCache
     RETURN_IF_ERROR(exchange_->FinishRingShift(shift));
     std::swap(send, recv);  // `send`: the block of this step
     if (step + 1 < size) {
-      RETURN_IF_ERROR(exchange_->StartRingShift(ExchangeTag(block, ExchangeKind::kRingKv, step + 1),
+      RETURN_IF_ERROR(exchange_->StartRingShift(Tag(block, ExchangeKind::kRingKv, step + 1),
                                                 send.view().Rows(0, 2 * len),
                                                 recv.view().Rows(0, 2 * rank_rows_[source_of(step + 1)]), shift));
     }
     const Tensor held_kv = send.view();
     int64_t row = 0;  // of the source's piece in the block
-    for (const int64_t k : rank_pieces_[source]) {
+    for (const int64_t k : held_pieces_[source]) {
       const ShardPiece& piece = ctx_.pieces[k];
       for (size_t i = 0; i < local_.size(); ++i) {
         if (piece.end > local_[i].begin) continue;  // a later piece: causally invisible

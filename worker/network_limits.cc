@@ -30,7 +30,6 @@ int64_t LongestShardTokens(const ShardLengthBounds& b) {
   auto bound = [&](int64_t tokens) {
     if (tokens > 0) longest = longest == 0 ? tokens : std::min(longest, tokens);
   };
-  bound(b.max_shard_tokens);
   bound(b.max_context_tokens);
   if (b.kv_bytes_per_token > 0) bound(std::max<int64_t>(1, (b.memory_budget_bytes - b.state_bytes_per_request) /
                                                                b.kv_bytes_per_token));
@@ -83,12 +82,9 @@ WorkerMessageLimits WorkerMessageLimitsFor(const ModelConfig& config, const Shar
   limits.attend_kv_bytes = Cap(SatAdd(SatMul(SatMul(kMaxAttendQueryRows, q_width), kFloatBytes), kEnvelopeBytes));
   // Token ids are varints of at most 5 bytes when valid (>= 0); addresses,
   // stop ids and the cache salt are bounded by the constants above.
-  ShardLengthBounds alone = bounds;
-  alone.max_shard_tokens = 0;
-  const int64_t longest_alone = LongestShardTokens(alone);
   // A shard of a split prefill may also carry the prompt before it (prefix
   // reuse: prefix_token_ids), up to its end position, which the context bounds.
-  const int64_t positions = std::max(longest_alone, bounds.max_context_tokens);
+  const int64_t positions = std::max(longest, bounds.max_context_tokens);
   const int64_t tokens = positions > 0 ? positions : kMaxWorkerMessageBytes;
   const int64_t plan = SatMul(kMaxShardsPerRequest, kMaxAddressBytes + 32) + SatMul(kMaxStopTokenIds, 6) +
                        kMaxShardCacheSaltBytes + 8;

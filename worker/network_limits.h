@@ -30,25 +30,25 @@ inline constexpr int64_t kMaxAddressBytes = 256;
 // Never more than gRPC's own ceiling in this project (rpc/grpc_util.h).
 inline constexpr int64_t kMaxWorkerMessageBytes = int64_t{1} << 30;
 
-// What bounds the length of one shard on this worker; 0 in a field: no bound from it.
+// What bounds the length of one shard on this worker; 0 in a field: no bound
+// from it. Not the longest pass (a shard of several runs in rounds of passes).
 struct ShardLengthBounds {
-  int64_t max_shard_tokens = 0;    // one pass (GPU activation memory): bounds a shard of several alone
   int64_t max_context_tokens = 0;  // the served context
   int64_t memory_budget_bytes = 0;
   int64_t kv_bytes_per_token = 0;  // 0: the model has no K/V
   int64_t state_bytes_per_request = 0;
 };
 
-// The smallest positive bound: max_shard_tokens, max_context_tokens, the
-// tokens whose K/V fit the budget. 0 when nothing bounds it (no K/V, no
+// The smallest positive bound: max_context_tokens, the tokens whose K/V fit
+// the budget. 0 when nothing bounds it (no K/V, no
 // context limit).
 int64_t LongestShardTokens(const ShardLengthBounds& bounds);
 
 // The largest block a peer sends in a prefill whose shards are at most
 // `shard_tokens` long (0: unbounded, which only a model without attention
-// can have): fp32 K/V ring block (2·tokens, Hkv·D), conv tail (K-1, C), SSD
-// summary (H + H·P·N), the last two for both pieces of a zigzag shard,
-// whichever is largest. Saturates at kMaxWorkerMessageBytes.
+// can have): fp32 K/V ring block (2·tokens, Hkv·D: all a shard holds, in its
+// last round), conv tail (K-1, C), SSD summary (H + H·P·N), the last two for
+// both pieces of a zigzag shard, whichever is largest. Saturates at kMaxWorkerMessageBytes.
 int64_t MaxPeerBlockBytes(const ModelConfig& config, int64_t shard_tokens);
 
 // The most pieces of a prompt one shard holds (2: a zigzag plan; shard_context.h).
@@ -59,9 +59,7 @@ inline constexpr int64_t kMaxPiecesPerShard = 2;
 MailboxLimits PeerMailboxLimits(int64_t max_block_bytes);
 MailboxLimits PeerMailboxLimitsFor(const ModelConfig& config, const ShardLengthBounds& bounds);
 
-// The largest message of each Worker RPC, and the server's receive limit. A
-// RunShard of a one-shard request runs in pieces, so max_shard_tokens does not
-// bound it; peer blocks come from shards of several, which it does bound.
+// The largest message of each Worker RPC, and the server's receive limit.
 struct WorkerMessageLimits {
   int64_t deliver_bytes = 0;
   int64_t attend_kv_bytes = 0;

@@ -1,5 +1,9 @@
-// The two ways a prompt's pieces are dealt to ranks (shard_context.h).
+// The three ways a prompt's pieces are dealt to ranks (shard_context.h).
 #include "worker/shard_context.h"
+
+#include <algorithm>
+
+#include "common/striped_rounds.h"
 
 namespace tessera {
 
@@ -17,6 +21,20 @@ std::vector<ShardPiece> ZigzagPieces(absl::Span<const int64_t> bounds) {
   for (int k = 0; k < 2 * ranks; ++k) {
     pieces.push_back({bounds[k], bounds[k + 1], ZigzagRank(k, ranks)});
   }
+  return pieces;
+}
+
+std::vector<int64_t> RoundTokens(absl::Span<const ShardPiece> pieces, int rank) {
+  std::vector<int64_t> tokens(pieces.empty() ? 1 : std::max(1, pieces.back().round + 1), 0);  // (rounds)
+  for (const ShardPiece& p : pieces) {
+    if (p.rank == rank && p.round >= 0 && p.round < static_cast<int>(tokens.size())) tokens[p.round] += p.len();
+  }
+  return tokens;
+}
+
+std::vector<ShardPiece> RoundPieces(absl::Span<const int64_t> shares, int rounds) {
+  std::vector<ShardPiece> pieces;  // (R·W)
+  for (const StripedPiece& p : StripedPieces(shares, rounds)) pieces.push_back({p.begin, p.end, p.rank, p.round});
   return pieces;
 }
 

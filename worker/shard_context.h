@@ -13,6 +13,16 @@
 // about the same (the piece indices of each rank sum to 2W-1) and the last
 // rank holds the prompt's end, where decode continues. A rank runs its pieces'
 // tokens in order as one pass.
+//
+// Rounds: R pieces a rank dealt striped (common/striped_rounds.h: round k's
+// pieces are one contiguous segment of the prompt, cut over the ranks in
+// order) run as R passes, pass k over the pieces of round k alone
+// (ShardContext::round), continuing what the earlier rounds left: each
+// rank's K/V of its earlier pieces (the ring sends all a rank holds), and
+// on every rank the SSM state and the conv tail at the segment's start (its
+// Mamba states, which every rank advances to the segment's end after each
+// round). So a pass never holds more than one piece a rank, however long
+// the shard. Contiguous and zigzag plans are one round.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +41,7 @@ struct ShardPiece {
   int64_t begin = 0;
   int64_t end = 0;
   int rank = 0;
+  int round = 0;  // the pass that computes it (0 unless the plan runs in rounds)
   int64_t len() const { return end - begin; }
 };
 
@@ -39,11 +50,18 @@ std::vector<ShardPiece> ContiguousPieces(absl::Span<const int64_t> bounds);
 // (2W) pieces from the 2W + 1 bounds of a zigzag plan of W ranks, each held by
 // ZigzagRank (common/zigzag.h). `bounds` must have an odd number (>= 3) of entries.
 std::vector<ShardPiece> ZigzagPieces(absl::Span<const int64_t> bounds);
+// (R·W) pieces of a plan in `rounds` rounds over ranks holding `shares`
+// tokens (StripedPieces, common/striped_rounds.h); shares >= rounds >= 1.
+std::vector<ShardPiece> RoundPieces(absl::Span<const int64_t> shares, int rounds);
+// (rounds, as ShardContext::rounds): the tokens `rank` holds of each round
+// of `pieces`, in order (its pass of that round).
+std::vector<int64_t> RoundTokens(absl::Span<const ShardPiece> pieces, int rank);
 
 struct ShardContext {
   PeerTransport* peers = nullptr;
   // Prefill: every piece of the prompt, in order of position (see above).
   std::vector<ShardPiece> pieces;
+  int round = 0;  // prefill: the round this pass runs (pieces of earlier rounds are held)
   bool remote_kv = false;  // decode: query the K/V of the other ranks of `peers`
   // Called as each of the model's layers completes (progress of a long
   // prefill: `layers_total` is the checkpoint's num_hidden_layers); may return
@@ -51,6 +69,8 @@ struct ShardContext {
   std::function<absl::Status(int64_t layers_done, int64_t layers_total)> on_layer_done;
 
   bool sharded() const { return peers != nullptr && peers->size() > 1 && !pieces.empty(); }
+  // Prefill: the passes the plan runs in (the last piece's round + 1).
+  int rounds() const { return pieces.empty() ? 1 : pieces.back().round + 1; }
   bool queries_remote_kv() const { return remote_kv && peers != nullptr && peers->size() > 1; }
 };
 

@@ -17,7 +17,7 @@ namespace tessera {
 
 struct ShardSpan {
   std::string address;  // the worker that holds this shard
-  int64_t begin = 0;    // global positions [begin, end)
+  int64_t begin = 0;    // global positions [begin, end) (a plan in rounds: its share, see ShardRequest)
   int64_t end = 0;
   // A load-balanced (zigzag) plan's second piece of this shard, global
   // positions [late_begin, late_end); empty (both 0) in a contiguous plan.
@@ -32,7 +32,10 @@ struct ShardRequest {
   std::string secret;               // the request's secret: peers' blocks and queries must carry it
   int rank = 0;                     // this worker's shard
   std::vector<ShardSpan> shards;    // every shard, in order
-  std::vector<int32_t> token_ids;   // this shard's prompt tokens (a zigzag shard's two pieces, in order)
+  std::vector<int32_t> token_ids;   // this shard's prompt tokens (a zigzag or rounds shard's pieces, in order)
+  // > 1: the prefill runs in this many rounds (RunShardRequest.prefill_rounds:
+  // each shard's [begin, end) is then its share, dealt by common/striped_rounds.h).
+  int prefill_rounds = 1;
   bool return_logits = false;       // stream every prompt logit and each sampled token's logits
   // Last shard only (as sent: validated, not defaulted). Its
   // prompt_token_ids are this shard's ids and the other shards'

@@ -91,7 +91,6 @@ ShardLimits LimitsOf(const ShardRunnerOptions& options) {
 
 ShardLengthBounds ShardLengthBoundsOf(const Engine& engine, const ShardRunnerOptions& options) {
   ShardLengthBounds bounds;
-  bounds.max_shard_tokens = options.max_shard_tokens;
   bounds.max_context_tokens = options.max_context_tokens;
   bounds.memory_budget_bytes = options.memory_budget_bytes;
   bounds.kv_bytes_per_token = engine.KvBytesPerToken();
@@ -144,16 +143,23 @@ absl::StatusOr<std::shared_ptr<ShardRunner::ActiveShard>> ShardRunner::Admit(con
   const int64_t prompt = static_cast<int64_t>(r.token_ids.size());
   const int64_t tokens = ShardTokens(r);
   const int64_t needed = ShardMemoryBytes(r, engine_.KvBytesPerToken(), engine_.StateBytesPerRequest());
-  // A shard of several runs in one pass (its exchanges need all of it); a
-  // shard alone in pieces (Engine::Forward).
+  // A shard of several runs one pass a round (its exchanges need all of its
+  // piece of the round); a shard alone in pieces (Engine::Forward).
   const int64_t piece = engine_.prefill_chunk_tokens();
   const bool sharded = r.shards.size() > 1;
-  const int64_t pass = sharded || piece <= 0 ? prompt : std::min(prompt, piece);
+  const std::vector<ShardPiece> pieces = PlanPieces(r);
+  int64_t pass = sharded || piece <= 0 ? prompt : std::min(prompt, piece);
+  if (sharded) {
+    const std::vector<int64_t> rounds = RoundTokens(pieces, r.rank);  // (rounds)
+    pass = *std::max_element(rounds.begin(), rounds.end());
+  }
   if (options_.max_shard_tokens > 0 && pass > options_.max_shard_tokens) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "worker ", options_.address, " prefills at most ", options_.max_shard_tokens,
-        " tokens in one pass (GPU memory for activations); shard ", r.rank, " of ", r.shards.size(), " has ", prompt,
-        sharded ? " and a shard of several runs in one pass" : absl::StrCat(" in passes of ", pass)));
+        " tokens in one pass (GPU memory for activations, or --max-pass-tokens); shard ", r.rank, " of ",
+        r.shards.size(), " has ", prompt,
+        sharded ? absl::StrCat(" in ", r.prefill_rounds, " rounds, one pass of up to ", pass, " a round")
+                : absl::StrCat(" in passes of ", pass)));
   }
   const int64_t budget = options_.memory_budget_bytes;
   if (needed > budget) {
@@ -185,7 +191,8 @@ absl::StatusOr<std::shared_ptr<ShardRunner::ActiveShard>> ShardRunner::Admit(con
   }
   auto shard = std::make_shared<ActiveShard>();
   shard->secret = r.secret;
-  ASSIGN_OR_RETURN(shard->state, engine_.NewState(r.shards[r.rank].begin, tokens));
+  const auto first = std::find_if(pieces.begin(), pieces.end(), [&](const ShardPiece& p) { return p.rank == r.rank; });
+  ASSIGN_OR_RETURN(shard->state, engine_.NewState(first == pieces.end() ? 0 : first->begin, tokens));
   shard->reserved_bytes = needed;
   shards_[r.request_id] = shard;
   transports_.BeginRequest(r.request_id, r.secret);  // its peers' blocks wait for it from now on
@@ -324,7 +331,7 @@ absl::StatusOr<std::vector<float>> ShardRunner::PrefillReusing(const ShardReques
 // the prompt before it (and the cache may keep it): best effort, as blocks.
 void ShardRunner::KeepSegment(const ShardRequest& r, const ShardState& state) {
   const int64_t begin = r.shards[r.rank].begin;
-  if (!prefix_cache_.enabled() || r.bypass_prefix_cache || r.shards[r.rank].has_late() ||
+  if (!prefix_cache_.enabled() || r.bypass_prefix_cache || r.shards[r.rank].has_late() || r.prefill_rounds > 1 ||
       static_cast<int64_t>(r.prefix_token_ids.size()) != begin) {
     return;
   }

@@ -52,8 +52,9 @@ struct ShardRunnerOptions {
   std::string address;  // this worker's advertised address (messages name it)
   int64_t memory_budget_bytes = int64_t{1} << 30;
   // The longest pass this worker's prefill may run (Engine::PrefillTokenLimit:
-  // activation memory); 0: no limit. A shard of a multi-shard request runs in
-  // one pass, so a longer one is refused; a shard holding its whole request
+  // activation memory, or --max-pass-tokens); 0: no limit. A shard of a
+  // multi-shard request runs one pass a round of its plan, so one whose piece
+  // of some round is longer is refused; a shard holding its whole request
   // runs in pieces of the engine's prefill_chunk_tokens, so only a piece
   // longer than this is.
   int64_t max_shard_tokens = 0;

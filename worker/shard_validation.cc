@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/striped_rounds.h"
 #include "worker/network_limits.h"
 
 namespace tessera {
@@ -110,6 +111,15 @@ absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& conf
   // no sum of positions and counts below can overflow.
   const int64_t max_position = MaxPosition(options);
   const bool zigzag = r.shards[0].has_late();
+  const int rounds = r.prefill_rounds;
+  if (rounds < 1 || rounds > kMaxPrefillRounds) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("prefill_rounds must be in [1, ", kMaxPrefillRounds, "] (0: 1). Given: ", rounds));
+  }
+  if (rounds > 1 && (zigzag || shards < 2)) {
+    return absl::InvalidArgumentError(absl::StrCat("prefill_rounds ", rounds, " needs a contiguous plan of several "
+                                                   "shards. Given: ", shards, zigzag ? " shards dealt zigzag" : " shard"));
+  }
   for (int64_t i = 0; i < shards; ++i) {
     const ShardSpan& s = r.shards[i];
     if (s.has_late() != zigzag || (!zigzag && (s.late_begin != 0 || s.late_end != 0))) {
@@ -122,7 +132,8 @@ absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& conf
                                                      " bytes. Given: ", s.address.size()));
     }
   }
-  const std::vector<ShardPiece> pieces = PlanPieces(r);
+  // The spans first (a plan in rounds deals its pieces from them).
+  std::vector<ShardPiece> pieces = PlanPieces(r, /*dealt=*/false);
   int64_t expected_begin = 0;
   for (size_t k = 0; k < pieces.size(); ++k) {
     const ShardPiece& p = pieces[k];
@@ -141,6 +152,14 @@ absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& conf
     }
     expected_begin = p.end;
   }
+  for (int64_t i = 0; i < shards && rounds > 1; ++i) {
+    if (r.shards[i].end - r.shards[i].begin < rounds) {
+      return absl::InvalidArgumentError(absl::StrCat("shard ", i, " holds ", r.shards[i].end - r.shards[i].begin,
+                                                     " tokens, fewer than its ", rounds,
+                                                     " prefill rounds (one piece a round)"));
+    }
+  }
+  pieces = PlanPieces(r);
   const int64_t prompt_end = expected_begin;
   const bool last = r.rank == shards - 1;
   const int32_t min_new = last ? 1 : 0;
@@ -162,17 +181,24 @@ absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& conf
   }
   for (size_t i = 0; i < r.token_ids.size(); ++i) {
     if (r.token_ids[i] < 0 || r.token_ids[i] >= config.vocab_size) {
-      const int64_t index = static_cast<int64_t>(i);
-      const int64_t position =
-          index < mine.end - mine.begin ? mine.begin + index : mine.late_begin + index - (mine.end - mine.begin);
+      int64_t position = static_cast<int64_t>(i);  // walked over this shard's pieces, in order
+      for (const ShardPiece& p : pieces) {
+        if (p.rank != r.rank) continue;
+        if (position < p.len()) {
+          position += p.begin;
+          break;
+        }
+        position -= p.len();
+      }
       return absl::InvalidArgumentError(absl::StrCat("token id at position ", position,
                                                      " must be < vocab size ", config.vocab_size,
                                                      ". Given: ", r.token_ids[i]));
     }
   }
-  if (zigzag && (!r.prefix_token_ids.empty() || r.resume_from != 0)) {
-    return absl::InvalidArgumentError("a zigzag plan neither keeps nor resumes prefixes: "
-                                      "prefix_token_ids and resume_from must be empty");
+  if ((zigzag || rounds > 1) && (!r.prefix_token_ids.empty() || r.resume_from != 0)) {
+    return absl::InvalidArgumentError(absl::StrCat("a ", zigzag ? "zigzag plan" : "plan in rounds",
+                                                   " neither keeps nor resumes prefixes: "
+                                                   "prefix_token_ids and resume_from must be empty"));
   }
   if (!r.prefix_token_ids.empty() && static_cast<int64_t>(r.prefix_token_ids.size()) != mine.begin) {
     return absl::InvalidArgumentError(absl::StrCat("prefix_token_ids must be the ", mine.begin,
@@ -235,9 +261,14 @@ absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& conf
   return absl::OkStatus();
 }
 
-std::vector<ShardPiece> PlanPieces(const ShardRequest& r) {
+std::vector<ShardPiece> PlanPieces(const ShardRequest& r, bool dealt) {
   const int ranks = static_cast<int>(r.shards.size());
-  std::vector<ShardPiece> pieces;  // (W) or (2W)
+  std::vector<ShardPiece> pieces;  // (W), (2W) or (R·W)
+  if (dealt && ranks > 1 && r.prefill_rounds > 1 && !r.shards[0].has_late()) {
+    std::vector<int64_t> shares;  // (W)
+    for (const ShardSpan& s : r.shards) shares.push_back(s.end - s.begin);
+    return RoundPieces(shares, r.prefill_rounds);
+  }
   if (ranks == 0 || !r.shards[0].has_late()) {
     for (int i = 0; i < ranks; ++i) pieces.push_back({r.shards[i].begin, r.shards[i].end, i});
     return pieces;

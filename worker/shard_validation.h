@@ -31,6 +31,8 @@ struct ShardLimits {
 
 // INVALID_ARGUMENT naming what is wrong and the limit: the request id and
 // secret; shards (or a zigzag plan's pieces) non-empty, contiguous from 0, at most kMaxShardsPerRequest,
+// prefill_rounds in [1, kMaxPrefillRounds], > 1 only for a contiguous plan of several shards each
+// holding at least that many tokens, and with no prefix;
 // with addresses; the rank's token count and ids inside the vocabulary;
 // max_new_tokens in [1, max_new_tokens_limit] on the last shard (<= it
 // elsewhere); the served context; stop ids and eos; finite sampling values
@@ -42,9 +44,11 @@ absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& conf
 // The prompt's pieces as the shards of `r` hold them, in order of position
 // (shard_context.h): each shard's [begin, end) in a contiguous plan; in a
 // zigzag plan (late spans set) of W shards, piece k < W is shard W-1-k's
-// [begin, end) and piece W + r shard r's [late_begin, late_end). Checked by
-// ValidateShardRequest, not here.
-std::vector<ShardPiece> PlanPieces(const ShardRequest& r);
+// [begin, end) and piece W + r shard r's [late_begin, late_end); in a plan in
+// rounds (prefill_rounds > 1), the shares [begin, end) dealt striped
+// (RoundPieces) unless `dealt` is false (then the spans as a contiguous
+// plan's). Checked by ValidateShardRequest, not here.
+std::vector<ShardPiece> PlanPieces(const ShardRequest& r, bool dealt = true);
 
 // The tokens a validated shard holds: its prompt, plus max_new_tokens on the last shard.
 int64_t ShardTokens(const ShardRequest& r);

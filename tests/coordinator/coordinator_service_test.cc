@@ -8,6 +8,7 @@
 
 #include <thread>
 
+#include "common/striped_rounds.h"
 #include "rpc/grpc_util.h"
 #include "tessera/v1/tessera.grpc.pb.h"
 #include "tests/coordinator/fake_worker.h"
@@ -320,6 +321,53 @@ TEST_F(CoordinatorServiceTest, MambaOnlyModelsStayContiguous) {
   for (int rank = 0; rank < 2; ++rank) {
     EXPECT_EQ(workers_[rank]->Requests().back().shards(rank).late_end(), 0) << "rank " << rank;
   }
+}
+
+// Workers that run a shard of several in rounds: a prompt whose even split
+// passes their one-pass limit is split anyway, in the rounds that fit, each
+// shard sent its striped pieces' tokens (common/striped_rounds.h) and the
+// rounds; the plan keeps no prefix, and the last shard's penalty covers the
+// pieces it does not hold.
+TEST_F(CoordinatorServiceTest, ShardsLongerThanAPassArePlannedInRounds) {
+  CoordinatorOptions options = FastOptions();
+  options.zigzag_min_tokens = 64;  // zigzag asked for; its shards do not fit a pass
+  StartCoordinator(options);
+  FakeWorkerScript script;
+  script.capacity_tokens = 1000;
+  script.max_shard_tokens = 120;
+  script.prefill_chunk_tokens = 64;
+  script.max_prefill_rounds = 16;
+  for (int w = 0; w < 3; ++w) AddWorker(script);
+  EXPECT_EQ(ModelInfo().context_capacity_tokens(), 3000) << "the pass no longer caps a shard";
+  v1::GenerateRequest request = Prompt(900, 5);
+  request.mutable_sampling()->set_repetition_penalty(1.2f);
+  v1::GenerateResponse response;
+  ASSERT_TRUE(Generate(request, &response).ok());
+  ASSERT_EQ(response.shards(), 3);
+  std::vector<int64_t> shares;
+  for (int rank = 0; rank < 3; ++rank) {
+    const v1::ShardPeer& peer = workers_[0]->Requests()[0].shards(rank);
+    EXPECT_EQ(peer.late_end(), 0) << "contiguous shares";
+    shares.push_back(peer.token_end() - peer.token_begin());
+  }
+  const int rounds = workers_[0]->Requests()[0].prefill_rounds();
+  EXPECT_EQ(rounds, 3) << "shares of 300 in passes of 120";
+  const std::vector<StripedPiece> pieces = StripedPieces(shares, rounds);
+  for (int rank = 0; rank < 3; ++rank) {
+    ASSERT_EQ(workers_[rank]->Requests().size(), 1u);
+    const v1::RunShardRequest shard = workers_[rank]->Requests()[0];
+    EXPECT_EQ(shard.prefill_rounds(), rounds) << "rank " << rank;
+    std::vector<int32_t> want;
+    for (const StripedPiece& p : pieces) {
+      if (p.rank != rank) continue;
+      EXPECT_LE(p.end - p.begin, 120);
+      for (int64_t t = p.begin; t < p.end; ++t) want.push_back(request.prompt_token_ids(t));
+    }
+    EXPECT_EQ(std::vector<int32_t>(shard.token_ids().begin(), shard.token_ids().end()), want) << "rank " << rank;
+    EXPECT_TRUE(shard.prefix_token_ids().empty());
+  }
+  EXPECT_EQ(pieces.back().rank, 2) << "the last shard holds the prompt's end";
+  EXPECT_GT(workers_[2]->Requests()[0].penalty_token_ids_size(), 0);
 }
 
 TEST_F(CoordinatorServiceTest, OtherShardsAreCancelledAfterTheLastFinishesAndMemoryReturns) {

@@ -47,6 +47,7 @@ v1::WorkerStatus FakeWorker::Status() const {
   status.set_backend(script_.backend);
   status.set_max_shard_tokens(script_.max_shard_tokens);
   status.set_prefill_chunk_tokens(script_.prefill_chunk_tokens);
+  status.set_max_prefill_rounds(script_.max_prefill_rounds);
   for (const std::string& transport : script_.peer_transports) status.add_peer_transports(transport);
   status.set_device_id(script_.device_id);
   absl::MutexLock lock(&mu_);

@@ -41,6 +41,7 @@ struct FakeWorkerScript {
   std::string device_id;  // WorkerStatus.device_id: empty (a CPU worker)
   int64_t max_shard_tokens = 0;  // reported prefill limit; 0: none
   int64_t prefill_chunk_tokens = 0;  // reported piece size; 0: every shard in one pass (an older worker)
+  int32_t max_prefill_rounds = 0;    // reported; 0: a shard of several in one pass (an older worker)
   int fail_after_tokens = -1;    // >= 0: the last shard's stream fails UNAVAILABLE after this many tokens
   // With sampling.logprobs: token i's logprob is -(i + 1) / 4 and its
   // alternatives are ids 0, 1, ... with logprobs -1, -2, ... (unless omitted,

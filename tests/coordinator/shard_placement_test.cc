@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "common/striped_rounds.h"
 #include "coordinator/worker_capacity.h"
 
 namespace tessera {
@@ -154,6 +155,74 @@ TEST(ShardPlacementTest, AShardOfSeveralFitsItsWorkersPassAndOneShardNeedsOnlyRo
   EXPECT_THAT(slots.status().message(), HasSubstr("one prefill pass (as few as 40 tokens"));
 }
 
+// Workers that run a shard of several in rounds: the plan takes the fewest
+// rounds in which every shard's piece of a round fits its worker's pass, the
+// same for every shard, instead of giving up the split.
+TEST(ShardPlacementTest, ShardsLongerThanAPassRunInTheFewestRoundsThatFitEveryWorker) {
+  std::vector<WorkerRoom> workers = EmptyWorkers(3, 1000);
+  for (WorkerRoom& w : workers) {
+    w.pass_tokens = 40;
+    w.max_rounds = static_cast<int32_t>(kMaxPrefillRounds);
+  }
+  auto longest_piece = [](const std::vector<ShardSlot>& slots) {
+    std::vector<int64_t> shares;
+    for (const ShardSlot& s : slots) shares.push_back(s.tokens());
+    int64_t longest = 0;
+    for (const StripedPiece& p : StripedPieces(shares, slots[0].prefill_rounds)) {
+      longest = std::max(longest, p.end - p.begin);
+    }
+    return longest;
+  };
+  // `prompt` tokens go to 3 shards in `rounds` rounds, every slot saying so, each piece within `pass`.
+  auto expect_rounds = [&](int64_t prompt, int32_t rounds, int64_t pass) {
+    SCOPED_TRACE(::testing::Message() << prompt << " tokens");
+    absl::StatusOr<std::vector<ShardSlot>> slots = PlaceShards(Request(prompt, 5), workers);
+    ASSERT_TRUE(slots.ok()) << slots.status();
+    ASSERT_EQ(slots->size(), 3u);
+    for (const ShardSlot& s : *slots) EXPECT_EQ(s.prefill_rounds, rounds);
+    EXPECT_EQ(slots->back().token_end, prompt);
+    EXPECT_LE(longest_piece(*slots), pass);
+  };
+  expect_rounds(96, 1, 40);   // 3 shards of 32 fit the passes: one round
+  expect_rounds(300, 3, 40);  // 3 shards of 100 in passes of 40: pieces of 33 and 34
+  workers[1].pass_tokens = 20;
+  expect_rounds(300, 5, 20);  // the shortest pass decides for all
+  workers[1].pass_tokens = 40;
+  expect_rounds(1200, 10, 40);  // past one worker's room the split is the only plan, however long a pass
+  // A worker that runs fewer rounds than the plan needs takes no shard of it.
+  workers[2].max_rounds = 2;
+  absl::StatusOr<std::vector<ShardSlot>> slots = PlaceShards(Request(1200, 5), workers);
+  EXPECT_EQ(slots.status().code(), absl::StatusCode::kInvalidArgument) << slots.status();
+  slots = PlaceShards(Request(300, 5), workers);
+  ASSERT_TRUE(slots.ok()) << slots.status();
+  ASSERT_EQ(slots->size(), 1u) << "no split of 3 fits: one worker takes it all, in pieces";
+}
+
+// A zigzag plan runs in one round: when its shards do not fit a pass, the
+// count is planned contiguous, in rounds.
+TEST(ShardPlacementTest, AZigzagPlanThatDoesNotFitItsPassesRunsContiguousInRounds) {
+  std::vector<WorkerRoom> workers = EmptyWorkers(2, 1000);
+  for (WorkerRoom& w : workers) {
+    w.pass_tokens = 100;
+    w.max_rounds = static_cast<int32_t>(kMaxPrefillRounds);
+  }
+  PlacementRequest request = Request(160, 5);
+  request.zigzag = true;
+  absl::StatusOr<std::vector<ShardSlot>> slots = PlaceShards(request, workers);
+  ASSERT_TRUE(slots.ok()) << slots.status();
+  ASSERT_EQ(slots->size(), 2u);
+  EXPECT_GT(slots->front().late_end, slots->front().late_begin) << "fits its passes: zigzag";
+  EXPECT_EQ(slots->front().prefill_rounds, 1);
+  request.prompt_tokens = 400;
+  slots = PlaceShards(request, workers);
+  ASSERT_TRUE(slots.ok()) << slots.status();
+  ASSERT_EQ(slots->size(), 2u);
+  for (const ShardSlot& s : *slots) {
+    EXPECT_EQ(s.late_end, s.late_begin) << "no late piece";
+    EXPECT_EQ(s.prefill_rounds, 2);
+  }
+}
+
 // When no split fits (here: busy workers), one worker with room takes the request.
 // Busy workers make a split wait, as before pieces existed: one worker takes
 // the whole request only when no split could fit even on idle workers (a
@@ -237,6 +306,17 @@ TEST(WorkerCapacityTest, ThePassLimitCapsCapacityOnlyWithoutPieces) {
   EXPECT_TRUE(CheckWorkerStatus(status).ok());
   status.set_prefill_chunk_tokens(-1);
   EXPECT_EQ(CheckWorkerStatus(status).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(WorkerCapacityTest, PrefillRoundsAreOneForOlderWorkersAndBounded) {
+  v1::WorkerStatus status;
+  EXPECT_EQ(WorkerPrefillRounds(status), 1);
+  status.set_max_prefill_rounds(7);
+  EXPECT_EQ(WorkerPrefillRounds(status), 7);
+  status.set_max_prefill_rounds(1 << 30);
+  EXPECT_EQ(WorkerPrefillRounds(status), kMaxPrefillRounds);
+  status.set_max_prefill_rounds(-3);
+  EXPECT_EQ(WorkerPrefillRounds(status), 1);
 }
 
 TEST(WorkerCapacityTest, NoKvMeansUnboundedUpToThePositionLimit) {

@@ -88,7 +88,8 @@ void ExpectShardedMatchesWhole(const std::string& fixture, const std::string& pr
   const std::vector<int32_t>& prompt = one_pass->prompt;
   const GreedyRun& whole = one_pass->whole;
   // Contiguous plans (shards shorter than the conv width among them), then
-  // zigzag plans of W = 2..8 (2W pieces; 200 tokens do not divide by 2W).
+  // zigzag plans of W = 2..8 (2W pieces; 200 tokens do not divide by 2W),
+  // then plans in rounds.
   std::vector<std::vector<ShardPiece>> plans = {ContiguousPieces({0, 2, 18, 77, 200}), ContiguousPieces({0, 100, 200})};
   for (int shards : {2, 3, 4}) {
     auto planned = PlanShardBounds(200, engine->config().mamba.chunk_size, shards);
@@ -100,9 +101,23 @@ void ExpectShardedMatchesWhole(const std::string& fixture, const std::string& pr
     ASSERT_TRUE(planned.ok()) << planned.status();
     plans.push_back(ZigzagPieces(*planned));
   }
+  // Plans in rounds (striped pieces, common/striped_rounds.h): W = 2..8 in
+  // 2 or 3 rounds, pieces off chunk boundaries, and one of 1- to 3-token pieces.
+  for (int shards = 2; shards <= 8; ++shards) {
+    auto planned = PlanShardBounds(200, engine->config().mamba.chunk_size, shards);
+    ASSERT_TRUE(planned.ok()) << planned.status();
+    std::vector<int64_t> shares;
+    for (int r = 0; r < shards; ++r) shares.push_back((*planned)[r + 1] - (*planned)[r]);
+    plans.push_back(RoundPieces(shares, 2 + shards % 2));
+  }
+  plans.push_back(RoundPieces({3, 5, 7, 185}, 3));
   for (const std::vector<ShardPiece>& pieces : plans) {
     const int ranks = pieces.back().rank + 1;
-    const std::string plan = absl::StrCat(pieces.size() == static_cast<size_t>(ranks) ? "" : "zigzag ", "W=", ranks);
+    const int rounds = pieces.back().round + 1;
+    const std::string plan = absl::StrCat(rounds > 1                                       ? absl::StrCat("R=", rounds, " ")
+                                          : pieces.size() == static_cast<size_t>(ranks) ? ""
+                                                                                         : "zigzag ",
+                                          "W=", ranks);
     SCOPED_TRACE(::testing::Message() << fixture << " " << precision << " " << plan);
     absl::StatusOr<GreedyRun> sharded = testing::RunShardedGreedy(*engine, prompt, pieces, kDecodeSteps);
     ASSERT_TRUE(sharded.ok()) << sharded.status();

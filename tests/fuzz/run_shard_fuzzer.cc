@@ -4,7 +4,7 @@
 // (ValidateShardRequest, the shard runner's). Whatever the input: a status,
 // never a crash or undefined behaviour; a refusal is INVALID_ARGUMENT. A
 // request it accepts must keep every invariant admission and decoding rely
-// on: positions inside the served context, the shard's token count, the
+// on: the plan's pieces and positions inside the served context, the shard's token count, the
 // memory it reserves computed without overflow, and a sampler that returns
 // an id inside the vocabulary for any logits. Invariant violations trap.
 #include <cmath>
@@ -60,9 +60,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int shards = static_cast<int>(r.shards.size());
   Check(shards >= 1 && shards <= tessera::kMaxShardsPerRequest && r.rank >= 0 && r.rank < shards);
   Check(r.shards.front().begin == 0);
-  Check(r.shards.back().end + r.max_new_tokens <= limits.max_context_tokens);
-  const tessera::ShardSpan& mine = r.shards[r.rank];
-  Check(static_cast<int64_t>(r.token_ids.size()) == mine.end - mine.begin);
+  // The pieces the prefill runs (contiguous, zigzag or in rounds): non-empty,
+  // contiguous from 0 to the prompt's end inside the context, each in a round
+  // of the plan, this shard's as many tokens as it was sent.
+  int64_t prompt_end = 0;
+  int64_t held = 0;
+  for (const tessera::ShardPiece& p : tessera::PlanPieces(r)) {
+    Check(p.begin == prompt_end && p.end > p.begin && p.rank >= 0 && p.rank < shards && p.round >= 0 &&
+          p.round < r.prefill_rounds);
+    prompt_end = p.end;
+    if (p.rank == r.rank) held += p.len();
+  }
+  Check(prompt_end + r.max_new_tokens <= limits.max_context_tokens);
+  Check(static_cast<int64_t>(r.token_ids.size()) == held);
   for (int32_t id : r.token_ids) Check(id >= 0 && id < Config().vocab_size);
   Check(r.reserved_bytes >= 0 && r.reserved_bytes <= limits.memory_budget_bytes);
   Check(r.max_new_tokens >= 0 && r.max_new_tokens <= limits.max_new_tokens_limit);

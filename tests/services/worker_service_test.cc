@@ -167,7 +167,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, WorkerServiceTest,
 // Shard 0 of a request on `worker`, to the end of its stream: the whole
 // `tokens`-token prompt, or, with `later_tokens` > 0, the first `tokens` of a
 // request whose second shard (another worker's, never reached) holds more.
-grpc::Status RunWholePrompt(TestWorker& worker, const std::string& request_id, int tokens, int later_tokens = 0) {
+grpc::Status RunWholePrompt(TestWorker& worker, const std::string& request_id, int tokens, int later_tokens = 0,
+                            int prefill_rounds = 0) {
   tessera::v1::RunShardRequest request;
   request.set_request_id(request_id);
   request.set_request_secret("secret-0123456789");
@@ -183,6 +184,7 @@ grpc::Status RunWholePrompt(TestWorker& worker, const std::string& request_id, i
   }
   for (int i = 0; i < tokens; ++i) request.add_token_ids(i);
   request.mutable_stopping()->set_max_new_tokens(1);
+  request.set_prefill_rounds(prefill_rounds);
   grpc::ClientContext context;
   auto reader = worker.stub->RunShard(&context, request);
   tessera::v1::RunShardEvent event;
@@ -221,6 +223,14 @@ TEST(WorkerServiceAdmissionTest, AShardOfSeveralPastThePrefillLimitIsRefusedAndO
   EXPECT_EQ(sharded.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << sharded.error_message();
   EXPECT_NE(sharded.error_message().find("at most 64 tokens in one pass"), std::string::npos)
       << sharded.error_message();
+  // In rounds the pass is one round's piece: 2 rounds of 70 do not fit, and
+  // a plan with more rounds than a shard has tokens is not a plan.
+  const grpc::Status rounds = RunWholePrompt(workers[0], "rounds", 140, /*later_tokens=*/10, /*prefill_rounds=*/2);
+  EXPECT_EQ(rounds.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << rounds.error_message();
+  EXPECT_NE(rounds.error_message().find("in 2 rounds, one pass of up to 70 a round"), std::string::npos)
+      << rounds.error_message();
+  const grpc::Status bad_rounds = RunWholePrompt(workers[0], "bad-rounds", 140, /*later_tokens=*/10, 11);
+  EXPECT_EQ(bad_rounds.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad_rounds.error_message();
   const grpc::Status alone = RunWholePrompt(workers[0], "alone", 200);
   EXPECT_TRUE(alone.ok()) << alone.error_message();
   workers[0].server->Shutdown();

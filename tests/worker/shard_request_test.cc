@@ -7,6 +7,8 @@
 #include <cmath>
 #include <limits>
 
+#include "absl/strings/str_cat.h"
+#include "common/striped_rounds.h"
 #include "gtest/gtest.h"
 #include "model/model_config.h"
 #include "worker/network_limits.h"
@@ -111,6 +113,64 @@ TEST(ValidateShardRequestTest, AZigzagPlanIsCheckedPieceByPiece) {
   bad_id.token_ids[4] = 100;  // the late piece's last token, at position 9
   const absl::Status id_status = ValidateShardRequest(bad_id, Config(), Options());
   EXPECT_NE(id_status.message().find("position 9"), std::string::npos) << id_status;
+}
+
+// A plan in rounds: shares of 5 and 5 over 2 rounds, shard 1 (the last)
+// holding [2, 4) and [7, 10) (common/striped_rounds.h).
+ShardRequest Rounds() {
+  ShardRequest r = Request(10, 1);
+  r.prefill_rounds = 2;
+  return r;
+}
+
+TEST(ValidateShardRequestTest, APlanInRoundsIsDealtStripedAndCheckedWhole) {
+  EXPECT_TRUE(ValidateShardRequest(Rounds(), Config(), Options(11)).ok());
+  std::string pieces;  // "[begin, end) rank/round" each
+  for (const ShardPiece& p : PlanPieces(Rounds())) {
+    absl::StrAppend(&pieces, "[", p.begin, ", ", p.end, ") ", p.rank, "/", p.round, " ");
+  }
+  EXPECT_EQ(pieces, "[0, 2) 0/0 [2, 4) 1/0 [4, 7) 0/1 [7, 10) 1/1 ");
+
+  auto refused = [](const ShardRequest& r, const std::string& why) {
+    const absl::Status status = ValidateShardRequest(r, Config(), Options());
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << why;
+    EXPECT_NE(status.message().find(why), std::string::npos) << status;
+  };
+  for (const int bad : {0, -1, static_cast<int>(kMaxPrefillRounds) + 1}) {
+    ShardRequest r = Rounds();
+    r.prefill_rounds = bad;
+    refused(r, absl::StrCat("prefill_rounds must be in [1, ", kMaxPrefillRounds, "]"));
+  }
+  ShardRequest too_many = Rounds();
+  too_many.prefill_rounds = 6;  // more rounds than a share of 5 has tokens
+  refused(too_many, "fewer than its 6 prefill rounds");
+  ShardRequest zigzag = Zigzag();
+  zigzag.prefill_rounds = 2;
+  refused(zigzag, "needs a contiguous plan of several shards");
+  ShardRequest alone = Request(10, 1);
+  alone.shards = {{"a:1", 0, 10}};
+  alone.rank = 0;
+  alone.token_ids.assign(10, 5);
+  alone.prefill_rounds = 2;
+  refused(alone, "needs a contiguous plan of several shards");
+  ShardRequest prefix = Rounds();
+  prefix.rank = 0;
+  prefix.max_new_tokens = 0;
+  prefix.token_ids.assign(5, 5);
+  prefix.prefix_token_ids.assign(0, 1);
+  prefix.resume_from = 3;
+  refused(prefix, "a plan in rounds neither keeps nor resumes prefixes");
+  ShardRequest gap = Rounds();
+  gap.shards[1].begin = 6;  // the shares must still tile the prompt
+  gap.token_ids.assign(4, 5);
+  EXPECT_EQ(Code(gap), absl::StatusCode::kInvalidArgument);
+  ShardRequest count = Rounds();
+  count.token_ids.assign(3, 5);  // only the first round's piece
+  EXPECT_EQ(Code(count), absl::StatusCode::kInvalidArgument);
+  ShardRequest bad_id = Rounds();
+  bad_id.token_ids[2] = 100;  // the second round's piece [7, 10), its first token
+  const absl::Status id_status = ValidateShardRequest(bad_id, Config(), Options());
+  EXPECT_NE(id_status.message().find("position 7"), std::string::npos) << id_status;
 }
 
 TEST(ValidateShardRequestTest, ForgedNumbersAreRefusedQuotingTheLimit) {
@@ -239,15 +299,7 @@ TEST(NetworkLimitsTest, TheLargestPeerBlockIsARingBlockOfTheLongestShard) {
   EXPECT_LT(limits.max_receive_bytes, 16 << 20) << "far below gRPC's 1 GiB";
   const MailboxLimits mailbox = PeerMailboxLimitsFor(config, bounds);
   EXPECT_EQ(mailbox.max_block_bytes, 2 * 1000 * 32 * 4);
-  // A one-pass limit bounds the blocks of a shard of several, not a one-shard
-  // request, which runs in pieces.
-  const WorkerMessageLimits unlimited = WorkerMessageLimitsFor(config, bounds);
-  bounds.max_shard_tokens = 100;
-  const WorkerMessageLimits one_pass = WorkerMessageLimitsFor(config, bounds);
-  EXPECT_EQ(PeerMailboxLimitsFor(config, bounds).max_block_bytes, 2 * 100 * 32 * 4);
-  EXPECT_LT(one_pass.deliver_bytes, unlimited.deliver_bytes);
-  EXPECT_EQ(one_pass.run_shard_bytes, unlimited.run_shard_bytes);
-  EXPECT_GE(one_pass.run_shard_bytes, 1000 * 5) << "1000 token ids of up to 5 bytes";
+  EXPECT_GE(limits.run_shard_bytes, 1000 * 5) << "1000 token ids of up to 5 bytes";
   // Absurd shapes saturate rather than wrap.
   config.attention.num_kv_heads = int64_t{1} << 40;
   EXPECT_EQ(MaxPeerBlockBytes(config, int64_t{1} << 40), kMaxWorkerMessageBytes);
