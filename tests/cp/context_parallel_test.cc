@@ -6,7 +6,8 @@
 // then split-KV decode from the shard holding the prompt's end gives the
 // single-process greedy continuation. A plan in rounds (striped pieces,
 // common/striped_rounds.h) for W = 2..4 and R = 2..3, on lengths not
-// divisible by R·W, down to one token a piece, gives them too.
+// divisible by R·W, down to one token a piece, gives them too, reporting its
+// progress over all its rounds and stopping between them when cancelled.
 #include <memory>
 #include <thread>
 
@@ -121,6 +122,56 @@ std::vector<Case> AllCases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, ContextParallelTest, ::testing::ValuesIn(AllCases()), CaseName);
+
+// A prefill in rounds reports its progress over all its rounds (layers times
+// rounds, never going back), and a progress callback that says CANCELLED
+// after the first round stops every rank there: the second round never
+// starts, each state holds the first round's piece exactly.
+TEST(PrefillInRoundsTest, ProgressSpansTheRoundsAndCancellationStopsBetweenThem) {
+  const std::string dir = std::string(TESSERA_TEST_DATA_DIR) + "/hf-tiny/bamba-tiny";
+  absl::StatusOr<std::unique_ptr<ModelWeights>> w = LoadModelWeights(dir);
+  ASSERT_TRUE(w.ok()) << w.status();
+  absl::StatusOr<std::unique_ptr<Engine>> engine = MakeCpuEngineView(**w);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  const int64_t layers = (*w)->config.num_layers;
+  constexpr int kRanks = 3;
+  constexpr int kRounds = 3;
+  const std::vector<ShardPiece> pieces = RoundPieces({20, 20, 21}, kRounds);
+  std::vector<int32_t> prompt(61);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>(1 + i % 50);
+  for (const bool cancel : {false, true}) {
+    SCOPED_TRACE(cancel ? "cancelled after round 0" : "all rounds");
+    std::vector<std::vector<std::pair<int64_t, int64_t>>> progress(kRanks);  // (ranks): (done, total) reported
+    auto progress_of = [&](int r) {
+      return [&, r](int64_t done, int64_t total) -> absl::Status {
+        if (cancel && !progress[r].empty() && progress[r].back().first >= layers) {
+          return absl::CancelledError("cancelled");
+        }
+        progress[r].push_back({done, total});
+        return absl::OkStatus();
+      };
+    };
+    const std::unique_ptr<testing::ShardedPrefill> run =
+        testing::RunShardedPrefill(**engine, prompt, pieces, 0, LogitsRows::kNone, progress_of);
+    ASSERT_EQ(static_cast<int>(run->states.size()), kRanks);
+    for (int r = 0; r < kRanks; ++r) {
+      ASSERT_FALSE(progress[r].empty());
+      for (size_t i = 0; i < progress[r].size(); ++i) {
+        EXPECT_EQ(progress[r][i].second, kRounds * layers);
+        if (i > 0) EXPECT_GE(progress[r][i].first, progress[r][i - 1].first) << "rank " << r;
+      }
+      if (!cancel) {
+        EXPECT_TRUE(run->logits[r].ok()) << run->logits[r].status();
+        EXPECT_EQ(progress[r].back().first, kRounds * layers);
+        EXPECT_EQ(run->states[r]->num_tokens(), pieces[2 * kRanks + r].end);
+      } else {
+        EXPECT_EQ(run->logits[r].status().code(), absl::StatusCode::kCancelled) << run->logits[r].status();
+        EXPECT_EQ(progress[r].back().first, layers);
+        EXPECT_EQ(run->states[r]->num_tokens(), pieces[r].end) << "rank " << r << " ran round 0 alone";
+      }
+    }
+  }
+}
 
 TEST(ShardPlanTest, AlignsToChunksAndFallsBackToTokens) {
   EXPECT_EQ(*PlanShardBounds(200, 16, 4), (std::vector<int64_t>{0, 64, 112, 160, 200}));

@@ -19,44 +19,55 @@ absl::StatusOr<GreedyRun> RunShardedGreedy(Engine& engine, absl::Span<const int3
   return RunShardedGreedy(engine, prompt, ContiguousPieces(bounds), steps);
 }
 
-absl::StatusOr<GreedyRun> RunShardedGreedy(Engine& engine, absl::Span<const int32_t> prompt,
-                                           const std::vector<ShardPiece>& pieces, int steps) {
+std::unique_ptr<ShardedPrefill> RunShardedPrefill(Engine& engine, absl::Span<const int32_t> prompt,
+                                                  const std::vector<ShardPiece>& pieces, int64_t extra_tokens,
+                                                  LogitsRows rows, const ProgressOfRank& progress) {
   int size = 0;
   for (const ShardPiece& p : pieces) size = std::max(size, p.rank + 1);
-  std::vector<std::vector<ShardPiece>> held(size);  // (ranks): each rank's pieces, in order
-  for (const ShardPiece& p : pieces) held[p.rank].push_back(p);
+  auto run = std::make_unique<ShardedPrefill>();
+  ShardedPrefill* const held_run = run.get();  // the split-KV answers read its states wherever `run` goes
+  run->held.resize(size);
+  for (const ShardPiece& p : pieces) run->held[p.rank].push_back(p);
   std::vector<std::vector<int32_t>> ids(size);  // (ranks): each rank's tokens, its pieces in order
-  for (int r = 0; r < size; ++r) {
-    for (const ShardPiece& p : held[r]) ids[r].insert(ids[r].end(), prompt.begin() + p.begin, prompt.begin() + p.end);
-  }
   auto mailbox = std::make_shared<Mailbox>();
-  std::vector<std::unique_ptr<ShardState>> states;
-  for (int r = 0; r < size; ++r) {
-    absl::StatusOr<std::unique_ptr<ShardState>> s =
-        engine.NewState(held[r].front().begin, static_cast<int64_t>(ids[r].size()) + steps);
-    if (!s.ok()) return s.status();
-    states.push_back(*std::move(s));
-  }
-  const InProcessKvAnswer answer = [&](int holder, int64_t slot, absl::Span<const float> q, int64_t q_len,
-                                       int64_t q_position0) {
-    return engine.AttendStoredKv(*states[holder], slot, q, q_len, q_position0);
+  const InProcessKvAnswer answer = [&engine, held_run](int holder, int64_t slot, absl::Span<const float> q,
+                                                       int64_t q_len, int64_t q_position0) {
+    return engine.AttendStoredKv(*held_run->states[holder], slot, q, q_len, q_position0);
   };
-  std::vector<std::unique_ptr<InProcessTransport>> transports;
   for (int r = 0; r < size; ++r) {
-    transports.push_back(
+    for (const ShardPiece& p : run->held[r]) {
+      ids[r].insert(ids[r].end(), prompt.begin() + p.begin, prompt.begin() + p.end);
+    }
+    absl::StatusOr<std::unique_ptr<ShardState>> s =
+        engine.NewState(run->held[r].front().begin, static_cast<int64_t>(ids[r].size()) + extra_tokens);
+    run->states.push_back(s.ok() ? *std::move(s) : nullptr);
+    run->logits.push_back(s.ok() ? absl::StatusOr<std::vector<float>>(absl::UnknownError("not run")) : s.status());
+    run->transports.push_back(
         std::make_unique<InProcessTransport>(mailbox, "req", r, size, std::chrono::seconds(60), answer));
   }
-  std::vector<absl::StatusOr<std::vector<float>>> logits(size, absl::UnknownError("not run"));
   std::vector<std::thread> threads;
   for (int r = 0; r < size; ++r) {
+    if (run->states[r] == nullptr) continue;
     threads.emplace_back([&, r] {
       ShardContext ctx;
-      ctx.peers = transports[r].get();
+      ctx.peers = run->transports[r].get();
       ctx.pieces = pieces;
-      logits[r] = engine.Forward(*states[r], ids[r], LogitsRows::kAll, ctx);
+      if (progress) ctx.on_layer_done = progress(r);
+      run->logits[r] = engine.Forward(*run->states[r], ids[r], rows, ctx);
     });
   }
   for (std::thread& t : threads) t.join();
+  return run;
+}
+
+absl::StatusOr<GreedyRun> RunShardedGreedy(Engine& engine, absl::Span<const int32_t> prompt,
+                                           const std::vector<ShardPiece>& pieces, int steps) {
+  std::unique_ptr<ShardedPrefill> prefill = RunShardedPrefill(engine, prompt, pieces, steps, LogitsRows::kAll);
+  const int size = static_cast<int>(prefill->states.size());
+  std::vector<std::vector<ShardPiece>>& held = prefill->held;
+  std::vector<std::unique_ptr<ShardState>>& states = prefill->states;
+  std::vector<std::unique_ptr<InProcessTransport>>& transports = prefill->transports;
+  std::vector<absl::StatusOr<std::vector<float>>>& logits = prefill->logits;
   const int64_t vocab = engine.config().vocab_size;
   GreedyRun run;
   run.prompt_logits.resize(prompt.size() * vocab);  // (prompt, vocab), by position
