@@ -2,6 +2,7 @@
 // the order of exchanges: INTERNAL, never a silent truncation.
 #include "transport/mailbox_transport.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -15,6 +16,9 @@ absl::Status CheckSize(const std::string& block, size_t expected, int from, uint
   return absl::InternalError(absl::StrCat("block from shard ", from, " (tag ", tag, ") has ", block.size(),
                                           " bytes, expected ", expected));
 }
+
+// How many pieces of at most `piece` bytes a block of `bytes` travels in (one for an empty block).
+size_t Pieces(size_t bytes, size_t piece) { return bytes == 0 ? 1 : (bytes + piece - 1) / piece; }
 
 }  // namespace
 
@@ -48,10 +52,24 @@ absl::Status MailboxTransport::RingShift(uint64_t tag, const void* send, size_t 
   }
   const int next = (rank() + 1) % size();
   const int previous = (rank() + size() - 1) % size();
-  RETURN_IF_ERROR(Post(next, tag, std::string(static_cast<const char*>(send), send_bytes)));
-  ASSIGN_OR_RETURN(std::string received, Take(previous, tag));
-  RETURN_IF_ERROR(CheckSize(received, recv_bytes, previous, tag));
-  if (recv_bytes > 0) std::memcpy(recv, received.data(), recv_bytes);
+  const size_t piece = ring_piece_bytes_;
+  const size_t send_pieces = Pieces(send_bytes, piece), recv_pieces = Pieces(recv_bytes, piece);
+  if (std::max(send_pieces, recv_pieces) > kMaxTagPieces) {
+    return absl::InvalidArgumentError(absl::StrCat("a ring block of ", std::max(send_bytes, recv_bytes),
+                                                   " bytes is more than ", kMaxTagPieces, " pieces of ", piece));
+  }
+  const char* out = static_cast<const char*>(send);
+  for (size_t i = 0; i < send_pieces; ++i) {
+    const size_t begin = i * piece, len = std::min(piece, send_bytes - std::min(send_bytes, begin));
+    RETURN_IF_ERROR(Post(next, PieceTag(tag, i), std::string(out + begin, len)));
+  }
+  char* in = static_cast<char*>(recv);
+  for (size_t i = 0; i < recv_pieces; ++i) {
+    const size_t begin = i * piece, len = std::min(piece, recv_bytes - std::min(recv_bytes, begin));
+    ASSIGN_OR_RETURN(std::string received, Take(previous, PieceTag(tag, i)));
+    RETURN_IF_ERROR(CheckSize(received, len, previous, PieceTag(tag, i)));
+    if (len > 0) std::memcpy(in + begin, received.data(), len);
+  }
   return absl::OkStatus();
 }
 

@@ -37,12 +37,16 @@ struct AttentionPartial {
 enum class BufferSpace { kHost, kDevice };
 
 // Tags name an exchange within one request: which block, which kind, which
-// step. Transports that match messages by tag (gRPC, in-process) use it;
-// ordered ones (NCCL) ignore it.
+// step (a ring step: below 256, the most shards a request has). Transports
+// that match messages by tag (gRPC, in-process) use it, and may carry a long
+// block as several under PieceTag; ordered ones (NCCL) ignore it.
 enum class ExchangeKind : uint64_t { kConvTail = 0, kSsdSummary = 1, kRingKv = 2 };
 inline uint64_t ExchangeTag(int64_t block, ExchangeKind kind, int64_t step = 0) {
   return (static_cast<uint64_t>(block) << 20) | (static_cast<uint64_t>(kind) << 16) | static_cast<uint64_t>(step);
 }
+// Piece `piece` (< kMaxTagPieces) of the block sent under `tag`: piece 0 is the tag itself.
+inline constexpr uint64_t kMaxTagPieces = 256;
+inline uint64_t PieceTag(uint64_t tag, uint64_t piece) { return tag | (piece << 8); }
 
 class PeerTransport {
  public:

@@ -60,6 +60,32 @@ TEST(InProcessTransportTest, AllGatherAndRingShiftAtEveryGroupSize) {
   }
 }
 
+// A ring block longer than the transport's piece travels in pieces (a shard's
+// K/V is more than one gRPC message carries): cut alike on both sides,
+// whatever each neighbour's block size, and put back together in order.
+TEST(InProcessTransportTest, LongRingBlocksTravelInPieces) {
+  const uint64_t seed = std::random_device{}();
+  std::mt19937_64 rng(seed);
+  const int size = 3;
+  std::vector<std::vector<char>> ring = {RandomBytes(100, rng), RandomBytes(7, rng), RandomBytes(0, rng)};
+  RunRanks(size, [&](int rank, InProcessTransport& t) {
+    t.set_ring_piece_bytes(7);  // 100 bytes: 15 pieces, the last of 2; 7: one; 0: one empty
+    const int previous = (rank + size - 1) % size;
+    std::vector<char> received(ring[previous].size(), 0);
+    ASSERT_TRUE(t.RingShift(ExchangeTag(3, ExchangeKind::kRingKv, 2), ring[rank].data(), ring[rank].size(),
+                            received.data(), received.size(), nullptr)
+                    .ok());
+    EXPECT_EQ(received, ring[previous]) << "rank " << rank << " seed " << seed;
+  });
+  // More pieces than a tag can name: refused before anything is sent.
+  RunRanks(2, [&](int, InProcessTransport& t) {
+    t.set_ring_piece_bytes(1);
+    std::vector<char> block(kMaxTagPieces + 1, 'x'), received(kMaxTagPieces + 1);
+    EXPECT_EQ(t.RingShift(5, block.data(), block.size(), received.data(), received.size(), nullptr).code(),
+              absl::StatusCode::kInvalidArgument);
+  });
+}
+
 TEST(InProcessTransportTest, ABlockOfTheWrongSizeIsInternal) {
   // The ranks disagree on the contribution size: each receives a block of
   // the size it did not expect.

@@ -50,6 +50,8 @@ constexpr FlagSpec kLocalFlags[] = {
                             "on cuda, 0 on cpu)"},
     {"prefix-block-tokens", true, "prefix reuse block (default 4096 rounded up to the SSD chunk; 0: off; passed to "
                                   "the workers)"},
+    {"max-pass-tokens", true, "longest prefill pass of each worker (default 0: what its memory holds; a longer "
+                              "shard runs in rounds; passed to the workers)"},
     {"tokenizer", true, "tokenizer.json for text (passed to the coordinator; default: the model's, if any)"},
     {"log-file", true, "append the children's output to this file instead of stderr"},
     {"ready-timeout-s", true, "how long the cluster may take to become ready (default 60)"},
@@ -174,7 +176,7 @@ absl::StatusOr<LocalClusterOptions> OptionsFromFlags(const CliFlags& flags) {
     }
     options.worker_flags.insert(options.worker_flags.end(), {"--prefill-chunk-tokens", absl::StrCat(*piece)});
   }
-  for (const char* name : {"prefix-block-tokens", "warmup-tokens"}) {  // the workers check them
+  for (const char* name : {"prefix-block-tokens", "warmup-tokens", "max-pass-tokens"}) {  // the workers check them
     if (flags.Has(name)) {
       options.worker_flags.insert(options.worker_flags.end(), {absl::StrCat("--", name), flags.GetString(name, "")});
     }
