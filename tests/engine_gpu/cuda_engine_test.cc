@@ -4,6 +4,8 @@
 // against the whole-sequence run, prefill and split-KV decode; a prompt in
 // pieces (chunked prefill) against one pass; K/V growth
 // past the capacity hint; bad input refused without harm. Skips without a GPU.
+#include <cuda_runtime.h>
+
 #include <memory>
 #include <thread>
 
@@ -186,6 +188,39 @@ TEST_P(CudaEngineTest, DecodePastTheCapacityHintGrowsTheCache) {
     ASSERT_TRUE(logits.ok()) << logits.status();
   }
   EXPECT_EQ(tokens, hinted->tokens);
+}
+
+// Memory the engine allocates (K/V, states, a decode graph's input block) is
+// zeroed before anything queued after the allocation runs. The zeroing once
+// went to the legacy default stream, which the engine's non-blocking streams
+// do not wait for: behind other legacy-stream work (here ~4 GiB of memsets
+// queued first; in the field, two workers warming up on one GPU) it landed
+// after the prefill had written the fresh K/V, or after a decode graph's
+// pointer table was uploaded (an illegal address in SsdStep). Each run: a
+// prefill into a fresh ~256 MiB cache gives the logits of one that ran alone.
+TEST_P(CudaEngineTest, AFreshStateIsZeroedBeforeThePrefillWritesIt) {
+  std::unique_ptr<Engine> engine = LoadOrDie(GetParam(), "fp32");
+  ASSERT_NE(engine, nullptr);
+  if (engine->KvBytesPerToken() == 0) GTEST_SKIP() << "no K/V to allocate";
+  const std::vector<int32_t> prompt = HfTinyPrompt(GetParam(), 77);
+  auto alone = engine->NewState(0, 77);
+  ASSERT_TRUE(alone.ok()) << alone.status();
+  absl::StatusOr<std::vector<float>> want = engine->Forward(**alone, prompt, LogitsRows::kAll);
+  ASSERT_TRUE(want.ok()) << want.status();
+  constexpr size_t kBlockerBytes = size_t{1} << 30;
+  void* blocker = nullptr;  // (1 GiB) legacy-stream work queued before each allocation
+  ASSERT_EQ(cudaMalloc(&blocker, kBlockerBytes), cudaSuccess);
+  const int64_t cache_tokens = (int64_t{256} << 20) / engine->KvBytesPerToken();
+  for (int i = 0; i < 4; ++i) {
+    for (int k = 0; k < 4; ++k) ASSERT_EQ(cudaMemsetAsync(blocker, k, kBlockerBytes, cudaStreamLegacy), cudaSuccess);
+    auto fresh = engine->NewState(0, cache_tokens);
+    ASSERT_TRUE(fresh.ok()) << fresh.status();
+    absl::StatusOr<std::vector<float>> got = engine->Forward(**fresh, prompt, LogitsRows::kAll);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(*got, *want) << "run " << i;
+  }
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  cudaFree(blocker);
 }
 
 TEST_P(CudaEngineTest, BadInputIsRefusedAndTheEngineStaysUsable) {

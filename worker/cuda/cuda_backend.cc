@@ -434,7 +434,17 @@ class CudaBackend final : public Backend {
     if (bytes == 0) return Buffer(t, nullptr);
     RETURN_IF_ERROR(CudaStatus("cudaMalloc", cudaMalloc(&t.data, bytes)));
     Buffer buffer(t, [](void* p) { cudaFree(p); });
-    RETURN_IF_ERROR(CudaStatus("cudaMemset", cudaMemset(t.data, 0, bytes)));
+    // Zeroed before it is returned. cudaMemset would queue the zeroing on the
+    // legacy default stream, which the worker's non-blocking streams do not
+    // wait for: what the caller queues next (a decode step's input block
+    // upload, a prefill writing K/V) could run first and be zeroed after.
+    // Seen with two workers warming up on one GPU (~1 start in 3): a decode
+    // graph's pointer table zeroed under it, an illegal address in SsdStep.
+    ASSIGN_OR_RETURN(std::unique_ptr<PooledStream> zeroing, streams_->Take());
+    absl::Status zeroed = CudaStatus("cudaMemsetAsync", cudaMemsetAsync(t.data, 0, bytes, zeroing->stream));
+    if (zeroed.ok()) zeroed = CudaStatus("cudaStreamSynchronize", cudaStreamSynchronize(zeroing->stream));
+    streams_->Give(std::move(zeroing));
+    RETURN_IF_ERROR(zeroed);
     return buffer;
   }
 
@@ -502,6 +512,10 @@ absl::StatusOr<std::unique_ptr<Engine>> MakeCudaEngine(std::unique_ptr<ModelWeig
     return uploader.Stack(parts, matrix);
   };
   ASSIGN_OR_RETURN(ModelTensors tensors, PlaceModelTensors(*weights, place, stack));
+  // cudaMemcpy from pageable memory returns once the bytes are staged, its
+  // DMA queued on the legacy stream, which the non-blocking streams the
+  // kernels run on do not wait for: the weights land before any kernel reads them.
+  RETURN_IF_ERROR(CudaStatus("cudaDeviceSynchronize", cudaDeviceSynchronize()));
   weights.reset();  // the host copy (and the checkpoint mapping) is no longer needed
   size_t free_bytes = 0, total_bytes = 0;
   RETURN_IF_ERROR(CudaStatus("cudaMemGetInfo", cudaMemGetInfo(&free_bytes, &total_bytes)));
