@@ -21,11 +21,15 @@ namespace tessera {
 // The most rounds one prefill runs in (a worker refuses more).
 inline constexpr int64_t kMaxPrefillRounds = 1024;
 
+// A piece of the prompt: global positions [begin, end), held by shard
+// `rank`, computed in pass `round` (0 unless the plan runs in rounds). The
+// workers call it ShardPiece (worker/shard_context.h).
 struct StripedPiece {
-  int64_t begin = 0;  // global positions [begin, end)
+  int64_t begin = 0;
   int64_t end = 0;
   int rank = 0;
   int round = 0;
+  int64_t len() const { return end - begin; }
 };
 
 // The R·W pieces in order of position. Shares must be >= `rounds` >= 1 (every

@@ -8,8 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "common/striped_rounds.h"
-#include "common/zigzag.h"
+#include "common/plan_pieces.h"
 #include "coordinator/prompt_logprobs.h"
 #include "coordinator/shard_streams.h"
 #include "rpc/grpc_util.h"
@@ -115,30 +114,13 @@ TokenDelta TokenOf(const TokenDelta& delta, size_t i) {
   return out;
 }
 
-// The plan's pieces in order of position, each with the shard that holds it:
-// a contiguous plan's shards; a zigzag plan's 2W pieces (common/zigzag.h: each
-// shard's early piece, then its late one); a plan in rounds' R·W
-// (common/striped_rounds.h). A shard's token_ids and prompt logits are its
-// pieces in order.
+// The plan's pieces in order of position, each with the shard that holds it
+// (common/plan_pieces.h, the workers' rule too). A shard's token_ids and
+// prompt logits are its pieces in order.
 std::vector<StripedPiece> PiecesOf(const std::vector<ShardLease>& shards) {
-  const int n = static_cast<int>(shards.size());
-  std::vector<StripedPiece> pieces;
-  if (n > 1 && shards[0].prefill_rounds > 1) {
-    std::vector<int64_t> shares;  // (W)
-    for (const ShardLease& s : shards) shares.push_back(s.token_end - s.token_begin);
-    return StripedPieces(shares, shards[0].prefill_rounds);
-  }
-  if (!IsZigzag(shards)) {
-    for (int r = 0; r < n; ++r) pieces.push_back({shards[r].token_begin, shards[r].token_end, r, 0});
-    return pieces;
-  }
-  for (int k = 0; k < 2 * n; ++k) {
-    const int rank = ZigzagRank(k, n);
-    const ShardLease& s = shards[rank];
-    pieces.push_back(k < n ? StripedPiece{s.token_begin, s.token_end, rank, 0}
-                           : StripedPiece{s.late_begin, s.late_end, rank, 0});
-  }
-  return pieces;
+  std::vector<PlanSpan> spans;  // (W)
+  for (const ShardLease& s : shards) spans.push_back({s.token_begin, s.token_end, s.late_begin, s.late_end});
+  return PiecesInOrder(spans, shards.empty() ? 1 : shards[0].prefill_rounds);
 }
 
 std::vector<ShardStreams::Call> MakeCalls(const std::vector<ShardLease>& shards, const GenerateRequest& request,

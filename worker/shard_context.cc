@@ -33,9 +33,7 @@ std::vector<int64_t> RoundTokens(absl::Span<const ShardPiece> pieces, int rank) 
 }
 
 std::vector<ShardPiece> RoundPieces(absl::Span<const int64_t> shares, int rounds) {
-  std::vector<ShardPiece> pieces;  // (R·W)
-  for (const StripedPiece& p : StripedPieces(shares, rounds)) pieces.push_back({p.begin, p.end, p.rank, p.round});
-  return pieces;
+  return StripedPieces(shares, rounds);
 }
 
 }  // namespace tessera

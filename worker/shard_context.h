@@ -31,19 +31,15 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "common/striped_rounds.h"
 #include "common/zigzag.h"
 #include "transport/peer_transport.h"
 
 namespace tessera {
 
-// Global positions [begin, end) of the prompt, held by `rank`.
-struct ShardPiece {
-  int64_t begin = 0;
-  int64_t end = 0;
-  int rank = 0;
-  int round = 0;  // the pass that computes it (0 unless the plan runs in rounds)
-  int64_t len() const { return end - begin; }
-};
+// Global positions [begin, end) of the prompt, held by `rank`, computed in
+// pass `round` (0 unless the plan runs in rounds): the coordinator's piece too.
+using ShardPiece = StripedPiece;
 
 // (W) pieces from the W + 1 bounds of a contiguous plan: rank r holds [bounds[r], bounds[r+1]).
 std::vector<ShardPiece> ContiguousPieces(absl::Span<const int64_t> bounds);

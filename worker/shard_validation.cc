@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/plan_pieces.h"
 #include "common/striped_rounds.h"
 #include "worker/network_limits.h"
 
@@ -262,23 +263,9 @@ absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& conf
 }
 
 std::vector<ShardPiece> PlanPieces(const ShardRequest& r, bool dealt) {
-  const int ranks = static_cast<int>(r.shards.size());
-  std::vector<ShardPiece> pieces;  // (W), (2W) or (R·W)
-  if (dealt && ranks > 1 && r.prefill_rounds > 1 && !r.shards[0].has_late()) {
-    std::vector<int64_t> shares;  // (W)
-    for (const ShardSpan& s : r.shards) shares.push_back(s.end - s.begin);
-    return RoundPieces(shares, r.prefill_rounds);
-  }
-  if (ranks == 0 || !r.shards[0].has_late()) {
-    for (int i = 0; i < ranks; ++i) pieces.push_back({r.shards[i].begin, r.shards[i].end, i});
-    return pieces;
-  }
-  for (int k = 0; k < 2 * ranks; ++k) {
-    const int rank = ZigzagRank(k, ranks);
-    const ShardSpan& s = r.shards[rank];
-    pieces.push_back(k < ranks ? ShardPiece{s.begin, s.end, rank} : ShardPiece{s.late_begin, s.late_end, rank});
-  }
-  return pieces;
+  std::vector<PlanSpan> spans;  // (W)
+  for (const ShardSpan& s : r.shards) spans.push_back({s.begin, s.end, s.late_begin, s.late_end});
+  return PiecesInOrder(spans, dealt ? r.prefill_rounds : 1);
 }
 
 int64_t ShardTokens(const ShardRequest& r) {

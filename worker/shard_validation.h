@@ -41,13 +41,11 @@ struct ShardLimits {
 // an NCCL unique id of 128 bytes.
 absl::Status ValidateShardRequest(const ShardRequest& r, const ModelConfig& config, const ShardLimits& limits);
 
-// The prompt's pieces as the shards of `r` hold them, in order of position
-// (shard_context.h): each shard's [begin, end) in a contiguous plan; in a
-// zigzag plan (late spans set) of W shards, piece k < W is shard W-1-k's
-// [begin, end) and piece W + r shard r's [late_begin, late_end); in a plan in
-// rounds (prefill_rounds > 1), the shares [begin, end) dealt striped
-// (RoundPieces) unless `dealt` is false (then the spans as a contiguous
-// plan's). Checked by ValidateShardRequest, not here.
+// The prompt's pieces as the shards of `r` hold them, in order of position:
+// PiecesInOrder (common/plan_pieces.h, the coordinator's rule too) of its
+// spans and prefill_rounds, or, when `dealt` is false, of its spans alone
+// (a plan in rounds: its shares as a contiguous plan's). Checked by
+// ValidateShardRequest, not here.
 std::vector<ShardPiece> PlanPieces(const ShardRequest& r, bool dealt = true);
 
 // The tokens a validated shard holds: its prompt, plus max_new_tokens on the last shard.

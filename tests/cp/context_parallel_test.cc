@@ -158,7 +158,9 @@ TEST(PrefillInRoundsTest, ProgressSpansTheRoundsAndCancellationStopsBetweenThem)
       ASSERT_FALSE(progress[r].empty());
       for (size_t i = 0; i < progress[r].size(); ++i) {
         EXPECT_EQ(progress[r][i].second, kRounds * layers);
-        if (i > 0) EXPECT_GE(progress[r][i].first, progress[r][i - 1].first) << "rank " << r;
+        if (i > 0) {
+          EXPECT_GE(progress[r][i].first, progress[r][i - 1].first) << "rank " << r;
+        }
       }
       if (!cancel) {
         EXPECT_TRUE(run->logits[r].ok()) << run->logits[r].status();
